@@ -1,0 +1,43 @@
+# facelab — two entry points, each creating its own virtual environment when missing.
+#   make demo   set up, then run `facelab demo` on the built-in synthetic model
+#   make test   set up (with test tools), then run the whole test suite, notebooks included
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+OUT    ?= facelab-demo
+
+.PHONY: demo test setup setup-dev lint lab clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+
+# torch is installed first, pinned, so nothing later can pull a CUDA build.
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install "torch==2.13.0"
+	$(BIN)/python -m pip install -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+setup-dev: $(VENV)/.installed-dev
+
+demo: setup
+	$(BIN)/facelab demo --out $(OUT)
+	@echo ""
+	@echo "Open the notebooks with:  $(BIN)/jupyter lab notebooks/"
+
+test: setup-dev
+	$(BIN)/python -m pytest -n 2 --nbval-lax tests notebooks
+
+lint: setup-dev
+	$(BIN)/ruff check facelab tests benchmarks
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -1,0 +1,289 @@
+"""The morphable face model container shared by every loader and method.
+
+A 3D morphable model (Blanz & Vetter 1999; MoFA Eqs. (2)-(3)) is an affine
+model of geometry and reflectance::
+
+    V(alpha, delta) = mean_shape + id_basis @ alpha + exp_basis @ delta      (MoFA Eq. 2)
+    R(beta)         = mean_albedo + albedo_basis @ beta                       (MoFA Eq. 3)
+
+The bases are stored pre-scaled by their standard deviations, so the
+coefficients alpha, delta, beta are ~N(0, 1) (as in MoFA). Every loader
+(built-in synthetic, BFM 2009/2017, FLAME, 3DDFA) returns this one class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from facelab._checks import as_tensor, check_finite, check_floating, check_indices, check_shape, like_input
+
+__all__ = ["MorphableModel"]
+
+
+@dataclass(eq=False)
+class MorphableModel:
+    """A morphable face model: mean, scaled bases, topology and annotations.
+
+    Attributes (V vertices, F faces; all torch tensors):
+        name: short identifier, e.g. ``"synthetic-teaching"`` or ``"bfm2009"``.
+        mean_shape: (V, 3) float, model space in millimetres, y up, face toward +z.
+        id_basis: (V, 3, Kid) float, identity modes scaled by their std (mm).
+        exp_basis: (V, 3, Kexp) float, expression modes scaled by their std (mm);
+            Kexp may be 0 for models without expressions (BFM 2009).
+        mean_albedo: (V, 3) float, linear RGB reflectance in [0, 1].
+        albedo_basis: (V, 3, Kalb) float, reflectance modes scaled by their std.
+        faces: (F, 3) int64 vertex indices, counter-clockwise seen from the front (+z).
+        landmarks: (68,) int64 vertex indices of the iBUG-68 points, or None when
+            the source file carries none.
+        face_mask: (V,) bool, True on the face region (used by photometric losses).
+        jaw_joint: (3,) float, the jaw's rotation centre in model space, or None.
+        jaw_weights: (V,) float in [0, 1], linear-blend-skinning weight of the jaw
+            joint per vertex (FLAME-style pose), or None.
+        expressions: named semantic expressions as (Kexp,) coefficient vectors
+            (e.g. ``"jaw_open"``, ``"smile"``), possibly empty.
+        id_std / exp_std / albedo_std: (K,) float, the standard deviation folded
+            into each mode (mm for geometry); informative, and ordered decreasing
+            for the built-in model.
+        source: where the model came from (a path, or ``"built-in"``).
+    """
+
+    name: str
+    mean_shape: torch.Tensor
+    id_basis: torch.Tensor
+    exp_basis: torch.Tensor
+    mean_albedo: torch.Tensor
+    albedo_basis: torch.Tensor
+    faces: torch.Tensor
+    landmarks: torch.Tensor | None = None
+    face_mask: torch.Tensor | None = None
+    jaw_joint: torch.Tensor | None = None
+    jaw_weights: torch.Tensor | None = None
+    expressions: dict[str, torch.Tensor] = field(default_factory=dict)
+    id_std: torch.Tensor | None = None
+    exp_std: torch.Tensor | None = None
+    albedo_std: torch.Tensor | None = None
+    source: str = "built-in"
+
+    def __post_init__(self):
+        tensors = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                value = torch.from_numpy(np.ascontiguousarray(value))
+                setattr(self, f.name, value)
+            tensors[f.name] = value
+        d: dict = {}
+        check_shape(self.mean_shape, "V 3", name="mean_shape", dims=d)
+        check_floating(self.mean_shape, name="mean_shape")
+        dtype = self.mean_shape.dtype
+        check_shape(self.id_basis, "V 3 Kid", name="id_basis", dims=d)
+        check_shape(self.exp_basis, "V 3 Kexp", name="exp_basis", dims=d)
+        check_shape(self.mean_albedo, "V 3", name="mean_albedo", dims=d)
+        check_shape(self.albedo_basis, "V 3 Kalb", name="albedo_basis", dims=d)
+        for n in ("mean_shape", "id_basis", "exp_basis", "mean_albedo", "albedo_basis"):
+            t = getattr(self, n)
+            check_floating(t, name=n)
+            check_finite(t, name=n)
+            setattr(self, n, t.to(dtype))
+        check_shape(self.faces, "F 3", name="faces")
+        check_indices(self.faces, d["V"], name="faces")
+        self.faces = self.faces.long()
+        if self.landmarks is not None:
+            check_shape(self.landmarks, "L", name="landmarks")
+            check_indices(self.landmarks, d["V"], name="landmarks")
+            self.landmarks = self.landmarks.long()
+        if self.face_mask is None:
+            self.face_mask = torch.ones(d["V"], dtype=torch.bool)
+        check_shape(self.face_mask, "V", name="face_mask", dims=d)
+        self.face_mask = self.face_mask.bool()
+        if (self.jaw_joint is None) != (self.jaw_weights is None):
+            raise ValueError("jaw_joint and jaw_weights: give both or neither")
+        if self.jaw_joint is not None:
+            check_shape(self.jaw_joint, "3", name="jaw_joint")
+            check_shape(self.jaw_weights, "V", name="jaw_weights", dims=d)
+            self.jaw_joint = self.jaw_joint.to(dtype)
+            self.jaw_weights = self.jaw_weights.to(dtype)
+        for key, coeffs in list(self.expressions.items()):
+            coeffs = torch.as_tensor(coeffs)
+            check_shape(coeffs, "Kexp", name=f"expressions[{key!r}]", dims=d)
+            self.expressions[key] = coeffs.to(dtype)
+        for n, k in (("id_std", "Kid"), ("exp_std", "Kexp"), ("albedo_std", "Kalb")):
+            t = getattr(self, n)
+            if t is not None:
+                check_shape(t, k, name=n, dims=d)
+                setattr(self, n, t.to(dtype))
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def num_vertices(self) -> int:
+        """V, the number of vertices."""
+        return self.mean_shape.shape[0]
+
+    @property
+    def num_faces(self) -> int:
+        """F, the number of triangles."""
+        return self.faces.shape[0]
+
+    @property
+    def n_id(self) -> int:
+        """Kid, the number of identity modes."""
+        return self.id_basis.shape[2]
+
+    @property
+    def n_exp(self) -> int:
+        """Kexp, the number of expression modes."""
+        return self.exp_basis.shape[2]
+
+    @property
+    def n_albedo(self) -> int:
+        """Kalb, the number of reflectance modes."""
+        return self.albedo_basis.shape[2]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.mean_shape.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean_shape.device
+
+    @property
+    def expression_names(self) -> list[str]:
+        """Names of the semantic expressions, in insertion order."""
+        return list(self.expressions)
+
+    def __repr__(self) -> str:
+        return (
+            f"MorphableModel({self.name!r}, V={self.num_vertices}, F={self.num_faces}, "
+            f"Kid={self.n_id}, Kexp={self.n_exp}, Kalb={self.n_albedo}, "
+            f"landmarks={'68' if self.landmarks is not None else 'none'}, "
+            f"jaw={'yes' if self.jaw_joint is not None else 'no'}, dtype={self.dtype})"
+        )
+
+    # -------------------------------------------------------------- evaluation
+    def _coeffs(self, coeffs, k_max: int, name: str, batch: int | None):
+        """Validate (B, k) coefficients with k <= k_max; return (tensor, was_numpy)."""
+        c, was_numpy = as_tensor(coeffs, name=name)
+        check_shape(c, "B K", name=name)
+        check_floating(c, name=name)
+        check_finite(c, name=name)
+        if c.shape[1] > k_max:
+            raise ValueError(f"{name}: expected (B, K) with K <= {k_max}, got {tuple(c.shape)}")
+        if batch is not None and c.shape[0] != batch:
+            raise ValueError(f"{name}: expected (B, K) with B={batch}, got {tuple(c.shape)}")
+        return c, was_numpy
+
+    @staticmethod
+    def _combine(mean: torch.Tensor, basis: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        k = c.shape[1]
+        basis = basis[..., :k].to(device=c.device, dtype=c.dtype)  # (V, 3, k)
+        return torch.einsum("vdk,bk->bvd", basis, c)
+
+    def shape(self, id_coeffs, exp_coeffs=None):
+        """Geometry of the model, MoFA Eq. (2) / BFM: mean + identity + expression.
+
+        id_coeffs: (B, k_id) float with k_id <= Kid; only the leading modes are
+            used when k_id < Kid (3DDFA_V2 uses 40).
+        exp_coeffs: (B, k_exp) float with k_exp <= Kexp, or None for neutral.
+        Returns (B, V, 3) vertices in model space (mm), same dtype and device as
+        ``id_coeffs`` (NumPy in, NumPy out).
+        """
+        a, was_numpy = self._coeffs(id_coeffs, self.n_id, "id_coeffs", None)
+        mean = self.mean_shape.to(device=a.device, dtype=a.dtype)
+        verts = mean.unsqueeze(0) + self._combine(mean, self.id_basis, a)
+        if exp_coeffs is not None:
+            e, _ = self._coeffs(exp_coeffs, self.n_exp, "exp_coeffs", a.shape[0])
+            verts = verts + self._combine(mean, self.exp_basis, e.to(a))
+        return like_input(verts, was_numpy)
+
+    def albedo(self, albedo_coeffs):
+        """Per-vertex reflectance, MoFA Eq. (3): mean_albedo + albedo_basis @ beta.
+
+        albedo_coeffs: (B, k_alb) float with k_alb <= Kalb.
+        Returns (B, V, 3) linear RGB (not clamped; plausible coefficients stay in [0, 1]).
+        """
+        b, was_numpy = self._coeffs(albedo_coeffs, self.n_albedo, "albedo_coeffs", None)
+        mean = self.mean_albedo.to(device=b.device, dtype=b.dtype)
+        return like_input(mean.unsqueeze(0) + self._combine(mean, self.albedo_basis, b), was_numpy)
+
+    def expression(self, name: str, amount: float = 1.0) -> torch.Tensor:
+        """The (Kexp,) coefficients of a named semantic expression, scaled by ``amount``."""
+        if name not in self.expressions:
+            raise ValueError(
+                f"name: expected one of {self.expression_names} for model {self.name!r}, got {name!r}"
+            )
+        return self.expressions[name] * float(amount)
+
+    def pose_jaw(self, verts, jaw_pose):
+        """Rotate the jaw region about the jaw joint (linear blend skinning, FLAME Eq. 2).
+
+        verts: (B, V, 3) float, model space (mm), e.g. from :meth:`shape`.
+        jaw_pose: (B, 3) float, axis-angle rotation of the jaw (radians); a
+            positive rotation about +x opens the mouth.
+        Returns (B, V, 3): ``v + w_v * (R (v - j) + j - v)`` with the jaw weights w.
+        """
+        if self.jaw_joint is None:
+            raise ValueError(f"jaw_pose: model {self.name!r} has no jaw joint")
+        from facelab.rotations import axis_angle_to_matrix
+
+        v, was_numpy = as_tensor(verts, name="verts")
+        d = check_shape(v, "B V 3", name="verts", dims={"V": self.num_vertices})
+        check_floating(v, name="verts")
+        p, _ = as_tensor(jaw_pose, name="jaw_pose")
+        check_shape(p, "B 3", name="jaw_pose", dims={"B": d["B"]})
+        check_floating(p, name="jaw_pose")
+        check_finite(p, name="jaw_pose")
+        p = p.to(v)
+        rot = axis_angle_to_matrix(p)  # (B, 3, 3)
+        joint = self.jaw_joint.to(v)  # (3,)
+        w = self.jaw_weights.to(v)[None, :, None]  # (1, V, 1)
+        rotated = torch.einsum("bij,bvj->bvi", rot, v - joint) + joint  # (B, V, 3)
+        return like_input(v + w * (rotated - v), was_numpy)
+
+    def landmarks_3d(self, verts):
+        """Gather the 68 landmark vertices: (B, V, 3) -> (B, 68, 3)."""
+        if self.landmarks is None:
+            raise ValueError(f"verts: model {self.name!r} has no landmark annotation")
+        v, was_numpy = as_tensor(verts, name="verts")
+        check_shape(v, "B V 3", name="verts", dims={"V": self.num_vertices})
+        return like_input(v[:, self.landmarks.to(v.device)], was_numpy)
+
+    # ------------------------------------------------------------- conversion
+    def to(self, device=None, dtype: torch.dtype | None = None) -> MorphableModel:
+        """A copy on ``device`` with floating tensors in ``dtype`` (indices stay int64)."""
+        changes = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, torch.Tensor):
+                if value.is_floating_point():
+                    changes[f.name] = value.to(device=device, dtype=dtype)
+                else:
+                    changes[f.name] = value.to(device=device)
+            elif f.name == "expressions":
+                changes[f.name] = {k: c.to(device=device, dtype=dtype) for k, c in value.items()}
+        return dataclasses.replace(self, **changes)
+
+    def truncated(self, n_id: int | None = None, n_exp: int | None = None,
+                  n_albedo: int | None = None) -> MorphableModel:
+        """A copy keeping only the leading modes of each basis (e.g. 3DDFA's 40/10)."""
+        def cut(basis, std, n, label):
+            if n is None:
+                return basis, std
+            if not 0 <= n <= basis.shape[2]:
+                raise ValueError(f"{label}: expected 0 <= {label} <= {basis.shape[2]}, got {n}")
+            return basis[..., :n].contiguous(), (None if std is None else std[:n].contiguous())
+
+        id_basis, id_std = cut(self.id_basis, self.id_std, n_id, "n_id")
+        exp_basis, exp_std = cut(self.exp_basis, self.exp_std, n_exp, "n_exp")
+        alb_basis, alb_std = cut(self.albedo_basis, self.albedo_std, n_albedo, "n_albedo")
+        k = exp_basis.shape[2]
+        # Named expressions keep their (projected) leading coefficients.
+        expressions = {name: c[:k].clone() for name, c in self.expressions.items()}
+        return dataclasses.replace(
+            self, id_basis=id_basis, id_std=id_std, exp_basis=exp_basis, exp_std=exp_std,
+            albedo_basis=alb_basis, albedo_std=alb_std, expressions=expressions,
+        )
