@@ -31,7 +31,7 @@ demo: setup
 	@echo "Open the notebooks with:  $(BIN)/jupyter lab notebooks/"
 
 test: setup-dev
-	$(BIN)/python -m pytest -n 2 --nbval-lax tests notebooks
+	$(BIN)/python -m pytest -n 2 --dist loadscope --nbval-lax --nbval-current-env tests notebooks
 
 lint: setup-dev
 	$(BIN)/ruff check facelab tests benchmarks

@@ -21,13 +21,13 @@ import numpy as np
 import torch
 
 __all__ = [
-    "check_shape",
-    "check_floating",
+    "as_tensor",
     "check_finite",
+    "check_floating",
     "check_indices",
     "check_int",
     "check_positive",
-    "as_tensor",
+    "check_shape",
     "like_input",
 ]
 
@@ -69,7 +69,7 @@ def check_shape(x, spec: str, *, name: str, dims: dict | None = None) -> dict:
     elif len(shape) != len(tokens):
         raise ValueError(f"{name}: expected {expected}, got {_fmt(x.shape)}")
     new = {}
-    for tok, size in zip(tokens, shape):
+    for tok, size in zip(tokens, shape, strict=True):
         if tok == "*":
             continue
         if tok.lstrip("-").isdigit():
@@ -117,7 +117,9 @@ def check_indices(idx, upper: int, *, name: str) -> None:
         is_int = np.issubdtype(idx.dtype, np.integer)
         lo, hi = (int(idx.min()), int(idx.max())) if idx.size else (0, -1)
     else:
-        raise TypeError(f"{name}: expected a torch.Tensor or numpy.ndarray, got {type(idx).__name__}")
+        raise TypeError(
+            f"{name}: expected a torch.Tensor or numpy.ndarray, got {type(idx).__name__}"
+        )
     if not is_int:
         raise TypeError(f"{name}: expected an integer dtype, got {idx.dtype}")
     if lo < 0 or hi >= upper:

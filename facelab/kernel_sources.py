@@ -24,14 +24,14 @@ import tempfile
 from pathlib import Path
 
 __all__ = [
-    "kernel_dir",
-    "kernel_path",
-    "kernel_names",
-    "read_source",
     "compile_for_host",
+    "cuda_available",
+    "kernel_dir",
+    "kernel_names",
+    "kernel_path",
     "nvcc_compile",
     "raw_module",
-    "cuda_available",
+    "read_source",
 ]
 
 HEADER = "facelab_cuda.h"
@@ -48,7 +48,8 @@ def kernel_dir() -> Path:
             return candidate
     raise FileNotFoundError(
         f"facelab's CUDA sources ({HEADER} and *.cu) were not found next to the package "
-        f"({here.parent / 'kernels'}); set FACELAB_KERNELS to the kernels/ folder of a facelab checkout"
+        f"({here.parent / 'kernels'}); set FACELAB_KERNELS to the kernels/ folder of a "
+        "facelab checkout"
     )
 
 
@@ -84,7 +85,7 @@ def _build_dir() -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compile_for_host(name: str, *, compiler: str | None = None) -> ctypes.CDLL:
     """Compile ``kernels/<name>.cu`` for the CPU with CUDA emulation and load it.
 

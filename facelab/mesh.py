@@ -43,9 +43,11 @@ __all__ = [
 ]
 
 # Added to the squared length inside the square root of every normalisation, so a zero vector
-# maps to zero with a finite gradient (1 / sqrt(eps)) instead of 0/0 = NaN. Units: mm^4 for an
-# unnormalised face normal (twice the area, squared); negligible for any real triangle.
-_NORMAL_EPS = 1e-12
+# maps to zero with a finite gradient (1 / sqrt(eps) = 1e10 times the upstream gradient) instead
+# of 0/0 = NaN. It is in squared-length units of the normalised vector (twice the face area,
+# squared): 1e-20 is far below any real triangle in mm (or even in metres: a 1 mm triangle in
+# metres gives |x|^2 ~ 1e-12), and representable in float32.
+_NORMAL_EPS = 1e-20
 
 # Cotangents are clamped to [0, _COT_MAX]: obtuse angles contribute nothing (keeps every edge
 # weight >= 0) and near-zero angles cannot blow up the matrix (_COT_MAX = cot(0.057 degrees)).
@@ -89,7 +91,7 @@ def face_normals(verts, faces):
     faces: (F, 3) int64, counter-clockwise seen from the front (+z).
     Returns (B, F, 3): ``n_f = e1 x e2 / |e1 x e2|`` with ``e1 = v1 - v0``, ``e2 = v2 - v0``,
     pointing toward +z for a front-facing triangle. Degenerate (zero-area) faces give the zero
-    vector, never NaN; the normalisation is ``x / sqrt(|x|^2 + 1e-12)``, differentiable everywhere.
+    vector, never NaN; the normalisation is ``x / sqrt(|x|^2 + 1e-20)``, differentiable everywhere.
     """
     v, was_numpy, d = _verts_tensor(verts)
     f, _ = _faces_tensor(faces, d["V"])
@@ -291,8 +293,8 @@ def laplacian_smoothing_loss(verts, L):
     verts: (B, V, 3) float, model space (mm).
     L: (V, V) torch sparse (or dense) Laplacian from :func:`laplacian`; cast to verts' dtype
         and device.
-    Returns (B,) in mm^2 (times weight^2 for the cotangent Laplacian); zero for any affine
-    function of position on a uniform, boundary-free neighbourhood; differentiable in verts.
+    Returns (B,) in mm^2 (times weight^2 for the cotangent Laplacian); invariant to translating
+    the mesh (rows of L sum to 0); differentiable in verts (and in a cotangent L's vertices).
     """
     v, was_numpy, d = _verts_tensor(verts)
     if not isinstance(L, torch.Tensor):
@@ -338,14 +340,20 @@ def knn_graph(points, k: int):
         if x.device.type == "cpu":
             out.append(_knn_kdtree(x.detach().double().numpy(), k))
         else:
-            dist = torch.cdist(x.detach(), x.detach())  # (V, V)
-            dist.fill_diagonal_(float("inf"))
-            out.append(dist.topk(k, dim=1, largest=False).indices)
+            out.append(_knn_brute(x.detach(), k))
     idx = torch.stack([torch.as_tensor(o, device=p.device) for o in out]).long()  # (B, V, k)
     return like_input(idx if batched else idx[0], was_numpy)
 
 
+def _knn_brute(x: torch.Tensor, k: int) -> torch.Tensor:
+    """All-pairs distances on the tensor's device (V^2 memory): (V, D) -> (V, k) int64."""
+    dist = torch.cdist(x, x)  # (V, V)
+    dist.fill_diagonal_(float("inf"))
+    return dist.topk(k, dim=1, largest=False).indices
+
+
 def _knn_kdtree(x: np.ndarray, k: int) -> np.ndarray:
+    """scipy cKDTree query on the CPU: (V, D) float64 -> (V, k) int64."""
     from scipy.spatial import cKDTree
 
     n = x.shape[0]

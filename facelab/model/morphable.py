@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from facelab._checks import as_tensor, check_finite, check_floating, check_indices, check_shape, like_input
+from facelab._checks import (
+    as_tensor,
+    check_finite,
+    check_floating,
+    check_indices,
+    check_shape,
+    like_input,
+)
 
 __all__ = ["MorphableModel"]
 
@@ -214,7 +221,8 @@ class MorphableModel:
         """The (Kexp,) coefficients of a named semantic expression, scaled by ``amount``."""
         if name not in self.expressions:
             raise ValueError(
-                f"name: expected one of {self.expression_names} for model {self.name!r}, got {name!r}"
+                f"name: expected one of {self.expression_names} for model {self.name!r}, "
+                f"got {name!r}"
             )
         return self.expressions[name] * float(amount)
 
