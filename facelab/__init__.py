@@ -1,5 +1,71 @@
-"""facelab: monocular 3D face reconstruction for teaching, CPU first, with compiled kernels."""
+"""facelab: monocular 3D face reconstruction for teaching, CPU first, with compiled kernels.
+
+    import facelab as fl
+    model = fl.load_model("synthetic")             # built-in, deterministic, offline
+    verts = model.shape(id_coeffs, exp_coeffs)     # (B, V, 3), MoFA Eq. 2
+    frags = fl.rasterize(screen_verts, model.faces, 224, 224)
+
+``facelab.widgets`` (ipywidgets / pythreejs) is imported lazily, on first use.
+"""
+
+from importlib import import_module
+
+from facelab import cameras, export, image_formation, lighting, mesh, rotations
+from facelab.export import load_obj, save_obj, save_ply
+from facelab.image_formation import FaceRender, default_camera, head_rotation, render_face
+from facelab.lighting import ambient_sh, random_sh, sh_basis, sh_from_direction, sh_irradiance_basis
+from facelab.lighting import sh_shade
+from facelab.mesh import face_normals, vertex_normals
+from facelab.model import MorphableModel
+from facelab.model.bfm import load_bfm2009, load_bfm2017
+from facelab.model.flame import load_flame
+from facelab.model.registry import load_model
+from facelab.model.tddfa import load_3ddfa
+from facelab.raster import Fragments, interpolate, rasterize, vertex_visibility
+from facelab.render import render
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "FaceRender",
+    "Fragments",
+    "MorphableModel",
+    "__version__",
+    "ambient_sh",
+    "cameras",
+    "default_camera",
+    "export",
+    "face_normals",
+    "head_rotation",
+    "image_formation",
+    "interpolate",
+    "lighting",
+    "load_3ddfa",
+    "load_bfm2009",
+    "load_bfm2017",
+    "load_flame",
+    "load_model",
+    "load_obj",
+    "mesh",
+    "random_sh",
+    "rasterize",
+    "render",
+    "render_face",
+    "rotations",
+    "save_obj",
+    "save_ply",
+    "sh_basis",
+    "sh_from_direction",
+    "sh_irradiance_basis",
+    "sh_shade",
+    "vertex_normals",
+    "vertex_visibility",
+]
+
+_LAZY = {"widgets"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return import_module(f"facelab.{name}")
+    raise AttributeError(f"module 'facelab' has no attribute {name!r}")

@@ -1,0 +1,109 @@
+"""The built-in, license-free synthetic morphable face model.
+
+BFM and FLAME cannot be shipped, so facelab makes its own 3D morphable model
+(Blanz & Vetter 1999) by code, deterministically, the way a real one is made:
+
+* a **mean face** (``anatomy.py``, ``surface.py``): a smooth analytic surface
+  with forehead, brows, eyes (sockets, eyeballs, lids that close), nose, lips with
+  a real mouth slit and a mouth interior, cheeks, chin and jaw line, cropped like
+  BFM's "noneck" face mask, triangulated on a regular lattice;
+* **bases** (``bases.py``) learned by PCA from a *sampled population* of identity
+  variations, expressions and reflectances (``blendshapes.py``, ``albedo.py``),
+  scaled by their standard deviations so coefficients are ~N(0, 1):
+  ``V = mean_shape + id_basis @ alpha + exp_basis @ delta`` (MoFA Eq. 2) and
+  ``R = mean_albedo + albedo_basis @ beta`` (MoFA Eq. 3);
+* **annotations**: iBUG-68 landmarks, a face mask, named expressions, and a jaw
+  joint with skinning weights (FLAME-style jaw pose).
+
+Use it through :func:`facelab.model.registry.load_model` (``fl.load_model``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from facelab._checks import check_int
+from facelab.model.morphable import MorphableModel
+from facelab.model.synthetic import cache as _cache
+from facelab.model.synthetic.assemble import generate_arrays
+
+__all__ = ["GENERATOR_VERSION", "RESOLUTIONS", "synthetic_model", "synthetic_arrays"]
+
+GENERATOR_VERSION = "1"
+RESOLUTIONS = {"teaching": 3000, "medium": 12000, "bfm": 38000, "high": 50000}
+MIN_VERTICES, MAX_VERTICES = 1000, 250000
+
+_KEYS = (
+    "mean_shape", "id_basis", "id_std", "exp_basis", "exp_std", "mean_albedo", "albedo_basis",
+    "albedo_std", "faces", "landmarks", "face_mask", "jaw_joint", "jaw_weights", "mirror", "kind",
+    "expression_names", "expression_coeffs", "mouth_interior",
+)
+_MEMORY: dict[int, dict] = {}
+
+
+def _vertex_budget(resolution) -> int:
+    if isinstance(resolution, str):
+        if resolution not in RESOLUTIONS:
+            raise ValueError(
+                f"resolution: expected one of {sorted(RESOLUTIONS)} or an int vertex count "
+                f"in [{MIN_VERTICES}, {MAX_VERTICES}], got {resolution!r}"
+            )
+        return RESOLUTIONS[resolution]
+    n = check_int(resolution, name="resolution")
+    if not MIN_VERTICES <= n <= MAX_VERTICES:
+        raise ValueError(
+            f"resolution: expected one of {sorted(RESOLUTIONS)} or an int vertex count "
+            f"in [{MIN_VERTICES}, {MAX_VERTICES}], got {n}"
+        )
+    return n
+
+
+def synthetic_arrays(resolution="teaching", *, cache: bool = True) -> dict[str, np.ndarray]:
+    """The raw arrays of the synthetic model (float32 / int64 / bool NumPy).
+
+    Besides the :class:`MorphableModel` fields it holds ``mirror`` (V,) int64, the
+    index of each vertex's left/right mirror image, ``kind`` (V,) int8 (0 skin,
+    1/2 upper/lower edge of the mouth slit, 3 mouth interior) and
+    ``mouth_interior`` (V,) bool. With ``cache=True`` the arrays are kept in memory
+    and on disk (see :mod:`facelab.model.synthetic.cache`).
+    """
+    n = _vertex_budget(resolution)
+    if not cache:
+        return generate_arrays(n)
+    if n not in _MEMORY:
+        arrays = _cache.load_cached(GENERATOR_VERSION, n, _KEYS)
+        if arrays is None:
+            arrays = generate_arrays(n)
+            _cache.save_cached(GENERATOR_VERSION, n, arrays)
+        _MEMORY[n] = arrays
+    return _MEMORY[n]
+
+
+def synthetic_model(resolution="teaching", *, cache: bool = True,
+                    dtype: torch.dtype = torch.float32) -> MorphableModel:
+    """Build the synthetic :class:`MorphableModel` (see the module docstring).
+
+    resolution: ``"teaching"`` (~3k vertices), ``"medium"`` (~12k), ``"bfm"`` (~38k
+        vertices / ~76k triangles, like 3DDFA_V2's BFM crop) or ``"high"`` (~50k),
+        or an int, the approximate vertex count.
+    cache: reuse (and store) generated arrays in memory and on disk.
+    dtype: torch.float32 or torch.float64 for the floating tensors (the values are
+        the float32 numbers of the generator in either case).
+    """
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
+    a = synthetic_arrays(resolution, cache=cache)
+    t = lambda k: torch.from_numpy(np.array(a[k])).to(dtype)  # noqa: E731
+    i = lambda k: torch.from_numpy(np.array(a[k]))  # noqa: E731
+    names = [str(x) for x in a["expression_names"]]
+    label = resolution if isinstance(resolution, str) else str(int(resolution))
+    return MorphableModel(
+        name=f"synthetic-{label}",
+        mean_shape=t("mean_shape"), id_basis=t("id_basis"), exp_basis=t("exp_basis"),
+        mean_albedo=t("mean_albedo"), albedo_basis=t("albedo_basis"), faces=i("faces"),
+        landmarks=i("landmarks"), face_mask=i("face_mask"), jaw_joint=t("jaw_joint"),
+        jaw_weights=t("jaw_weights"),
+        expressions={k: t("expression_coeffs")[j] for j, k in enumerate(names)},
+        id_std=t("id_std"), exp_std=t("exp_std"), albedo_std=t("albedo_std"), source="built-in",
+    )

@@ -1,0 +1,388 @@
+"""Numba CPU kernels for rasterize / interpolate, matching ``reference.py`` formula for formula.
+
+Each kernel is written as a plain Python function (``_name_py``, debuggable, runs under
+``NUMBA_DISABLE_JIT=1``) and compiled from it with ``njit(cache=True)``; the small helpers
+are ``register_jitable`` so they are plain functions in Python and inlined when compiled.
+
+Arithmetic stays in the dtype of ``screen_verts`` (float32 or float64): constants such as
+``one`` are passed in that dtype, because a Python literal would promote float32 to float64.
+
+Parallelism (``parallel=True``) is race-free by construction:
+* ``rasterize_zbuffer``: one task per (batch item, chunk of face ids) with its own z-buffer
+  and face-id buffer; it walks its triangles in increasing id (strict ``<`` on the float32
+  depth key); ``merge_chunks`` then takes, per pixel, the smallest (key, id) over the
+  chunks, so the winner is exactly the reference's.
+* ``resolve_fragments`` / ``pixel_barycentrics`` / ``interpolate_forward``: one task per
+  (batch item, row), each writing only its own row.
+* ``interpolate_backward``: one task per batch item (gradients of different items never
+  share memory; pixels of one item scatter into shared vertices, so they stay sequential).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+from numba.extending import register_jitable
+
+__all__ = [
+    "rasterize_numba",
+    "pixel_barycentrics_numba",
+    "interpolate_forward_numba",
+    "interpolate_backward_numba",
+]
+
+
+# --------------------------------------------------------------------------------- helpers
+@register_jitable
+def edge_function(ax, ay, bx, by, px, py):
+    """E(a, b, p), evaluated from the (y, x)-smaller endpoint (reference definition 1)."""
+    if ay > by or (ay == by and ax > bx):
+        return -((px - bx) * (ay - by) - (py - by) * (ax - bx))
+    return (px - ax) * (by - ay) - (py - ay) * (bx - ax)
+
+
+@register_jitable
+def barycentrics_and_depth(w0, w1, w2, z0, z1, z2, perspective_correct, one):
+    """Reference definition 4; ``one`` is 1 in the working dtype."""
+    total = w0 + w1 + w2
+    b0 = w0 / total
+    b1 = w1 / total
+    b2 = w2 / total
+    if not perspective_correct:
+        return b0, b1, b2, b0 * z0 + b1 * z1 + b2 * z2
+    q0 = b0 / z0
+    q1 = b1 / z1
+    q2 = b2 / z2
+    q = q0 + q1 + q2
+    return q0 / q, q1 / q, q2 / q, one / q
+
+
+@register_jitable
+def _edge_setup(ax, ay, bx, by, s, one):
+    """Per-edge constants: origin, direction, sign of the evaluation, top-left flag.
+
+    E(a, b, p) == sign * ((p.x - ox) * dy - (p.y - oy) * dx) exactly as edge_function does.
+    """
+    if ay > by or (ay == by and ax > bx):
+        ox, oy, dx, dy, sign = bx, by, ax - bx, ay - by, -one
+    else:
+        ox, oy, dx, dy, sign = ax, ay, bx - ax, by - ay, one
+    tdx = s * (bx - ax)
+    tdy = s * (by - ay)
+    top_left = tdy > 0 or (tdy == 0 and tdx < 0)
+    return ox, oy, dx, dy, sign, top_left
+
+
+@register_jitable
+def _pixel_range(lo, hi, size):
+    """Indices k with centre k + 0.5 in [lo, hi], clamped to [0, size - 1] (may be empty)."""
+    first = min(max(np.ceil(np.float64(lo) - 0.5), 0.0), float(size))  # clamp before int():
+    last = max(min(np.floor(np.float64(hi) - 0.5), size - 1.0), -1.0)  # no overflow
+    return int(first), int(last)
+
+
+# --------------------------------------------------------------------------------- rasterize
+def _rasterize_zbuffer_py(verts, faces, xs, ys, near, cull_backfaces, perspective_correct,
+                          one, n_chunks, zbuffer, face_index):
+    """Pass 1: depth test. One task per (batch item, chunk of face ids), each with its own
+    buffers: zbuffer (B * n_chunks, H, W) float32 keys, face_index (B * n_chunks, H, W)."""
+    B, F = verts.shape[0], faces.shape[0]
+    H, W = face_index.shape[1], face_index.shape[2]
+    chunk = -(-F // n_chunks)
+    for task in prange(B * n_chunks):
+        b = task // n_chunks
+        f_lo = (task - b * n_chunks) * chunk
+        f_hi = min(F, f_lo + chunk)
+        for f in range(f_lo, f_hi):  # increasing ids: strict < keeps the smaller id on ties
+            v0, v1, v2 = faces[f, 0], faces[f, 1], faces[f, 2]
+            x0, x1, x2 = verts[b, v0, 0], verts[b, v1, 0], verts[b, v2, 0]
+            j0, j1 = _pixel_range(min(x0, min(x1, x2)), max(x0, max(x1, x2)), W)
+            if j0 > j1:
+                continue  # no pixel centre in the clipped bounding box (most tiny triangles)
+            y0, y1, y2 = verts[b, v0, 1], verts[b, v1, 1], verts[b, v2, 1]
+            i0, i1 = _pixel_range(min(y0, min(y1, y2)), max(y0, max(y1, y2)), H)
+            if i0 > i1:
+                continue
+            z0, z1, z2 = verts[b, v0, 2], verts[b, v1, 2], verts[b, v2, 2]
+            if min(z0, min(z1, z2)) <= near:
+                continue
+            area = edge_function(x1, y1, x2, y2, x0, y0)
+            if area == 0 or (cull_backfaces and area < 0):
+                continue
+            s = one if area > 0 else -one
+            ox0, oy0, dx0, dy0, g0, t0 = _edge_setup(x1, y1, x2, y2, s, one)
+            ox1, oy1, dx1, dy1, g1, t1 = _edge_setup(x2, y2, x0, y0, s, one)
+            ox2, oy2, dx2, dy2, g2, t2 = _edge_setup(x0, y0, x1, y1, s, one)
+            m0, m1, m2 = s * g0, s * g1, s * g2
+            for i in range(i0, i1 + 1):
+                py = ys[i]
+                c0 = (py - oy0) * dx0  # per-row part of each edge function
+                c1 = (py - oy1) * dx1
+                c2 = (py - oy2) * dx2
+                for j in range(j0, j1 + 1):
+                    px = xs[j]
+                    r0 = (px - ox0) * dy0 - c0
+                    if not (m0 * r0 > 0 or (r0 == 0 and t0)):
+                        continue
+                    r1 = (px - ox1) * dy1 - c1
+                    if not (m1 * r1 > 0 or (r1 == 0 and t1)):
+                        continue
+                    r2 = (px - ox2) * dy2 - c2
+                    if not (m2 * r2 > 0 or (r2 == 0 and t2)):
+                        continue
+                    d = barycentrics_and_depth(g0 * r0, g1 * r1, g2 * r2, z0, z1, z2,
+                                               perspective_correct, one)[3]
+                    key = np.float32(d)
+                    if key < zbuffer[task, i, j]:
+                        zbuffer[task, i, j] = key
+                        face_index[task, i, j] = f
+
+
+def _merge_chunks_py(zbuffer, chunk_index, n_chunks, face_index):
+    """Per pixel, the smallest (depth key, face id) over the chunks' buffers -> (B, H, W)."""
+    B, H, W = face_index.shape
+    for task in prange(B * H):
+        b = task // H
+        i = task - b * H
+        for j in range(W):
+            best_key = zbuffer[b * n_chunks, i, j]
+            best = chunk_index[b * n_chunks, i, j]
+            for c in range(1, n_chunks):
+                key = zbuffer[b * n_chunks + c, i, j]
+                f = chunk_index[b * n_chunks + c, i, j]
+                if f >= 0 and (best < 0 or key < best_key or (key == best_key and f < best)):
+                    best_key = key
+                    best = f
+            face_index[b, i, j] = best
+
+
+def _resolve_fragments_py(verts, faces, xs, ys, perspective_correct, one, face_index,
+                          bary, depth):
+    """Pass 2: barycentrics and depth of each pixel's winning triangle (0 where empty)."""
+    B, H, W = face_index.shape
+    for task in prange(B * H):
+        b = task // H
+        i = task - b * H
+        py = ys[i]
+        for j in range(W):
+            f = face_index[b, i, j]
+            if f < 0:
+                bary[b, i, j, 0] = 0
+                bary[b, i, j, 1] = 0
+                bary[b, i, j, 2] = 0
+                depth[b, i, j] = 0
+                continue
+            px = xs[j]
+            v0, v1, v2 = faces[f, 0], faces[f, 1], faces[f, 2]
+            x0, y0, z0 = verts[b, v0, 0], verts[b, v0, 1], verts[b, v0, 2]
+            x1, y1, z1 = verts[b, v1, 0], verts[b, v1, 1], verts[b, v1, 2]
+            x2, y2, z2 = verts[b, v2, 0], verts[b, v2, 1], verts[b, v2, 2]
+            w0 = edge_function(x1, y1, x2, y2, px, py)
+            w1 = edge_function(x2, y2, x0, y0, px, py)
+            w2 = edge_function(x0, y0, x1, y1, px, py)
+            b0, b1, b2, d = barycentrics_and_depth(w0, w1, w2, z0, z1, z2,
+                                                   perspective_correct, one)
+            bary[b, i, j, 0] = b0
+            bary[b, i, j, 1] = b1
+            bary[b, i, j, 2] = b2
+            depth[b, i, j] = d
+
+
+# --------------------------------------------------------------------------------- interpolate
+def _interpolate_forward_py(attrs, face_index, bary, faces, out):
+    """out[b, i, j] = (b0 a0 + b1 a1) + b2 a2; 0 where empty. out: (B, H, W, C)."""
+    B, H, W = face_index.shape
+    C = attrs.shape[2]
+    for task in prange(B * H):
+        b = task // H
+        i = task - b * H
+        for j in range(W):
+            f = face_index[b, i, j]
+            if f < 0:
+                for c in range(C):
+                    out[b, i, j, c] = 0
+                continue
+            v0, v1, v2 = faces[f, 0], faces[f, 1], faces[f, 2]
+            b0, b1, b2 = bary[b, i, j, 0], bary[b, i, j, 1], bary[b, i, j, 2]
+            for c in range(C):
+                out[b, i, j, c] = (b0 * attrs[b, v0, c] + b1 * attrs[b, v1, c]) \
+                    + b2 * attrs[b, v2, c]
+
+
+def _pixel_barycentrics_py(verts, face_index, faces, xs, ys, perspective_correct, one, bary):
+    """Barycentrics of each pixel centre in its given triangle, no inside test (B, H, W, 3)."""
+    B, H, W = face_index.shape
+    for task in prange(B * H):
+        b = task // H
+        i = task - b * H
+        py = ys[i]
+        for j in range(W):
+            f = face_index[b, i, j]
+            if f < 0:
+                bary[b, i, j, 0] = 0
+                bary[b, i, j, 1] = 0
+                bary[b, i, j, 2] = 0
+                continue
+            px = xs[j]
+            v0, v1, v2 = faces[f, 0], faces[f, 1], faces[f, 2]
+            x0, y0, z0 = verts[b, v0, 0], verts[b, v0, 1], verts[b, v0, 2]
+            x1, y1, z1 = verts[b, v1, 0], verts[b, v1, 1], verts[b, v1, 2]
+            x2, y2, z2 = verts[b, v2, 0], verts[b, v2, 1], verts[b, v2, 2]
+            w0 = edge_function(x1, y1, x2, y2, px, py)
+            w1 = edge_function(x2, y2, x0, y0, px, py)
+            w2 = edge_function(x0, y0, x1, y1, px, py)
+            b0, b1, b2, _ = barycentrics_and_depth(w0, w1, w2, z0, z1, z2,
+                                                   perspective_correct, one)
+            bary[b, i, j, 0] = b0
+            bary[b, i, j, 1] = b1
+            bary[b, i, j, 2] = b2
+
+
+@register_jitable
+def _edge_backward(gw, ax, ay, bx, by, px, py, grad_verts, b, va, vb):
+    """dL/da, dL/db (x, y) from dL/dE for E(a, b, p)."""
+    grad_verts[b, va, 0] += gw * (py - by)
+    grad_verts[b, va, 1] += gw * (bx - px)
+    grad_verts[b, vb, 0] += gw * (ay - py)
+    grad_verts[b, vb, 1] += gw * (px - ax)
+
+
+def _interpolate_backward_py(grad_out, attrs, face_index, bary, faces, verts, xs, ys,
+                             perspective_correct, need_attrs, need_verts, grad_attrs,
+                             grad_verts):
+    """Scatter dL/dattrs (B, V, C) and dL/dverts (B, V, 3) (see the reference's docstring)."""
+    B, H, W = face_index.shape
+    C = attrs.shape[2]
+    for b in prange(B):
+        for i in range(H):
+            py = ys[i]
+            for j in range(W):
+                f = face_index[b, i, j]
+                if f < 0:
+                    continue
+                v0, v1, v2 = faces[f, 0], faces[f, 1], faces[f, 2]
+                if need_attrs:
+                    for c in range(C):
+                        g = grad_out[b, i, j, c]
+                        grad_attrs[b, v0, c] += bary[b, i, j, 0] * g
+                        grad_attrs[b, v1, c] += bary[b, i, j, 1] * g
+                        grad_attrs[b, v2, c] += bary[b, i, j, 2] * g
+                if not need_verts:
+                    continue
+                gb0 = gb1 = gb2 = grad_out[b, i, j, 0] * 0
+                for c in range(C):
+                    g = grad_out[b, i, j, c]
+                    gb0 += attrs[b, v0, c] * g
+                    gb1 += attrs[b, v1, c] * g
+                    gb2 += attrs[b, v2, c] * g
+                px = xs[j]
+                x0, y0, z0 = verts[b, v0, 0], verts[b, v0, 1], verts[b, v0, 2]
+                x1, y1, z1 = verts[b, v1, 0], verts[b, v1, 1], verts[b, v1, 2]
+                x2, y2, z2 = verts[b, v2, 0], verts[b, v2, 1], verts[b, v2, 2]
+                w0 = edge_function(x1, y1, x2, y2, px, py)
+                w1 = edge_function(x2, y2, x0, y0, px, py)
+                w2 = edge_function(x0, y0, x1, y1, px, py)
+                total = w0 + w1 + w2
+                s0, s1, s2 = w0 / total, w1 / total, w2 / total
+                if perspective_correct:
+                    q0, q1, q2 = s0 / z0, s1 / z1, s2 / z2
+                    q = q0 + q1 + q2
+                    dot = (gb0 * q0 + gb1 * q1 + gb2 * q2) / q
+                    gq0, gq1, gq2 = (gb0 - dot) / q, (gb1 - dot) / q, (gb2 - dot) / q
+                    grad_verts[b, v0, 2] -= gq0 * q0 / z0
+                    grad_verts[b, v1, 2] -= gq1 * q1 / z1
+                    grad_verts[b, v2, 2] -= gq2 * q2 / z2
+                    gb0, gb1, gb2 = gq0 / z0, gq1 / z1, gq2 / z2
+                dot = gb0 * s0 + gb1 * s1 + gb2 * s2
+                _edge_backward((gb0 - dot) / total, x1, y1, x2, y2, px, py, grad_verts, b,
+                               v1, v2)
+                _edge_backward((gb1 - dot) / total, x2, y2, x0, y0, px, py, grad_verts, b,
+                               v2, v0)
+                _edge_backward((gb2 - dot) / total, x0, y0, x1, y1, px, py, grad_verts, b,
+                               v0, v1)
+
+
+rasterize_zbuffer = njit(cache=True, parallel=True)(_rasterize_zbuffer_py)
+merge_chunks = njit(cache=True, parallel=True)(_merge_chunks_py)
+resolve_fragments = njit(cache=True, parallel=True)(_resolve_fragments_py)
+interpolate_forward = njit(cache=True, parallel=True)(_interpolate_forward_py)
+pixel_barycentrics = njit(cache=True, parallel=True)(_pixel_barycentrics_py)
+interpolate_backward = njit(cache=True, parallel=True)(_interpolate_backward_py)
+
+
+# --------------------------------------------------------------------------------- drivers
+def _pixel_centres(n: int, dtype) -> np.ndarray:
+    return np.arange(n, dtype=dtype) + dtype.type(0.5)  # (n,) centres k + 0.5
+
+
+def _chunk_count(batch: int, n_faces: int) -> int:
+    """Face chunks per batch item: enough tasks to feed every thread, 1 when batch suffices."""
+    threads = numba.get_num_threads()
+    if batch >= threads or n_faces < 4096:
+        return 1
+    return -(-threads // batch)
+
+
+def rasterize_numba(verts: np.ndarray, faces: np.ndarray, height: int, width: int,
+                    perspective_correct: bool, cull_backfaces: bool, near: float):
+    """Numba rasterizer on validated NumPy inputs (same contract as ``rasterize_reference``).
+
+    verts: (B, V, 3) float32/float64 C-contiguous; faces: (F, 3) int64; near: resolved
+    (``reference.resolve_near``). Returns ``(face_index, bary, depth)`` NumPy arrays.
+    With fewer batch items than threads, each item's faces are split into chunks that
+    rasterize into private buffers, merged per pixel by (depth key, face id): race-free and
+    exactly the sequential winner.
+    """
+    dtype = verts.dtype
+    one = dtype.type(1)
+    B = verts.shape[0]
+    n_chunks = _chunk_count(B, faces.shape[0])
+    zbuffer = np.full((B * n_chunks, height, width), np.inf, dtype=np.float32)
+    face_index = np.full((B * n_chunks, height, width), -1, dtype=np.int64)
+    xs, ys = _pixel_centres(width, dtype), _pixel_centres(height, dtype)
+    rasterize_zbuffer(verts, faces, xs, ys, dtype.type(near), cull_backfaces,
+                      perspective_correct, one, n_chunks, zbuffer, face_index)
+    if n_chunks > 1:
+        merged = np.empty((B, height, width), dtype=np.int64)
+        merge_chunks(zbuffer, face_index, n_chunks, merged)
+        face_index = merged
+    bary = np.empty((B, height, width, 3), dtype=dtype)
+    depth = np.empty((B, height, width), dtype=dtype)
+    resolve_fragments(verts, faces, xs, ys, perspective_correct, one, face_index, bary, depth)
+    return face_index, bary, depth
+
+
+def pixel_barycentrics_numba(verts, face_index, faces, perspective_correct):
+    """(B, H, W, 3) barycentrics recomputed from ``verts`` for the given face assignment."""
+    dtype = verts.dtype
+    B, H, W = face_index.shape
+    bary = np.empty((B, H, W, 3), dtype=dtype)
+    pixel_barycentrics(verts, face_index, faces, _pixel_centres(W, dtype),
+                       _pixel_centres(H, dtype), perspective_correct, dtype.type(1), bary)
+    return bary
+
+
+def interpolate_forward_numba(attrs, face_index, bary, faces):
+    """(B, H, W, C) interpolated attributes; all inputs NumPy, bary in attrs' dtype."""
+    B, H, W = face_index.shape
+    out = np.empty((B, H, W, attrs.shape[2]), dtype=attrs.dtype)
+    interpolate_forward(attrs, face_index, bary, faces, out)
+    return out
+
+
+def interpolate_backward_numba(grad_out, attrs, face_index, bary, faces, verts,
+                               perspective_correct, need_attrs, need_verts):
+    """``(grad_attrs (B, V, C) or None, grad_verts (B, V, 3) or None)``."""
+    dtype = attrs.dtype
+    _B, H, W = face_index.shape
+    grad_attrs = np.zeros(attrs.shape if need_attrs else (1, 1, 1), dtype=dtype)
+    if need_verts:
+        grad_verts = np.zeros(verts.shape, dtype=dtype)
+    else:
+        verts = np.zeros((1, 1, 3), dtype=dtype)
+        grad_verts = np.zeros((1, 1, 3), dtype=dtype)
+    interpolate_backward(grad_out, attrs, face_index, bary, faces, verts,
+                         _pixel_centres(W, dtype), _pixel_centres(H, dtype),
+                         perspective_correct, need_attrs, need_verts, grad_attrs, grad_verts)
+    return (grad_attrs if need_attrs else None), (grad_verts if need_verts else None)

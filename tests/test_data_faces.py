@@ -1,0 +1,78 @@
+"""SyntheticFaces: reproducible rendered faces whose ground truth matches the image."""
+
+import pytest
+import torch
+
+import facelab as fl
+from facelab.data import FaceSampling, SyntheticFaces, random_backgrounds
+
+
+@pytest.fixture(scope="module")
+def model():
+    return fl.load_model("synthetic", resolution="teaching")
+
+
+@pytest.mark.parametrize("camera", ["perspective", "scaled_orthographic"])
+def test_batch_shapes_and_item_consistency(model, camera):
+    ds = SyntheticFaces(model, size=48, length=10, seed=3, camera=camera)
+    b = ds.batch(2, 3)
+    assert b["image"].shape == (3, 48, 48, 3) and b["image"].dtype == torch.float32
+    assert b["landmarks_2d"].shape == (3, 68, 2) and b["visible"].shape == (3, model.num_vertices)
+    assert ("T" in b) == (camera == "scaled_orthographic")
+    assert ("focal" in b) == (camera == "perspective")
+    assert 0 <= float(b["image"].min()) and float(b["image"].max()) <= 1
+    item = ds[3]  # the same sample whatever the batch it is rendered in
+    for key in ("image", "id", "landmarks_2d", "verts"):
+        torch.testing.assert_close(item[key], b[key][1])
+
+
+def test_same_seed_same_data_other_seed_other_data(model):
+    a = SyntheticFaces(model, size=32, length=4, seed=1).batch(0, 2)
+    b = SyntheticFaces(model, size=32, length=4, seed=1).batch(0, 2)
+    c = SyntheticFaces(model, size=32, length=4, seed=2).batch(0, 2)
+    torch.testing.assert_close(a["image"], b["image"])
+    assert not torch.allclose(a["id"], c["id"])
+
+
+@pytest.mark.parametrize("camera", ["perspective", "scaled_orthographic"])
+def test_landmarks_land_on_the_rendered_face(model, camera):
+    ds = SyntheticFaces(model, size=64, length=6, seed=0, camera=camera,
+                        sampling=FaceSampling(yaw_deg=(-20, 20)))
+    b = ds.batch(0, 6)
+    lm = b["landmarks_2d"].round().long().clamp(0, 63)  # (B, 68, 2)
+    on_face = b["mask"][torch.arange(6)[:, None], lm[..., 1], lm[..., 0]]
+    assert on_face.float().mean() > 0.9
+
+
+def test_orthographic_ground_truth_matches_T(model):
+    b = SyntheticFaces(model, size=64, length=2, seed=0, camera="scaled_orthographic").batch(0, 2)
+    proj = fl.cameras.flip_y(fl.cameras.project_scaled_orthographic(b["verts"], b["T"]), 64)
+    torch.testing.assert_close(proj, b["screen_verts"][..., :2])
+
+
+def test_perspective_ground_truth_matches_camera(model):
+    b = SyntheticFaces(model, size=64, length=2, seed=0).batch(0, 2)
+    cam = fl.cameras.model_to_camera(b["verts"], b["rotation"], b["translation"])
+    uv = fl.cameras.project_perspective(cam, b["focal"], b["principal"])
+    torch.testing.assert_close(uv, b["screen_verts"][..., :2])
+
+
+def test_backgrounds_are_smooth_and_in_range():
+    bg = random_backgrounds(2, 32, torch.Generator().manual_seed(0))
+    assert bg.shape == (2, 32, 32, 3) and bg.min() >= 0 and bg.max() <= 1
+    step = (bg[:, 1:] - bg[:, :-1]).abs().mean()
+    assert step < 0.05 and bg.std() > 0.05  # varied, but low-frequency
+
+
+def test_bad_arguments(model):
+    with pytest.raises(ValueError, match="camera: expected one of"):
+        SyntheticFaces(model, camera="fisheye")
+    with pytest.raises(TypeError, match="model: expected a MorphableModel"):
+        SyntheticFaces("synthetic")
+    with pytest.raises(ValueError, match="yaw_deg"):
+        FaceSampling(yaw_deg=(10, -10))
+    ds = SyntheticFaces(model, size=16, length=2)
+    with pytest.raises(IndexError):
+        ds[2]
+    with pytest.raises(IndexError):
+        ds.batch(1, 2)

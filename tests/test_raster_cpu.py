@@ -1,0 +1,195 @@
+"""Numba kernels vs the NumPy reference: rasterize and interpolate, forward and backward."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numba
+import numpy as np
+import pytest
+from test_raster_reference import fan_mesh, grid_mesh, random_mesh, sphere_mesh, to_screen
+
+from facelab.raster import cpu
+from facelab.raster.reference import (
+    interpolate_backward_reference,
+    interpolate_reference,
+    pixel_barycentrics_reference,
+    rasterize_reference,
+    resolve_near,
+)
+
+
+def _both(verts, faces, H, W, pc=False, cull=False, near=None):
+    verts = np.ascontiguousarray(verts)
+    faces = np.ascontiguousarray(faces, dtype=np.int64).reshape(-1, 3)
+    ref = rasterize_reference(verts, faces, H, W, pc, cull, near)
+    got = cpu.rasterize_numba(verts, faces, H, W, pc, cull, resolve_near(near, pc))
+    return ref, got
+
+
+def _assert_same(ref, got):
+    np.testing.assert_array_equal(got[0], ref[0])  # face_index: exact
+    np.testing.assert_array_equal(got[1], ref[1])  # same formulas, same order: exact
+    np.testing.assert_array_equal(got[2], ref[2])
+    assert got[1].dtype == ref[1].dtype and got[2].dtype == ref[2].dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pc", [False, True])
+@pytest.mark.parametrize("cull", [False, True])
+def test_random_meshes_match_reference(dtype, pc, cull):
+    rng = np.random.default_rng(7)
+    verts, faces = random_mesh(rng, 2, 50, 90, 21, 27, dtype=dtype)
+    _assert_same(*_both(verts, faces, 21, 27, pc, cull))
+
+
+@pytest.mark.parametrize("case", ["grid", "grid_flipped", "fan", "sphere", "coplanar",
+                                  "behind", "slivers", "huge", "off_screen", "empty"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_crafted_cases_match_reference(case, dtype):
+    H = W = 34
+    pc, near = False, None
+    if case in ("grid", "grid_flipped"):
+        v, f = grid_mesh(7, 5.0, flip=case == "grid_flipped")
+    elif case == "fan":
+        v, f = fan_mesh()
+    elif case == "sphere":
+        v, f = sphere_mesh(14)
+        v = to_screen(v, H)
+    elif case == "coplanar":
+        tri = np.array([[1.0, 1.0, 2.0], [1.0, 30.0, 2.0], [30.0, 1.0, 2.0]])
+        v, f = np.concatenate([tri, tri, tri]), np.array([[6, 7, 8], [3, 4, 5], [0, 1, 2]])
+    elif case == "behind":
+        v = np.array([[1.0, 1.0, 2.0], [1.0, 30.0, 2.0], [30.0, 1.0, -1.0],
+                      [3.0, 3.0, 0.0], [3.0, 20.0, 1.0], [20.0, 3.0, 1.0],
+                      [2.0, 2.0, 5.0], [2.0, 25.0, 5.0], [25.0, 2.0, 5.0]])
+        f, pc = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8]]), True
+    elif case == "slivers":
+        v = np.array([[1.5, 1.5, 1], [5.5, 5.5, 1], [9.5, 9.5, 1], [0.0, 0.0, 1],
+                      [30.0, 30.0, 1], [30.0, 30.0 + 1e-4, 1], [2.5, 7.5, 1], [8.5, 3.5, 1]])
+        f = np.array([[0, 1, 2], [3, 4, 5], [6, 6, 7], [3, 5, 4]])
+    elif case == "huge":
+        v = np.array([[-1e5, -1e5, 1.0], [-1e5, 3e5, 2.0], [3e5, -1e5, 3.0]])
+        f = np.array([[0, 1, 2]])
+    elif case == "off_screen":
+        v = np.array([[-1e5, -1e5, 1.0], [-1e5, -5e4, 2.0], [-5e4, -1e5, 3.0],
+                      [40.0, 1.0, 1.0], [50.0, 1.0, 1.0], [45.0, 30.0, 1.0]])
+        f = np.array([[0, 1, 2], [3, 5, 4]])
+    else:
+        v, f = np.zeros((3, 3)), np.zeros((0, 3), dtype=np.int64)
+    verts = np.repeat(np.asarray(v, dtype=dtype)[None], 2, axis=0)
+    ref, got = _both(verts, f, H, W, pc, False, near)
+    _assert_same(ref, got)
+    assert np.isfinite(got[1]).all() and np.isfinite(got[2]).all()
+    if case in ("slivers", "empty", "off_screen"):
+        assert (got[0] < 0).all()
+    if case == "huge":
+        assert (got[0] == 0).all()
+
+
+@pytest.mark.parametrize("B", [1, 16])
+def test_batch_sizes(B):
+    rng = np.random.default_rng(B)
+    verts, faces = random_mesh(rng, B, 30, 40, 12, 13)
+    _assert_same(*_both(verts, faces, 12, 13))
+
+
+def test_face_chunks_merge_exactly():
+    """With fewer items than threads, faces are split into chunks and merged per pixel."""
+    rng = np.random.default_rng(11)
+    verts, faces = random_mesh(rng, 1, 400, 5000, 24, 24)
+    verts[..., 2] = np.round(verts[..., 2])  # many equal depths: tie-breaking by id matters
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        ref, got = _both(verts, faces, 24, 24)
+    finally:
+        numba.set_num_threads(old)
+    _assert_same(ref, got)
+
+
+def test_face_model_matches_reference():
+    registry = pytest.importorskip("facelab.model.registry")
+    model = registry.load_model("synthetic", resolution="teaching")
+    v = model.mean_shape.double().numpy()
+    scale = 40 / (v[:, 0].max() - v[:, 0].min())
+    poses = []
+    for yaw in (0.0, 0.6, -1.2):  # rotations about y, then the camera's y flip
+        c, s = np.cos(yaw), np.sin(yaw)
+        rv = v @ np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]).T
+        poses.append(to_screen(rv, 48, scale=scale, depth=500.0))
+    faces = model.faces.numpy()
+    for H, dtype in ((48, np.float32), (20, np.float64)):
+        verts = np.stack(poses) * np.array([H / 48, H / 48, 1.0])
+        ref, got = _both(verts.astype(dtype), faces, H, H, cull=True)
+        _assert_same(ref, got)
+        assert (got[0] >= 0).mean() > 0.2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pc", [False, True])
+def test_interpolate_forward_backward_match_reference(dtype, pc):
+    rng = np.random.default_rng(5)
+    verts, faces = random_mesh(rng, 2, 30, 40, 14, 15, dtype=dtype)
+    fi, bary, _ = rasterize_reference(verts, faces, 14, 15, pc)
+    attrs = rng.normal(size=(2, 30, 4)).astype(dtype)
+    out = cpu.interpolate_forward_numba(attrs, fi, bary, faces)
+    np.testing.assert_array_equal(out, interpolate_reference(attrs, fi, bary, faces))
+    np.testing.assert_array_equal(cpu.pixel_barycentrics_numba(verts, fi, faces, pc),
+                                  pixel_barycentrics_reference(verts, fi, faces, pc))
+    grad = rng.normal(size=out.shape).astype(dtype)
+    ga, gv = cpu.interpolate_backward_numba(grad, attrs, fi, bary, faces, verts, pc, True, True)
+    ra, rv = interpolate_backward_reference(grad, attrs, fi, bary, faces, verts, pc)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(ga, ra, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gv, rv, rtol=tol, atol=tol * np.abs(rv).max())
+    assert ga.dtype == dtype and gv.dtype == dtype
+    ga2, gv2 = cpu.interpolate_backward_numba(grad, attrs, fi, bary, faces, None, pc, True, False)
+    assert gv2 is None and np.array_equal(ga2, ga)
+
+
+def test_undecorated_kernel_is_the_compiled_one():
+    """The plain-Python kernel (debuggable) computes what its njit twin computes."""
+    rng = np.random.default_rng(2)
+    verts, faces = random_mesh(rng, 1, 8, 6, 6, 7)
+    xs, ys = cpu._pixel_centres(7, verts.dtype), cpu._pixel_centres(6, verts.dtype)
+    one = verts.dtype.type(1)
+    out = []
+    for fn in (cpu._rasterize_zbuffer_py, cpu.rasterize_zbuffer):
+        zb = np.full((1, 6, 7), np.inf, np.float32)
+        fi = np.full((1, 6, 7), -1, np.int64)
+        fn(verts, faces, xs, ys, np.float32(-np.inf), False, False, one, 1, zb, fi)
+        out.append(fi)
+    np.testing.assert_array_equal(out[0], out[1])
+    assert (out[0] >= 0).any()
+
+
+@pytest.mark.slow
+def test_no_out_of_bounds_access(tmp_path):
+    """Run every kernel once with NUMBA_BOUNDSCHECK=1 in a fresh cache (subprocess)."""
+    script = textwrap.dedent("""
+        import numpy as np
+        from facelab.raster import cpu
+        rng = np.random.default_rng(0)
+        B, V, F, H, W = 2, 20, 5000, 9, 11
+        verts = np.stack([rng.uniform(-5, 16, (B, V)), rng.uniform(-5, 14, (B, V)),
+                          rng.uniform(1, 3, (B, V))], -1).astype(np.float32)
+        verts[0, :3] = [[-1e6, -1e6, 1], [1e6, -1e6, 1], [0, 1e6, 1]]  # huge, clipped
+        faces = rng.integers(0, V, (F, 3))
+        for pc in (False, True):
+            fi, bary, depth = cpu.rasterize_numba(verts, faces, H, W, pc, True, 0.0)
+            attrs = rng.normal(size=(B, V, 3)).astype(np.float32)
+            out = cpu.interpolate_forward_numba(attrs, fi, bary, faces)
+            b2 = cpu.pixel_barycentrics_numba(verts, fi, faces, pc)
+            cpu.interpolate_backward_numba(out, attrs, fi, b2, faces, verts, pc, True, True)
+        print("ok", int((fi >= 0).sum()))
+    """)
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path),
+               NUMBA_NUM_THREADS="2")
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("ok")

@@ -1,0 +1,226 @@
+"""kernels/rasterize.cu and kernels/interpolate.cu: nvcc compile, host-emulated runs vs the
+reference (the CUDA kernels' own logic on the CPU), and real-GPU runs (marked ``cuda``)."""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from test_raster_reference import fan_mesh, grid_mesh, random_mesh, sphere_mesh, to_screen
+
+from facelab.kernel_sources import compile_for_host, nvcc_compile
+from facelab.raster.reference import (
+    interpolate_backward_reference,
+    interpolate_reference,
+    pixel_barycentrics_reference,
+    rasterize_reference,
+    resolve_near,
+)
+
+GRID, BLOCK = 3, 32  # a small grid: the kernels' grid-stride loops must cover everything
+_P = ctypes.c_void_p
+
+
+def _ptr(a: np.ndarray):
+    assert a.flags.c_contiguous
+    return a.ctypes.data_as(_P)
+
+
+def _call(lib, name, argtypes, *args):
+    fn = getattr(lib, f"host_{name}")
+    fn.argtypes = [ctypes.c_uint] * 6 + argtypes
+    fn.restype = None
+    fn(GRID, 1, 1, BLOCK, 1, 1, *args)
+
+
+def _real(dtype):
+    return (ctypes.c_float, "f32") if dtype == np.float32 else (ctypes.c_double, "f64")
+
+
+def host_rasterize(verts, faces, H, W, pc=False, cull=False, near=None):
+    lib = compile_for_host("rasterize")
+    verts = np.ascontiguousarray(verts)
+    faces = np.ascontiguousarray(faces, dtype=np.int64).reshape(-1, 3)
+    real, sfx = _real(verts.dtype)
+    B, V = verts.shape[:2]
+    zbuffer = np.full((B, H, W), np.iinfo(np.uint64).max, dtype=np.uint64)
+    i, ll = ctypes.c_int, ctypes.c_longlong
+    _call(lib, f"rasterize_zbuffer_{sfx}", [_P, _P, i, i, ll, i, i, real, i, i, _P],
+          _ptr(verts), _ptr(faces), B, V, faces.shape[0], H, W,
+          float(verts.dtype.type(resolve_near(near, pc))), int(cull), int(pc), _ptr(zbuffer))
+    face_index = np.empty((B, H, W), np.int64)
+    bary = np.empty((B, H, W, 3), verts.dtype)
+    depth = np.empty((B, H, W), verts.dtype)
+    _call(lib, f"rasterize_resolve_{sfx}", [_P, _P, i, i, i, i, i, _P, _P, _P, _P],
+          _ptr(verts), _ptr(faces), B, V, H, W, int(pc), _ptr(zbuffer), _ptr(face_index),
+          _ptr(bary), _ptr(depth))
+    return face_index, bary, depth
+
+
+def host_interpolate(attrs, face_index, bary, faces, verts=None, pc=False, grad=None):
+    """Returns (out, bary_from_verts or None, grad_attrs, grad_verts) from the host build."""
+    lib = compile_for_host("interpolate")
+    _, sfx = _real(attrs.dtype)
+    i = ctypes.c_int
+    B, H, W = face_index.shape
+    V, C = attrs.shape[1:]
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
+    rebary = None
+    if verts is not None:
+        rebary = np.empty((B, H, W, 3), attrs.dtype)
+        _call(lib, f"pixel_barycentrics_{sfx}", [_P, _P, _P, i, i, i, i, i, _P],
+              _ptr(verts), _ptr(faces), _ptr(face_index), B, V, H, W, int(pc), _ptr(rebary))
+    out = np.empty((B, H, W, C), attrs.dtype)
+    _call(lib, f"interpolate_forward_{sfx}", [_P, _P, _P, _P, i, i, i, i, i, _P],
+          _ptr(attrs), _ptr(face_index), _ptr(bary), _ptr(faces), B, V, H, W, C, _ptr(out))
+    if grad is None:
+        return out, rebary, None, None
+    ga = np.zeros_like(attrs)
+    gv = np.zeros((B, V, 3), attrs.dtype)
+    vv = verts if verts is not None else gv
+    _call(lib, f"interpolate_backward_{sfx}", [_P] * 6 + [i] * 8 + [_P, _P],
+          _ptr(grad), _ptr(attrs), _ptr(face_index), _ptr(bary), _ptr(faces), _ptr(vv),
+          B, V, H, W, C, int(pc), 1, int(verts is not None), _ptr(ga), _ptr(gv))
+    return out, rebary, ga, gv
+
+
+# ----------------------------------------------------------------------------- nvcc
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
+@pytest.mark.parametrize("name", ["rasterize", "interpolate"])
+def test_nvcc_compiles(name):
+    ptx = nvcc_compile(name, arch="sm_90").read_text()
+    for kernel in {"rasterize": ["rasterize_zbuffer_f32", "rasterize_resolve_f64"],
+                   "interpolate": ["interpolate_backward_f64", "pixel_barycentrics_f32"]}[name]:
+        assert f".entry {kernel}" in ptx
+
+
+# ----------------------------------------------------------------------------- host emulation
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pc", [False, True])
+@pytest.mark.parametrize("cull", [False, True])
+def test_host_rasterize_random_matches_reference(dtype, pc, cull):
+    rng = np.random.default_rng(9)
+    verts, faces = random_mesh(rng, 2, 40, 70, 17, 19, dtype=dtype)
+    ref = rasterize_reference(verts, faces, 17, 19, pc, cull)
+    got = host_rasterize(verts, faces, 17, 19, pc, cull)
+    for r, g in zip(ref, got, strict=True):
+        np.testing.assert_array_equal(g, r)
+
+
+@pytest.mark.parametrize("case", ["grid", "grid_flipped", "fan", "sphere", "coplanar", "behind",
+                                  "slivers", "huge", "empty"])
+def test_host_rasterize_crafted_cases(case):
+    H = W = 34
+    pc = False
+    if case in ("grid", "grid_flipped"):
+        v, f = grid_mesh(7, 5.0, flip=case == "grid_flipped")
+    elif case == "fan":
+        v, f = fan_mesh()
+    elif case == "sphere":
+        v, f = sphere_mesh(14)
+        v = to_screen(v, H)
+    elif case == "coplanar":
+        tri = np.array([[1.0, 1.0, 2.0], [1.0, 30.0, 2.0], [30.0, 1.0, 2.0]])
+        v, f = np.concatenate([tri, tri, tri]), np.array([[6, 7, 8], [3, 4, 5], [0, 1, 2]])
+    elif case == "behind":
+        v = np.array([[1.0, 1.0, 2.0], [1.0, 30.0, 2.0], [30.0, 1.0, -1.0],
+                      [2.0, 2.0, 5.0], [2.0, 25.0, 5.0], [25.0, 2.0, 5.0]])
+        f, pc = np.array([[0, 1, 2], [3, 4, 5]]), True
+    elif case == "slivers":
+        v = np.array([[1.5, 1.5, 1], [5.5, 5.5, 1], [9.5, 9.5, 1], [0.0, 0.0, 1],
+                      [30.0, 30.0, 1], [30.0, 30.0 + 1e-4, 1]])
+        f = np.array([[0, 1, 2], [3, 4, 5]])
+    elif case == "huge":
+        v = np.array([[-1e5, -1e5, 1.0], [-1e5, 3e5, 2.0], [3e5, -1e5, 3.0]])
+        f = np.array([[0, 1, 2]])
+    else:
+        v, f = np.zeros((3, 3)), np.zeros((0, 3), dtype=np.int64)
+    for dtype in (np.float32, np.float64):
+        verts = np.repeat(np.asarray(v, dtype=dtype)[None], 2, axis=0)
+        ref = rasterize_reference(verts, f, H, W, pc)
+        got = host_rasterize(verts, f, H, W, pc)
+        for r, g in zip(ref, got, strict=True):
+            np.testing.assert_array_equal(g, r)
+        if case == "coplanar":
+            assert set(np.unique(got[0])) == {-1, 0}
+
+
+def test_host_negative_depths_order_correctly():
+    # orthographic depths of both signs: the packed key must keep the nearest (most negative)
+    near_tri = [[1.0, 1.0, -3.0], [1.0, 9.0, -3.0], [9.0, 1.0, -3.0]]
+    far_tri = [[0.0, 0.0, 2.0], [0.0, 10.0, 2.0], [10.0, 0.0, 2.0]]
+    mid_tri = [[0.0, 0.0, -0.0], [0.0, 10.0, 0.0], [10.0, 0.0, 0.0]]
+    verts = np.array([far_tri + near_tri + mid_tri], dtype=np.float32)
+    faces = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
+    got = host_rasterize(verts, faces, 10, 10)
+    ref = rasterize_reference(verts, faces, 10, 10)
+    np.testing.assert_array_equal(got[0], ref[0])
+    assert got[0][0, 2, 2] == 1 and got[0][0, 0, 8] == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pc", [False, True])
+def test_host_interpolate_matches_reference(dtype, pc):
+    rng = np.random.default_rng(4)
+    verts, faces = random_mesh(rng, 2, 30, 40, 13, 16, dtype=dtype)
+    fi, bary, _ = rasterize_reference(verts, faces, 13, 16, pc)
+    attrs = rng.normal(size=(2, 30, 3)).astype(dtype)
+    grad = rng.normal(size=(2, 13, 16, 3)).astype(dtype)
+    out, rebary, ga, gv = host_interpolate(attrs, fi, bary, faces, verts, pc, grad)
+    np.testing.assert_array_equal(out, interpolate_reference(attrs, fi, bary, faces))
+    np.testing.assert_array_equal(rebary, pixel_barycentrics_reference(verts, fi, faces, pc))
+    ra, rv = interpolate_backward_reference(grad, attrs, fi, bary, faces, verts, pc)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(ga, ra, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gv, rv, rtol=tol, atol=tol * np.abs(rv).max())
+    _, _, ga2, gv2 = host_interpolate(attrs, fi, bary, faces, None, pc, grad)
+    np.testing.assert_allclose(ga2, ra, rtol=tol, atol=tol)
+    assert not gv2.any()
+
+
+# ----------------------------------------------------------------------------- real GPU
+
+
+def _cuda_or_skip():
+    pytest.importorskip("cupy")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("pc", [False, True])
+def test_gpu_rasterize_and_interpolate_match_cpu(dtype, pc):
+    _cuda_or_skip()
+    import facelab.raster as R
+
+    rng = np.random.default_rng(1)
+    verts, faces = random_mesh(rng, 3, 60, 120, 40, 50, dtype=np.float64)
+    v_cpu = torch.tensor(verts, dtype=dtype)
+    f = torch.tensor(faces)
+    fr_cpu = R.rasterize(v_cpu, f, 40, 50, pc)
+    fr_gpu = R.rasterize(v_cpu.cuda(), f.cuda(), 40, 50, pc)
+    torch.testing.assert_close(fr_gpu.face_index.cpu(), fr_cpu.face_index, rtol=0, atol=0)
+    torch.testing.assert_close(fr_gpu.bary.cpu(), fr_cpu.bary)
+    torch.testing.assert_close(fr_gpu.depth.cpu(), fr_cpu.depth)
+    attrs = torch.randn(3, 60, 4, dtype=dtype)
+    outs, grads = [], []
+    for dev in ("cpu", "cuda"):
+        a = attrs.to(dev).requires_grad_()
+        v = v_cpu.to(dev).requires_grad_()
+        frags = fr_cpu if dev == "cpu" else fr_gpu
+        out = R.interpolate(a, frags, f.to(dev), screen_verts=v)
+        out.square().sum().backward()
+        outs.append(out.detach().cpu())
+        grads.append((a.grad.cpu(), v.grad.cpu()))
+    torch.testing.assert_close(outs[1], outs[0])
+    tol = dict(rtol=1e-3, atol=1e-3) if dtype == torch.float32 else {}
+    torch.testing.assert_close(grads[1][0], grads[0][0], **tol)
+    torch.testing.assert_close(grads[1][1], grads[0][1], **tol)
