@@ -39,9 +39,14 @@ def test_landmarks_land_on_the_rendered_face(model, camera):
     ds = SyntheticFaces(model, size=64, length=6, seed=0, camera=camera,
                         sampling=FaceSampling(yaw_deg=(-20, 20)))
     b = ds.batch(0, 6)
-    lm = b["landmarks_2d"].round().long().clamp(0, 63)  # (B, 68, 2)
-    on_face = b["mask"][torch.arange(6)[:, None], lm[..., 1], lm[..., 0]]
-    assert on_face.float().mean() > 0.9
+    lm = b["landmarks_2d"].floor().long().clamp(0, 63)  # (B, 68, 2) pixel containing the point
+    rows = torch.arange(6)[:, None]
+    inner = b["mask"][rows, lm[:, 17:, 1], lm[:, 17:, 0]]  # brows, nose, eyes, mouth
+    assert inner.float().mean() > 0.95
+    # the jaw contour (0-16) lies on the silhouette: within one pixel of the face
+    near = torch.nn.functional.max_pool2d(b["mask"][:, None].float(), 3, 1, 1)[:, 0] > 0
+    contour = near[rows, lm[:, :17, 1], lm[:, :17, 0]]
+    assert contour.float().mean() > 0.9
 
 
 def test_orthographic_ground_truth_matches_T(model):
