@@ -10,7 +10,7 @@
 
 from importlib import import_module
 
-from facelab import cameras, export, image_formation, lighting, mesh, rotations
+from facelab import cameras, export, image_formation, lighting, mesh, metrics, progress, rotations
 from facelab.export import load_obj, save_obj, save_ply
 from facelab.image_formation import FaceRender, default_camera, head_rotation, render_face
 from facelab.lighting import ambient_sh, random_sh, sh_basis, sh_from_direction, sh_irradiance_basis
@@ -47,6 +47,8 @@ __all__ = [
     "load_model",
     "load_obj",
     "mesh",
+    "metrics",
+    "progress",
     "random_sh",
     "rasterize",
     "render",

@@ -11,8 +11,9 @@ from facelab import kernel_sources as ks
 ALL_KERNELS = ks.kernel_names()
 
 
-def test_kernel_folder_has_header():
+def test_kernel_folder_has_header_and_every_op():
     assert (ks.kernel_dir() / ks.HEADER).is_file()
+    assert {"rasterize", "interpolate"} <= set(ALL_KERNELS)
 
 
 def test_unknown_kernel_is_a_clear_error():

@@ -1,0 +1,261 @@
+"""``ConvergencePlot``: live loss curves (and the current render) for any facelab training loop.
+
+It implements :class:`facelab.progress.Callback`, so every fitting or training loop accepts it::
+
+    plot = ConvergencePlot()
+    display(plot)                       # in Jupyter; outside, nothing is drawn live
+    fit(..., callback=plot)             # loops call plot.on_step(step, losses, state)
+    plot.save("convergence.png")        # static figure, anywhere
+
+Redraws are throttled so the loop is not slowed down: at most every ``min_interval`` seconds
+and, adaptively, no more often than keeps drawing time under ``max_overhead`` of wall time
+(one redraw of ~30 ms with max_overhead 0.03 means at most one per second). Recording a
+step costs microseconds; the figure is a plain matplotlib ``Figure`` drawn by Agg into an
+``ipywidgets.Image`` (no pyplot state, works in JupyterLab and classic notebook).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from facelab.progress import History
+from facelab.widgets import static
+
+__all__ = ["ConvergencePlot", "in_notebook"]
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where widgets can be shown)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _image_from_state(state: Mapping[str, Any] | None) -> np.ndarray | None:
+    """state["image"] as (H, W, 3) float NumPy (first item of a batch), or None."""
+    if not state or state.get("image") is None:
+        return None
+    img = state["image"]
+    if hasattr(img, "detach"):
+        img = img.detach().cpu().numpy()
+    img = np.asarray(img)
+    if img.ndim == 4:
+        img = img[0]
+    if img.ndim != 3 or img.shape[-1] != 3:
+        raise ValueError(f"state['image']: expected (H, W, 3) or (B, H, W, 3), got {img.shape}")
+    return img
+
+
+class ConvergencePlot:
+    """Live loss curves with a log-scale toggle and, optionally, the current render.
+
+    terms: names of the loss terms to plot (None: every term the loop reports).
+    log_scale: start with a logarithmic y axis (a checkbox toggles it).
+    show_image: show ``state["image"]`` ((H, W, 3) or (B, H, W, 3) in [0, 1]) next to the
+        curves; it is copied (never referenced), at most every ``min_interval`` seconds.
+    min_interval: seconds between redraws at least; max_overhead: the share of wall time
+        redraws may take (adaptive throttle).
+    title: figure title. interactive: build and update widgets (None: only inside Jupyter).
+
+    State: ``history`` (a :class:`facelab.progress.History` of every step), ``redraws`` (count),
+    ``draw_seconds`` (total time spent drawing), ``plot_widget`` / ``image_widget`` /
+    ``log_toggle`` / ``widget`` (None when not interactive).
+    """
+
+    def __init__(self, terms: Sequence[str] | None = None, *, log_scale: bool = True,
+                 show_image: bool = False, min_interval: float = 0.2,
+                 max_overhead: float = 0.03, title: str | None = None,
+                 interactive: bool | None = None):
+        from facelab._checks import check_positive
+
+        self.terms = None if terms is None else [str(t) for t in terms]
+        self.min_interval = check_positive(min_interval, name="min_interval")
+        self.max_overhead = check_positive(max_overhead, name="max_overhead")
+        self.title = title
+        self.show_image = bool(show_image)
+        self.history = History()
+        self.image: np.ndarray | None = None
+        self.redraws = 0
+        self.draw_seconds = 0.0
+        self._last_draw = -np.inf
+        self._last_cost = 0.0
+        self._running = False
+        self._last_capture = -np.inf
+        self._image_dirty = False
+        self._log = bool(log_scale)
+        self._fig = self._ax = self._canvas = None
+        self._lines: dict = {}
+        self.interactive = in_notebook() if interactive is None else bool(interactive)
+        self.widget = self.plot_widget = self.image_widget = self.log_toggle = None
+        if self.interactive:
+            self._build_widgets()
+
+    # ----------------------------------------------------------------- widgets
+    def _build_widgets(self) -> None:
+        import ipywidgets as w
+
+        self.log_toggle = w.Checkbox(value=self._log, description="log scale")
+        self.log_toggle.observe(self._on_log, names="value")
+        self.plot_widget = w.Image(format="png", value=b"")
+        self.plot_widget.add_class("facelab-convergence")
+        self.status = w.HTML(value="<code>waiting for the first step</code>")
+        row = [self.plot_widget]
+        if self.show_image:
+            self.image_widget = w.Image(format="jpeg", value=b"", width=256, height=256)
+            self.image_widget.add_class("facelab-image")
+            row.append(self.image_widget)
+        self.widget = w.VBox([w.HBox([self.log_toggle, self.status]), w.HBox(row)])
+        # Draw the empty axes now: the first Agg draw in a process loads fonts (~1 s), which
+        # belongs to construction, not to the loop.
+        # A second, timed draw seeds the adaptive throttle with this machine's redraw cost.
+        self._fig, self._canvas, self._ax, _ = self._figure(False)
+        for _ in range(2):
+            t0 = time.perf_counter()
+            self._canvas.draw()
+            rgba = np.asarray(self._canvas.buffer_rgba())  # (h, w, 4) uint8
+            self.plot_widget.value = static.png_bytes(rgba[..., :3])
+            self._last_cost = time.perf_counter() - t0
+
+    def _on_log(self, change) -> None:
+        self._log = bool(change["new"])
+        if self._ax is not None:
+            self._redraw()
+
+    def _figure(self, with_image: bool):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(8.5 if with_image else 6.0, 3.4), dpi=80)
+        canvas = FigureCanvasAgg(fig)
+        if with_image:
+            ax = fig.add_subplot(1, 2, 1)
+            img_ax = fig.add_subplot(1, 2, 2)
+            img_ax.set_axis_off()
+        else:
+            ax, img_ax = fig.add_subplot(1, 1, 1), None
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.grid(True, alpha=0.3)
+        if self.title:
+            fig.suptitle(self.title)
+        return fig, canvas, ax, img_ax
+
+    def _plot_terms(self) -> list[str]:
+        names = list(self.history.losses)
+        return names if self.terms is None else [t for t in self.terms if t in names]
+
+    def _update_axes(self, ax, lines: dict) -> None:
+        steps = np.asarray(self.history.steps)
+        for name in self._plot_terms():
+            y = np.asarray(self.history.losses[name], dtype=np.float64)
+            if name not in lines:
+                (lines[name],) = ax.plot(steps, y, label=name, linewidth=1.2)
+                ax.legend(loc="upper right", fontsize=8)
+            else:
+                lines[name].set_data(steps, y)
+        ax.set_yscale("log" if self._log else "linear")
+        ax.relim()
+        ax.autoscale_view()
+
+    def _redraw(self) -> None:
+        t0 = time.perf_counter()
+        if self._ax is None:
+            self._fig, self._canvas, self._ax, _ = self._figure(False)
+        self._update_axes(self._ax, self._lines)
+        self._canvas.draw()
+        rgba = np.asarray(self._canvas.buffer_rgba())  # (h, w, 4) uint8
+        self.plot_widget.value = static.png_bytes(rgba[..., :3])
+        if self.show_image and self._image_dirty:
+            self.image_widget.value = static.jpeg_bytes(self.image)
+            self._image_dirty = False
+        if self.history.steps:
+            last = ", ".join(f"{k} {v[-1]:.4g}" for k, v in self.history.losses.items())
+            self.status.value = f"<code>step {self.history.steps[-1]}: {last}</code>"
+        cost = time.perf_counter() - t0
+        self._last_cost = cost
+        self._last_draw = time.perf_counter()
+        self.draw_seconds += cost
+        self.redraws += 1
+
+    # ---------------------------------------------------------------- callback
+    def on_step(self, step: int, losses: Mapping[str, float],
+                state: Mapping[str, Any] | None = None) -> None:
+        """Record a step; redraw when the throttle allows (see the class docstring)."""
+        self.history.on_step(step, losses, state)
+        now = time.perf_counter()
+        if self.show_image and state and state.get("image") is not None and (
+                self.image is None or now - self._last_capture >= self.min_interval):
+            self._capture(state)  # a copy, at most every min_interval seconds
+            self._last_capture = now
+        if not self._running:  # first step of a loop: start the clock, draw min_interval later
+            self._running = True
+            self._last_draw = now
+            return
+        interval = max(self.min_interval, self._last_cost / self.max_overhead)
+        if self.interactive and now - self._last_draw >= interval:
+            self._redraw()
+
+    def _capture(self, state) -> None:
+        image = _image_from_state(state)
+        self.image = image.astype(np.float32, copy=True)
+        self._image_dirty = True
+
+    def on_end(self) -> None:
+        """Final redraw, so the figure shows every step.
+
+        Inside a Jupyter kernel the redraw is scheduled on the kernel's event loop, so it runs
+        right after the cell's loop returns and costs the loop nothing; elsewhere it is
+        synchronous.
+        """
+        self.history.on_end()
+        self._running = False  # a later loop reusing this plot starts a fresh clock
+        if not (self.interactive and self.history.steps):
+            return
+        if in_notebook():
+            import asyncio
+
+            try:
+                asyncio.get_running_loop().call_soon(self._redraw)
+                return
+            except RuntimeError:  # no running loop: draw now
+                pass
+        self._redraw()
+
+    # ---------------------------------------------------------------- fallback
+    def static(self):
+        """A matplotlib figure of the curves (and the last image) at full resolution."""
+        image = self.image
+        fig, _, ax, img_ax = self._figure(self.show_image and image is not None)
+        self._update_axes(ax, {})
+        if img_ax is not None:
+            img_ax.imshow(np.clip(image, 0.0, 1.0))
+            img_ax.set_title("current render", fontsize=9)
+        fig.tight_layout()
+        return fig
+
+    def save(self, path) -> str:
+        """Write :meth:`static` to ``path`` (PNG by extension); returns the path."""
+        return static.save_figure(self.static(), path)
+
+    def png(self) -> bytes:
+        """:meth:`static` as PNG bytes."""
+        buf = io.BytesIO()
+        self.static().savefig(buf, format="png")
+        return buf.getvalue()
+
+    def _repr_mimebundle_(self, **kwargs):
+        if self.widget is not None:
+            return self.widget._repr_mimebundle_(**kwargs)
+        return {"image/png": self.png(), "text/plain": repr(self)}
+
+    def __repr__(self) -> str:
+        return (f"ConvergencePlot(steps={len(self.history)}, terms={list(self.history.losses)}, "
+                f"redraws={self.redraws})")

@@ -1,0 +1,207 @@
+"""A pythreejs 3D mesh view that updates in place: :class:`MeshView` and :func:`show_mesh`.
+
+The view owns ONE renderer, scene, camera, orbit control and ``BufferGeometry``; new vertices
+or colours are written into the geometry's existing ``BufferAttribute`` objects (their
+``array`` trait is replaced, which pythreejs forwards to three.js as ``setArray`` +
+``needsUpdate``), so animating a mesh never creates widgets. The 3D scene uses model space
+directly (mm, y up, face toward +z, three.js's own convention), so no axis flip is needed;
+the camera starts on the +z axis looking at the mesh centre.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from facelab._checks import as_tensor, check_finite, check_floating, check_indices, check_shape
+from facelab.widgets import static
+
+__all__ = ["MeshView", "show_mesh"]
+
+LANDMARK_COLOR = "#ff3030"
+
+
+def _f32(x: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+
+
+class MeshView:
+    """An orbitable, lit 3D view of one triangle mesh with per-vertex colours.
+
+    Attributes (state, inspectable without a browser):
+        renderer: the ``pythreejs.Renderer`` (also ``widget``, what a notebook displays).
+        geometry: the ``pythreejs.BufferGeometry``; ``geometry.attributes`` holds the
+            ``position``, ``normal`` and ``color`` ``BufferAttribute`` objects, each (V, 3)
+            float32, replaced in place by :meth:`update`.
+        landmark_geometry: the landmarks' ``BufferGeometry`` (position (L, 3)) or None.
+        verts, colors: (V, 3) float32 CPU tensors currently shown.
+        faces: (F, 3) int64.
+    Build it with :func:`show_mesh`.
+    """
+
+    def __init__(self, verts, faces, colors=None, landmarks=None, *, width: int = 360,
+                 height: int = 360, lit: bool = True, background: str = "#202124"):
+        import pythreejs as three
+
+        v, f = static.as_mesh(verts, faces)
+        self.faces = f
+        self.verts = v
+        self.colors = self._colors(colors)
+        self._landmark_index = None
+        lm_pos = None
+        if landmarks is not None:
+            lm_pos = self._landmarks(landmarks)
+        self.framing = static.frame_mesh(v)
+        center = [float(c) for c in self.framing.center]
+        radius = float((v - torch.as_tensor(self.framing.center, dtype=v.dtype)).norm(dim=1).max())
+        radius = max(radius, 1e-6)
+
+        normals = self._normals(v)
+        self.geometry = three.BufferGeometry(
+            index=three.BufferAttribute(
+                np.ascontiguousarray(f.numpy().reshape(-1), dtype=np.uint32), normalized=False),
+            attributes={
+                "position": three.BufferAttribute(_f32(v), normalized=False),
+                "normal": three.BufferAttribute(normals, normalized=False),
+                "color": three.BufferAttribute(_f32(self.colors), normalized=False),
+            },
+        )
+        if lit:
+            material = three.MeshStandardMaterial(vertexColors="VertexColors", roughness=0.85,
+                                                  metalness=0.0, side="DoubleSide")
+        else:
+            material = three.MeshBasicMaterial(vertexColors="VertexColors", side="DoubleSide")
+        self.mesh = three.Mesh(geometry=self.geometry, material=material)
+        children = [self.mesh]
+        self.landmark_geometry = None
+        if lm_pos is not None:
+            self.landmark_geometry = three.BufferGeometry(attributes={
+                "position": three.BufferAttribute(_f32(lm_pos), normalized=False)})
+            points = three.Points(geometry=self.landmark_geometry, material=three.PointsMaterial(
+                color=LANDMARK_COLOR, size=radius * 0.03, sizeAttenuation=True))
+            children.append(points)
+        # Head light: a directional light attached to the camera, plus ambient light.
+        self.camera = three.PerspectiveCamera(
+            position=[center[0], center[1], center[2] + 3.2 * radius], fov=40.0,
+            aspect=width / height, near=radius * 0.05, far=radius * 20.0,
+            children=[three.DirectionalLight(color="white", intensity=0.6,
+                                             position=[0.0, 0.0, 1.0])])
+        self.scene = three.Scene(children=[*children, self.camera,
+                                           three.AmbientLight(color="white", intensity=0.55)],
+                                 background=background)
+        self.controls = three.OrbitControls(controlling=self.camera, target=center)
+        self.renderer = three.Renderer(scene=self.scene, camera=self.camera,
+                                       controls=[self.controls], width=width, height=height,
+                                       antialias=True)
+        self.renderer.add_class("facelab-mesh-view")
+        self.widget = self.renderer
+
+    # -------------------------------------------------------------- validation
+    def _colors(self, colors) -> torch.Tensor:
+        c = static.as_colors(colors, self.verts.shape[0])
+        return torch.full_like(self.verts, static.DEFAULT_GREY) if c is None else c
+
+    def _landmarks(self, landmarks) -> torch.Tensor:
+        lm, _ = as_tensor(landmarks, name="landmarks")
+        if lm.is_floating_point():
+            if lm.ndim == 3:
+                check_shape(lm, "1 L 3", name="landmarks")
+                lm = lm[0]
+            check_shape(lm, "L 3", name="landmarks")
+            check_finite(lm, name="landmarks")
+            return lm.detach().cpu().float()
+        check_shape(lm, "L", name="landmarks")
+        check_indices(lm, self.verts.shape[0], name="landmarks")
+        self._landmark_index = lm.cpu().long()
+        return self.verts[self._landmark_index]
+
+    def _normals(self, v: torch.Tensor) -> np.ndarray:
+        from facelab.mesh import vertex_normals
+
+        return _f32(vertex_normals(v[None], self.faces)[0])  # (V, 3)
+
+    # ------------------------------------------------------------------ update
+    def update(self, verts=None, colors=None, landmarks=None) -> None:
+        """Show new vertices and/or colours in place (no new widget is created).
+
+        verts: (V, 3) or (1, V, 3) float, model space (mm), same V as at construction.
+        colors: (V, 3) float in [0, 1], or None to keep the current colours.
+        landmarks: (L, 3) positions when the view was built with positions; landmarks given
+            as vertex indices follow ``verts`` automatically.
+        """
+        attrs = self.geometry.attributes
+        if verts is not None:
+            v, _ = as_tensor(verts, name="verts")
+            check_floating(v, name="verts")
+            if v.ndim == 3:
+                check_shape(v, "1 V 3", name="verts", dims={"V": self.verts.shape[0]})
+                v = v[0]
+            check_shape(v, "V 3", name="verts", dims={"V": self.verts.shape[0]})
+            check_finite(v, name="verts")
+            self.verts = v.detach().cpu().float()
+            attrs["position"].array = _f32(self.verts)
+            attrs["normal"].array = self._normals(self.verts)
+            if self.landmark_geometry is not None and self._landmark_index is not None:
+                self.landmark_geometry.attributes["position"].array = _f32(
+                    self.verts[self._landmark_index])
+        if colors is not None:
+            self.colors = self._colors(colors)
+            attrs["color"].array = _f32(self.colors)
+        if landmarks is not None:
+            if self.landmark_geometry is None:
+                raise ValueError("landmarks: this view was built without landmarks")
+            lm, _ = as_tensor(landmarks, name="landmarks")
+            check_floating(lm, name="landmarks")
+            n = self.landmark_geometry.attributes["position"].array.shape[0]
+            check_shape(lm, "L 3", name="landmarks", dims={"L": n})
+            check_finite(lm, name="landmarks")
+            self.landmark_geometry.attributes["position"].array = _f32(lm)
+
+    def update_arrays(self, position: np.ndarray | None = None, normal: np.ndarray | None = None,
+                      color: np.ndarray | None = None) -> None:
+        """Fast path for animations: assign prepared (V, 3) float32 C-contiguous arrays.
+
+        No validation and no normal computation; ``verts``/``colors`` attributes are not
+        touched (the caller keeps them in sync if it needs :meth:`static`).
+        """
+        attrs = self.geometry.attributes
+        if position is not None:
+            attrs["position"].array = position
+        if normal is not None:
+            attrs["normal"].array = normal
+        if color is not None:
+            attrs["color"].array = color
+
+    # ---------------------------------------------------------------- fallback
+    def image(self, height: int = 256, width: int = 256) -> np.ndarray:
+        """The current mesh rendered statically (front view): (H, W, 3) float32 in [0, 1]."""
+        return static.mesh_image(self.verts, self.faces, self.colors, height=height,
+                                 width=width)
+
+    def static(self, title: str | None = None):
+        """A matplotlib figure of the current mesh (front view), for scripts and CI."""
+        return static.mesh_figure([self.image()], [title] if title else None)
+
+    def save(self, path) -> str:
+        """Write :meth:`static` as an image file (PNG by extension); returns the path."""
+        return static.save_figure(self.static(), path)
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def show_mesh(verts, faces, colors=None, landmarks=None, *, width: int = 360, height: int = 360,
+              lit: bool = True) -> MeshView:
+    """Show a triangle mesh in an orbitable pythreejs view (lights, per-vertex colours).
+
+    verts: (V, 3) or (1, V, 3) float32/float64, model space (mm); torch or NumPy.
+    faces: (F, 3) int vertex indices (counter-clockwise seen from the front).
+    colors: (V, 3) float in [0, 1] per-vertex colours (e.g. ``model.albedo(...)``), or None.
+    landmarks: (L,) int vertex indices (e.g. ``model.landmarks``; they follow the mesh) or
+        (L, 3) float positions, drawn as red markers; None for none.
+    width, height: canvas size in pixels. lit: False shows colours unlit (colour maps).
+    Returns a :class:`MeshView`; display it (last expression of a cell or
+    ``IPython.display.display``) and call ``view.update(new_verts)`` to animate it in place.
+    ``view.static()`` / ``view.save(path)`` give a matplotlib figure / PNG outside Jupyter.
+    """
+    return MeshView(verts, faces, colors, landmarks, width=width, height=height, lit=lit)

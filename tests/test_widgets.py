@@ -1,0 +1,534 @@
+"""facelab.widgets at the Python level: widget state, in-place updates, static fallbacks.
+
+No browser here (see tests/browser/ for that): moving a slider is setting ``.value``; the
+3D buffers are the pythreejs ``BufferAttribute.array`` traits the front end receives.
+"""
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("ipywidgets")
+pytest.importorskip("pythreejs")
+
+import ipywidgets.widgets.widget as ipw_widget
+
+from facelab.widgets import (
+    ConvergencePlot,
+    GradientView,
+    ModelExplorer,
+    MotionPlayer,
+    gradient_magnitude,
+    mesh_image,
+    show_mesh,
+    vertex_gradient,
+)
+from facelab.widgets.static import BACKGROUND, frame_mesh, screen_vertices
+
+
+def dome(nx=9, ny=8, scale=75.0, dtype=torch.float32):
+    """A face-like dome (V=72, F=112), y up, bulging toward +z; faces CCW seen from +z."""
+    xs, ys = torch.linspace(-1, 1, nx, dtype=torch.float64), torch.linspace(-1.2, 1.2, ny,
+                                                                             dtype=torch.float64)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    gz = 0.6 * torch.exp(-(gx**2 + 0.5 * gy**2))
+    verts = (torch.stack([gx, gy, gz], -1).reshape(-1, 3) * scale).to(dtype)
+    faces = []
+    for i in range(ny - 1):
+        for j in range(nx - 1):
+            a, b, c, d = i * nx + j, i * nx + j + 1, (i + 1) * nx + j, (i + 1) * nx + j + 1
+            faces += [(a, b, d), (a, d, c)]
+    return verts, torch.tensor(faces, dtype=torch.int64)
+
+
+def live_widgets() -> int:
+    return len(ipw_widget._instances)
+
+
+@pytest.fixture(scope="module")
+def model():
+    from facelab.model.registry import load_model
+
+    return load_model("synthetic", resolution="teaching")
+
+
+@pytest.fixture(scope="module")
+def explorer(model):
+    return ModelExplorer(model, n_id=4, n_exp=3, n_albedo=3, image_size=96, view_size=200)
+
+
+# ---------------------------------------------------------------------- package
+def test_import_is_lazy():
+    code = ("import sys, facelab, facelab.widgets, facelab.progress; "
+            "print(sorted(m for m in ('ipywidgets', 'pythreejs', 'matplotlib') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_unknown_name():
+    import facelab.widgets as fw
+
+    with pytest.raises(AttributeError, match="no_such_widget"):
+        fw.no_such_widget  # noqa: B018
+
+
+# ------------------------------------------------------------------- show_mesh
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("as_numpy", [False, True])
+def test_show_mesh_buffers(dtype, as_numpy):
+    verts, faces = dome(dtype=dtype)
+    colors = torch.rand(verts.shape[0], 3, dtype=dtype)
+    args = (verts.numpy(), faces.numpy(), colors.numpy()) if as_numpy else (verts, faces, colors)
+    view = show_mesh(*args, landmarks=torch.tensor([0, 5, 40]))
+    attrs = view.geometry.attributes
+    for key in ("position", "normal", "color"):
+        assert attrs[key].array.shape == (72, 3) and attrs[key].array.dtype == np.float32
+    np.testing.assert_allclose(attrs["position"].array, verts.float().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(attrs["color"].array, colors.float().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(attrs["normal"].array, axis=1), 1.0, atol=1e-5)
+    # Dome normals point toward the viewer (+z) at the apex.
+    apex = int(verts[:, 2].argmax())
+    assert attrs["normal"].array[apex, 2] > 0.99
+    assert view.geometry.index.array.shape == (faces.numel(),)
+    np.testing.assert_array_equal(view.geometry.index.array, faces.numpy().reshape(-1))
+    np.testing.assert_allclose(view.landmark_geometry.attributes["position"].array,
+                               verts[[0, 5, 40]].float().numpy(), rtol=1e-6)
+    assert "facelab-mesh-view" in view.renderer._dom_classes
+
+
+def test_show_mesh_update_in_place_no_new_widgets():
+    verts, faces = dome()
+    view = show_mesh(verts, faces, landmarks=torch.tensor([3, 7]))
+    geometry, renderer = view.geometry, view.renderer
+    pos, col = geometry.attributes["position"], geometry.attributes["color"]
+    n_widgets = live_widgets()
+    for k in range(20):
+        new = verts * (1.0 + 0.01 * (k + 1))
+        view.update(new, colors=torch.full_like(verts, k / 20))
+        np.testing.assert_allclose(pos.array, new.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(col.array, k / 20, atol=1e-6)
+        # Landmarks given as indices follow the vertices.
+        np.testing.assert_allclose(view.landmark_geometry.attributes["position"].array,
+                                   new[[3, 7]].numpy(), rtol=1e-6)
+    assert live_widgets() == n_widgets
+    assert view.geometry is geometry and view.renderer is renderer
+    assert geometry.attributes["position"] is pos and geometry.attributes["color"] is col
+
+
+def test_show_mesh_landmark_positions():
+    verts, faces = dome()
+    lm = torch.tensor([[0.0, 0.0, 50.0], [10.0, 0.0, 40.0]])
+    view = show_mesh(verts, faces, landmarks=lm)
+    view.update(landmarks=lm + 1)
+    np.testing.assert_allclose(view.landmark_geometry.attributes["position"].array, lm + 1)
+
+
+def test_show_mesh_bad_input():
+    verts, faces = dome()
+    with pytest.raises(ValueError, match=r"verts: expected \(V, 3\)"):
+        show_mesh(verts[:, :2], faces)
+    with pytest.raises(ValueError, match=r"verts: expected \(1, V, 3\)"):
+        show_mesh(verts[None].repeat(2, 1, 1), faces)
+    with pytest.raises(TypeError, match="verts: expected float32 or float64"):
+        show_mesh(verts.long(), faces)
+    bad = verts.clone()
+    bad[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="verts: expected finite"):
+        show_mesh(bad, faces)
+    with pytest.raises(ValueError, match=r"faces: expected indices in \[0, 72\)"):
+        show_mesh(verts, faces + 1)
+    with pytest.raises(ValueError, match="colors"):
+        show_mesh(verts, faces, colors=torch.rand(71, 3))
+    with pytest.raises(ValueError, match="landmarks"):
+        show_mesh(verts, faces, landmarks=torch.tensor([0, 72]))
+    with pytest.raises(TypeError, match="verts"):
+        show_mesh([[0.0, 0.0, 0.0]], faces)
+    view = show_mesh(verts, faces)
+    with pytest.raises(ValueError, match=r"verts: expected \(V, 3\) with V=72"):
+        view.update(verts[:-1])
+    with pytest.raises(ValueError, match="built without landmarks"):
+        view.update(landmarks=torch.zeros(2, 3))
+
+
+# ---------------------------------------------------------------------- static
+def test_mesh_image_values():
+    verts, faces = dome()
+    img = mesh_image(verts, faces, torch.ones_like(verts), height=64, width=48)
+    assert img.shape == (64, 48, 3) and img.dtype == np.float32
+    assert 0.0 <= img.min() and img.max() <= 1.0
+    np.testing.assert_allclose(img[0, 0], BACKGROUND, atol=1e-6)  # margin is background
+    centre = img[32, 24]
+    assert centre.min() > 0.9  # white albedo, apex faces the head light: fully lit
+    assert img.std() > 0.1
+
+
+def test_mesh_image_projection_golden():
+    # One front-facing triangle; framing puts it where the y-flip says.
+    verts = torch.tensor([[-1.0, -1.0, 0.0], [1.0, -1.0, 0.0], [-1.0, 1.0, 0.0]])
+    faces = torch.tensor([[0, 1, 2]])
+    framing = frame_mesh(verts, 20, 20, margin=0.0)
+    screen = screen_vertices(verts, framing)[0]
+    np.testing.assert_allclose(screen[:, :2].numpy(), [[0, 20], [20, 20], [0, 0]], atol=1e-5)
+    img = mesh_image(verts, faces, torch.ones(3, 3), height=20, width=20, framing=framing,
+                     shade=False, background=(0.0, 0.0, 0.0))
+    covered = img[..., 0] > 0.5
+    # Lower-left half (model y up -> screen y down): pixel (i, j) covered iff j + 0.5 < i + 0.5.
+    i, j = np.mgrid[0:20, 0:20]
+    np.testing.assert_array_equal(covered[i != j], (j < i)[i != j])
+
+
+def test_show_mesh_static_and_save(tmp_path):
+    verts, faces = dome()
+    view = show_mesh(verts, faces)
+    fig = view.static("dome")
+    assert fig.axes and fig.axes[0].get_title() == "dome"
+    path = view.save(tmp_path / "mesh.png")
+    from PIL import Image
+
+    assert Image.open(path).size[0] > 100
+
+
+# ---------------------------------------------------------------- ModelExplorer
+def test_explorer_sliders(explorer, model):
+    s = explorer.sliders
+    assert {f"id_{i}" for i in range(4)} <= set(s) and {f"albedo_{i}" for i in range(3)} <= set(s)
+    assert sum(k.startswith("sh_") for k in s) == 27
+    assert {f"expr_{n}" for n in model.expression_names} <= set(s)
+    assert {"jaw", "pitch", "yaw", "roll"} <= set(s)
+    assert explorer.image.shape == (96, 96, 3) and explorer.image.dtype == np.float32
+
+
+def test_explorer_geometry_slider_updates_buffers_in_place(explorer, model):
+    explorer.reset()
+    attrs = explorer.view.geometry.attributes
+    pos_attr, geometry, renderer = attrs["position"], explorer.view.geometry, explorer.view.renderer
+    image_widget = explorer.image_widget
+    before, image_before, png_before = pos_attr.array.copy(), explorer.image.copy(), \
+        image_widget.value
+    n_widgets = live_widgets()
+    explorer.sliders["id_0"].value = 2.0
+    after = pos_attr.array
+    # Values: the mesh buffer equals the model's own evaluation (MoFA Eq. 2, no head pose).
+    expected = model.shape(torch.tensor([[2.0, 0.0, 0.0, 0.0]]))
+    expected = model.pose_jaw(expected, torch.zeros(1, 3))[0]
+    np.testing.assert_allclose(after, expected.numpy(), atol=1e-3)
+    assert np.abs(after - before).max() > 1.0
+    assert np.abs(explorer.image - image_before).max() > 0.05
+    assert image_widget.value != png_before
+    for key, value in (("exp_1", 1.5), ("jaw", 0.4), ("yaw", 30.0),
+                       (f"expr_{model.expression_names[0]}", 1.0)):
+        prev = pos_attr.array.copy()
+        explorer.sliders[key].value = value
+        assert np.abs(pos_attr.array - prev).max() > 0.5, key
+    assert explorer.view.geometry is geometry and explorer.view.renderer is renderer
+    assert explorer.view.geometry.attributes["position"] is pos_attr
+    assert explorer.image_widget is image_widget
+    assert live_widgets() == n_widgets
+    explorer.reset()
+    np.testing.assert_allclose(pos_attr.array, before, atol=1e-4)
+
+
+def test_explorer_appearance_slider_keeps_geometry(explorer):
+    explorer.reset()
+    attrs = explorer.view.geometry.attributes
+    pos, col = attrs["position"].array.copy(), attrs["color"].array.copy()
+    img = explorer.image.copy()
+    explorer.sliders["sh_0_r"].value = explorer.sliders["sh_0_r"].value + 0.5
+    np.testing.assert_array_equal(attrs["position"].array, pos)
+    assert attrs["color"].array[:, 0].mean() > col[:, 0].mean() + 0.05  # redder
+    np.testing.assert_allclose(attrs["color"].array[:, 1:], col[:, 1:], atol=1e-6)
+    assert explorer.image[..., 0].mean() > img[..., 0].mean()
+    explorer.sliders["albedo_0"].value = 2.5
+    assert np.abs(attrs["color"].array - col).max() > 0.01
+    explorer.reset(["sh_0_r", "albedo_0"])
+    np.testing.assert_allclose(attrs["color"].array, col, atol=1e-6)
+
+
+def test_explorer_image_matches_render_face(explorer, model):
+    from facelab.image_formation import default_camera, head_rotation, render_face
+
+    explorer.reset()
+    explorer.sliders["id_1"].value = 1.0
+    explorer.sliders["pitch"].value = 10.0
+    p = explorer.coefficients()
+    focal, principal, translation = default_camera(1, 96, 96)
+    ref = render_face(model, p["id"], p["exp"], torch.zeros(1, 3), head_rotation(p["angles"]),
+                      translation, p["gamma"], focal, principal, 96, 96, jaw_pose=p["jaw_pose"])
+    mask = ref.mask[0].numpy()
+    assert mask.mean() > 0.2
+    ours = explorer.image[mask]
+    theirs = ref.image[0].clamp(0, 1).numpy()[mask]
+    # render_face does not clamp vertex colours before interpolation; compare where unclipped.
+    ok = (theirs < 0.999).all(axis=1)
+    assert ok.mean() > 0.9
+    np.testing.assert_allclose(ours[ok], theirs[ok], atol=2e-3)
+    explorer.reset()
+
+
+def test_explorer_update_time_recorded(explorer):
+    n = len(explorer.update_ms)
+    explorer.sliders["roll"].value = 5.0
+    assert len(explorer.update_ms) == n + 1 and explorer.update_ms[-1] > 0
+    assert "ms" in explorer.timing.value
+    explorer.reset()
+
+
+def test_explorer_static_and_bad_input(explorer, tmp_path):
+    fig = explorer.static()
+    assert len(fig.axes) == 2
+    assert explorer.save(tmp_path / "explorer.png").endswith(".png")
+    with pytest.raises(TypeError, match="model: expected a MorphableModel"):
+        ModelExplorer("synthetic")
+
+
+# ---------------------------------------------------------------- GradientView
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_vertex_gradient_analytic(dtype):
+    verts, _ = dome(dtype=dtype)
+    w = torch.rand(verts.shape[0], 1, dtype=dtype)
+    grad = vertex_gradient(lambda v: (w * v**2).sum(), verts)
+    assert grad.dtype == dtype and grad.shape == verts.shape
+    torch.testing.assert_close(grad, 2 * w * verts)
+    assert not verts.requires_grad
+    mag = gradient_magnitude(grad)
+    torch.testing.assert_close(mag, (2 * w * verts).norm(dim=1))
+    torch.testing.assert_close(gradient_magnitude(-grad[:, 0]), grad[:, 0].abs())
+    torch.testing.assert_close(gradient_magnitude(grad[None]), mag)
+    np_grad = vertex_gradient(lambda v: (v**3).sum(), verts.numpy())
+    torch.testing.assert_close(np_grad, 3 * verts**2)
+
+
+def test_vertex_gradient_matches_finite_differences():
+    verts, _ = dome(dtype=torch.float64)
+
+    def loss(v):
+        return (v[:, 2].sin() * v[:, 0]).sum() + v.norm(dim=1).pow(3).mean()
+
+    grad = vertex_gradient(loss, verts)
+    eps = 1e-6
+    for idx in [(0, 0), (10, 2), (40, 1)]:
+        vp, vm = verts.clone(), verts.clone()
+        vp[idx] += eps
+        vm[idx] -= eps
+        fd = (loss(vp) - loss(vm)) / (2 * eps)
+        assert abs(float(fd) - float(grad[idx])) < 1e-5 * max(1.0, abs(float(fd)))
+
+
+def test_gradient_view_colour_map_and_heat_map():
+    verts, faces = dome(dtype=torch.float64)
+    apex = int(verts[:, 2].argmax())
+    # Only the apex vertex gets gradient: the colour map and the heat map peak there.
+    only_apex = torch.zeros(verts.shape[0], 3)
+    only_apex[apex] = torch.tensor([3.0, 4.0, 0.0])
+    spread = torch.ones(verts.shape[0])
+    view = GradientView(verts, faces, [only_apex, spread], ["direct", "neural"], image_size=64)
+    np.testing.assert_allclose(view.magnitudes[0][apex], 5.0)
+    assert view.magnitudes[0].sum() == pytest.approx(5.0)
+    colors = view.views[0].geometry.attributes["color"].array
+    assert np.argmax(colors.sum(1)) == apex
+    heat = view.heatmaps[0].sum(-1)
+    i, j = np.unravel_index(np.argmax(heat), heat.shape)
+    screen = screen_vertices(view.verts, view.framing)[0, apex]
+    assert abs(j + 0.5 - float(screen[0])) <= 2 and abs(i + 0.5 - float(screen[1])) <= 2
+    # Shared scale: 'neural' (magnitude 1 everywhere) is 1/5 of the top of the scale.
+    shared = view.views[1].geometry.attributes["color"].array.copy()
+    view.shared_toggle.value = False
+    separate = view.views[1].geometry.attributes["color"].array
+    assert separate.sum() > shared.sum()  # now normalised to its own max (1.0)
+    assert view.image_widgets[0].value[:4] == b"\x89PNG"
+
+
+def test_gradient_view_callable_log_scale_and_update():
+    verts, faces = dome()
+    view = GradientView(verts, faces, lambda v: (v[:, 2] ** 2).sum(), image_size=32)
+    np.testing.assert_allclose(view.magnitudes[0], 2 * verts[:, 2].abs().numpy(), rtol=1e-5)
+    geometry, attr = view.views[0].geometry, view.views[0].geometry.attributes["color"]
+    lin = attr.array.copy()
+    view.log_toggle.value = True
+    assert not np.allclose(attr.array, lin)
+    n_widgets = live_widgets()
+    view.update(torch.rand(verts.shape[0]))
+    view.update([torch.rand(verts.shape[0], 3)])
+    assert live_widgets() == n_widgets
+    assert view.views[0].geometry is geometry and geometry.attributes["color"] is attr
+    fig = view.static()
+    assert len(fig.axes) == 2
+
+
+def test_gradient_view_bad_input():
+    verts, faces = dome()
+    with pytest.raises(ValueError, match="loss_fn: expected a scalar"):
+        vertex_gradient(lambda v: v.sum(dim=1), verts)
+    with pytest.raises(TypeError, match="loss_fn"):
+        vertex_gradient(3.0, verts)
+    with pytest.raises(ValueError, match=r"grad: expected \(V, C\) with V=72"):
+        GradientView(verts, faces, torch.ones(71, 3))
+    with pytest.raises(ValueError, match=r"grad: expected \(V,\) with V=72"):
+        GradientView(verts, faces, torch.ones(70))
+    bad = torch.ones(72)
+    bad[0] = float("inf")
+    with pytest.raises(ValueError, match="grad: expected finite"):
+        GradientView(verts, faces, bad)
+    with pytest.raises(TypeError, match=r"gradients\[0\]: expected float32 or float64"):
+        GradientView(verts, faces, torch.ones(72, dtype=torch.int64))
+    with pytest.raises(ValueError, match="titles"):
+        GradientView(verts, faces, [torch.ones(72)], ["a", "b"])
+    with pytest.raises(ValueError, match="at least one panel"):
+        GradientView(verts, faces, [])
+    view = GradientView(verts, faces, torch.ones(72))
+    with pytest.raises(ValueError, match="expected 1 panels"):
+        view.update([torch.ones(72), torch.ones(72)])
+
+
+# ------------------------------------------------------------- ConvergencePlot
+def test_convergence_records_and_redraws_live():
+    plot = ConvergencePlot(interactive=True, min_interval=1e-6, max_overhead=1e6,
+                           show_image=True)
+    from facelab.progress import track
+
+    png_empty = plot.plot_widget.value
+    assert png_empty[:4] == b"\x89PNG"  # empty axes drawn at construction
+    image = torch.zeros(1, 8, 8, 3)
+    progress = track(range(5), callback=plot)
+    for i in progress:
+        image.fill_(i / 10)
+        progress.log({"photo": 1.0 / (i + 1), "land": 0.1 * i + 0.01}, state={"image": image})
+    assert plot.history.steps == [0, 1, 2, 3, 4]
+    assert plot.history.losses["photo"][-1] == pytest.approx(0.2)
+    assert plot.redraws >= 4  # steps 1..4 (step 0 starts the clock) + final
+    assert plot.plot_widget.value != png_empty
+    assert set(plot._lines) == {"photo", "land"}
+    np.testing.assert_allclose(plot._lines["photo"].get_ydata(), [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5])
+    # The image is a copy taken at redraw time, not a reference to the loop's tensor.
+    np.testing.assert_allclose(plot.image, 0.4)
+    image.fill_(1.0)
+    np.testing.assert_allclose(plot.image, 0.4)
+    assert plot.image_widget.value[:2] == b"\xff\xd8"  # JPEG
+
+
+def test_convergence_log_toggle_and_terms():
+    plot = ConvergencePlot(["a"], interactive=True, min_interval=1e-6, max_overhead=1e6)
+    for s in range(3):
+        plot.on_step(s, {"a": 10.0 ** -s, "b": 1.0})
+    plot.on_end()
+    assert list(plot._lines) == ["a"]
+    assert plot._ax.get_yscale() == "log"
+    n = plot.redraws
+    plot.log_toggle.value = False
+    assert plot.redraws == n + 1 and plot._ax.get_yscale() == "linear"
+
+
+def test_convergence_throttle_limits_redraws():
+    plot = ConvergencePlot(interactive=True, min_interval=3600.0)
+    for s in range(200):
+        plot.on_step(s, {"l": 1.0 / (s + 1)})
+    assert plot.redraws == 0
+    plot.on_end()
+    assert plot.redraws == 1  # the final frame is always drawn
+    assert len(plot.history) == 200
+
+
+def test_convergence_static_fallback(tmp_path):
+    plot = ConvergencePlot(interactive=False, show_image=True)
+    assert plot.widget is None
+    for s in range(50):
+        plot.on_step(s, {"total": math.exp(-s / 10), "prior": 0.01},
+                     state={"image": np.full((6, 6, 3), 0.5, np.float32)})
+    plot.on_end()
+    assert plot.redraws == 0
+    fig = plot.static()
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["total", "prior"]
+    assert len(ax.get_lines()[0].get_xdata()) == 50
+    assert len(fig.axes) == 2  # curves + last image
+    path = plot.save(tmp_path / "conv.png")
+    from PIL import Image
+
+    assert Image.open(path).size[0] > 200
+    bundle = plot._repr_mimebundle_()
+    assert bundle["image/png"][:4] == b"\x89PNG"
+
+
+def test_convergence_bad_input():
+    with pytest.raises(ValueError, match="min_interval"):
+        ConvergencePlot(min_interval=0.0, interactive=False)
+    plot = ConvergencePlot(interactive=True, min_interval=1e-6, max_overhead=1e6,
+                           show_image=True)
+    plot.on_step(0, {"l": 1.0})
+    with pytest.raises(ValueError, match=r"state\['image'\]: expected \(H, W, 3\)"):
+        plot.on_step(1, {"l": 1.0}, state={"image": np.zeros((4, 4))})
+
+
+# ---------------------------------------------------------------- MotionPlayer
+def _sequence(T=6, dtype=torch.float32):
+    verts, faces = dome(dtype=dtype)
+    seq = torch.stack([verts * (1 + 0.05 * t) for t in range(T)])  # (T, V, 3)
+    return seq, faces
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_motion_player_scrub_updates_in_place(dtype):
+    seq, faces = _sequence(dtype=dtype)
+    short = seq[:3].numpy()  # NumPy input, 3 frames
+    player = MotionPlayer([seq, short], faces, fps=10, titles=["a", "b"])
+    assert player.num_frames == 6 and player.play.max == 5 and player.play.interval == 100
+    attrs = [v.geometry.attributes["position"] for v in player.views]
+    geometries = [v.geometry for v in player.views]
+    n_widgets = live_widgets()
+    for t in range(6):
+        player.slider.value = t
+        np.testing.assert_allclose(attrs[0].array, seq[t].float().numpy(), rtol=1e-6)
+        np.testing.assert_allclose(attrs[1].array, short[min(t, 2)], rtol=1e-6)  # holds
+    assert player.frame == 5
+    assert live_widgets() == n_widgets
+    assert [v.geometry for v in player.views] == geometries
+    assert [v.geometry.attributes["position"] for v in player.views] == attrs
+    player.show_frame(2)
+    assert player.slider.value == 2
+    player.fps_slider.value = 50
+    assert player.play.interval == 20 and player.fps == 50
+
+
+def test_motion_player_static_png_and_gif(tmp_path):
+    seq, faces = _sequence(T=4)
+    player = MotionPlayer(seq, faces, fps=10)
+    fig = player.static(frames=[0, 3])
+    assert len(fig.axes) == 2
+    from PIL import Image
+
+    png = player.save(tmp_path / "strip.png")
+    assert Image.open(png).size[0] > 200
+    gif = Image.open(player.save(tmp_path / "motion.gif"))
+    assert gif.n_frames == 4
+    assert gif.info["duration"] == 100  # 1000 / fps ms
+    frames = player.frame_images([0, 3], size=48)
+    assert frames[0][0].shape == (48, 48, 3)
+    assert np.abs(frames[0][0] - frames[0][1]).max() > 0.1  # the mesh grew
+
+
+def test_motion_player_bad_input():
+    seq, faces = _sequence()
+    with pytest.raises(ValueError, match=r"sequences\[1\]: expected \(T, V, 3\) with V=72"):
+        MotionPlayer([seq, seq[:, :70]], faces)
+    with pytest.raises(ValueError, match=r"sequences: expected \(T, V, 3\)"):
+        MotionPlayer(seq[0], faces)
+    bad = seq.clone()
+    bad[1, 2, 0] = float("nan")
+    with pytest.raises(ValueError, match="sequences: expected finite"):
+        MotionPlayer(bad, faces)
+    with pytest.raises(ValueError, match="fps"):
+        MotionPlayer(seq, faces, fps=0)
+    with pytest.raises(ValueError, match="fps"):
+        MotionPlayer(seq, faces, fps=120)
+    with pytest.raises(ValueError, match="faces"):
+        MotionPlayer(seq, faces + 100)
+    with pytest.raises(ValueError, match="titles"):
+        MotionPlayer(seq, faces, titles=["a", "b"])
+    player = MotionPlayer(seq, faces)
+    with pytest.raises(ValueError, match=r"index: expected a frame in \[0, 6\)"):
+        player.show_frame(6)
