@@ -10,11 +10,20 @@
 
 from importlib import import_module
 
-from facelab import cameras, export, image_formation, lighting, mesh, metrics, progress, rotations
+from facelab import (
+    cameras,
+    export,
+    image_formation,
+    lighting,
+    losses,
+    mesh,
+    metrics,
+    progress,
+    rotations,
+)
 from facelab.export import load_obj, save_obj, save_ply
 from facelab.image_formation import FaceRender, default_camera, head_rotation, render_face
 from facelab.lighting import ambient_sh, random_sh, sh_basis, sh_from_direction, sh_irradiance_basis
-from facelab.lighting import sh_shade
 from facelab.mesh import face_normals, vertex_normals
 from facelab.model import MorphableModel
 from facelab.model.bfm import load_bfm2009, load_bfm2017
@@ -23,6 +32,9 @@ from facelab.model.registry import load_model
 from facelab.model.tddfa import load_3ddfa
 from facelab.raster import Fragments, interpolate, rasterize, vertex_visibility
 from facelab.render import render
+from facelab.shading import (
+    sh_shade,  # compiled op; facelab.lighting.sh_shade is the torch definition
+)
 
 __version__ = "0.1.0"
 
@@ -46,6 +58,7 @@ __all__ = [
     "load_flame",
     "load_model",
     "load_obj",
+    "losses",
     "mesh",
     "metrics",
     "progress",

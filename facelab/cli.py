@@ -54,7 +54,11 @@ def _to_uint8(image):
 
 
 def run_demo(out: Path, count: int, seed: int, resolution, size: int) -> list[Path]:
-    """Render ``count`` random faces of the built-in model; write PNGs, a contact sheet and an OBJ."""
+    """Render ``count`` random faces of the built-in model.
+
+    Writes one PNG per face, a contact sheet, and the first face as an OBJ with per-vertex
+    albedo colours and a landmark sidecar; returns the paths written.
+    """
     import numpy as np
     import torch
     from PIL import Image

@@ -20,10 +20,10 @@ import torch
 
 from facelab import cameras
 from facelab._checks import as_tensor, check_finite, check_floating, check_positive, check_shape
-from facelab.lighting import sh_shade
 from facelab.mesh import vertex_normals
 from facelab.model.morphable import MorphableModel
 from facelab.render import render
+from facelab.shading import sh_shade
 
 __all__ = ["FaceRender", "default_camera", "render_face", "head_rotation"]
 
@@ -63,12 +63,15 @@ def head_rotation(angles) -> torch.Tensor:
 
 def default_camera(batch: int, height: int, width: int, *, fov_deg: float = DEFAULT_FOV_DEG,
                    distance: float = DEFAULT_DISTANCE_MM, dtype=torch.float32, device=None):
-    """A camera that frames the built-in face: ``(focal (B, 2), principal (B, 2), translation (B, 3))``.
+    """A camera that frames the built-in face.
+
+    Returns ``(focal (B, 2), principal (B, 2), translation (B, 3))``: pixels, pixels, mm.
 
     fov_deg: vertical field of view; distance: camera-to-model-origin distance (mm).
     """
     check_positive(distance, name="distance")
-    focal, principal = cameras.intrinsics_from_fov(fov_deg, height, width, dtype=dtype, device=device)
+    focal, principal = cameras.intrinsics_from_fov(fov_deg, height, width, dtype=dtype,
+                                                   device=device)
     focal = focal.expand(batch, 2).contiguous()
     principal = principal.expand(batch, 2).contiguous()
     translation = torch.zeros(batch, 3, dtype=dtype, device=device)

@@ -20,12 +20,13 @@ import torch.nn.functional as F
 
 from facelab import cameras
 from facelab._checks import check_int
-from facelab.image_formation import DEFAULT_DISTANCE_MM, DEFAULT_FOV_DEG, head_rotation
-from facelab.lighting import random_sh, sh_shade
+from facelab.image_formation import DEFAULT_FOV_DEG, head_rotation
+from facelab.lighting import random_sh
 from facelab.mesh import vertex_normals
 from facelab.model.morphable import MorphableModel
 from facelab.raster import vertex_visibility
 from facelab.render import render
+from facelab.shading import sh_shade
 
 __all__ = ["FaceSampling", "SyntheticFaces", "random_backgrounds"]
 

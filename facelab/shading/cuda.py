@@ -1,0 +1,109 @@
+"""CUDA launchers for SH shading (``kernels/sh_shade.cu``), MoFA Eq. (4).
+
+On a GPU the kernels are compiled once per device with NVRTC (``cupy.RawModule``, see
+:mod:`facelab.kernel_sources`) and launched on torch's current stream. With
+``emulate=True`` the *same* source, compiled for the host through ``facelab_cuda.h``, runs
+sequentially on CPU tensors via ctypes — the tests use this to check the kernels' logic
+against the NumPy reference on machines without a GPU.
+
+Gradient of the lighting: each thread writes its partial sum (B, T_img, 9, 3) and torch sums
+over T_img — no atomics, deterministic.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import torch
+
+from facelab.kernel_sources import compile_for_host, raw_module
+
+__all__ = ["launch", "sh_shade_backward", "sh_shade_forward"]
+
+BLOCK = 256
+VERTS_PER_THREAD = 8  # backward: vertices per thread, so that the ∂L/∂γ partials stay small
+MAX_BLOCKS_BACKWARD = 64
+
+
+def _ctype(arg):
+    if isinstance(arg, torch.Tensor):
+        return ctypes.c_void_p(arg.data_ptr())
+    if isinstance(arg, np.int32):
+        return ctypes.c_int(int(arg))
+    if isinstance(arg, np.float32):
+        return ctypes.c_float(float(arg))
+    if isinstance(arg, np.float64):
+        return ctypes.c_double(float(arg))
+    raise TypeError(f"launch: unsupported kernel argument {type(arg).__name__}")
+
+
+def launch(op: str, kernel: str, grid: tuple, block: tuple, args: tuple, *, emulate: bool):
+    """Launch ``kernel`` of ``kernels/<op>.cu`` with a 3-D grid and block.
+
+    args: torch tensors (contiguous; passed as pointers), ``np.int32``, ``np.float32`` or
+    ``np.float64`` scalars, in the kernel's parameter order. ``emulate=True``: run the host
+    build on CPU tensors (sequential grid). Otherwise: tensors are on one CUDA device; launch
+    with CuPy on torch's current stream of that device.
+    """
+    grid = tuple(int(g) for g in grid)
+    block = tuple(int(b) for b in block)
+    if emulate:
+        fn = getattr(compile_for_host(op), f"host_{kernel}")
+        fn(*(ctypes.c_uint(d) for d in (*grid, *block)), *(_ctype(a) for a in args))
+        return
+    import cupy
+
+    device = next(a.device for a in args if isinstance(a, torch.Tensor))
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    fn = raw_module(op, index).get_function(kernel)
+    stream = torch.cuda.current_stream(index)
+    with cupy.cuda.Device(index), cupy.cuda.ExternalStream(stream.cuda_stream, index):
+        cargs = tuple(cupy.from_dlpack(a) if isinstance(a, torch.Tensor) else a for a in args)
+        fn(grid, block, cargs)
+
+
+def _suffix(t: torch.Tensor) -> str:
+    return "f32" if t.dtype == torch.float32 else "f64"
+
+
+def _dummy(like: torch.Tensor) -> torch.Tensor:
+    return torch.empty(1, dtype=like.dtype, device=like.device)
+
+
+def sh_shade_forward(albedo, normals, gamma, *, emulate: bool = False) -> torch.Tensor:
+    """albedo (B, V, 3), normals (B, V, 3), gamma (B, 9, 3), one dtype/device → (B, V, 3)."""
+    albedo, normals, gamma = (t.detach().contiguous() for t in (albedo, normals, gamma))
+    n_img, n_vert = albedo.shape[0], albedo.shape[1]
+    out = torch.empty_like(albedo)
+    if n_img == 0 or n_vert == 0:
+        return out
+    gx = min(-(-n_vert // BLOCK), 65535)
+    launch("sh_shade", f"sh_shade_forward_{_suffix(albedo)}", (gx, n_img, 1), (BLOCK, 1, 1),
+           (albedo, normals, gamma, out, np.int32(n_vert)), emulate=emulate)
+    return out
+
+
+def sh_shade_backward(albedo, normals, gamma, grad_out, needs=(True, True, True), *,
+                      emulate: bool = False):
+    """(grad_albedo, grad_normals, grad_gamma) for grad_out (B, V, 3); None where not needed."""
+    albedo, normals, gamma, grad_out = (
+        t.detach().contiguous() for t in (albedo, normals, gamma, grad_out)
+    )
+    n_img, n_vert = albedo.shape[0], albedo.shape[1]
+    if not any(needs):
+        return None, None, None
+    if n_img == 0 or n_vert == 0:
+        zeros = (torch.zeros_like(albedo), torch.zeros_like(normals), torch.zeros_like(gamma))
+        return tuple(z if need else None for z, need in zip(zeros, needs, strict=True))
+    gx = max(1, min(-(-n_vert // (BLOCK * VERTS_PER_THREAD)), MAX_BLOCKS_BACKWARD))
+    grad_albedo = torch.empty_like(albedo) if needs[0] else _dummy(albedo)
+    grad_normals = torch.empty_like(normals) if needs[1] else _dummy(albedo)
+    partial = (torch.empty((n_img, gx * BLOCK, 9, 3), dtype=albedo.dtype, device=albedo.device)
+               if needs[2] else _dummy(albedo))
+    launch("sh_shade", f"sh_shade_backward_{_suffix(albedo)}", (gx, n_img, 1), (BLOCK, 1, 1),
+           (albedo, normals, gamma, grad_out, grad_albedo, grad_normals, partial,
+            np.int32(n_vert), np.int32(needs[0]), np.int32(needs[1]), np.int32(needs[2])),
+           emulate=emulate)
+    return (grad_albedo if needs[0] else None, grad_normals if needs[1] else None,
+            partial.sum(dim=1) if needs[2] else None)
