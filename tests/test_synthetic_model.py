@@ -232,7 +232,7 @@ def test_deterministic_and_cached(tmp_path, monkeypatch):
     for k in fresh:
         assert np.array_equal(fresh[k], again[k]), k
     cached_first = syn.synthetic_arrays(2000)  # generates and writes
-    path = syn_cache.cache_path(syn.GENERATOR_VERSION, 2000)
+    path = syn_cache.cache_path(syn.cache_key(), 2000)
     assert path.is_file()
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]  # atomic write left no temp
     monkeypatch.setattr(syn, "_MEMORY", {})
@@ -245,15 +245,20 @@ def test_deterministic_and_cached(tmp_path, monkeypatch):
 def test_corrupted_and_stale_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FACELAB_CACHE", str(tmp_path))
     monkeypatch.setattr(syn, "_MEMORY", {})
-    path = syn_cache.cache_path(syn.GENERATOR_VERSION, 1500)
+    path = syn_cache.cache_path(syn.cache_key(), 1500)
     path.write_bytes(b"not an npz file")
     m = load_model(resolution=1500)
     assert m.num_vertices > 1000
     with np.load(path) as data:  # regenerated and rewritten
-        assert str(data["version"]) == syn.GENERATOR_VERSION
+        assert str(data["version"]) == syn.cache_key()
     assert syn_cache.load_cached("0-old", 1500, ["mean_shape"]) is None
     np.savez(path, version=np.array("0-old"), mean_shape=np.zeros((3, 3)))
-    assert syn_cache.load_cached(syn.GENERATOR_VERSION, 1500, ["mean_shape"]) is None
+    assert syn_cache.load_cached(syn.cache_key(), 1500, ["mean_shape"]) is None
+
+
+def test_cache_key_tracks_the_generator_source():
+    key = syn.cache_key()
+    assert key.startswith(syn.GENERATOR_VERSION + "-") and len(key) > len(syn.GENERATOR_VERSION) + 8
 
 
 def test_golden_values(model, arrays):

@@ -20,6 +20,10 @@ Use it through :func:`facelab.model.registry.load_model` (``fl.load_model``).
 
 from __future__ import annotations
 
+import functools
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -59,6 +63,20 @@ def _vertex_budget(resolution) -> int:
     return n
 
 
+@functools.cache
+def cache_key() -> str:
+    """The cache key: GENERATOR_VERSION plus a digest of this package's sources.
+
+    Any edit to the generator invalidates cached models, so a stale ``.npz`` can never be
+    read by newer code (a bumped version alone relies on someone remembering to bump it).
+    """
+    h = hashlib.sha256(GENERATOR_VERSION.encode())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return f"{GENERATOR_VERSION}-{h.hexdigest()[:12]}"
+
+
 def synthetic_arrays(resolution="teaching", *, cache: bool = True) -> dict[str, np.ndarray]:
     """The raw arrays of the synthetic model (float32 / int64 / bool NumPy).
 
@@ -72,10 +90,10 @@ def synthetic_arrays(resolution="teaching", *, cache: bool = True) -> dict[str, 
     if not cache:
         return generate_arrays(n)
     if n not in _MEMORY:
-        arrays = _cache.load_cached(GENERATOR_VERSION, n, _KEYS)
+        arrays = _cache.load_cached(cache_key(), n, _KEYS)
         if arrays is None:
             arrays = generate_arrays(n)
-            _cache.save_cached(GENERATOR_VERSION, n, arrays)
+            _cache.save_cached(cache_key(), n, arrays)
         _MEMORY[n] = arrays
     return _MEMORY[n]
 
