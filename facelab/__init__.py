@@ -24,12 +24,13 @@ from facelab import (
 from facelab.export import load_obj, save_obj, save_ply
 from facelab.image_formation import FaceRender, default_camera, head_rotation, render_face
 from facelab.lighting import ambient_sh, random_sh, sh_basis, sh_from_direction, sh_irradiance_basis
-from facelab.mesh import face_normals, vertex_normals
+from facelab.mesh import face_normals
 from facelab.model import MorphableModel
 from facelab.model.bfm import load_bfm2009, load_bfm2017
 from facelab.model.flame import load_flame
 from facelab.model.registry import load_model
 from facelab.model.tddfa import load_3ddfa
+from facelab.normals import vertex_normals  # compiled op; facelab.mesh has the torch definition
 from facelab.raster import Fragments, interpolate, rasterize, vertex_visibility
 from facelab.render import render
 from facelab.shading import (

@@ -20,8 +20,8 @@ import torch
 
 from facelab import cameras
 from facelab._checks import as_tensor, check_finite, check_floating, check_positive, check_shape
-from facelab.mesh import vertex_normals
 from facelab.model.morphable import MorphableModel
+from facelab.normals import vertex_normals
 from facelab.render import render
 from facelab.shading import sh_shade
 

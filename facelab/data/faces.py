@@ -22,8 +22,8 @@ from facelab import cameras
 from facelab._checks import check_int
 from facelab.image_formation import DEFAULT_FOV_DEG, head_rotation
 from facelab.lighting import random_sh
-from facelab.mesh import vertex_normals
 from facelab.model.morphable import MorphableModel
+from facelab.normals import vertex_normals
 from facelab.raster import vertex_visibility
 from facelab.render import render
 from facelab.shading import sh_shade

@@ -206,7 +206,7 @@ class ModelExplorer:
         from facelab import cameras
         from facelab.image_formation import head_rotation
         from facelab.lighting import sh_shade
-        from facelab.mesh import vertex_normals
+        from facelab.normals import vertex_normals
         from facelab.raster import interpolate, rasterize
 
         m, ev = self.model, self._cache

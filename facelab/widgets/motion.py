@@ -61,7 +61,7 @@ class MotionPlayer:
                  colors=None, view_size: int = 280):
         import ipywidgets as w
 
-        from facelab.mesh import vertex_normals
+        from facelab.normals import vertex_normals
 
         self.sequences, self.faces = _as_sequences(sequences, faces)
         fps = check_int(fps, name="fps", minimum=1)

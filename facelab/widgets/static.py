@@ -108,7 +108,7 @@ def mesh_image(verts, faces, colors=None, *, height: int = 256, width: int = 256
         unlit (colour maps). background: (3,) colour.
     Returns (H, W, 3) float32 NumPy image in [0, 1].
     """
-    from facelab.mesh import vertex_normals
+    from facelab.normals import vertex_normals
     from facelab.render import render
 
     v, f = as_mesh(verts, faces)

@@ -116,7 +116,7 @@ class MeshView:
         return self.verts[self._landmark_index]
 
     def _normals(self, v: torch.Tensor) -> np.ndarray:
-        from facelab.mesh import vertex_normals
+        from facelab.normals import vertex_normals
 
         return _f32(vertex_normals(v[None], self.faces)[0])  # (V, 3)
 
