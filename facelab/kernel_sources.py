@@ -23,6 +23,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
+import torch
+
 __all__ = [
     "compile_for_host",
     "cuda_available",
@@ -136,7 +139,6 @@ def cuda_available() -> bool:
     """True when CuPy imports and torch sees a CUDA device."""
     try:
         import cupy  # noqa: F401
-        import torch
     except ImportError:
         return False
     return bool(torch.cuda.is_available())
@@ -161,3 +163,40 @@ def raw_module(name: str, device_index: int = 0):
                 options=("--std=c++17", f"-I{kernel_dir()}"),
             )
     return _MODULES[key]
+
+
+def _ctype(arg):
+    if isinstance(arg, torch.Tensor):
+        return ctypes.c_void_p(arg.data_ptr())
+    if isinstance(arg, np.int32):
+        return ctypes.c_int(int(arg))
+    if isinstance(arg, np.float32):
+        return ctypes.c_float(float(arg))
+    if isinstance(arg, np.float64):
+        return ctypes.c_double(float(arg))
+    raise TypeError(f"launch: unsupported kernel argument {type(arg).__name__}")
+
+
+def launch(op: str, kernel: str, grid: tuple, block: tuple, args: tuple, *, emulate: bool):
+    """Launch ``kernel`` of ``kernels/<op>.cu`` with a 3-D grid and block.
+
+    args: torch tensors (contiguous; passed as pointers), ``np.int32``, ``np.float32`` or
+    ``np.float64`` scalars, in the kernel's parameter order. ``emulate=True``: run the host
+    build on CPU tensors (sequential grid). Otherwise: tensors are on one CUDA device; launch
+    with CuPy on torch's current stream of that device.
+    """
+    grid = tuple(int(g) for g in grid)
+    block = tuple(int(b) for b in block)
+    if emulate:
+        fn = getattr(compile_for_host(op), f"host_{kernel}")
+        fn(*(ctypes.c_uint(d) for d in (*grid, *block)), *(_ctype(a) for a in args))
+        return
+    import cupy
+
+    device = next(a.device for a in args if isinstance(a, torch.Tensor))
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    fn = raw_module(op, index).get_function(kernel)
+    stream = torch.cuda.current_stream(index)
+    with cupy.cuda.Device(index), cupy.cuda.ExternalStream(stream.cuda_stream, index):
+        cargs = tuple(cupy.from_dlpack(a) if isinstance(a, torch.Tensor) else a for a in args)
+        fn(grid, block, cargs)

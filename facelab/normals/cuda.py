@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from facelab.shading.cuda import launch
+from facelab.kernel_sources import launch
 
 __all__ = ["BLOCK", "vertex_normals_backward", "vertex_normals_forward"]
 

@@ -12,55 +12,16 @@ over T_img — no atomics, deterministic.
 
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
 import torch
 
-from facelab.kernel_sources import compile_for_host, raw_module
+from facelab.kernel_sources import launch
 
-__all__ = ["launch", "sh_shade_backward", "sh_shade_forward"]
+__all__ = ["sh_shade_backward", "sh_shade_forward"]
 
 BLOCK = 256
 VERTS_PER_THREAD = 8  # backward: vertices per thread, so that the ∂L/∂γ partials stay small
 MAX_BLOCKS_BACKWARD = 64
-
-
-def _ctype(arg):
-    if isinstance(arg, torch.Tensor):
-        return ctypes.c_void_p(arg.data_ptr())
-    if isinstance(arg, np.int32):
-        return ctypes.c_int(int(arg))
-    if isinstance(arg, np.float32):
-        return ctypes.c_float(float(arg))
-    if isinstance(arg, np.float64):
-        return ctypes.c_double(float(arg))
-    raise TypeError(f"launch: unsupported kernel argument {type(arg).__name__}")
-
-
-def launch(op: str, kernel: str, grid: tuple, block: tuple, args: tuple, *, emulate: bool):
-    """Launch ``kernel`` of ``kernels/<op>.cu`` with a 3-D grid and block.
-
-    args: torch tensors (contiguous; passed as pointers), ``np.int32``, ``np.float32`` or
-    ``np.float64`` scalars, in the kernel's parameter order. ``emulate=True``: run the host
-    build on CPU tensors (sequential grid). Otherwise: tensors are on one CUDA device; launch
-    with CuPy on torch's current stream of that device.
-    """
-    grid = tuple(int(g) for g in grid)
-    block = tuple(int(b) for b in block)
-    if emulate:
-        fn = getattr(compile_for_host(op), f"host_{kernel}")
-        fn(*(ctypes.c_uint(d) for d in (*grid, *block)), *(_ctype(a) for a in args))
-        return
-    import cupy
-
-    device = next(a.device for a in args if isinstance(a, torch.Tensor))
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    fn = raw_module(op, index).get_function(kernel)
-    stream = torch.cuda.current_stream(index)
-    with cupy.cuda.Device(index), cupy.cuda.ExternalStream(stream.cuda_stream, index):
-        cargs = tuple(cupy.from_dlpack(a) if isinstance(a, torch.Tensor) else a for a in args)
-        fn(grid, block, cargs)
 
 
 def _suffix(t: torch.Tensor) -> str:

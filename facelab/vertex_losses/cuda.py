@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from facelab.shading.cuda import launch
+from facelab.kernel_sources import launch
 
 __all__ = ["photometric_backward", "photometric_forward"]
 
