@@ -1,5 +1,6 @@
 # facelab — two entry points, each creating its own virtual environment when missing.
-#   make demo   set up, then run `facelab demo` on the built-in synthetic model
+#   make demo   set up, then run `facelab demo` on the built-in synthetic model and
+#               `facelab fit` on the astronaut sample photo
 #   make test   set up (with test tools), then run the whole test suite, notebooks included
 PYTHON ?= python3
 VENV   ?= .venv
@@ -19,7 +20,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
-	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install -e ".[dev,landmarks,video]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -27,6 +28,7 @@ setup-dev: $(VENV)/.installed-dev
 
 demo: setup
 	$(BIN)/facelab demo --out $(OUT)
+	$(BIN)/facelab fit --sample astronaut -o $(OUT)/fit
 	@echo ""
 	@echo "Open the notebooks with:  $(BIN)/jupyter lab notebooks/"
 

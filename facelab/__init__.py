@@ -22,6 +22,7 @@ from facelab import (
     rotations,
 )
 from facelab.export import load_obj, save_obj, save_ply
+from facelab.fitting import FitResult, FitSettings, fit_image, fit_video
 from facelab.image_formation import FaceRender, default_camera, head_rotation, render_face
 from facelab.lighting import ambient_sh, random_sh, sh_basis, sh_from_direction, sh_irradiance_basis
 from facelab.mesh import face_normals
@@ -41,6 +42,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FaceRender",
+    "FitResult",
+    "FitSettings",
     "Fragments",
     "MorphableModel",
     "__version__",
@@ -49,6 +52,9 @@ __all__ = [
     "default_camera",
     "export",
     "face_normals",
+    "fit_image",
+    "fit_video",
+    "fitting",
     "head_rotation",
     "image_formation",
     "interpolate",
@@ -78,7 +84,7 @@ __all__ = [
     "vertex_visibility",
 ]
 
-_LAZY = {"widgets"}
+_LAZY = {"widgets", "landmarks"}  # ipywidgets/pythreejs; mediapipe
 
 
 def __getattr__(name):

@@ -2,6 +2,9 @@
 
     facelab demo [--out DIR] [--count N] [--seed S] [--resolution R] [--size PX]
     facelab info [--resolution R]
+    facelab fit PATH | --sample astronaut [-o OUT]      (facelab.fit_cli)
+    facelab fit-video PATH [-o OUT]
+    facelab train {mofa,tddfa} [trainer options]
 
 ``facelab --help`` and ``facelab <command> --help`` document every option.
 """
@@ -9,12 +12,18 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import sys
 import time
 from pathlib import Path
 
+from facelab.fit_cli import add_fit_parser, add_fit_video_parser, run_fit, run_fit_video
+
 __all__ = ["main"]
+
+# `facelab train METHOD ...` -> the module whose train_main(argv) runs it.
+TRAINERS = {"mofa": "facelab.methods.mofa.cli", "tddfa": "facelab.methods.tddfa.cli"}
 
 
 def _sample_faces(model, count: int, seed: int, size: int):
@@ -154,6 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
                                       "standard deviations.")
     info.add_argument("--resolution", type=_resolution, default="teaching",
                       help="model resolution (default: teaching)")
+    add_fit_parser(sub)
+    add_fit_video_parser(sub)
+    train = sub.add_parser(
+        "train", help="train a paper's network on the synthetic corpus (mofa, tddfa)",
+        description="Train a paper's network; options after METHOD go to that trainer "
+                    "(e.g. `facelab train tddfa --help`).")
+    train.add_argument("method", choices=sorted(TRAINERS), metavar="METHOD",
+                       help="one of: " + ", ".join(sorted(TRAINERS)))
+    train.add_argument("options", nargs=argparse.REMAINDER, help="options for the trainer")
     return parser
 
 
@@ -171,6 +189,13 @@ def main(argv: list[str] | None = None) -> int:
         run_demo(args.out, args.count, args.seed, args.resolution, args.size)
     elif args.command == "info":
         run_info(args.resolution)
+    elif args.command == "fit":
+        return run_fit(args)
+    elif args.command == "fit-video":
+        return run_fit_video(args)
+    elif args.command == "train":
+        trainer = importlib.import_module(TRAINERS[args.method])
+        return trainer.train_main(args.options)
     return 0
 
 

@@ -1,0 +1,240 @@
+"""``facelab fit`` and ``facelab fit-video``: fit the morphable model to a photo or a clip.
+
+    facelab fit PATH | --sample {astronaut,grace_hopper} [-o OUT] [--landmarks FILE] [--detect]
+    facelab fit-video PATH [-o OUT] [--landmarks FILE] [--max-frames N] [--step K]
+
+Wiring into the main ``facelab`` parser is two lines per command::
+
+    add_fit_parser(subparsers)          # in build_parser()
+    if args.command == "fit": return run_fit(args)
+
+``fit_main(argv)`` / ``fit_video_main(argv)`` run a command on its own (tests, scripts).
+
+``fit`` writes into OUT (default ``facelab-fit``), for a photo named STEM:
+STEM_overlay.png (the fitted face over the photo), STEM_panels.png (input | overlay | geometry |
+reflectance | lighting, cropped to the face), STEM.obj and STEM.ply (mesh in model space, mm,
+with per-vertex reflectance colours; + STEM_landmarks.txt), STEM_params.npz (every fitted
+parameter, :meth:`facelab.fitting.FitResult.parameters`).
+``fit-video`` writes frames/frame_NNNN_overlay.png and .obj per frame, params.npz (arrays
+stacked over frames), overlay.gif, and overlay.mp4 when imageio-ffmpeg is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["add_fit_parser", "add_fit_video_parser", "fit_main", "fit_video_main", "run_fit",
+           "run_fit_video"]
+
+
+def _load_landmarks(path: Path, shape_tail: tuple):
+    """Read landmarks from .npy or a whitespace text file (68 rows of x y)."""
+    import numpy as np
+
+    if not path.is_file():
+        raise FileNotFoundError(f"--landmarks: no such file: {path}")
+    arr = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, dtype=np.float64)
+    arr = np.asarray(arr, dtype=np.float32)
+    if arr.shape[-2:] != shape_tail[-2:] or arr.ndim != len(shape_tail):
+        want = ", ".join(str(s) for s in shape_tail)
+        raise ValueError(f"--landmarks: expected an array of shape ({want}), got {arr.shape}")
+    return arr
+
+
+def _save_png(path: Path, image) -> Path:
+    from PIL import Image
+
+    from facelab.fitting.io import to_uint8
+
+    Image.fromarray(to_uint8(image)).save(path)
+    return path
+
+
+def _save_mesh(out: Path, stem: str, result) -> list[Path]:
+    from facelab.export import save_obj, save_ply
+
+    colors = result.albedo.clamp(0, 1)
+    model = result.model
+    written = [Path(save_obj(out / f"{stem}.obj", result.verts, model.faces, colors=colors,
+                             landmarks=model.landmarks)),
+               Path(save_ply(out / f"{stem}.ply", result.verts, model.faces, colors=colors))]
+    sidecar = out / f"{stem}_landmarks.txt"
+    if sidecar.exists():
+        written.append(sidecar)
+    return written
+
+
+# ---------------------------------------------------------------------------------- fit
+def add_fit_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``fit`` command to an ``argparse`` subparsers object; returns its parser."""
+    p = subparsers.add_parser(
+        "fit", help="fit the 3D face model to a photo (offline, CPU)",
+        description="Fit the built-in morphable model to one photo: landmarks (MediaPipe, or "
+                    "--landmarks), pose, identity, expression, reflectance and SH light. "
+                    "Writes an overlay, side-by-side panels, the mesh (OBJ/PLY) and the "
+                    "parameters (.npz).")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("path", nargs="?", type=Path, help="photo file (PNG, JPEG, ...)")
+    src.add_argument("--sample", choices=("astronaut", "grace_hopper"),
+                     help="use a sample photo that ships with scikit-image / matplotlib")
+    p.add_argument("-o", "--out", type=Path, default=Path("facelab-fit"),
+                   help="output folder (default: facelab-fit)")
+    p.add_argument("--landmarks", type=Path, default=None,
+                   help="68 iBUG landmarks (pixels) as .npy or text (68 rows 'x y'); "
+                        "default: detect with MediaPipe (facelab[landmarks]); the samples "
+                        "have stored landmarks")
+    p.add_argument("--detect", action="store_true",
+                   help="with --sample: detect landmarks with MediaPipe instead of the "
+                        "stored ones")
+    p.add_argument("--resolution", default="teaching",
+                   help="built-in model resolution (default: teaching)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    """Run ``facelab fit`` for parsed arguments; returns the exit status (0 on success)."""
+    import numpy as np
+    import torch
+
+    from facelab.data.photos import sample_landmarks, sample_photo
+    from facelab.fitting import fit_image, read_image
+    from facelab.fitting.views import render_overlay, render_panels, side_by_side
+    from facelab.model.registry import load_model
+    from facelab.progress import History
+
+    if args.sample is not None:
+        image, stem = sample_photo(args.sample), args.sample
+        landmarks = None if args.detect else sample_landmarks(args.sample)
+    else:
+        image, stem = read_image(args.path), Path(args.path).stem
+        landmarks = None
+    if args.landmarks is not None:
+        landmarks = torch.from_numpy(_load_landmarks(args.landmarks, (68, 2)))
+    resolution = int(args.resolution) if str(args.resolution).isdigit() else args.resolution
+    model = load_model("synthetic", resolution=resolution)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    result = fit_image(image, model, landmarks, callback=History() if args.quiet else None)
+    t_fit = time.perf_counter() - t0
+    written = [_save_png(out / f"{stem}_overlay.png", render_overlay(result, image))]
+    panels = side_by_side(render_panels(result, image, crop=True), height=256)
+    written.append(_save_png(out / f"{stem}_panels.png", panels))
+    written += _save_mesh(out, stem, result)
+    params = out / f"{stem}_params.npz"
+    np.savez(params, **result.parameters())
+    written.append(params)
+    print(f"facelab fit: {stem} ({result.image_size[0]}x{result.image_size[1]}) with "
+          f"{model.name}: {t_fit:.2f} s")
+    yaw, pitch, roll = (float(a) * 57.29578 for a in result.angles[[1, 0, 2]])
+    print(f"  pose: yaw {yaw:+.1f} deg, pitch {pitch:+.1f} deg, roll {roll:+.1f} deg")
+    print(f"  landmark NME (bbox): {100 * result.nme_init:.2f} % after the closed-form pose -> "
+          f"{100 * result.nme_final:.2f} % fitted; photometric {result.losses['photo']:.4f}")
+    print("wrote:")
+    for path in written:
+        print(f"  {path}")
+    return 0
+
+
+def fit_main(argv: list[str] | None = None) -> int:
+    """``facelab fit`` on its own: parse ``argv`` and run."""
+    parser = argparse.ArgumentParser(prog="facelab")
+    sub = parser.add_subparsers(dest="command")
+    add_fit_parser(sub)
+    return run_fit(parser.parse_args(["fit", *(sys.argv[1:] if argv is None else argv)]))
+
+
+# ---------------------------------------------------------------------------- fit-video
+def add_fit_video_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``fit-video`` command to an ``argparse`` subparsers object; returns its parser."""
+    p = subparsers.add_parser(
+        "fit-video", help="fit the 3D face model to every frame of a video",
+        description="Fit a clip frame by frame with one shared identity and warm starts. "
+                    "Writes per-frame overlays and meshes, the stacked parameters and an "
+                    "overlay GIF (and MP4 with imageio-ffmpeg). Needs facelab[video].")
+    p.add_argument("path", type=Path, help="video file (MP4/AVI/MOV with imageio-ffmpeg, GIF)")
+    p.add_argument("-o", "--out", type=Path, default=Path("facelab-fit-video"),
+                   help="output folder (default: facelab-fit-video)")
+    p.add_argument("--landmarks", type=Path, default=None,
+                   help="(T, 68, 2) landmarks per frame as .npy; default: MediaPipe")
+    p.add_argument("--max-frames", type=int, default=None, help="fit at most N frames")
+    p.add_argument("--step", type=int, default=1, help="use every K-th frame (default 1)")
+    p.add_argument("--fps", type=float, default=10.0, help="frame rate of the outputs")
+    p.add_argument("--keyframes", type=int, default=3,
+                   help="frames fitted fully to find the shared identity (default 3)")
+    p.add_argument("--resolution", default="teaching",
+                   help="built-in model resolution (default: teaching)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def run_fit_video(args: argparse.Namespace) -> int:
+    """Run ``facelab fit-video`` for parsed arguments; returns the exit status."""
+    import numpy as np
+    import torch
+
+    from facelab.fitting import fit_video, read_video
+    from facelab.fitting.io import to_uint8
+    from facelab.fitting.views import render_overlay
+    from facelab.model.registry import load_model
+    from facelab.progress import History
+
+    frames = read_video(args.path, max_frames=args.max_frames, step=args.step)
+    landmarks = None
+    if args.landmarks is not None:
+        arr = _load_landmarks(args.landmarks, (frames.shape[0], 68, 2))
+        if arr.shape[0] != frames.shape[0]:
+            raise ValueError(f"--landmarks: expected ({frames.shape[0]}, 68, 2) for the "
+                             f"{frames.shape[0]} frames read, got {arr.shape}")
+        landmarks = torch.from_numpy(arr)
+    resolution = int(args.resolution) if str(args.resolution).isdigit() else args.resolution
+    model = load_model("synthetic", resolution=resolution)
+    out = Path(args.out)
+    (out / "frames").mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    results = fit_video(frames, model, landmarks, keyframes=args.keyframes,
+                        callback=History() if args.quiet else None)
+    t_fit = time.perf_counter() - t0
+    written, overlays = [], []
+    for i, (frame, res) in enumerate(zip(frames, results, strict=True)):
+        overlay = render_overlay(res, frame)
+        overlays.append(to_uint8(overlay))
+        written.append(_save_png(out / "frames" / f"frame_{i:04d}_overlay.png", overlay))
+        written += _save_mesh(out / "frames", f"frame_{i:04d}", res)
+    stacked = {k: np.stack([r.parameters()[k] for r in results]) for k in results[0].parameters()}
+    np.savez(out / "params.npz", **stacked)
+    written.append(out / "params.npz")
+    import imageio.v3 as iio
+
+    gif = out / "overlay.gif"
+    iio.imwrite(gif, np.stack(overlays), duration=1000.0 / args.fps, loop=0)
+    written.append(gif)
+    try:
+        mp4 = out / "overlay.mp4"
+        even = [o[: o.shape[0] // 2 * 2, : o.shape[1] // 2 * 2] for o in overlays]
+        iio.imwrite(mp4, np.stack(even), fps=args.fps)  # imageio-ffmpeg's writer (H.264)
+        written.append(mp4)
+    except Exception as err:  # ffmpeg missing or unusable: the GIF is enough
+        print(f"  (no MP4: {type(err).__name__}: {err}; install imageio-ffmpeg)")
+    nmes = [r.nme_final for r in results]
+    print(f"facelab fit-video: {len(results)} frames with {model.name}: {t_fit:.2f} s "
+          f"({t_fit / len(results):.2f} s per frame)")
+    print(f"  landmark NME (bbox): mean {100 * float(np.mean(nmes)):.2f} %, "
+          f"max {100 * float(np.max(nmes)):.2f} %")
+    print(f"wrote {len(written)} files into {out}, among them:")
+    for path in written[-3:]:
+        print(f"  {path}")
+    return 0
+
+
+def fit_video_main(argv: list[str] | None = None) -> int:
+    """``facelab fit-video`` on its own: parse ``argv`` and run."""
+    parser = argparse.ArgumentParser(prog="facelab")
+    sub = parser.add_subparsers(dest="command")
+    add_fit_video_parser(sub)
+    return run_fit_video(parser.parse_args(["fit-video",
+                                            *(sys.argv[1:] if argv is None else argv)]))

@@ -1,0 +1,398 @@
+"""Fit the morphable model to one photo by optimisation (analysis by synthesis, coarse to fine).
+
+The energy is MoFA's (Sec. 6, Eq. 7) minimised per image by Adam instead of learned by an
+encoder:
+
+    E = w_land E_land (Eq. 9) + w_photo E_photo (Eq. 8) + w_reg E_reg (Eq. 10).
+
+Three stages, each a few dozen Adam steps on a (crop_size)² crop around the face:
+
+1. **pose** — closed-form rotation/translation from the landmarks
+   (:func:`facelab.fitting.pose_init.pose_from_landmarks`), refined on E_land alone;
+2. **shape** — pose + identity + expression on E_land + E_reg (identity/expression priors);
+3. **colour** — reflectance + SH illumination on E_photo over the visible face vertices
+   (:func:`facelab.raster.vertex_visibility` ∧ the model's face mask) + the reflectance prior,
+   geometry fixed.
+
+Camera: a pinhole with vertical field of view ``fov_deg`` (default 16°, as
+:func:`facelab.image_formation.default_camera`) on the crop, principal point at the crop
+centre; mapped back to the photo it has focal ``f · side / crop_size`` and principal point
+``box corner + (crop centre) · side / crop_size`` (:class:`FitResult` stores both frames).
+The model → camera map includes the flip diag(1, −1, −1) (:func:`facelab.cameras.model_to_camera`).
+
+Landmark units: E_land is the confidence-weighted *mean* of squared errors in crop pixels
+(MoFA's Eq. 9 sums; the mean keeps the weights independent of the number of points), so
+w_land = 1 makes a 2 px error cost 4. The other weights are facelab's, tuned on the synthetic
+model (MoFA's absolute values depend on its own image and landmark scaling).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from facelab import cameras
+from facelab._checks import as_tensor, check_finite, check_floating, check_shape
+from facelab.fitting.crop import DEFAULT_CROP_SIZE, crop_image, face_box, from_crop, to_crop
+from facelab.fitting.io import as_rgb_image
+from facelab.fitting.pose_init import pose_from_landmarks
+from facelab.lighting import ambient_sh, sh_irradiance_basis, sh_shade
+from facelab.losses import PriorWeights, photometric_loss, statistical_prior
+from facelab.mesh import vertex_normals
+from facelab.metrics import nme
+from facelab.model.morphable import MorphableModel
+from facelab.progress import track
+from facelab.raster import vertex_visibility
+from facelab.rotations import axis_angle_to_matrix, matrix_to_euler
+
+__all__ = ["FitResult", "FitSettings", "fit_image"]
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Settings of :func:`fit_image` (explicit and typed; pass by keyword).
+
+    crop_size: side of the normalised crop (pixels; MoFA's 224).
+    fov_deg: vertical field of view of the pinhole camera on the crop (degrees).
+    box_scale: crop side / landmark box size (see :func:`facelab.fitting.crop.face_box`).
+    n_id, n_exp, n_albedo: leading modes fitted (fewer is faster and better conditioned).
+    steps_pose, steps_shape, steps_color: Adam steps of the three stages.
+    lr_pose, lr_shape, lr_color: Adam step sizes (pose is parametrised in radians and
+        relative depth; coefficients are ~N(0, 1)).
+    w_land, w_photo: weights of E_land (mean squared crop pixels) and E_photo (MoFA Eq. 8,
+        colour units in [0, 1]).
+    w_reg: weight of E_reg; ``prior`` splits it per term (MoFA's relative weights by default).
+    """
+
+    crop_size: int = DEFAULT_CROP_SIZE
+    fov_deg: float = 16.0
+    box_scale: float = 1.6
+    n_id: int = 40
+    n_exp: int = 32
+    n_albedo: int = 40
+    steps_pose: int = 20
+    steps_shape: int = 100
+    steps_color: int = 60
+    lr_pose: float = 0.003
+    lr_shape: float = 0.05
+    lr_color: float = 0.1
+    w_land: float = 1.0
+    w_photo: float = 50.0
+    w_reg: float = 0.05
+    prior: PriorWeights = field(default_factory=lambda: PriorWeights(id=1.0, exp=0.8, albedo=0.2))
+
+
+@dataclass(eq=False)
+class FitResult:
+    """What :func:`fit_image` found. Tensors are float32 on the CPU, without a batch axis.
+
+    Parameters (model-compatible: coefficient vectors have the model's full length, zeros past
+    the fitted modes): ``id_coeffs (Kid,)``, ``exp_coeffs (Kexp,)``, ``albedo_coeffs (Kalb,)``,
+    ``gamma (9, 3)`` camera-space SH light, ``rotation (3, 3)`` and ``angles (3,)``
+    (pitch, yaw, roll, radians, "xyz"), ``translation (3,)`` camera space (mm).
+    Camera in the photo's pixels: ``focal (2,)``, ``principal (2,)``; ``box (4,)`` the crop
+    box (x0, y0, x1, y1) and ``crop_size``.
+    Mesh: ``verts (V, 3)`` model space with identity + expression (mm, unposed),
+    ``verts_cam (V, 3)`` camera space, ``screen_verts (V, 3)`` (u, v, depth) photo pixels,
+    ``albedo (V, 3)`` reflectance, ``colors (V, 3)`` shaded (MoFA Eq. 4), ``visible (V,)``.
+    Landmarks (photo pixels): ``landmarks (68, 2)`` fitted, ``target_landmarks (68, 2)``,
+    ``confidence (68,)``. Quality: ``nme_init`` / ``nme_final`` (bbox-normalised NME of the
+    landmarks after the closed-form pose and at the end), ``losses`` (final value of each
+    term), ``history`` (term -> per-step list), ``seconds`` (wall time).
+    """
+
+    model: MorphableModel
+    id_coeffs: torch.Tensor
+    exp_coeffs: torch.Tensor
+    albedo_coeffs: torch.Tensor
+    gamma: torch.Tensor
+    rotation: torch.Tensor
+    angles: torch.Tensor
+    translation: torch.Tensor
+    focal: torch.Tensor
+    principal: torch.Tensor
+    box: torch.Tensor
+    crop_size: int
+    image_size: tuple[int, int]
+    verts: torch.Tensor
+    verts_cam: torch.Tensor
+    screen_verts: torch.Tensor
+    albedo: torch.Tensor
+    colors: torch.Tensor
+    visible: torch.Tensor
+    landmarks: torch.Tensor
+    target_landmarks: torch.Tensor
+    confidence: torch.Tensor
+    nme_init: float
+    nme_final: float
+    losses: dict
+    history: dict
+    seconds: float
+
+    def __repr__(self) -> str:
+        yaw, pitch = (float(a) * 57.29578 for a in (self.angles[1], self.angles[0]))
+        return (f"FitResult(model={self.model.name!r}, image={self.image_size}, "
+                f"yaw={yaw:+.1f} deg, pitch={pitch:+.1f} deg, "
+                f"nme {100 * self.nme_init:.2f}% -> {100 * self.nme_final:.2f}%, "
+                f"{self.seconds:.2f} s)")
+
+    def parameters(self) -> dict:
+        """The fitted parameters as NumPy arrays (what ``facelab fit`` saves to ``.npz``)."""
+        names = ("id_coeffs", "exp_coeffs", "albedo_coeffs", "gamma", "rotation", "angles",
+                 "translation", "focal", "principal", "box", "landmarks", "target_landmarks")
+        out = {n: getattr(self, n).detach().cpu().numpy() for n in names}
+        out["image_size"] = torch.tensor(self.image_size).numpy()
+        return out
+
+
+def _check_landmarks(landmarks, confidence):
+    lm, _ = as_tensor(landmarks, name="landmarks")
+    if lm.ndim == 3 and lm.shape[0] == 1:
+        lm = lm[0]
+    check_shape(lm, "68 2", name="landmarks")
+    check_floating(lm, name="landmarks")
+    check_finite(lm, name="landmarks")
+    if confidence is None:
+        from facelab.landmarks import landmark_confidence
+
+        conf = landmark_confidence(torch.float64)
+    else:
+        conf, _ = as_tensor(confidence, name="confidence")
+        check_shape(conf, "68", name="confidence")
+        check_floating(conf, name="confidence")
+        check_finite(conf, name="confidence")
+        if bool((conf < 0).any()) or float(conf.sum()) <= 0:
+            raise ValueError("confidence: expected values >= 0 with a positive sum")
+    return lm.to(torch.float64), conf.to(torch.float64)
+
+
+def _detect(image):
+    from facelab.landmarks import detect
+
+    det = detect(image)
+    if det is None:
+        raise ValueError("image: no face found by MediaPipe; pass landmarks=(68, 2) iBUG "
+                         "points yourself, or try a larger, more frontal, better lit photo")
+    return torch.from_numpy(det.landmarks)
+
+
+class _Pose(torch.nn.Module):
+    """Head pose as a residual axis-angle on a base rotation and a relative translation."""
+
+    def __init__(self, rotation, translation):
+        super().__init__()
+        self.register_buffer("base", rotation.clone())
+        self.register_buffer("t0", translation.clone())
+        self.delta = torch.nn.Parameter(torch.zeros(3, dtype=rotation.dtype))
+        self.shift = torch.nn.Parameter(torch.zeros(3, dtype=rotation.dtype))
+
+    def forward(self):
+        R = axis_angle_to_matrix(self.delta[None])[0] @ self.base  # (3, 3)
+        z0 = self.t0[2]
+        t = torch.stack([self.t0[0] + z0 * self.shift[0], self.t0[1] + z0 * self.shift[1],
+                         z0 * torch.exp(self.shift[2])])  # (3,)
+        return R, t
+
+
+def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, confidence=None,
+              settings: FitSettings | None = None, init: FitResult | None = None,
+              fit_identity: bool = True, callback=None) -> FitResult:
+    """Fit ``model`` to a photo: pose, identity, expression, reflectance and SH light.
+
+    image: (H, W, 3) RGB, uint8 or float in [0, 1], NumPy or torch (see
+        :func:`facelab.fitting.io.as_rgb_image` for what is refused and why).
+    model: a :class:`MorphableModel` with iBUG-68 landmarks; default
+        ``load_model("synthetic", resolution="teaching")``.
+    landmarks: (68, 2) iBUG points in photo pixels (x right, y down), or None to detect them
+        with MediaPipe (:func:`facelab.landmarks.detect`, the ``facelab[landmarks]`` extra).
+    confidence: (68,) weights c_j of MoFA Eq. (9); default
+        :data:`facelab.landmarks.LANDMARK_CONFIDENCE` (jaw contour 0.3, the rest 1).
+    settings: :class:`FitSettings`.
+    init: a previous :class:`FitResult` to warm-start from (video): its coefficients are the
+        starting point, and its shape (not the mean face) feeds the closed-form pose.
+    fit_identity: False keeps identity and reflectance at ``init``'s values (video frames
+        after the identity is known); requires ``init``.
+    callback: None (tqdm bar) or a :mod:`facelab.progress` callback, e.g.
+        ``facelab.widgets.ConvergencePlot()``; receives the terms "land", "reg", "photo".
+
+    Runs on the CPU in float32 (a CUDA or float64 photo is converted; ~3 s per photo on one
+    thread with the teaching model). Returns a :class:`FitResult`. Raises ``ValueError`` when
+    no face is found.
+    """
+    settings = FitSettings() if settings is None else settings
+    if not isinstance(settings, FitSettings):
+        raise TypeError(f"settings: expected FitSettings, got {type(settings).__name__}")
+    if not fit_identity and init is None:
+        raise ValueError("fit_identity: False needs init=FitResult with the identity to keep")
+    t_start = time.perf_counter()
+    img = as_rgb_image(image).cpu()  # (H, W, 3) float32; fitting runs on the CPU
+    if model is None:
+        from facelab.model.registry import load_model
+
+        model = load_model("synthetic", resolution="teaching")
+    if model.landmarks is None:
+        raise ValueError(f"model: {model.name!r} has no landmark annotation to fit")
+    targets_img, conf = _check_landmarks(_detect(img) if landmarks is None else landmarks,
+                                         confidence)
+    S = settings.crop_size
+    box = face_box(targets_img, scale=settings.box_scale)  # (4,) float64
+    crop = crop_image(img, box.to(torch.float32), S)  # (S, S, 3)
+    targets = to_crop(targets_img, box, S)  # (68, 2) crop pixels
+    dt = torch.float32
+    m = model.to(dtype=dt)
+    lm_idx = m.landmarks
+    focal, principal = cameras.intrinsics_from_fov(settings.fov_deg, S, S, dtype=dt)  # (1, 2)
+    k_id, k_exp, k_alb = (min(settings.n_id, m.n_id), min(settings.n_exp, m.n_exp),
+                          min(settings.n_albedo, m.n_albedo))
+
+    if init is not None:
+        id0 = init.id_coeffs[:k_id].to(dt)
+        exp0 = init.exp_coeffs[:k_exp].to(dt)
+        alb0 = init.albedo_coeffs[:k_alb].to(dt)
+        gamma0 = init.gamma.to(dt)
+        # the pose is re-initialised in closed form from this frame's landmarks, with the
+        # warm-start shape (identity + expression) instead of the mean face
+        X0 = (m.mean_shape[lm_idx] + m.id_basis[lm_idx, :, :k_id] @ id0
+              + m.exp_basis[lm_idx, :, :k_exp] @ exp0)  # (68, 3)
+        R0, t0 = pose_from_landmarks(X0.to(torch.float64), targets, focal[0], principal[0],
+                                     conf)
+        R0, t0 = R0.to(dt), t0.to(dt)
+    else:
+        id0 = torch.zeros(k_id, dtype=dt)
+        exp0 = torch.zeros(k_exp, dtype=dt)
+        alb0 = torch.zeros(k_alb, dtype=dt)
+        gamma0 = ambient_sh(0.8, dtype=dt)
+        X0 = m.mean_shape[lm_idx]  # (68, 3)
+        R0, t0 = pose_from_landmarks(X0.to(torch.float64), targets, focal[0], principal[0],
+                                     conf)
+        R0, t0 = R0.to(dt), t0.to(dt)
+
+    pose = _Pose(R0, t0)
+    id_c = torch.nn.Parameter(id0.clone())
+    exp_c = torch.nn.Parameter(exp0.clone())
+    alb_c = torch.nn.Parameter(alb0.clone())
+    gamma = torch.nn.Parameter(gamma0.clone())
+    targets_f, conf_f = targets.to(dt), conf.to(dt)
+    faces = m.faces
+    # The landmark stages need only the 68 landmark vertices: gather their rows of the bases
+    # once (MoFA Eq. 2 restricted to the landmarks), so a step costs O(68 K), not O(V K).
+    lm_mean = m.mean_shape[lm_idx]  # (68, 3)
+    lm_id = m.id_basis[lm_idx, :, :k_id]  # (68, 3, k_id)
+    lm_exp = m.exp_basis[lm_idx, :, :k_exp]  # (68, 3, k_exp)
+
+    def landmark_points():
+        X = lm_mean + lm_id @ id_c + lm_exp @ exp_c  # (68, 3) model space
+        R, t = pose()
+        X_cam = cameras.model_to_camera(X[None], R[None], t[None])  # (1, 68, 3)
+        return cameras.project_perspective(X_cam, focal, principal)  # (1, 68, 2)
+
+    def geometry():
+        verts = m.shape(id_c[None].detach(), exp_c[None].detach())  # (1, V, 3) model space
+        R, t = pose()
+        verts_cam = cameras.model_to_camera(verts, R[None].detach(), t[None].detach())
+        screen = cameras.screen_from_camera(verts_cam, focal, principal)  # (1, V, 3)
+        return verts, verts_cam, screen
+
+    def landmark_term(points):
+        r2 = ((points[0] - targets_f) ** 2).sum(-1)  # (68,)
+        return (conf_f * r2).sum() / conf_f.sum()
+
+    def prior_term():
+        terms = {"exp": exp_c[None]}
+        if fit_identity:
+            terms["id"] = id_c[None]
+        return statistical_prior(terms, settings.prior)
+
+    with torch.no_grad():
+        nme_init = float(nme(landmark_points(), targets_f[None])[0])
+
+    schedule = (["pose"] * settings.steps_pose + ["shape"] * settings.steps_shape
+                + ["color"] * settings.steps_color)
+    history: dict[str, list[float]] = {"land": [], "reg": [], "photo": []}
+    optimizer, stage = None, None
+    progress = track(schedule, callback=callback, desc="fit_image")
+    for name in progress:
+        if name != stage:
+            stage = name
+            if stage == "pose":
+                optimizer = torch.optim.Adam(pose.parameters(), lr=settings.lr_pose)
+            elif stage == "shape":
+                params = [{"params": list(pose.parameters()), "lr": settings.lr_pose},
+                          {"params": [exp_c] + ([id_c] if fit_identity else []),
+                           "lr": settings.lr_shape}]
+                optimizer = torch.optim.Adam(params)
+            else:
+                # geometry is fixed from here: visibility, positions and the SH irradiance
+                # basis H(n) (MoFA Eq. 4) are computed once, on the visible face vertices only
+                with torch.no_grad():
+                    _, verts_cam, screen = geometry()
+                    vis = vertex_visibility(screen, faces, S, S)[0] & m.face_mask  # (V,)
+                    sel = vis.nonzero()[:, 0]  # (Vv,)
+                    normals = vertex_normals(verts_cam, faces)[0, sel]  # (Vv, 3)
+                    irr_basis = sh_irradiance_basis(normals)  # (Vv, 9)
+                    positions = screen[:, sel, :2].clone()  # (1, Vv, 2)
+                    alb_mean = m.mean_albedo[sel]  # (Vv, 3)
+                    alb_basis = m.albedo_basis[sel, :, :k_alb]  # (Vv, 3, k_alb)
+                    ones = torch.ones(1, sel.numel(), dtype=dt)
+                params = [{"params": [gamma], "lr": settings.lr_color}]
+                if fit_identity:
+                    params.append({"params": [alb_c], "lr": settings.lr_color})
+                optimizer = torch.optim.Adam(params)
+        optimizer.zero_grad()
+        if stage == "color":
+            albedo = alb_mean + alb_basis @ alb_c  # (Vv, 3), MoFA Eq. 3
+            colors = albedo * (irr_basis @ gamma)  # (Vv, 3), MoFA Eq. 4
+            e_photo = photometric_loss(crop[None], positions, colors[None], ones)  # Eq. 8
+            e_reg = statistical_prior({"albedo": alb_c[None]}, settings.prior)
+            loss = settings.w_photo * e_photo + settings.w_reg * e_reg
+            losses = {"photo": e_photo, "reg": e_reg}
+        else:
+            e_land = landmark_term(landmark_points())
+            loss = settings.w_land * e_land
+            losses = {"land": e_land}
+            if stage == "shape":
+                e_reg = prior_term()
+                loss = loss + settings.w_reg * e_reg
+                losses["reg"] = e_reg
+        loss.backward()
+        optimizer.step()
+        for k, v in losses.items():
+            history[k].append(float(v.detach()))
+        progress.log(losses)
+
+    with torch.no_grad():
+        verts, verts_cam, screen = geometry()
+        vis = vertex_visibility(screen, faces, S, S)[0] & m.face_mask
+        normals = vertex_normals(verts_cam, faces)
+        albedo = m.albedo(alb_c[None])
+        colors = sh_shade(albedo, normals, gamma[None])
+        e_land = float(landmark_term(screen[:, lm_idx, :2]))
+        e_photo = float(photometric_loss(crop[None], screen[..., :2], colors, vis[None].to(dt)))
+        nme_final = float(nme(screen[:, lm_idx, :2], targets_f[None])[0])
+        R, t = pose()
+        scale = float(box[2] - box[0]) / S  # photo pixels per crop pixel
+        focal_img = focal[0] * scale
+        principal_img = box[:2].to(dt) + principal[0] * scale
+        screen_img = torch.cat([from_crop(screen[0, :, :2], box, S).to(dt), screen[0, :, 2:]],
+                               dim=-1)  # (V, 3) photo pixels + depth
+
+    def full(c, k_total):
+        out = torch.zeros(k_total, dtype=dt)
+        out[: c.shape[0]] = c.detach()
+        return out
+
+    return FitResult(
+        model=model, id_coeffs=full(id_c, m.n_id), exp_coeffs=full(exp_c, m.n_exp),
+        albedo_coeffs=full(alb_c, m.n_albedo), gamma=gamma.detach().clone(), rotation=R,
+        angles=matrix_to_euler(R[None], convention="xyz")[0], translation=t,
+        focal=focal_img, principal=principal_img, box=box.to(dt), crop_size=S,
+        image_size=(int(img.shape[0]), int(img.shape[1])), verts=verts[0],
+        verts_cam=verts_cam[0], screen_verts=screen_img, albedo=albedo[0], colors=colors[0],
+        visible=vis, landmarks=screen_img[lm_idx, :2].clone(),
+        target_landmarks=targets_img.to(dt), confidence=conf.to(dt), nme_init=nme_init,
+        nme_final=nme_final, losses={"land": e_land, "photo": e_photo,
+                                     "reg": history["reg"][-1] if history["reg"] else 0.0},
+        history=history, seconds=time.perf_counter() - t_start)
+

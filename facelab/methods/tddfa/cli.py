@@ -1,0 +1,138 @@
+"""``facelab train tddfa``: build the synthetic corpus, train, evaluate, save small weights.
+
+    facelab train tddfa                      # the committed run (M+R+S, ~15 min on 1 core)
+    facelab train tddfa --steps 100 --out /tmp/tddfa.pt
+    facelab train tddfa --ablation tables.json   # Tables 3 / 4 over seeds (CPU scale)
+
+Corpora are cached (see :mod:`facelab.methods.tddfa.corpus`); the run is deterministic for a
+given seed on one thread (``--threads 1``, the default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from facelab.methods.tddfa import evaluation as ev
+from facelab.methods.tddfa.corpus import (
+    CorpusSpec,
+    build_corpus,
+    build_videos,
+    cached,
+    spec_key,
+    tddfa_model,
+)
+from facelab.methods.tddfa.regressor import DEFAULT_WEIGHTS, save_pretrained
+from facelab.methods.tddfa.training import LOSS_OPTIONS, TrainConfig, train_tddfa
+
+__all__ = ["ablation_options", "load_data", "train_main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="facelab train tddfa",
+                                description="Train the 3DDFA_V2 regressor on synthetic faces.")
+    p.add_argument("--loss", choices=LOSS_OPTIONS, default="meta_joint")
+    p.add_argument("--no-lrr", action="store_true", help="drop landmark-regression branch")
+    p.add_argument("--no-video", action="store_true", help="drop short-video synthesis")
+    p.add_argument("--steps", type=int, default=800)
+    p.add_argument("--batch-size", type=int, default=48)
+    p.add_argument("--look-ahead", type=int, default=20)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=64, help="crop size in pixels")
+    p.add_argument("--train-count", type=int, default=2400)
+    p.add_argument("--test-count", type=int, default=500)
+    p.add_argument("--clip-frames", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS)
+    p.add_argument("--ablation", type=Path, default=None,
+                   help="run the Table 3/4 ablation instead and write its rows as JSON")
+    p.add_argument("--ablation-steps", type=int, default=250)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--ablation-options", nargs="+", default=None,
+                   help="names of the ablation rows to run (default: all of Tables 3 and 4)")
+    return p
+
+
+def load_data(size: int = 64, train_count: int = 2400, test_count: int = 500,
+              clip_frames: int = 3, progress: bool = True) -> tuple:
+    """(model, train, test, videos), built once and cached."""
+    model = tddfa_model()
+    tr = CorpusSpec(count=train_count, size=size, seed=0, clip_frames=clip_frames)
+    te = CorpusSpec(count=test_count, size=size, seed=1)
+    # the model's vertex count and mean shape identify its version in the cache key
+    version = f"{model.num_vertices}-{float(model.mean_shape.abs().sum()):.0f}"
+    train = cached("train", lambda: build_corpus(model, tr, progress=progress), **spec_key(tr),
+                   model=version)
+    test = cached("test", lambda: build_corpus(model, te, progress=progress), **spec_key(te),
+                  model=version)
+    videos = cached("videos", lambda: build_videos(model, size=size), count=8, frames=24,
+                    size=size, seed=1000, model=version)
+    return model, train, test, videos
+
+
+def ablation_options(steps: int = 250, batch_size: int = 24, look_ahead: int = 10,
+                     width: float = 0.5) -> dict[str, TrainConfig]:
+    """The rows of Tables 3 and 4 as TrainConfigs (a smaller network and run than the main one)."""
+    base = TrainConfig(steps=steps, batch_size=batch_size, look_ahead=look_ahead, width=width,
+                       lrr=False, video=False)
+
+    def c(**kw):
+        return TrainConfig(**{**base.__dict__, **kw})
+
+    return {
+        "VDC": c(loss="vdc"), "fWPDC": c(loss="fwpdc"),
+        "VDC from fWPDC": c(loss="vdc_from_fwpdc"), "Vanilla-joint": c(loss="vanilla_joint"),
+        "Meta-joint": c(loss="meta_joint"), "VDC w/ lrr": c(loss="vdc", lrr=True),
+        "fWPDC w/ lrr": c(loss="fwpdc", lrr=True),
+        "Meta-joint w/ lrr": c(loss="meta_joint", lrr=True),
+        "fWPDC w/ svs": c(loss="fwpdc", video=True),
+        "Meta-joint w/ lrr w/ svs": c(loss="meta_joint", lrr=True, video=True),
+    }
+
+
+def train_main(argv=None) -> int:
+    """Entry point of ``facelab train tddfa``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    torch.set_num_threads(max(1, args.threads))
+    model, train, test, videos = load_data(args.size, args.train_count, args.test_count,
+                                           args.clip_frames)
+    if args.ablation is not None:
+        options = ablation_options(args.ablation_steps)
+        if args.ablation_options is not None:
+            unknown = sorted(set(args.ablation_options) - set(options))
+            if unknown:
+                raise SystemExit(f"--ablation-options: unknown {unknown}; known {list(options)}")
+            options = {k: v for k, v in options.items() if k in args.ablation_options}
+        rows = ev.run_ablation(model, train, test, videos, options, seeds=tuple(args.seeds))
+        args.ablation.write_text(json.dumps(rows, indent=1))
+        print(f"wrote {args.ablation}")
+        return 0
+    cfg = TrainConfig(loss=args.loss, lrr=not args.no_lrr, video=not args.no_video,
+                      steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                      look_ahead=args.look_ahead, seed=args.seed)
+    t0 = time.perf_counter()
+    res = train_tddfa(model, train, cfg)
+    minutes = (time.perf_counter() - t0) / 60
+    numbers = ev.evaluate(res.net, res.stats, model, test, videos)
+    meta = {"config": cfg.__dict__, "image_size": args.size, "resolution": "teaching",
+            "train_count": args.train_count, "clip_frames": args.clip_frames,
+            "train_minutes": minutes, "threads": args.threads, "choices": res.choices,
+            "evaluation": numbers, "torch": str(torch.__version__)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_pretrained(args.out, res.net, res.stats, meta)
+    t1 = numbers["table1"]
+    print(f"trained {cfg.loss} (lrr={cfg.lrr}, svs={cfg.video}) for {cfg.steps} steps in "
+          f"{minutes:.1f} min; NME {t1['mean']:.2f}% (bins {t1['[0, 30]']:.2f} / "
+          f"{t1['[30, 60]']:.2f} / {t1['[60, 90]']:.2f}), dense {numbers['dense']:.2f}%, "
+          f"video NME {numbers['video_nme']:.2f}%, stability {numbers['stability']:.2f}%")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(train_main())

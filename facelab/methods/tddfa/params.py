@@ -1,0 +1,203 @@
+"""3DDFA_V2's 62-d regression target and its Z-score normalisation (Guo et al. 2020, Sec. 2.1).
+
+The network regresses ``p = [T (3x4), alpha_id (40), alpha_exp (10)]``: the scaled
+orthographic similarity transform ``T = [f R | t]`` (replacing the Euler angles, scale
+and 2D translation of Eq. (2), which suffer from gimbal lock near profile views) and the
+leading 40 identity / 10 expression coefficients of the morphable model. ``T`` is
+flattened row-major, so ``p[0:4]`` is T's first row and ``p[3], p[7], p[11]`` its
+translation. Because the entries of ``T`` (pixels per mm, pixels) and ``alpha`` (~N(0, 1))
+differ by orders of magnitude, the network predicts the Z-scores
+``z = (p - mu_p) / sigma_p`` with the mean and standard deviation of the training corpus.
+
+Every split of a parameter vector goes through :class:`ParamLayout` (never by length).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from facelab._checks import (
+    as_tensor,
+    check_finite,
+    check_floating,
+    check_int,
+    check_shape,
+    like_input,
+)
+
+__all__ = [
+    "TDDFA_LAYOUT",
+    "ParamLayout",
+    "ParamStats",
+    "denormalize_params",
+    "fit_param_stats",
+    "normalize_params",
+    "pack_params",
+    "split_params",
+]
+
+
+@dataclass(frozen=True)
+class ParamLayout:
+    """Names and sizes of the regression target, in order (3DDFA_V2 Sec. 2.1).
+
+    pose: 12, the 3x4 matrix T flattened row-major.
+    id: identity coefficients (3DDFA_V2: the first 40 of BFM's 199).
+    exp: expression coefficients (3DDFA_V2: the first 10 of 29).
+    """
+
+    pose: int = 12
+    id: int = 40
+    exp: int = 10
+
+    def __post_init__(self):
+        if self.pose != 12:
+            raise ValueError(f"pose: expected 12 (a 3x4 matrix T), got {self.pose}")
+        check_int(self.id, name="id", minimum=0)
+        check_int(self.exp, name="exp", minimum=0)
+
+    @property
+    def size(self) -> int:
+        """Total length of p (62 for 3DDFA_V2)."""
+        return self.pose + self.id + self.exp
+
+    @property
+    def slices(self) -> dict[str, slice]:
+        """``{"pose": slice(0, 12), "id": slice(12, 52), "exp": slice(52, 62)}``."""
+        return {
+            "pose": slice(0, self.pose),
+            "id": slice(self.pose, self.pose + self.id),
+            "exp": slice(self.pose + self.id, self.size),
+        }
+
+    @property
+    def translation_index(self) -> tuple[int, int, int]:
+        """Positions of T's translation column (3, 7, 11) in p."""
+        return (3, 7, 11)
+
+
+TDDFA_LAYOUT = ParamLayout()
+
+
+def _vector(x, layout: ParamLayout, name: str) -> tuple[torch.Tensor, bool]:
+    p, was_numpy = as_tensor(x, name=name)
+    check_shape(p, f"B {layout.size}", name=name)
+    check_floating(p, name=name)
+    check_finite(p, name=name)
+    return p, was_numpy
+
+
+def split_params(params, layout: ParamLayout = TDDFA_LAYOUT):
+    """Split p into ``(T (B, 3, 4), alpha_id (B, Kid), alpha_exp (B, Kexp))`` by name.
+
+    params: (B, P) float32/float64 with P = layout.size (62), torch or NumPy (NumPy back).
+    Views of the input (differentiable).
+    """
+    p, was_numpy = _vector(params, layout, "params")
+    s = layout.slices
+    T = p[:, s["pose"]].reshape(-1, 3, 4)  # (B, 3, 4), row-major
+    return (like_input(T, was_numpy), like_input(p[:, s["id"]], was_numpy),
+            like_input(p[:, s["exp"]], was_numpy))
+
+
+def pack_params(T, id_coeffs, exp_coeffs, layout: ParamLayout = TDDFA_LAYOUT):
+    """Inverse of :func:`split_params`: (B, 3, 4), (B, Kid), (B, Kexp) -> p (B, P).
+
+    The dtype/device (and NumPy-ness) of ``T`` decide those of the result.
+    """
+    t, was_numpy = as_tensor(T, name="T")
+    d = check_shape(t, "B 3 4", name="T")
+    check_floating(t, name="T")
+    a, _ = as_tensor(id_coeffs, name="id_coeffs")
+    e, _ = as_tensor(exp_coeffs, name="exp_coeffs")
+    check_shape(a, f"B {layout.id}", name="id_coeffs", dims=d)
+    check_shape(e, f"B {layout.exp}", name="exp_coeffs", dims=d)
+    out = torch.cat([t.reshape(-1, 12), a.to(t), e.to(t)], dim=1)  # (B, P)
+    return like_input(out, was_numpy)
+
+
+@dataclass(frozen=True)
+class ParamStats:
+    """Mean and standard deviation of p over a training corpus (3DDFA_V2 Sec. 2.1).
+
+    mean, std: (P,) float tensors; std > 0 everywhere (constant entries, e.g. T's
+    translation z which 3DDFA_V2 fixes to 0, get std 1 so their Z-score is the offset).
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __post_init__(self):
+        check_shape(self.mean, "P", name="mean")
+        check_shape(self.std, "P", name="std", dims={"P": self.mean.shape[0]})
+        check_floating(self.mean, name="mean")
+        check_floating(self.std, name="std")
+        check_finite(self.std, name="std")
+        if bool((self.std <= 0).any()):
+            raise ValueError("std: expected all entries > 0")
+
+    def to(self, device=None, dtype=None) -> ParamStats:
+        return ParamStats(self.mean.to(device=device, dtype=dtype),
+                          self.std.to(device=device, dtype=dtype))
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean.detach().cpu(), "std": self.std.detach().cpu()}
+
+    @classmethod
+    def identity(cls, size: int = 62, dtype=torch.float32) -> ParamStats:
+        """mean 0, std 1: normalisation that does nothing."""
+        return cls(torch.zeros(size, dtype=dtype), torch.ones(size, dtype=dtype))
+
+
+def fit_param_stats(params, *, min_std: float = 1e-6) -> ParamStats:
+    """Z-score statistics of a corpus of parameter vectors.
+
+    params: (N, P) float32/float64, N >= 2 raw (unnormalised) vectors.
+    min_std: entries whose std is below this are treated as constant (std = 1).
+    Returns :class:`ParamStats` in the input's dtype (torch tensors).
+    """
+    p, _ = as_tensor(params, name="params")
+    check_shape(p, "N P", name="params")
+    check_floating(p, name="params")
+    check_finite(p, name="params")
+    if p.shape[0] < 2:
+        raise ValueError(f"params: expected (N, P) with N >= 2, got {tuple(p.shape)}")
+    mean = p.mean(0)
+    std = p.std(0)
+    std = torch.where(std < min_std, torch.ones_like(std), std)
+    return ParamStats(mean.detach().clone(), std.detach().clone())
+
+
+def _stats_like(stats: ParamStats, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(stats, ParamStats):
+        raise TypeError(f"stats: expected a ParamStats, got {type(stats).__name__}")
+    if stats.mean.shape[0] != p.shape[1]:
+        raise ValueError(f"stats: expected statistics of length {p.shape[1]}, "
+                         f"got {stats.mean.shape[0]}")
+    return stats.mean.to(p), stats.std.to(p)
+
+
+def normalize_params(params, stats: ParamStats):
+    """Z-score: ``z = (p - mu_p) / sigma_p`` (3DDFA_V2 Sec. 2.1).
+
+    params: (B, P) float32/float64 raw vectors (torch or NumPy). Returns (B, P).
+    """
+    p, was_numpy = as_tensor(params, name="params")
+    check_shape(p, "B P", name="params")
+    check_floating(p, name="params")
+    mean, std = _stats_like(stats, p)
+    return like_input((p - mean) / std, was_numpy)
+
+
+def denormalize_params(z, stats: ParamStats):
+    """Inverse Z-score: ``p = z sigma_p + mu_p``; differentiable in z.
+
+    z: (B, P) float32/float64 network outputs (torch or NumPy). Returns (B, P).
+    """
+    t, was_numpy = as_tensor(z, name="z")
+    check_shape(t, "B P", name="z")
+    check_floating(t, name="z")
+    mean, std = _stats_like(stats, t)
+    return like_input(t * std + mean, was_numpy)

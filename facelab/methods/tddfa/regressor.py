@@ -1,0 +1,108 @@
+"""The trained 3DDFA_V2 regressor as one reusable module: image -> p -> dense face.
+
+:class:`TDDFARegressor` bundles the backbone, the Z-score statistics (Sec. 2.1) and the
+morphable model, and returns the 62-d parameters, the dense vertices of Eq. (5) and the 68
+landmarks in facelab's screen space. It is the component later chapters (NeuFace)
+re-parameterise. :func:`load_pretrained` reads the committed weights
+``facelab/weights/tddfa_mobilenet.pt`` (trained by ``facelab train tddfa``, see
+:mod:`facelab.methods.tddfa.cli`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from facelab.methods.tddfa.net import MobileNetRegressor
+from facelab.methods.tddfa.params import (
+    TDDFA_LAYOUT,
+    ParamStats,
+    denormalize_params,
+    split_params,
+)
+from facelab.methods.tddfa.reconstruct import basis_matrix, image_to_screen
+from facelab.model.morphable import MorphableModel
+
+__all__ = ["DEFAULT_WEIGHTS", "TDDFARegressor", "load_pretrained", "save_pretrained"]
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "tddfa_mobilenet.pt"
+
+
+class TDDFARegressor(nn.Module):
+    """images (B, H, W, 3) in [0, 1] -> 3DDFA_V2 parameters and reconstruction.
+
+    net: a :class:`MobileNetRegressor`; stats: its :class:`ParamStats`; model: the 40 / 10
+    mode morphable model (e.g. ``corpus.tddfa_model()``); image_size: the crop size it was
+    trained on (square).
+    """
+
+    def __init__(self, net: MobileNetRegressor, stats: ParamStats, model: MorphableModel,
+                 image_size: int):
+        super().__init__()
+        self.net = net
+        self.model = model.to(dtype=torch.float32)
+        self.image_size = int(image_size)
+        self.register_buffer("param_mean", stats.mean.float().clone())
+        self.register_buffer("param_std", stats.std.float().clone())
+        mean, A = basis_matrix(self.model, TDDFA_LAYOUT)  # (V, 3), (V, 3, K)
+        # cached once: S = mean + A alpha as one (3V, K) matmul
+        self.register_buffer("shape_mean", mean.reshape(-1).clone(), persistent=False)
+        self.register_buffer("shape_basis", A.reshape(-1, A.shape[-1]).clone(), persistent=False)
+
+    @property
+    def stats(self) -> ParamStats:
+        return ParamStats(self.param_mean, self.param_std)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Raw 62-d parameters p (B, 62) (de-normalised network output)."""
+        return denormalize_params(self.net(images), self.stats)
+
+    def dense(self, params: torch.Tensor) -> torch.Tensor:
+        """V3d(p), Eq. (5): (B, 62) raw p -> (B, V, 3), with the bases cached as one matrix
+        (equal to :func:`reconstruct_dense`; no input checks, for speed)."""
+        T, a_id, a_exp = split_params(params, TDDFA_LAYOUT)
+        alpha = torch.cat([a_id, a_exp], dim=1)  # (B, K)
+        S = (self.shape_mean + alpha @ self.shape_basis.T).reshape(params.shape[0], -1, 3)
+        return S @ T[:, :, :3].transpose(1, 2) + T[:, None, :, 3]  # (B, V, 3)
+
+    def reconstruct(self, images: torch.Tensor) -> dict:
+        """params (B, 62); verts (B, V, 3) Eq. (5) in 3DDFA's y-up frame; screen_verts
+        (B, V, 3) facelab screen space; landmarks (B, 68, 2) facelab pixels (y down)."""
+        p = self(images)
+        verts = self.dense(p)
+        screen = image_to_screen(verts, images.shape[1])
+        return {"params": p, "verts": verts, "screen_verts": screen,
+                "landmarks": screen[:, self.model.landmarks, :2]}
+
+
+def save_pretrained(path, net: MobileNetRegressor, stats: ParamStats, meta: dict) -> None:
+    """Write weights + statistics + settings (a small, weights_only-loadable file)."""
+    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    torch.save({"state_dict": state, "param_mean": stats.mean.float().cpu(),
+                "param_std": stats.std.float().cpu(), "width": net.width,
+                "n_landmarks": net.n_landmarks, "meta": meta}, Path(path))
+
+
+def load_pretrained(path=None, model: MorphableModel | None = None) -> TDDFARegressor:
+    """Load a :class:`TDDFARegressor` (eval mode) from ``path`` (default: committed weights).
+
+    model: the morphable model; default ``load_model("synthetic").truncated(40, 10)`` at the
+    resolution recorded in the file.
+    """
+    path = DEFAULT_WEIGHTS if path is None else Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"path: no 3DDFA_V2 weights at {str(path)!r}; train them with "
+                                f"`facelab train tddfa`")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    net = MobileNetRegressor(n_landmarks=blob["n_landmarks"], width=blob["width"])
+    net.load_state_dict(blob["state_dict"])
+    if model is None:
+        from facelab.methods.tddfa.corpus import tddfa_model
+
+        model = tddfa_model(blob["meta"].get("resolution", "teaching"))
+    reg = TDDFARegressor(net, ParamStats(blob["param_mean"], blob["param_std"]), model,
+                         blob["meta"]["image_size"])
+    reg.meta = blob["meta"]
+    return reg.eval()
