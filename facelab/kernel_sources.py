@@ -81,6 +81,11 @@ def _digest(*paths: Path, extra: str = "") -> str:
     return h.hexdigest()[:16]
 
 
+def _headers() -> list[Path]:
+    """Every shared header (``*.h``, ``*.cuh``): a change to any of them invalidates builds."""
+    return sorted([*kernel_dir().glob("*.h"), *kernel_dir().glob("*.cuh")])
+
+
 def _build_dir() -> Path:
     root = os.environ.get("FACELAB_CACHE") or os.path.join(Path.home(), ".cache", "facelab")
     path = Path(root) / "host_kernels"
@@ -100,9 +105,8 @@ def compile_for_host(name: str, *, compiler: str | None = None) -> ctypes.CDLL:
     if cxx is None:
         raise RuntimeError("compile_for_host: no C++ compiler found (install g++ or set CXX)")
     src = kernel_path(name)
-    header = kernel_dir() / HEADER
     flags = ["-O2", "-std=c++17", "-shared", "-fPIC", "-DFACELAB_HOST", "-fno-fast-math"]
-    out = _build_dir() / f"{name}-{_digest(src, header, extra=' '.join([cxx, *flags]))}.so"
+    out = _build_dir() / f"{name}-{_digest(src, *_headers(), extra=' '.join([cxx, *flags]))}.so"
     if not out.exists():
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             tmp_out = Path(tmp) / out.name
