@@ -18,7 +18,7 @@ def test_nme_interocular_and_numpy():
     g = np.random.default_rng(0).normal(size=(2, 68, 2)) * 10
     g[:, 36] = [0, 0]
     g[:, 45] = [10, 0]
-    out = metrics.nme([*g, 0.0, 1.0], g, normalize="interocular")
+    out = metrics.nme(g + np.array([0.0, 1.0]), g, normalize="interocular")
     assert isinstance(out, np.ndarray)
     np.testing.assert_allclose(out, 0.1)
 
