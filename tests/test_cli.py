@@ -34,7 +34,12 @@ def test_demo_writes_pngs_sheet_and_obj(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--count", "3", "--size", "64", "--seed", "1"]) == 0
     printed = capsys.readouterr().out
-    files = sorted(p.name for p in out.iterdir())
+    files = sorted(p.name for p in out.iterdir() if p.is_file())
+    mofa = sorted(p.name for p in (out / "mofa").iterdir())
+    assert {"mofa_input.png", "mofa_overlay.png", "mofa_geometry.png", "mofa_reflectance.png",
+            "mofa_illumination.png", "mofa_error.png"} <= set(mofa)
+    for name in mofa:
+        assert str(out / "mofa" / name) in printed
     assert files == sorted(["contact_sheet.png", "face_00.obj", "face_00_landmarks.txt",
                             "face_00.png", "face_01.png", "face_02.png"])
     for name in files:

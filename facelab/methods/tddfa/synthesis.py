@@ -37,10 +37,10 @@ from facelab._checks import (
     check_shape,
 )
 from facelab.lighting import sh_shade
-from facelab.mesh import vertex_normals
 from facelab.methods.tddfa.params import TDDFA_LAYOUT, ParamLayout, pack_params, split_params
 from facelab.methods.tddfa.reconstruct import landmarks_screen, reconstruct_shape
 from facelab.model.morphable import MorphableModel
+from facelab.normals import vertex_normals
 from facelab.render import render
 
 __all__ = [

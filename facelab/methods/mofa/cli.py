@@ -1,0 +1,172 @@
+"""``facelab train mofa``: train MoFA's encoder on the synthetic corpus and save small weights.
+
+    python -m facelab.methods.mofa.cli                            # -> facelab/weights/mofa_photo.pt
+    python -m facelab.methods.mofa.cli --surrogate --z-scale 50   # -> mofa_surrogate.pt
+
+The committed weights were made by exactly these two commands (defaults = :class:`TrainConfig`,
+one thread); each file's ``metadata`` holds its settings, training time and loss history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from facelab.methods.mofa.training import WEIGHTS_DIR, TrainConfig, save_encoder, train
+
+__all__ = ["evaluate_main", "reconstruct_demo", "train_main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(prog="facelab train mofa", description=(
+        "Train MoFA's encoder (Tewari et al. 2017) unsupervised through the model-based "
+        "decoder on rendered synthetic faces; optionally with the landmark surrogate."))
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--image-size", type=int, default=d.image_size)
+    p.add_argument("--corpus-size", type=int, default=d.corpus_size)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--surrogate", action="store_true",
+                   help="add the landmark surrogate loss (MoFA Eq. 9, w_land = 1)")
+    p.add_argument("--z-scale", type=float, default=d.z_scale,
+                   help="mm of z translation per encoder output unit (MoFA's small z rate)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--out", default=None,
+                   help="weights file (default facelab/weights/mofa_photo.pt or "
+                        "mofa_surrogate.pt)")
+    return p
+
+
+def train_main(argv=None) -> int:
+    """Entry point of ``facelab train mofa [options]``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from facelab.model.registry import load_model
+
+    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                         image_size=args.image_size, corpus_size=args.corpus_size,
+                         seed=args.seed, surrogate=args.surrogate, z_scale=args.z_scale)
+    out = args.out or WEIGHTS_DIR / f"mofa_{'surrogate' if args.surrogate else 'photo'}.pt"
+    model = load_model("synthetic", "teaching")
+    start = time.perf_counter()
+
+    def checkpoint(encoder, step):  # keep the latest weights on disk during a long run
+        save_encoder(encoder, out, partial_step=step,
+                     train_seconds=round(time.perf_counter() - start, 1))
+        encoder.train()
+
+    encoder, history = train(model, config, checkpoint=checkpoint)
+    seconds = time.perf_counter() - start
+    last = {k: v[-1] for k, v in history.losses.items()}
+    meta = {"config": {k: getattr(config, k) for k in ("steps", "batch_size", "lr", "image_size",
+                                                        "corpus_size", "seed", "surrogate",
+                                                        "z_scale")},
+            "model": "synthetic/teaching", "threads": args.threads,
+            "train_seconds": round(seconds, 1), "final_losses": last,
+            "history": {"steps": history.steps,
+                        **{k: [round(x, 6) for x in v] for k, v in history.losses.items()}}}
+    path = save_encoder(encoder, out, **meta)
+    print(json.dumps({"weights": str(path), "train_seconds": round(seconds, 1),
+                      "final_losses": last}, indent=1))
+    return 0
+
+
+def evaluate_main(argv=None) -> int:
+    """``python -c "from facelab.methods.mofa.cli import evaluate_main; evaluate_main()"``:
+    MoFA Sec. 7 with the committed weights, printed beside the paper's numbers."""
+    p = argparse.ArgumentParser(prog="facelab eval mofa", description=evaluate_main.__doc__)
+    p.add_argument("--count", type=int, default=64, help="held-out images (default 64)")
+    p.add_argument("--fit-count", type=int, default=8, help="images for the baseline")
+    p.add_argument("--fit-steps", type=int, default=100, help="Adam steps of the baseline")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from facelab.methods.mofa.evaluation import format_table, run_evaluation
+    from facelab.methods.mofa.training import load_encoder
+    from facelab.model.registry import load_model
+
+    model = load_model("synthetic", "teaching")
+    encoders = {"MoFA photometric only": load_encoder("photo"),
+                "MoFA + landmark surrogate": load_encoder("surrogate")}
+    rows = run_evaluation(model, encoders, count=args.count, fit_count=args.fit_count,
+                          fit_steps=args.fit_steps)
+    print(format_table(rows))
+    return 0
+
+
+def _save_png(image, path: Path, scale: int) -> Path:
+    from PIL import Image
+
+    arr = (image.detach().clamp(0, 1).cpu().numpy() * 255).round().astype("uint8")  # (H, W, 3)
+    img = Image.fromarray(arr)
+    img = img.resize((arr.shape[1] * scale, arr.shape[0] * scale), Image.NEAREST)
+    img.save(path)
+    return path
+
+
+def reconstruct_demo(out_dir, *, weights: str = "surrogate", index: int = 0, scale: int = 4,
+                     verbose: bool = True) -> dict:
+    """Encode one held-out synthetic face with the committed MoFA encoder; save the figures.
+
+    out_dir: folder to write into (created). weights: "surrogate" (trained with the landmark
+    surrogate; the default, the committed model that reconstructs well) or "photo" (fully
+    unsupervised; collapses to a degenerate pose, see notebook 01), or a weights path.
+    index: which held-out test image (seed 1).
+    scale: nearest-neighbour upscaling of the 64 px images in the PNGs.
+
+    Writes ``mofa_input.png``, ``mofa_overlay.png`` (reconstruction over the input),
+    ``mofa_geometry.png``, ``mofa_reflectance.png``, ``mofa_illumination.png``,
+    ``mofa_error.png`` (per-pixel RGB error on the face, x3 for visibility) and
+    ``mofa_strip.png`` (all side by side). Returns {"paths": [...], "errors": {name: float},
+    "ms_per_image": float (encoder, current threads)}; prints a summary when ``verbose``.
+    """
+    from facelab._checks import check_int
+    from facelab.methods.mofa.decoder import decode, render_layers
+    from facelab.methods.mofa.evaluation import mean_errors, reconstruction_errors, test_batch
+    from facelab.methods.mofa.training import load_encoder
+    from facelab.model.registry import load_model
+
+    index = check_int(index, name="index", minimum=0)
+    scale = check_int(scale, name="scale", minimum=1)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_model("synthetic", "teaching")
+    encoder = load_encoder(weights)
+    size = encoder.image_size
+    batch = {k: v[index:index + 1] for k, v in test_batch(model, index + 1, size).items()}
+    with torch.no_grad():
+        start = time.perf_counter()
+        code = encoder(batch["image"])
+        ms = 1000.0 * (time.perf_counter() - start)
+        decoded = decode(code, model, batch["focal"], batch["principal"])
+        layers = render_layers(decoded, model, size, size, background=batch["image"])
+        face, mask = layers["image"], None
+        from facelab.methods.mofa.decoder import render_decoded
+
+        _, mask = render_decoded(decoded, model, size, size)
+        error = ((face - batch["image"]).norm(dim=-1, keepdim=True) * mask[..., None])  # (1,H,W,1)
+        error = (3.0 * error).clamp(0, 1).expand(-1, -1, -1, 3)
+    errors = mean_errors(reconstruction_errors(code, batch, model))
+    panels = {"input": batch["image"][0], "overlay": face[0], "geometry": layers["geometry"][0],
+              "reflectance": layers["reflectance"][0],
+              "illumination": layers["illumination"][0], "error": error[0]}
+    paths = [_save_png(img, out / f"mofa_{name}.png", scale) for name, img in panels.items()]
+    strip = torch.cat(list(panels.values()), dim=1)  # (H, 6 W, 3)
+    paths.append(_save_png(strip, out / "mofa_strip.png", scale))
+    if verbose:
+        print(f"MoFA ({weights}) on held-out image {index}: geometry "
+              f"{errors['geometry_mm']:.2f} mm, photometric {errors['photometric']:.3f}, "
+              f"landmarks {errors['landmark_px']:.2f} px ({size} px image); encoder {ms:.1f} ms")
+        print(f"wrote {len(paths)} images to {out}")
+    return {"paths": paths, "errors": errors, "ms_per_image": ms}
+
+
+if __name__ == "__main__":
+    sys.exit(train_main())

@@ -1,0 +1,221 @@
+"""MoFA's parametric model-based decoder, Sec. 5: code vector -> per-vertex position and colour.
+
+For every vertex i the decoder computes (MoFA Eq. 5)
+
+    u_i(x) = Pi(Phi_{T,t}(V_i(alpha, delta)))        screen position (pixels)
+    c_i(x) = C(R_i(beta), T n_i(alpha, delta), gamma)  shaded colour (MoFA Eq. 4)
+
+with the affine face and reflectance models V = A_s + E_s alpha + E_e delta (Eq. 2) and
+R = A_r + E_r beta (Eq. 3), a full-perspective pinhole camera Pi, and 9-band-coefficient SH
+Lambertian shading with 27 parameters gamma in camera space.
+
+facelab's rigid map (:func:`facelab.cameras.model_to_camera`) is X_cam = F (R X) + t with
+F = diag(1, -1, -1): the head rotation R (Euler, see :mod:`.layout`) acts in model space (y up,
+face toward +z), F flips into OpenCV camera space (y down, z forward) and t is the camera-space
+translation. MoFA writes the same map as T^-1 (v - t_w) for a camera posed in world space.
+F R is a proper rotation (det = +1), so the normals of the camera-space mesh are exactly
+"T n_i" of Eq. (5) and the triangles keep their counter-clockwise winding.
+
+The backward pass (MoFA Eq. 6) is autograd through torch ops plus the compiled kernels: SH
+shading (:func:`facelab.shading.sh_shade`, Numba / CUDA) here, and the photometric loss
+(:func:`facelab.losses.photometric_loss`) in :mod:`.loss`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from facelab import cameras
+from facelab._checks import as_tensor, check_floating, check_int, check_positive, check_shape
+from facelab.image_formation import DEFAULT_DISTANCE_MM, head_rotation
+from facelab.lighting import sh_from_direction
+from facelab.methods.mofa.layout import CodeLayout
+from facelab.normals import vertex_normals
+from facelab.raster import vertex_visibility
+from facelab.render import render
+from facelab.shading import sh_shade
+
+__all__ = [
+    "AMBIENT_OFFSET",
+    "DecodedFace",
+    "decode",
+    "form_image",
+    "mean_face_code",
+    "render_decoded",
+    "render_layers",
+    "visible_vertices",
+]
+
+AMBIENT_OFFSET = 0.7
+"""MoFA Sec. 7: "the ambient coefficients of our renderer have an offset of 0.7": gamma_0 = 0.7
+per channel (with facelab's irradiance basis that is a uniform irradiance of 0.62)."""
+
+VISIBILITY_MODES = ("front_facing", "raster")
+
+
+class DecodedFace(NamedTuple):
+    """What the decoder computes for a batch of codes (MoFA Eq. 5 and its inputs).
+
+    shape: (B, V, 3) unposed geometry V(alpha, delta), model space (mm), MoFA Eq. (2).
+    verts: (B, V, 3) posed geometry R V, model space (mm) (rotation, no translation).
+    verts_cam: (B, V, 3) OpenCV camera space (mm).
+    screen: (B, V, 3) (u, v, z): pixel position u_i (x right, y down) and camera depth.
+    normals: (B, V, 3) unit camera-space normals T n_i.
+    albedo: (B, V, 3) reflectance R(beta), MoFA Eq. (3).
+    colors: (B, V, 3) shaded colours c_i, MoFA Eq. (4).
+    """
+
+    shape: torch.Tensor
+    verts: torch.Tensor
+    verts_cam: torch.Tensor
+    screen: torch.Tensor
+    normals: torch.Tensor
+    albedo: torch.Tensor
+    colors: torch.Tensor
+
+
+def _layout_for(model, layout: CodeLayout | None) -> CodeLayout:
+    layout = CodeLayout.for_model(model) if layout is None else layout
+    if not isinstance(layout, CodeLayout):
+        raise TypeError(f"layout: expected a CodeLayout, got {type(layout).__name__}")
+    if (layout.id, layout.exp, layout.albedo) != (model.n_id, model.n_exp, model.n_albedo):
+        raise ValueError(f"layout: expected id/exp/albedo sizes {model.n_id}/{model.n_exp}/"
+                         f"{model.n_albedo} (those of the model), got {layout.id}/{layout.exp}/"
+                         f"{layout.albedo}")
+    return layout
+
+
+def decode(code, model, focal, principal, *, layout: CodeLayout | None = None) -> DecodedFace:
+    """The model-based decoder, MoFA Sec. 5 / Eq. (5): code vectors -> per-vertex u_i and c_i.
+
+    code: (B, D) float32/float64 semantic code vectors, MoFA Eq. (1) (D = layout.size, 257).
+    model: a :class:`facelab.MorphableModel` (same device as code; cast to code's dtype).
+    focal: (B,) or (B, 2) pixels; principal: (B, 2) pixels (pinhole intrinsics, fixed per image;
+        cast to the code's dtype and device).
+    layout: the :class:`CodeLayout` (default: sized for ``model``, i.e. MoFA's for 80/64/80).
+
+    Returns a :class:`DecodedFace`; differentiable in ``code`` (shading through the compiled
+    SH kernel). Vertices behind the camera project to huge but finite pixels (see
+    :func:`facelab.cameras.project_perspective`).
+    """
+    layout = _layout_for(model, layout)
+    parts = layout.split(code)
+    shape = model.shape(parts.id, parts.exp)  # (B, V, 3), MoFA Eq. 2
+    return form_image(shape, parts, model, focal, principal)
+
+
+def form_image(shape, parts, model, focal, principal) -> DecodedFace:
+    """Eq. (5) from a given geometry: pose, project, normals, reflectance and SH shading.
+
+    shape: (B, V, 3) unposed model-space vertices (mm), e.g. ``model.shape(alpha, delta)`` or a
+    free per-vertex geometry (to take gradients with respect to vertices). parts: the
+    :class:`CodeParts` giving rotation, translation, albedo and sh. model, focal, principal: as
+    in :func:`decode`. Returns a :class:`DecodedFace`.
+    """
+    check_shape(shape, "B V 3", name="shape", dims={"V": model.num_vertices})
+    check_floating(shape, name="shape")
+    c = shape
+    rotation = head_rotation(parts.rotation.to(c))  # (B, 3, 3)
+    verts = shape @ rotation.transpose(-1, -2)  # (B, V, 3) posed, model space
+    # Model -> camera: X_cam = F (R X) + t with the flip F = diag(1, -1, -1) (OpenCV camera).
+    verts_cam = cameras.model_to_camera(shape, rotation, parts.translation.to(c))  # (B, V, 3)
+    focal, _ = as_tensor(focal, name="focal")
+    principal, _ = as_tensor(principal, name="principal")
+    screen = cameras.screen_from_camera(verts_cam, focal.to(c), principal.to(c))  # (B, V, 3)
+    faces = model.faces.to(c.device)
+    normals = vertex_normals(verts_cam, faces)  # (B, V, 3) camera space = T n_i
+    albedo = model.albedo(parts.albedo).to(c)  # (B, V, 3), MoFA Eq. 3
+    colors = sh_shade(albedo, normals, parts.gamma.to(c).contiguous())  # (B, V, 3), MoFA Eq. 4
+    return DecodedFace(shape, verts, verts_cam, screen, normals, albedo, colors)
+
+
+def visible_vertices(decoded: DecodedFace, model, height: int, width: int, *,
+                     mode: str = "front_facing") -> torch.Tensor:
+    """The vertex set of MoFA Eq. (8): (B, V) bool, recomputed from the current forward pass.
+
+    decoded: a :class:`DecodedFace`. model: its MorphableModel (for faces and face_mask).
+    height, width: image size in pixels.
+    mode: "front_facing" (default; the paper's "front facing vertices": camera-space normal
+        facing the camera, n_i . X_i < 0, cheap) or "raster" (:func:`facelab.vertex_visibility`:
+        front-facing AND not occluded by a z-buffer; ~10x slower on a CPU).
+    Both also require the vertex to project inside the image and to lie in ``model.face_mask``.
+    Not differentiable (a constant set, as in the paper).
+    """
+    height = check_int(height, name="height", minimum=1)
+    width = check_int(width, name="width", minimum=1)
+    if mode not in VISIBILITY_MODES:
+        raise ValueError(f"mode: expected one of {VISIBILITY_MODES}, got {mode!r}")
+    screen = decoded.screen.detach()
+    mask = model.face_mask.to(screen.device)[None]  # (1, V)
+    if mode == "raster":
+        vis = vertex_visibility(screen, model.faces.to(screen.device), height, width,
+                                perspective_correct=True)
+        return vis & mask
+    facing = (decoded.normals.detach() * decoded.verts_cam.detach()).sum(-1) < 0  # (B, V)
+    u, v, z = screen[..., 0], screen[..., 1], screen[..., 2]
+    inside = (u >= 0) & (u < width) & (v >= 0) & (v < height) & (z > 0)
+    return facing & inside & mask
+
+
+def render_decoded(decoded: DecodedFace, model, height: int, width: int, *, colors=None,
+                   background=None):
+    """Rasterize decoded faces into images: ``(image (B, H, W, 3), mask (B, H, W) bool)``.
+
+    decoded: a :class:`DecodedFace`; model: its MorphableModel.
+    colors: optional (B, V, 3) per-vertex colours to paint instead of ``decoded.colors``.
+    background: None (black), (3,) colour or (B, H, W, 3) image (e.g. the input, for overlays).
+    Perspective-correct rasterization (:func:`facelab.render`); differentiable in the colours.
+    """
+    height = check_int(height, name="height", minimum=1)
+    width = check_int(width, name="width", minimum=1)
+    colors = decoded.colors if colors is None else colors
+    return render(decoded.screen, model.faces.to(decoded.screen.device), colors, height, width,
+                  background=background, perspective_correct=True)
+
+
+def render_layers(decoded: DecodedFace, model, height: int, width: int, *,
+                  background=None) -> dict[str, torch.Tensor]:
+    """The figures of MoFA Figs. 1-2 as (B, H, W, 3) images in [0, 1], keyed by name.
+
+    "image": the shaded face (over ``background`` when given: the overlay);
+    "geometry": grey albedo 0.7 under a frontal light, shape and pose only;
+    "reflectance": the albedo R(beta) unlit; "illumination": the irradiance under the estimated
+    light gamma, halved to fit [0, 1] (irradiance reaches ~1.4). Detached; for display.
+    """
+    with torch.no_grad():
+        ones = torch.ones_like(decoded.albedo)
+        light = sh_from_direction(torch.tensor([0.3, -0.3, -1.0], dtype=ones.dtype,
+                                               device=ones.device), 0.6, 0.45)
+        light = light.expand(ones.shape[0], 9, 3).contiguous()  # (B, 9, 3)
+        geometry = sh_shade(0.7 * ones, decoded.normals, light)
+        irradiance = decoded.colors / decoded.albedo.clamp(min=1e-6)
+        illum = torch.where(decoded.albedo.abs() > 1e-6, irradiance, ones)
+        out = {}
+        for name, cols, bg in (("image", decoded.colors, background),
+                               ("geometry", geometry, None),
+                               ("reflectance", decoded.albedo, None),
+                               ("illumination", illum * 0.5, None)):
+            img, _ = render_decoded(decoded, model, height, width, colors=cols, background=bg)
+            out[name] = img.clamp(0, 1)
+        return out
+
+
+def mean_face_code(layout: CodeLayout, batch: int, *, distance: float = DEFAULT_DISTANCE_MM,
+                   ambient: float = AMBIENT_OFFSET, dtype: torch.dtype = torch.float32,
+                   device=None) -> torch.Tensor:
+    """The code MoFA's encoder predicts at initialisation (Sec. 7): (B, D).
+
+    The average face (alpha = delta = beta = 0), frontal (rotation 0), in the middle of the
+    screen at ``distance`` mm (translation (0, 0, distance)), lit by ambient light
+    gamma_0 = ``ambient`` per channel (the paper's 0.7 offset).
+    """
+    b = check_int(batch, name="batch", minimum=1)
+    distance = check_positive(distance, name="distance")
+    translation = torch.zeros(b, 3, dtype=dtype, device=device)
+    translation[:, 2] = distance
+    gamma = torch.zeros(b, 9, 3, dtype=dtype, device=device)
+    gamma[:, 0] = float(ambient)
+    return layout.join(translation=translation, sh=gamma)
+

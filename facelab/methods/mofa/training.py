@@ -1,0 +1,203 @@
+"""Unsupervised training of MoFA's encoder through the model-based decoder (MoFA Secs. 6-7).
+
+The corpus is :class:`facelab.data.SyntheticFaces`: faces rendered from the same built-in
+model with random identity, expression, reflectance, pose and SH light over random
+backgrounds, generated on the fly from fixed seeds (MoFA Sec. 7 trains on 100k such images
+for its ground-truth evaluation). Training reads only the images (and, with the surrogate,
+the 2D landmarks); the ground-truth parameters are kept for evaluation.
+
+    encoder, history = train(model, TrainConfig(steps=600, surrogate=False))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from facelab._checks import check_int, check_positive
+from facelab.data.faces import FaceSampling, SyntheticFaces
+from facelab.methods.mofa.decoder import decode
+from facelab.methods.mofa.encoder import MofaEncoder
+from facelab.methods.mofa.layout import CodeLayout
+from facelab.methods.mofa.loss import MofaLossConfig, mofa_loss
+from facelab.progress import History, track
+
+__all__ = ["TrainConfig", "code_from_batch", "load_encoder", "mofa_sampling", "save_encoder",
+           "train", "training_corpus", "WEIGHTS_DIR"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+TRAIN_SEED, TEST_SEED = 0, 1
+
+
+def mofa_sampling() -> FaceSampling:
+    """The corpus distribution: facelab's defaults without jaw rotation, so every face lies
+    in the span of MoFA's decoder (which, like the paper, has no jaw joint)."""
+    return FaceSampling(jaw_max=0.0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of :func:`train` (defaults: the committed run, ~10-15 min on one CPU core).
+
+    steps: optimiser steps. batch_size: images per step (MoFA: 5). lr: Adam learning rate
+    (MoFA: AdaDelta, lr 0.1, 200k steps on a GPU). image_size: H = W of the corpus and encoder.
+    corpus_size: distinct training images, cycled (rendered once, then cached as uint8).
+    seed: corpus seed (samples depend only on (seed, index)) and weight-init seed.
+    surrogate: add the landmark surrogate loss (w_land = 1, MoFA Eq. 9) to the unsupervised
+    loss. loss: the :class:`MofaLossConfig` (paper weights); ``surrogate`` sets its ``land``.
+    log_every: report losses to the callback every this many steps.
+    z_scale: the encoder's mm of z translation per output unit (:class:`MofaEncoder`); 2.5
+    mimics MoFA's 200x smaller z learning rate. (The committed surrogate run used 50.)
+    """
+
+    steps: int = 600
+    batch_size: int = 8
+    lr: float = 2e-3
+    image_size: int = 64
+    corpus_size: int = 640
+    seed: int = TRAIN_SEED
+    surrogate: bool = False
+    loss: MofaLossConfig = field(default_factory=MofaLossConfig)
+    log_every: int = 10
+    z_scale: float = 2.5
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "image_size", "corpus_size", "log_every"):
+            check_int(getattr(self, name), name=name, minimum=1)
+        check_int(self.seed, name="seed", minimum=0)
+        check_positive(self.lr, name="lr")
+        if self.corpus_size % self.batch_size:
+            raise ValueError(f"corpus_size: expected a multiple of batch_size "
+                             f"{self.batch_size}, got {self.corpus_size}")
+        if not isinstance(self.loss, MofaLossConfig):
+            raise TypeError(f"loss: expected MofaLossConfig, got {type(self.loss).__name__}")
+
+    @property
+    def loss_config(self) -> MofaLossConfig:
+        """The loss actually used: ``loss`` with w_land = 1 when ``surrogate`` else 0."""
+        return dataclasses.replace(self.loss, land=1.0 if self.surrogate else 0.0)
+
+
+def training_corpus(model, size: int = 64, length: int = 4000, seed: int = TRAIN_SEED):
+    """The synthetic corpus of :func:`train` (:class:`SyntheticFaces`, perspective camera)."""
+    return SyntheticFaces(model, size=size, length=length, seed=seed, sampling=mofa_sampling())
+
+
+def code_from_batch(batch: dict, layout: CodeLayout) -> torch.Tensor:
+    """The ground-truth code (B, D) of a SyntheticFaces batch (id, exp, albedo, angles,
+    translation, gamma), e.g. to decode the true face or to check the decoder."""
+    return layout.join(id=batch["id"], exp=batch["exp"], albedo=batch["albedo"],
+                       rotation=batch["angles"], translation=batch["translation"],
+                       sh=batch["gamma"])
+
+
+class _CachedCorpus:
+    """Renders each chunk of the corpus once and keeps images (uint8) and landmarks."""
+
+    def __init__(self, dataset: SyntheticFaces, chunk: int):
+        self.dataset, self.chunk, self.store = dataset, chunk, {}
+
+    def get(self, start: int) -> dict:
+        if start not in self.store:
+            b = self.dataset.batch(start, self.chunk)
+            self.store[start] = {"image": (b["image"] * 255).round().to(torch.uint8),
+                                 "landmarks_2d": b["landmarks_2d"], "focal": b["focal"],
+                                 "principal": b["principal"]}
+        item = self.store[start]
+        return dict(item, image=item["image"].float() / 255.0)
+
+
+def train(model, config: TrainConfig | None = None, *, encoder: MofaEncoder | None = None,
+          callback=None, checkpoint=None, checkpoint_every: int = 50):
+    """Train MoFA's encoder end to end through the decoder (MoFA Sec. 6 loss, Adam).
+
+    model: the MorphableModel of the decoder (and of the corpus), e.g.
+        ``load_model("synthetic", "teaching")`` (80/64/80 modes, MoFA's code sizes).
+    config: :class:`TrainConfig` (default: the committed run's settings).
+    encoder: a :class:`MofaEncoder` to continue training (default: a fresh one, seeded).
+    callback: None (tqdm bar) or a :class:`facelab.progress.Callback` (e.g.
+        ``facelab.widgets.ConvergencePlot()``); receives "total", "photo", "land", "reg".
+    checkpoint: optional ``fn(encoder, step)`` called every ``checkpoint_every`` steps and at
+        the end (e.g. to save weights during a long run).
+
+    Returns ``(encoder, history)``: the trained encoder (eval mode) and a
+    :class:`facelab.progress.History` with per-step losses and "seconds".
+    """
+    config = TrainConfig() if config is None else config
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config: expected TrainConfig, got {type(config).__name__}")
+    model = model.to(dtype=torch.float32)
+    layout = CodeLayout.for_model(model)
+    if encoder is None:
+        torch.manual_seed(config.seed)
+        encoder = MofaEncoder(layout, image_size=config.image_size, z_scale=config.z_scale)
+    corpus = _CachedCorpus(training_corpus(model, config.image_size, config.corpus_size,
+                                           config.seed), config.batch_size)
+    loss_config = config.loss_config
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=config.lr)
+    history = History()
+    callbacks = [history] + ([] if callback is None else
+                             (list(callback) if isinstance(callback, (list, tuple)) else
+                              [callback]))
+    encoder.train()
+    start_time = time.perf_counter()
+    progress = track(range(config.steps), callback=callbacks if callback is not None else None,
+                     desc="train mofa")
+    for step in progress:
+        batch = corpus.get((step * config.batch_size) % config.corpus_size)
+        code = encoder(batch["image"])  # (B, D)
+        decoded = decode(code, model, batch["focal"], batch["principal"], layout=layout)
+        terms = mofa_loss(decoded, layout.split(code), batch["image"], model,
+                          config=loss_config, landmarks=batch["landmarks_2d"])
+        optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        optimizer.step()
+        if step % config.log_every == 0 or step == config.steps - 1:
+            values = {k: float(v.detach()) for k, v in terms.items()}
+            values["seconds"] = time.perf_counter() - start_time
+            if callback is None:
+                history.on_step(step, values)
+            progress.log(values)
+        if checkpoint is not None and ((step + 1) % checkpoint_every == 0
+                                       or step == config.steps - 1):
+            checkpoint(encoder, step + 1)
+    if callback is None:
+        history.on_end()
+    encoder.eval()
+    return encoder, history
+
+
+def save_encoder(encoder: MofaEncoder, path, **metadata) -> Path:
+    """Save weights and constructor config (plus JSON-able ``metadata``) to ``path`` (.pt)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().clone() for k, v in encoder.state_dict().items()
+             if k not in ("offset", "scale")}
+    torch.save({"config": encoder.config(), "state_dict": state, "metadata": metadata}, path)
+    return path
+
+
+def load_encoder(name_or_path="photo") -> MofaEncoder:
+    """Load a saved encoder: a path, or the committed weights ``"photo"`` (unsupervised) /
+    ``"surrogate"`` (with the landmark surrogate) from ``facelab/weights/mofa_<name>.pt``.
+
+    Returns the encoder in eval mode; its training metadata is in ``encoder.metadata``.
+    """
+    if isinstance(name_or_path, str) and name_or_path in ("photo", "surrogate"):
+        path = WEIGHTS_DIR / f"mofa_{name_or_path}.pt"
+    else:
+        path = Path(name_or_path)
+    if not path.is_file():
+        raise ValueError(f"name_or_path: expected 'photo', 'surrogate' or an existing file, "
+                         f"got {str(name_or_path)!r}")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = dict(blob["config"])
+    layout = CodeLayout(**cfg.pop("layout"))
+    encoder = MofaEncoder(layout, **cfg)
+    encoder.load_state_dict(blob["state_dict"], strict=False)
+    encoder.metadata = blob.get("metadata", {})
+    return encoder.eval()
