@@ -16,7 +16,7 @@ def test_initial_prediction_is_centred_ambient_mean_face():
     assert code.shape == (3, 257) and code.dtype == torch.float32
     expected = mean_face_code(MOFA_LAYOUT, 3, distance=DEFAULT_DISTANCE)
     assert torch.equal(code.detach(), expected)
-    parts = MOFA_LAYOUT.split(code)
+    parts = MOFA_LAYOUT.split(code.detach())
     assert float(parts.gamma[0, 0, 0]) == pytest.approx(AMBIENT_OFFSET)
     assert float(parts.translation[0, 2]) == pytest.approx(DEFAULT_DISTANCE)
     assert float(parts.id.abs().sum()) == 0.0
