@@ -23,7 +23,13 @@ from facelab import (
 )
 from facelab.export import load_obj, save_obj, save_ply
 from facelab.fitting import FitResult, FitSettings, fit_image, fit_video
-from facelab.image_formation import FaceRender, default_camera, head_rotation, render_face
+from facelab.image_formation import (
+    FaceRender,
+    default_camera,
+    head_rotation,
+    render_face,
+    render_preview,
+)
 from facelab.lighting import ambient_sh, random_sh, sh_basis, sh_from_direction, sh_irradiance_basis
 from facelab.mesh import face_normals
 from facelab.model import MorphableModel
@@ -73,6 +79,7 @@ __all__ = [
     "rasterize",
     "render",
     "render_face",
+    "render_preview",
     "rotations",
     "save_obj",
     "save_ply",

@@ -19,13 +19,20 @@ from typing import NamedTuple
 import torch
 
 from facelab import cameras
-from facelab._checks import as_tensor, check_finite, check_floating, check_positive, check_shape
+from facelab._checks import (
+    as_tensor,
+    check_finite,
+    check_floating,
+    check_int,
+    check_positive,
+    check_shape,
+)
 from facelab.model.morphable import MorphableModel
 from facelab.normals import vertex_normals
 from facelab.render import render
 from facelab.shading import sh_shade
 
-__all__ = ["FaceRender", "default_camera", "render_face", "head_rotation"]
+__all__ = ["FaceRender", "default_camera", "head_rotation", "render_face", "render_preview"]
 
 DEFAULT_FOV_DEG = 16.0
 DEFAULT_DISTANCE_MM = 800.0
@@ -115,3 +122,48 @@ def render_face(model: MorphableModel, id_coeffs, exp_coeffs, albedo_coeffs, rot
     image, mask = render(screen, model.faces.to(a.device), colors, height, width,
                          background=background, perspective_correct=True)
     return FaceRender(image, mask, verts, verts_cam, screen, normals, albedo, colors)
+
+
+def render_preview(model: MorphableModel, id_coeffs=None, exp_coeffs=None, albedo_coeffs=None,
+                   angles=(0.0, 0.0, 0.0), gamma=None, jaw: float | None = None,
+                   size: int = 192, background=(1.0, 1.0, 1.0)) -> torch.Tensor:
+    """One quick look at the model: a single face, default camera, one call.
+
+    id_coeffs: (k_id,) or None (mean identity); exp_coeffs: (k_exp,) or None (neutral);
+    albedo_coeffs: (k_alb,) or None (mean reflectance) — coefficients ~N(0, 1).
+    angles: (pitch, yaw, roll) in radians (:func:`head_rotation`).
+    gamma: (1, 9, 3) or (9, 3) camera-space SH light, or None for a key light from the upper
+        left of the camera plus ambient.
+    jaw: jaw opening in radians (models with a jaw joint), or None.
+    size: image height = width in pixels; background: (3,) colour.
+    Returns the image, (size, size, 3) float32, without gradients (for teaching figures; use
+    :func:`render_face` for batches, gradients and every intermediate).
+    """
+    size = check_int(size, name="size", minimum=8)
+
+    def coeffs(c, k, name):
+        if c is None:
+            return torch.zeros(1, k)
+        t, _ = as_tensor(c, name=name, dtype=torch.float32)
+        check_shape(t, "K", name=name)
+        return t.reshape(1, -1)
+
+    a = coeffs(id_coeffs, model.n_id, "id_coeffs")
+    e = None if exp_coeffs is None else coeffs(exp_coeffs, model.n_exp, "exp_coeffs")
+    b = coeffs(albedo_coeffs, model.n_albedo, "albedo_coeffs")
+    ang = torch.as_tensor(angles, dtype=torch.float32)
+    check_shape(ang, "3", name="angles")
+    check_finite(ang, name="angles")
+    if gamma is None:
+        from facelab.lighting import sh_from_direction
+
+        gamma = sh_from_direction(torch.tensor([0.3, -0.3, -1.0]), 0.5, 0.6)
+    g, _ = as_tensor(gamma, name="gamma", dtype=torch.float32)
+    g = g.reshape(1, 9, 3) if g.shape == (9, 3) else g
+    jaw_pose = None if jaw is None else torch.tensor([[float(jaw), 0.0, 0.0]])
+    focal, principal, t = default_camera(1, size, size)
+    with torch.no_grad():
+        out = render_face(model.to(dtype=torch.float32), a, e, b, head_rotation(ang[None]), t, g,
+                          focal, principal, size, size, jaw_pose=jaw_pose,
+                          background=torch.as_tensor(background, dtype=torch.float32))
+    return out.image[0]

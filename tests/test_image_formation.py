@@ -72,3 +72,27 @@ def test_bad_inputs(model):
     nan_gamma[0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="gamma: expected finite"):
         fl.render_face(model, **{**p, "gamma": nan_gamma})
+
+
+def test_render_preview_matches_render_face(model):
+    a = torch.zeros(model.n_id)
+    a[0] = 2.0
+    img = fl.render_preview(model, id_coeffs=a, angles=(0.0, 0.3, 0.0), size=48,
+                            background=(0.0, 0.0, 0.0))
+    assert img.shape == (48, 48, 3) and not img.requires_grad
+    focal, principal, t = fl.default_camera(1, 48, 48)
+    gamma = fl.sh_from_direction(torch.tensor([0.3, -0.3, -1.0]), 0.5, 0.6)
+    ref = fl.render_face(model, a[None], None, torch.zeros(1, model.n_albedo),
+                         fl.head_rotation(torch.tensor([[0.0, 0.3, 0.0]])), t, gamma, focal,
+                         principal, 48, 48, background=torch.zeros(3))
+    torch.testing.assert_close(img, ref.image[0])
+    assert not torch.allclose(img, fl.render_preview(model, size=48, background=(0.0, 0.0, 0.0)))
+
+
+def test_render_preview_bad_inputs(model):
+    with pytest.raises(ValueError, match="id_coeffs: expected \\(K,\\)"):
+        fl.render_preview(model, id_coeffs=torch.zeros(2, 80))
+    with pytest.raises(ValueError, match="angles"):
+        fl.render_preview(model, angles=(0.0, 0.1))
+    with pytest.raises(ValueError, match="size"):
+        fl.render_preview(model, size=2)
