@@ -18,9 +18,9 @@ import time
 import torch
 
 from facelab.methods.tddfa.params import pack_params
+from facelab.methods.tddfa.vertex_distance import fwpdc, fwpdc_weights, wpdc, wpdc_weights
 from facelab.model.registry import load_model
 from facelab.rotations import euler_to_matrix
-from facelab.vertex_distance import fwpdc, fwpdc_weights, wpdc, wpdc_weights
 
 
 def random_pair(batch: int, seed: int = 0):

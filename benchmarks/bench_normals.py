@@ -11,7 +11,8 @@ so every method sees the same load), ms per image, median and best over the roun
 * ``gather``: the same with the "gather" variants, which recompute c_f (resp. G_f) for every
   incidence instead of buffering it: the design question "recompute or buffer";
 * ``numpy``: the NumPy reference (``facelab.normals.reference``), forward + backward;
-* ``torch``: the peer, ``facelab.mesh.vertex_normals`` (torch autograd, index_add scatter).
+* ``torch``: the peer, ``facelab.normals.torch_ref.vertex_normals_torch`` (torch autograd,
+  index_add scatter).
 
 ``--forward-only`` times forward passes only (no autograd graph).
 
@@ -27,9 +28,9 @@ import time
 import numba
 import torch
 
-from facelab.mesh import vertex_normals as torch_vertex_normals
 from facelab.model.registry import load_model
 from facelab.normals import cpu, reference, vertex_normals
+from facelab.normals.torch_ref import vertex_normals_torch as torch_vertex_normals
 
 
 def make_inputs(model, batch: int, seed: int = 0):

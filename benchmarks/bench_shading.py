@@ -8,8 +8,8 @@ flow to albedo, normals, lighting and screen positions (the image is data, no gr
 
 * ``numpy``: the NumPy reference (``facelab.shading.reference`` + ``facelab.vertex_losses.
   reference``) chained by hand, forward + backward;
-* ``torch``: the peer — plain torch autograd (``facelab.lighting.sh_shade`` + a bilinear
-  gather written with torch ops).
+* ``torch``: the peer — plain torch autograd (``facelab.shading.torch_ref.sh_shade_torch``
+  + a bilinear gather written with torch ops).
 
 ``--profile-step`` additionally times each stage of a MoFA-like training step in isolation
 (shape → vertex normals → shading → photometric loss, forward + backward) on the built-in
@@ -28,9 +28,9 @@ import numba
 import numpy as np
 import torch
 
-from facelab.lighting import sh_shade as torch_sh_shade
 from facelab.shading import reference as shade_ref
 from facelab.shading import sh_shade
+from facelab.shading.torch_ref import sh_shade_torch as torch_sh_shade
 from facelab.vertex_losses import photometric_per_image
 from facelab.vertex_losses import reference as photo_ref
 
@@ -47,7 +47,7 @@ def make_inputs(batch: int, n_vert: int, size: int, seed: int = 0, model=None):
     """
     g = torch.Generator().manual_seed(seed)
     if model is not None:
-        from facelab.mesh import vertex_normals
+        from facelab.normals.torch_ref import vertex_normals_torch as vertex_normals
 
         verts = model.mean_shape[None].expand(batch, -1, -1).float()
         n_vert = verts.shape[1]
@@ -172,8 +172,8 @@ def step_numpy_grad(image_grad):
 
 def profile_step(batch, threads, repeats):
     """Each stage of a MoFA-like step in isolation, forward + backward, ms per image."""
-    from facelab.mesh import vertex_normals
     from facelab.model.registry import load_model
+    from facelab.normals.torch_ref import vertex_normals_torch as vertex_normals
 
     torch.set_num_threads(threads)
     numba.set_num_threads(threads)

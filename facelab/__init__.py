@@ -13,7 +13,7 @@ from importlib import import_module
 from facelab import (
     cameras,
     export,
-    image_formation,
+    formation,
     lighting,
     losses,
     mesh,
@@ -22,14 +22,9 @@ from facelab import (
     rotations,
 )
 from facelab.export import load_obj, save_obj, save_ply
+from facelab.face_params import FaceParams
 from facelab.fitting import FitResult, FitSettings, fit_image, fit_video
-from facelab.image_formation import (
-    FaceRender,
-    default_camera,
-    head_rotation,
-    render_face,
-    render_preview,
-)
+from facelab.formation import Formation, default_camera, form, render, render_preview
 from facelab.lighting import ambient_sh, random_sh, sh_basis, sh_from_direction, sh_irradiance_basis
 from facelab.mesh import face_normals
 from facelab.model import MorphableModel
@@ -37,19 +32,18 @@ from facelab.model.bfm import load_bfm2009, load_bfm2017
 from facelab.model.flame import load_flame
 from facelab.model.registry import load_model
 from facelab.model.tddfa import load_3ddfa
-from facelab.normals import vertex_normals  # compiled op; facelab.mesh has the torch definition
+from facelab.normals import vertex_normals
 from facelab.raster import Fragments, interpolate, rasterize, vertex_visibility
-from facelab.render import render
-from facelab.shading import (
-    sh_shade,  # compiled op; facelab.lighting.sh_shade is the torch definition
-)
+from facelab.raster.compose import render_mesh
+from facelab.shading import sh_shade
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "FaceRender",
+    "FaceParams",
     "FitResult",
     "FitSettings",
+    "Formation",
     "Fragments",
     "MorphableModel",
     "__version__",
@@ -61,8 +55,8 @@ __all__ = [
     "fit_image",
     "fit_video",
     "fitting",
-    "head_rotation",
-    "image_formation",
+    "form",
+    "formation",
     "interpolate",
     "lighting",
     "load_3ddfa",
@@ -78,7 +72,7 @@ __all__ = [
     "random_sh",
     "rasterize",
     "render",
-    "render_face",
+    "render_mesh",
     "render_preview",
     "rotations",
     "save_obj",

@@ -39,6 +39,10 @@ from facelab._checks import (
 )
 
 __all__ = [
+    "CAMERA_TYPES",
+    "Pinhole",
+    "ScaledOrthographic",
+    "WeakPerspective",
     "decompose_scaled_orthographic",
     "flip_y",
     "intrinsics_from_fov",
@@ -420,3 +424,13 @@ def intrinsics_from_fov(
     focal = torch.stack([f, f], dim=-1)  # (B, 2)
     principal = torch.tensor([0.5 * w, 0.5 * h], dtype=f.dtype, device=f.device).expand_as(focal)
     return like_input(focal, was_numpy), like_input(principal.clone(), was_numpy)
+
+
+# The camera objects (Pinhole, ScaledOrthographic, WeakPerspective) call the functional forms
+# above; they live in their own module and are re-exported here as ``facelab.cameras.<Name>``.
+from facelab.camera_objects import (  # noqa: E402
+    CAMERA_TYPES,
+    Pinhole,
+    ScaledOrthographic,
+    WeakPerspective,
+)

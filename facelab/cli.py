@@ -30,8 +30,10 @@ def _sample_faces(model, count: int, seed: int, size: int):
     """Random identities, expressions, poses and lights for the demo (fixed seed)."""
     import torch
 
-    from facelab.image_formation import default_camera, head_rotation
+    from facelab.face_params import FaceParams
+    from facelab.formation import default_camera
     from facelab.lighting import random_sh
+    from facelab.rotations import head_rotation
 
     g = torch.Generator().manual_seed(seed)
     id_coeffs = 0.8 * torch.randn(count, model.n_id, generator=g)
@@ -49,11 +51,11 @@ def _sample_faces(model, count: int, seed: int, size: int):
     if model.jaw_joint is not None:
         jaw[:, 0] = 0.15 * torch.rand(count, generator=g)
     gamma = random_sh(count, generator=g, front=(0.0, 0.0, -1.0))
-    focal, principal, translation = default_camera(count, size, size)
-    return dict(id_coeffs=id_coeffs, exp_coeffs=exp_coeffs, albedo_coeffs=albedo_coeffs,
-                rotation=head_rotation(angles), translation=translation, gamma=gamma,
-                focal=focal, principal=principal, jaw_pose=jaw,
-                angles=angles, expressions=chosen)
+    camera, translation = default_camera(count, size, size)
+    params = FaceParams(id=id_coeffs, exp=exp_coeffs, albedo=albedo_coeffs,
+                        rotation=head_rotation(angles), translation=translation, gamma=gamma,
+                        jaw=jaw if model.jaw_joint is not None else None)
+    return dict(params=params, camera=camera, angles=angles, expressions=chosen)
 
 
 def _to_uint8(image):
@@ -73,7 +75,7 @@ def run_demo(out: Path, count: int, seed: int, resolution, size: int) -> list[Pa
     from PIL import Image
 
     from facelab.export import save_obj
-    from facelab.image_formation import render_face
+    from facelab.formation import form, render
     from facelab.model.registry import load_model
 
     out.mkdir(parents=True, exist_ok=True)
@@ -84,11 +86,10 @@ def run_demo(out: Path, count: int, seed: int, resolution, size: int) -> list[Pa
     background = torch.tensor([0.18, 0.2, 0.24])
     t0 = time.perf_counter()
     with torch.no_grad():
-        r = render_face(model, p["id_coeffs"], p["exp_coeffs"], p["albedo_coeffs"], p["rotation"],
-                        p["translation"], p["gamma"], p["focal"], p["principal"], size, size,
-                        jaw_pose=p["jaw_pose"], background=background)
+        formed = form(model, p["params"], p["camera"])
+        image, _ = render(formed, size, size, background=background)
     t_render = time.perf_counter() - t0
-    images = r.image.numpy()
+    images = image.numpy()
     written = []
     for i in range(count):
         path = out / f"face_{i:02d}.png"
@@ -104,8 +105,8 @@ def run_demo(out: Path, count: int, seed: int, resolution, size: int) -> list[Pa
     sheet_path = out / "contact_sheet.png"
     Image.fromarray(_to_uint8(sheet)).save(sheet_path)
     written.append(sheet_path)
-    obj_path = save_obj(out / "face_00.obj", r.verts[0], model.faces,
-                        colors=r.albedo[0].clamp(0, 1), landmarks=model.landmarks)
+    obj_path = save_obj(out / "face_00.obj", formed.verts[0], model.faces,
+                        colors=formed.albedo[0].clamp(0, 1), landmarks=model.landmarks)
     written.append(Path(obj_path))
     landmarks_path = Path(obj_path).with_name(Path(obj_path).stem + "_landmarks.txt")
     if landmarks_path.exists():

@@ -47,7 +47,7 @@ def _load_landmarks(path: Path, shape_tail: tuple):
 def _save_png(path: Path, image) -> Path:
     from PIL import Image
 
-    from facelab.fitting.io import to_uint8
+    from facelab.image_io import to_uint8
 
     Image.fromarray(to_uint8(image)).save(path)
     return path
@@ -178,8 +178,8 @@ def run_fit_video(args: argparse.Namespace) -> int:
     import torch
 
     from facelab.fitting import fit_video, read_video
-    from facelab.fitting.io import to_uint8
     from facelab.fitting.views import render_overlay
+    from facelab.image_io import to_uint8
     from facelab.model.registry import load_model
     from facelab.progress import History
 

@@ -47,7 +47,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from facelab.fitting.io import as_rgb_image, to_uint8
+from facelab.image_io import as_rgb_image, to_uint8
 
 __all__ = ["CONTOUR_WEIGHT", "Detection", "LANDMARK_CONFIDENCE", "MEDIAPIPE_TO_IBUG68",
            "detect", "landmark_confidence", "mediapipe_available"]
@@ -126,7 +126,7 @@ def detect(image) -> Detection | None:
     """Find the most prominent face and its 68 iBUG landmarks, offline (MediaPipe Face Mesh).
 
     image: (H, W, 3) RGB, NumPy or torch, uint8 or float in [0, 1] (see
-        :func:`facelab.fitting.io.as_rgb_image`; grayscale/RGBA/tiny/huge/NaN are refused
+        :func:`facelab.image_io.as_rgb_image`; grayscale/RGBA/tiny/huge/NaN are refused
         with a ``ValueError`` saying what to do).
 
     Returns a :class:`Detection` (landmarks (68, 2) pixels, box, confidence, mesh (468, 3)),

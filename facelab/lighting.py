@@ -1,4 +1,7 @@
-"""Nine-term real spherical-harmonics lighting and Lambertian shading (MoFA Eq. 4).
+"""Nine-term real spherical-harmonics lighting: the basis, its irradiance form, light presets.
+
+The shading op itself, ``sh_shade`` (MoFA Eq. 4), is compiled: :func:`facelab.sh_shade`
+(:mod:`facelab.shading`); its plain-torch twin is :mod:`facelab.shading.torch_ref`.
 
 Basis and order
 ---------------
@@ -32,7 +35,7 @@ radiance coefficients L_lm per colour channel. Hence
 * ``gamma[:, 0] = 0.7`` alone gives a uniform grey irradiance 0.7 π c0 = 0.62;
   :func:`ambient_sh` returns the gamma whose irradiance equals a chosen value exactly.
 
-gamma lives in the frame of the normals given to :func:`sh_shade` (MoFA: camera space).
+gamma lives in the frame of the normals given to ``sh_shade`` (MoFA: camera space).
 """
 
 from __future__ import annotations
@@ -57,7 +60,6 @@ __all__ = [
     "sh_basis",
     "sh_from_direction",
     "sh_irradiance_basis",
-    "sh_shade",
 ]
 
 _C0 = 0.5 / math.sqrt(math.pi)  # 0.282095
@@ -125,35 +127,6 @@ def sh_irradiance_basis(normals):
     """
     n, was_numpy = _check_normals(normals)
     return like_input(_sh_basis(n) * _conv(n), was_numpy)
-
-
-def sh_shade(albedo, normals, gamma):
-    """Lambertian shading under SH illumination, MoFA Eq. (4): C = r ⊙ Σ_b γ_b H_b(n).
-
-    albedo: (B, V, 3) float, linear RGB reflectance (e.g. ``MorphableModel.albedo``).
-    normals: (B, V, 3) float unit normals, in the frame gamma is expressed in.
-    gamma: (B, 9, 3) float, radiance SH coefficients per colour (the 27 illumination parameters
-        of MoFA Eq. 1); coefficient k, channel c. A flat (B, 27) code vector is laid out as
-        ``gamma.reshape(B, 9, 3)`` (coefficient-major, RGB fastest) by facelab convention.
-    All three must share dtype and device; NumPy in (albedo) -> NumPy out.
-    Returns (B, V, 3) shaded colour ``albedo * (sh_irradiance_basis(normals) @ gamma)``,
-    not clamped. Differentiable in all three arguments.
-    """
-    a, was_numpy = as_tensor(albedo, name="albedo")
-    n, _ = as_tensor(normals, name="normals")
-    g, _ = as_tensor(gamma, name="gamma")
-    d = check_shape(a, "B V 3", name="albedo")
-    check_shape(n, "B V 3", name="normals", dims=d)
-    check_shape(g, "B 9 3", name="gamma", dims=d)
-    for t, name in ((a, "albedo"), (n, "normals"), (g, "gamma")):
-        check_floating(t, name=name)
-        check_finite(t, name=name)
-        if t.dtype != a.dtype:
-            raise TypeError(f"{name}: expected dtype {a.dtype} (that of albedo), got {t.dtype}")
-        if t.device != a.device:
-            raise ValueError(f"{name}: expected device {a.device} (that of albedo), got {t.device}")
-    irradiance = torch.einsum("bvk,bkc->bvc", _sh_basis(n) * _conv(n), g)  # (B, V, 3)
-    return like_input(a * irradiance, was_numpy)
 
 
 def ambient_sh(intensity: float = 0.7, *, dtype: torch.dtype = torch.float32, device=None):

@@ -6,9 +6,9 @@
   torch: for 68 points the op dispatch, not the arithmetic, is the cost, so a kernel cannot
   pay off; see :mod:`facelab.vertex_losses`);
 * :func:`statistical_prior` — statistical regularisation of the coefficients, MoFA Eq. (10);
-* :func:`vdc`, :func:`wpdc`, :func:`fwpdc`, :func:`vertex_loss_3d` — 3DDFA_V2's vertex
-  distance cost (Eq. 4) and (fast) weighted parameter distance cost (Eqs. 6-7, Algorithm 2),
-  defined in :mod:`facelab.vertex_distance`.
+
+3DDFA_V2's VDC, WPDC and fWPDC are functions of its 62-d parameter layout, so they live beside
+it in :mod:`facelab.methods.tddfa.vertex_distance` (a method's losses sit with its adapter).
 
 MoFA combines them as E = w_land E_land + w_photo E_photo + w_reg E_reg (Eq. 7) with
 w_photo = 1.92, w_reg = 2.9e-5 and w_land ∈ {0, 1}.
@@ -29,13 +29,9 @@ from facelab.vertex_losses import photometric_per_image
 
 __all__ = [
     "PriorWeights",
-    "fwpdc",  # noqa: F822 (lazy, see __getattr__)
     "landmark_loss",
     "photometric_loss",
     "statistical_prior",
-    "vdc",  # noqa: F822 (lazy, see __getattr__)
-    "vertex_loss_3d",  # noqa: F822 (lazy, see __getattr__)
-    "wpdc",  # noqa: F822 (lazy, see __getattr__)
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -198,16 +194,3 @@ def statistical_prior(coeffs_by_name: Mapping, weights: PriorWeights | None = No
         term = getattr(weights, name) * (t**2).sum(-1)  # w Σ_k x_k²: (B,)
         total = term if total is None else total + term.to(total)
     return like_input(_reduce(total, reduction), was_numpy)
-
-
-_VERTEX_DISTANCE = ("fwpdc", "vdc", "vertex_loss_3d", "wpdc")
-
-
-def __getattr__(name):
-    # 3DDFA_V2's losses live in facelab.vertex_distance, which needs the 62-d parameter layout
-    # of facelab.methods.tddfa; importing it lazily keeps `import facelab` free of that cycle.
-    if name in _VERTEX_DISTANCE:
-        from facelab import vertex_distance
-
-        return getattr(vertex_distance, name)
-    raise AttributeError(f"module 'facelab.losses' has no attribute {name!r}")

@@ -1,4 +1,7 @@
-"""Triangle-mesh geometry: normals, connectivity, Laplacians and k-nearest-neighbour graphs.
+"""Triangle-mesh geometry: face normals, connectivity, Laplacians and k-nearest-neighbour graphs.
+
+Vertex normals are a compiled op, :func:`facelab.vertex_normals` (:mod:`facelab.normals`); its
+plain-torch twin is :mod:`facelab.normals.torch_ref`.
 
 Conventions (DESIGN.md): vertices are (B, V, 3) in model space (mm, y up, face toward +z);
 faces are (F, 3) int64 and counter-clockwise seen from the front, so the right-hand normal
@@ -39,7 +42,6 @@ __all__ = [
     "mesh_edges",
     "vertex_adjacency",
     "vertex_neighbors",
-    "vertex_normals",
 ]
 
 # Added to the squared length inside the square root of every normalisation, so a zero vector
@@ -97,27 +99,6 @@ def face_normals(verts, faces):
     f, _ = _faces_tensor(faces, d["V"])
     f = f.to(v.device)
     return like_input(_safe_normalize(_face_cross(v, f)), was_numpy)
-
-
-def vertex_normals(verts, faces):
-    """Unit per-vertex normals from the one-ring, area weighted (MoFA Sec. 4, "one-ring").
-
-    verts: (B, V, 3) float32/float64, model space (mm); NumPy in, NumPy out.
-    faces: (F, 3) int64, counter-clockwise seen from the front (+z).
-    Returns (B, V, 3): ``n_i = normalize(sum_{f ∋ i} (e1 x e2)_f)``; the unnormalised cross
-    product has length twice the face area, so the sum is the area-weighted average of the
-    incident face normals. Isolated vertices, cancelling neighbourhoods and F = 0 give the zero
-    vector; values and gradients stay finite (eps inside the square root, see :func:`face_normals`).
-    """
-    v, was_numpy, d = _verts_tensor(verts)
-    f, _ = _faces_tensor(faces, d["V"])
-    f = f.to(v.device)
-    b, n_verts = d["B"], d["V"]
-    cross = _face_cross(v, f)  # (B, F, 3)
-    summed = v.new_zeros(b, n_verts, 3)
-    for corner in range(3):
-        summed = summed.index_add(1, f[:, corner], cross)  # (B, V, 3)
-    return like_input(_safe_normalize(summed), was_numpy)
 
 
 # ---------------------------------------------------------------------------- connectivity

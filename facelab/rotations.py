@@ -31,6 +31,7 @@ from facelab._checks import as_tensor, check_finite, check_floating, check_shape
 __all__ = [
     "axis_angle_to_matrix",
     "euler_to_matrix",
+    "head_rotation",
     "matrix_to_axis_angle",
     "matrix_to_euler",
     "matrix_to_quaternion",
@@ -322,3 +323,12 @@ def matrix_to_rotation_6d(R):
     m, was_numpy = _input(R, "... 3 3", "R")
     x = torch.cat([m[..., :, 0], m[..., :, 1]], dim=-1)  # (..., 6)
     return like_input(x, was_numpy)
+
+
+def head_rotation(angles):
+    """Head rotation from (pitch, yaw, roll): (B, 3) radians -> (B, 3, 3).
+
+    The convention every facelab layout uses for a head pose: :func:`euler_to_matrix` with
+    "xyz" (about the model's x, then y (up), then z axes), applied in model space.
+    """
+    return euler_to_matrix(angles, convention="xyz")

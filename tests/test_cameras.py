@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+from facelab import cameras, rotations
 from facelab import cameras as cam
 
 DTYPES = [torch.float32, torch.float64]
@@ -381,3 +382,76 @@ def test_bad_dtypes_and_values():
         cam.intrinsics_from_fov(torch.tensor([30.0, -5.0]), 10, 10)
     with pytest.raises(ValueError, match=r"^width: expected an int >= 1"):
         cam.intrinsics_from_fov(30.0, 10, 0)
+
+
+# ------------------------------------------------------------------------ camera objects
+def test_pinhole_project_hand_computed():
+    cam = cameras.Pinhole(torch.tensor([[100.0, 200.0]]), torch.tensor([[32.0, 24.0]]))
+    pts = torch.tensor([[[10.0, -5.0, 500.0], [0.0, 0.0, 250.0]]])
+    out = cam.project(pts)
+    # u = fx x / z + cx = 100 * 10 / 500 + 32 = 34; v = 200 * -5 / 500 + 24 = 22; depth = z
+    torch.testing.assert_close(out, torch.tensor([[[34.0, 22.0, 500.0], [32.0, 24.0, 250.0]]]))
+    assert cam.perspective_correct and cam.batch == 1
+    same = cameras.Pinhole(torch.tensor([100.0]), torch.tensor([[32.0, 24.0]]))
+    torch.testing.assert_close(same.focal, torch.tensor([[100.0, 100.0]]))
+
+
+def test_pinhole_from_fov_and_batch_plumbing():
+    cam = cameras.Pinhole.from_fov(64, 80, fov_deg=90.0, batch=2)
+    # f = (H / 2) / tan(45 deg) = 32
+    torch.testing.assert_close(cam.focal, torch.full((2, 2), 32.0))
+    torch.testing.assert_close(cam.principal, torch.tensor([[40.0, 32.0]] * 2))
+    both = cameras.Pinhole.cat([cam, cam[0]])
+    assert both.batch == 3 and cam[1].batch == 1
+    assert cam.to(dtype=torch.float64).focal.dtype == torch.float64
+    with pytest.raises(ValueError, match="cannot expand"):
+        cam.expand(5)
+
+
+def test_scaled_orthographic_project_hand_computed():
+    cam = cameras.ScaledOrthographic(torch.tensor([2.0]), torch.tensor([[10.0, 20.0]]))
+    pts = torch.tensor([[[1.0, -3.0, 5.0]]])
+    # (u, v, depth) = f (x, y, z) + (ox, oy, 0) = (12, 14, 10)
+    torch.testing.assert_close(cam.project(pts), torch.tensor([[[12.0, 14.0, 10.0]]]))
+    assert not cam.perspective_correct
+    torch.testing.assert_close(cam.matrix(), torch.tensor([[[2.0, 0, 0, 10], [0, 2.0, 0, 20],
+                                                          [0, 0, 2.0, 0]]]))
+
+
+def test_scaled_orthographic_equals_3ddfa_T_frame():
+    """Camera-space projection == screen_from_scaled_orthographic of model-space points."""
+    g = torch.Generator().manual_seed(0)
+    R = rotations.euler_to_matrix(0.3 * torch.randn(2, 3, generator=g, dtype=torch.float64))
+    f = torch.tensor([0.5, 0.7], dtype=torch.float64)
+    t3 = torch.tensor([[30.0, 40.0, 5.0], [50.0, 20.0, -3.0]], dtype=torch.float64)
+    T = cameras.scaled_orthographic_matrix(f, R, t3)
+    X = torch.randn(2, 7, 3, generator=g, dtype=torch.float64) * 50
+    want = cameras.screen_from_scaled_orthographic(X, T, 120.0)
+    cam = cameras.ScaledOrthographic(f, torch.stack([t3[:, 0], 120.0 - t3[:, 1]], 1))
+    trans = torch.stack([torch.zeros(2), torch.zeros(2), -t3[:, 2] / f], 1).double()
+    got = cam.project(cameras.model_to_camera(X, R, trans))
+    torch.testing.assert_close(got, want)
+
+
+def test_weak_perspective_project_hand_computed():
+    cam = cameras.WeakPerspective(torch.tensor([0.01]), torch.tensor([[0.1, -0.2]]), 100, 200)
+    # camera space (y down, z forward) -> model axes (y up, z to viewer): (10, 20, -30) ->
+    # (10, -20, 30); normalised (s x + tx, s y + ty) = (0.2, -0.4);
+    # pixels x = (0.2 + 1) / 2 * 200 = 120, y = (1 + 0.4) / 2 * 100 = 70; depth = -s z_up H/2
+    out = cam.project(torch.tensor([[[10.0, 20.0, -30.0]]]))
+    torch.testing.assert_close(out, torch.tensor([[[120.0, 70.0, -15.0]]]))
+
+
+def test_camera_objects_validate():
+    with pytest.raises(ValueError, match="focal: expected positive"):
+        cameras.Pinhole(torch.tensor([[0.0, 10.0]]), torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="principal: expected \\(B, 2\\)"):
+        cameras.Pinhole(torch.ones(2, 2), torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="scale: expected positive"):
+        cameras.ScaledOrthographic(torch.tensor([-1.0]), torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="focal: expected finite"):
+        cameras.Pinhole(torch.tensor([[math.nan, 1.0]]), torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="height"):
+        cameras.WeakPerspective(torch.ones(1), torch.zeros(1, 2), 0, 10)
+    with pytest.raises(TypeError, match="cams"):
+        cameras.Pinhole.cat([cameras.ScaledOrthographic(torch.ones(1), torch.zeros(1, 2))])

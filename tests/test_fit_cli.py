@@ -18,7 +18,7 @@ from facelab.fit_cli import (
     fit_video_main,
     run_fit,
 )
-from facelab.fitting.io import read_image, read_video, to_uint8
+from facelab.image_io import read_image, read_video, to_uint8
 
 
 def test_fit_sample_writes_everything(tmp_path, capsys):
@@ -85,7 +85,7 @@ def test_parsers_wire_into_a_main_parser():
 
 
 def _synthetic_clip(T=3, size=160):
-    from facelab.image_formation import default_camera, head_rotation, render_face
+    import facelab as fl
     from facelab.lighting import random_sh
     from facelab.model.registry import load_model
 
@@ -93,12 +93,13 @@ def _synthetic_clip(T=3, size=160):
     g = torch.Generator().manual_seed(5)
     angles = torch.zeros(T, 3)
     angles[:, 1] = torch.linspace(-0.2, 0.2, T)
-    focal, principal, trans = default_camera(T, size, size)
-    r = render_face(model, torch.zeros(T, model.n_id), None, torch.zeros(T, model.n_albedo),
-                    head_rotation(angles), trans,
-                    random_sh(1, generator=g, front=(0.0, 0.0, -1.0)).expand(T, -1, -1),
-                    focal, principal, size, size, background=torch.tensor([0.3, 0.4, 0.5]))
-    return r.image, r.screen_verts[:, model.landmarks, :2]
+    camera, trans = fl.default_camera(T, size, size)
+    params = fl.FaceParams.from_euler(
+        angles, translation=trans,
+        gamma=random_sh(1, generator=g, front=(0.0, 0.0, -1.0)).expand(T, -1, -1))
+    f = fl.form(model, params, camera)
+    image, _ = fl.render(f, size, size, background=torch.tensor([0.3, 0.4, 0.5]))
+    return image, f.landmarks_2d
 
 
 def test_fit_video_writes_everything(tmp_path, capsys):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import facelab as fl
 from facelab.data.photos import sample_landmarks, sample_photo
 from facelab.fitting import (
     FitResult,
@@ -19,12 +20,13 @@ from facelab.fitting import (
     pose_from_landmarks,
     to_crop,
 )
-from facelab.fitting.io import as_rgb_image
 from facelab.fitting.views import PANEL_NAMES, render_overlay, render_panels, side_by_side
-from facelab.image_formation import default_camera, head_rotation, render_face
+from facelab.formation import default_camera
+from facelab.image_io import as_rgb_image
 from facelab.lighting import random_sh
 from facelab.model.registry import load_model
 from facelab.progress import History
+from facelab.rotations import head_rotation
 
 FAST = FitSettings(steps_pose=20, steps_shape=50, steps_color=30)
 
@@ -43,13 +45,14 @@ def synthetic(model):
     exp_c = 0.5 * torch.randn(1, model.n_exp, generator=g)
     alb_c = 0.8 * torch.randn(1, model.n_albedo, generator=g)
     angles = torch.tensor([[0.15, 0.4, -0.1]])
-    focal, principal, trans = default_camera(1, size, size)
+    camera, trans = default_camera(1, size, size)
     trans[0, 0], trans[0, 1] = 15.0, -10.0
     gamma = random_sh(1, generator=g, front=(0.0, 0.0, -1.0))
-    r = render_face(model, id_c, exp_c, alb_c, head_rotation(angles), trans, gamma, focal,
-                    principal, size, size, background=torch.tensor([0.3, 0.4, 0.5]))
-    return {"image": r.image[0], "landmarks": r.screen_verts[0, model.landmarks, :2],
-            "angles": angles[0]}
+    params = fl.FaceParams(id=id_c, exp=exp_c, albedo=alb_c, rotation=head_rotation(angles),
+                           translation=trans, gamma=gamma)
+    f = fl.form(model, params, camera)
+    image, _ = fl.render(f, size, size, background=torch.tensor([0.3, 0.4, 0.5]))
+    return {"image": image[0], "landmarks": f.landmarks_2d[0], "angles": angles[0]}
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +119,8 @@ def test_crop_bad_input():
 def test_pose_from_landmarks_recovers_rotation(model, dtype):
     angles = torch.tensor([[0.1, -0.5, 0.2]], dtype=torch.float64)
     R = head_rotation(angles)
-    focal, principal, t = default_camera(1, 224, 224, dtype=torch.float64)
+    camera, t = default_camera(1, 224, 224, dtype=torch.float64)
+    focal, principal = camera.focal, camera.principal
     X = model.mean_shape[model.landmarks].to(torch.float64)  # (68, 3)
     from facelab.cameras import model_to_camera, project_perspective
 
@@ -293,11 +297,13 @@ def _clip(model, yaws=(-0.3, -0.1, 0.1, 0.3), size=192):
     exp_c = 0.3 * torch.randn(T, model.n_exp, generator=g)
     angles = torch.zeros(T, 3)
     angles[:, 1] = torch.tensor(yaws)
-    focal, principal, trans = default_camera(T, size, size)
+    camera, trans = default_camera(T, size, size)
     gamma = random_sh(1, generator=g, front=(0.0, 0.0, -1.0)).expand(T, -1, -1)
-    r = render_face(model, id_c, exp_c, alb_c, head_rotation(angles), trans, gamma, focal,
-                    principal, size, size, background=torch.tensor([0.3, 0.4, 0.5]))
-    return r.image, r.screen_verts[:, model.landmarks, :2], angles
+    params = fl.FaceParams(id=id_c, exp=exp_c, albedo=alb_c, rotation=head_rotation(angles),
+                           translation=trans, gamma=gamma)
+    f = fl.form(model, params, camera)
+    image, _ = fl.render(f, size, size, background=torch.tensor([0.3, 0.4, 0.5]))
+    return image, f.landmarks_2d, angles
 
 
 def test_fit_video_shared_identity_tracks_yaw(model):

@@ -15,8 +15,8 @@ from facelab.lighting import (
     sh_basis,
     sh_from_direction,
     sh_irradiance_basis,
-    sh_shade,
 )
+from facelab.shading.torch_ref import sh_shade_torch as sh_shade
 
 DTYPES = [torch.float32, torch.float64]
 N_SPHERE = 40_000

@@ -19,8 +19,8 @@ from facelab.mesh import (
     mesh_edges,
     vertex_adjacency,
     vertex_neighbors,
-    vertex_normals,
 )
+from facelab.normals.torch_ref import vertex_normals_torch as vertex_normals
 
 DTYPES = [torch.float32, torch.float64]
 

@@ -12,7 +12,6 @@ from facelab.methods.mofa.decoder import (
     AMBIENT_OFFSET,
     decode,
     mean_face_code,
-    render_decoded,
     render_layers,
     visible_vertices,
 )
@@ -59,12 +58,13 @@ def test_decode_shapes_and_mean_face_values(dtype):
     code = mean_face_code(lay, 2, distance=800.0, dtype=dtype)
     f, p = camera(2, dtype)
     d = decode(code, m, f, p)
-    for t in d:
+    assert isinstance(d, fl.Formation)
+    for t in (d.verts, d.verts_cam, d.screen_verts, d.normals, d.albedo, d.colors):
         assert t.shape == (2, 72, 3) and t.dtype == dtype
     # zero code: the mean face, frontal, centred 800 mm in front of the camera
-    assert torch.allclose(d.shape[0], m.mean_shape, atol=1e-5)
+    assert torch.allclose(d.verts[0], m.mean_shape, atol=1e-5)
     assert torch.allclose(d.verts_cam[0, :, 2], 800.0 - m.mean_shape[:, 2], atol=1e-4)
-    assert torch.allclose(d.screen[0, :, 1], p[0, 1] - f[0, 1] * m.mean_shape[:, 1]
+    assert torch.allclose(d.screen_verts[0, :, 1], p[0, 1] - f[0, 1] * m.mean_shape[:, 1]
                           / d.verts_cam[0, :, 2], atol=1e-3)  # y up -> v down (flip F)
     # ambient light 0.7 on gamma_0: irradiance 0.7 * pi * c0 * (1 / 1) -> 0.7 * sqrt(pi)/2
     expected = m.mean_albedo * AMBIENT_OFFSET * math.pi * 0.5 / math.sqrt(math.pi)
@@ -83,26 +83,26 @@ def test_decode_rotation_and_translation_blocks():
     yaw = base + lay.join(rotation=torch.tensor([[0.0, 0.3, 0.0]], dtype=torch.float64))
     d0, d1 = decode(base, m, f, p), decode(yaw, m, f, p)
     R = fl.rotations.euler_to_matrix(torch.tensor([[0.0, 0.3, 0.0]], dtype=torch.float64))
-    assert torch.allclose(d1.verts, d0.verts @ R.transpose(-1, -2))
+    flip = torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64)
+    t = torch.tensor([0.0, 0.0, 800.0], dtype=torch.float64)
+    assert torch.allclose(d1.verts, d0.verts)  # the head pose does not change the shape
+    assert torch.allclose(d1.verts_cam, (d0.verts @ R.transpose(-1, -2)) * flip + t)
     shift = base + lay.join(translation=torch.tensor([[10.0, 0.0, 0.0]], dtype=torch.float64))
     d2 = decode(shift, m, f, p)
     assert torch.allclose(d2.verts_cam[..., 0], d0.verts_cam[..., 0] + 10.0)
-    assert bool((d2.screen[..., 0] > d0.screen[..., 0]).all())  # x right
+    assert bool((d2.screen_verts[..., 0] > d0.screen_verts[..., 0]).all())  # x right
 
 
-def test_decode_matches_render_face():
+def test_decode_is_the_layout_adapter_on_form():
     m = tiny_model()
     lay = CodeLayout.for_model(m)
     code = random_code(lay, 2)
     f, p = camera(2)
-    parts = lay.split(code)
-    ref = fl.render_face(m, parts.id, parts.exp, parts.albedo, fl.head_rotation(parts.rotation),
-                         parts.translation, parts.gamma, f, p, H, W)
+    ref = fl.form(m, lay.to_face(code), fl.cameras.Pinhole(f, p))
     d = decode(code, m, f, p)
-    assert torch.allclose(d.screen, ref.screen_verts) and torch.allclose(d.colors, ref.colors)
-    img, mask = render_decoded(d, m, H, W)
-    assert torch.allclose(img, ref.image) and torch.equal(mask, ref.mask)
-    layers = render_layers(d, m, H, W)
+    for name in ("verts", "verts_cam", "screen_verts", "normals", "albedo", "colors"):
+        assert torch.equal(getattr(d, name), getattr(ref, name)), name
+    layers = render_layers(d, H, W)
     assert set(layers) == {"image", "geometry", "reflectance", "illumination"}
     assert all(v.shape == (2, H, W, 3) for v in layers.values())
 
@@ -146,7 +146,7 @@ def test_decode_gradcheck():
 
     def fn(c):
         d = decode(c, m, f, p)
-        return d.screen[..., :2], d.colors, d.normals
+        return d.screen_verts[..., :2], d.colors, d.normals
 
     assert torch.autograd.gradcheck(fn, (code,), eps=1e-6, atol=1e-5)
 
@@ -157,7 +157,7 @@ def test_loss_gradcheck_through_compiled_photometric():
     f, p = camera(1)
     code = random_code(lay, 1, seed=1).requires_grad_(True)
     image = torch.rand(1, H, W, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    lms = decode(code.detach(), m, f, p).screen[:, m.landmarks, :2] + 1.5
+    lms = decode(code.detach(), m, f, p).screen_verts[:, m.landmarks, :2] + 1.5
     cfg = MofaLossConfig(land=1.0, reg=0.1, landmarks="all")
 
     def fn(c):
@@ -174,8 +174,8 @@ def test_loss_values(dtype):
     f, p = camera(2, dtype)
     code = random_code(lay, 2, dtype=dtype)
     d = decode(code, m, f, p)
-    img, _ = render_decoded(d, m, H, W)
-    lms = d.screen[:, m.landmarks, :2]
+    img, _ = fl.render(d, H, W)
+    lms = d.screen_verts[:, m.landmarks, :2]
     out = mofa_loss(d, lay.split(code), img, m, landmarks=lms, config=MofaLossConfig(land=1.0))
     assert set(out) == {"total", "photo", "land", "reg"}
     assert float(out["land"]) == pytest.approx(0.0, abs=1e-6)

@@ -69,3 +69,28 @@ def test_bad_inputs():
         CodeLayout(rotation=6)
     with pytest.raises(ValueError, match="id: expected an int >= 0"):
         CodeLayout(id=-1)
+
+
+def test_code_round_trips_through_face_params():
+    import facelab as fl
+
+    g = torch.Generator().manual_seed(0)
+    code = torch.randn(4, MOFA_LAYOUT.size, generator=g, dtype=torch.float64)
+    code[:, MOFA_LAYOUT.slices["rotation"]] *= 0.4  # Euler angles away from gimbal lock
+    face = MOFA_LAYOUT.to_face(code)
+    assert isinstance(face, fl.FaceParams) and face.batch_size == 4
+    parts = MOFA_LAYOUT.split(code)
+    assert torch.equal(face.id, parts.id) and torch.equal(face.gamma, parts.gamma)
+    torch.testing.assert_close(face.rotation, fl.rotations.head_rotation(parts.rotation))
+    back = MOFA_LAYOUT.from_face(face)
+    torch.testing.assert_close(back, code, rtol=0, atol=1e-12)
+    # shorter coefficient blocks are zero-padded; joints have no place in the code
+    short = MOFA_LAYOUT.from_face(fl.FaceParams(id=torch.ones(1, 3)))
+    assert short.shape == (1, 257) and float(short[0, :3].sum()) == 3.0
+    assert float(short[0, 3:80].abs().sum()) == 0.0
+    with pytest.raises(ValueError, match="params.jaw"):
+        MOFA_LAYOUT.from_face(fl.FaceParams(jaw=torch.zeros(1, 3)))
+    with pytest.raises(ValueError, match="params.id: expected at most 80"):
+        MOFA_LAYOUT.from_face(fl.FaceParams(id=torch.zeros(1, 81)))
+    with pytest.raises(TypeError, match="FaceParams"):
+        MOFA_LAYOUT.from_face(code)

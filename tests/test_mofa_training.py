@@ -21,8 +21,8 @@ def test_ground_truth_code_decodes_to_the_corpus(model):
     batch = training_corpus(model, size=64, length=2).batch(0, 2)
     code = code_from_batch(batch, fl.methods.mofa.CodeLayout.for_model(model))
     d = fl.methods.mofa.decode(code, model, batch["focal"], batch["principal"])
-    assert torch.allclose(d.screen, batch["screen_verts"], atol=1e-3)
-    assert torch.allclose(d.shape, batch["verts"], atol=1e-3)
+    assert torch.allclose(d.screen_verts, batch["screen_verts"], atol=1e-3)
+    assert torch.allclose(d.verts, batch["verts"], atol=1e-3)
 
 
 @pytest.mark.slow

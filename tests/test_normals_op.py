@@ -17,7 +17,6 @@ import torch
 
 import facelab
 from facelab import kernel_sources
-from facelab.mesh import vertex_normals as torch_vertex_normals
 from facelab.normals import (
     VertexNormals,
     cpu,
@@ -26,6 +25,7 @@ from facelab.normals import (
     vertex_face_table,
     vertex_normals,
 )
+from facelab.normals.torch_ref import vertex_normals_torch as torch_vertex_normals
 
 DTYPES = [torch.float32, torch.float64]
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-6, atol=1e-6)}

@@ -16,8 +16,8 @@ import torch
 
 from facelab import kernel_sources
 from facelab.lighting import sh_irradiance_basis
-from facelab.lighting import sh_shade as torch_sh_shade
 from facelab.shading import ShShade, cpu, cuda, reference, sh_shade
+from facelab.shading.torch_ref import sh_shade_torch as torch_sh_shade
 
 DTYPES = [torch.float32, torch.float64]
 TOL = {torch.float32: dict(rtol=1e-5, atol=2e-5), torch.float64: dict(rtol=1e-10, atol=1e-10)}

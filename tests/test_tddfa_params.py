@@ -166,3 +166,47 @@ def test_reconstruct_bad_input():
         R.image_to_screen(torch.zeros(1, 4, 5), 64)
     with pytest.raises(ValueError, match="height"):
         R.image_to_screen(torch.zeros(1, 4, 3), 0)
+
+
+def _valid_params(B=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    R = euler_to_matrix(0.4 * torch.randn(B, 3, generator=g, dtype=torch.float64))
+    f = 0.3 + 0.2 * torch.rand(B, generator=g, dtype=torch.float64)
+    t = torch.randn(B, 3, generator=g, dtype=torch.float64) * torch.tensor([5.0, 5.0, 2.0]) + 60
+    T = cameras.scaled_orthographic_matrix(f, R, t)
+    return pack_params(T, torch.randn(B, 40, generator=g, dtype=torch.float64),
+                       torch.randn(B, 10, generator=g, dtype=torch.float64))
+
+
+def test_params_round_trip_through_face_params_and_camera():
+    import facelab as fl
+
+    p = _valid_params()
+    face, camera = P.TDDFA_LAYOUT.to_face(p, 120)
+    assert isinstance(face, fl.FaceParams) and isinstance(camera, cameras.ScaledOrthographic)
+    assert face.id.shape == (3, 40) and face.exp.shape == (3, 10)
+    back = P.TDDFA_LAYOUT.from_face(face, camera, 120)
+    torch.testing.assert_close(back, p, rtol=0, atol=1e-10)
+    # the camera projection of the formed face is 3DDFA's screen_from_scaled_orthographic
+    S = R.reconstruct_shape(tiny_model(), p)
+    T, _, _ = P.split_params(p)
+    want = cameras.screen_from_scaled_orthographic(S, T, 120)
+    got = camera.project(cameras.model_to_camera(S, face.rotation, face.translation))
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-9)
+
+
+def test_from_face_validates_and_pads():
+    import facelab as fl
+
+    face = fl.FaceParams(id=torch.ones(2, 3, dtype=torch.float64))
+    cam = cameras.ScaledOrthographic(torch.tensor([2.0], dtype=torch.float64),
+                                     torch.tensor([[10.0, 20.0]], dtype=torch.float64))
+    p = P.TDDFA_LAYOUT.from_face(face, cam, 100)  # shared camera (B = 1) expands
+    T, a_id, _ = P.split_params(p)
+    assert a_id.shape == (2, 40) and float(a_id[:, 3:].abs().sum()) == 0.0
+    torch.testing.assert_close(T[0], torch.tensor([[2.0, 0, 0, 10], [0, 2.0, 0, 80],
+                                                   [0, 0, 2.0, 0]], dtype=torch.float64))
+    with pytest.raises(TypeError, match="ScaledOrthographic"):
+        P.TDDFA_LAYOUT.from_face(face, cameras.Pinhole.from_fov(64, 64), 100)
+    with pytest.raises(TypeError, match="FaceParams"):
+        P.TDDFA_LAYOUT.from_face(p, cam, 100)

@@ -249,21 +249,23 @@ def test_explorer_appearance_slider_keeps_geometry(explorer):
     np.testing.assert_allclose(attrs["color"].array, col, atol=1e-6)
 
 
-def test_explorer_image_matches_render_face(explorer, model):
-    from facelab.image_formation import default_camera, head_rotation, render_face
+def test_explorer_image_matches_form_and_render(explorer, model):
+    import facelab as fl
+    from facelab.rotations import head_rotation
 
     explorer.reset()
     explorer.sliders["id_1"].value = 1.0
     explorer.sliders["pitch"].value = 10.0
     p = explorer.coefficients()
-    focal, principal, translation = default_camera(1, 96, 96)
-    ref = render_face(model, p["id"], p["exp"], torch.zeros(1, 3), head_rotation(p["angles"]),
-                      translation, p["gamma"], focal, principal, 96, 96, jaw_pose=p["jaw_pose"])
-    mask = ref.mask[0].numpy()
+    camera, translation = fl.default_camera(1, 96, 96)
+    params = fl.FaceParams(id=p["id"], exp=p["exp"], rotation=head_rotation(p["angles"]),
+                           translation=translation, gamma=p["gamma"], jaw=p["jaw_pose"])
+    ref, mask = fl.render(fl.form(model, params, camera), 96, 96)
+    mask = mask[0].numpy()
     assert mask.mean() > 0.2
     ours = explorer.image[mask]
-    theirs = ref.image[0].clamp(0, 1).numpy()[mask]
-    # render_face does not clamp vertex colours before interpolation; compare where unclipped.
+    theirs = ref[0].clamp(0, 1).numpy()[mask]
+    # the explorer clamps vertex colours before interpolation; compare where unclipped.
     ok = (theirs < 0.999).all(axis=1)
     assert ok.mean() > 0.9
     np.testing.assert_allclose(ours[ok], theirs[ok], atol=2e-3)

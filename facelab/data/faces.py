@@ -6,7 +6,7 @@ with everything it was made from (coefficients, pose, camera, vertices, landmark
 visibility). Sample ``i`` of a dataset with seed ``s`` depends only on ``(s, i)``, so a
 corpus is reproducible and can be generated on the fly in any order, in any batch size.
 
-Two cameras: ``"perspective"`` (MoFA's pinhole camera, :mod:`facelab.image_formation`) and
+Two cameras: ``"perspective"`` (MoFA's pinhole camera, :class:`facelab.cameras.Pinhole`) and
 ``"scaled_orthographic"`` (3DDFA_V2's ``T = [f R | t]`` in a y-up image frame, Eq. 3).
 """
 
@@ -20,13 +20,12 @@ import torch.nn.functional as F
 
 from facelab import cameras
 from facelab._checks import check_int
-from facelab.image_formation import DEFAULT_FOV_DEG, head_rotation
+from facelab.face_params import FaceParams
+from facelab.formation import DEFAULT_FOV_DEG, form, render
 from facelab.lighting import random_sh
 from facelab.model.morphable import MorphableModel
-from facelab.normals import vertex_normals
 from facelab.raster import vertex_visibility
-from facelab.render import render
-from facelab.shading import sh_shade
+from facelab.rotations import head_rotation
 
 __all__ = ["FaceSampling", "SyntheticFaces", "random_backgrounds"]
 
@@ -160,17 +159,15 @@ class SyntheticFaces(torch.utils.data.Dataset):
             background_seed=int(torch.randint(2**31 - 1, (1,), generator=g)),
         )
 
-    def batch(self, start: int, count: int) -> dict:
-        """Render samples ``start .. start + count - 1``; a dict of batched tensors.
+    def sample(self, start: int, count: int):
+        """The ground truth of samples ``start .. start + count - 1`` without rendering.
 
-        image (B, H, W, 3) float32 in [0, 1]; mask (B, H, W) bool; id (B, Kid); exp (B, Kexp);
-        albedo (B, Kalb); jaw (B, 3) axis-angle; angles (B, 3) pitch, yaw, roll (rad);
-        rotation (B, 3, 3); gamma (B, 9, 3) camera-space SH; verts (B, V, 3) posed model
-        space (mm); verts_cam (B, V, 3) camera space (OpenCV axes; for the orthographic camera
-        rotation + flip only, no translation); screen_verts (B, V, 3) (u, v, depth) pixels,
-        y down; landmarks_2d (B, 68, 2) pixels, y down; visible (B, V) bool.
-        Perspective: translation (B, 3) mm, focal (B, 2), principal (B, 2).
-        Scaled orthographic: T (B, 3, 4) (3DDFA_V2 Eq. 3, y-up image frame of height H).
+        Returns ``(params, camera, extras)``: a :class:`facelab.FaceParams` of batch ``count``
+        (id, exp, albedo, rotation, translation, gamma, and jaw for models with a jaw joint),
+        its camera (:class:`~facelab.cameras.Pinhole` or
+        :class:`~facelab.cameras.ScaledOrthographic`), and a dict with ``angles`` (B, 3),
+        the per-sample ``background_seed`` list, and ``T`` (B, 3, 4) for the orthographic
+        camera (3DDFA_V2 Eq. 3, y-up image frame of height H).
         """
         start = check_int(start, name="start", minimum=0)
         count = check_int(count, name="count", minimum=1)
@@ -178,51 +175,66 @@ class SyntheticFaces(torch.utils.data.Dataset):
             raise IndexError(f"start, count: expected start + count <= {self.length}, "
                              f"got {start} + {count}")
         m, size = self.model, self.size
-        params = [self._sample_params(start + k) for k in range(count)]
-        stack = {k: torch.stack([p[k] for p in params]) for k in
+        drawn = [self._sample_params(start + k) for k in range(count)]
+        stack = {k: torch.stack([p[k] for p in drawn]) for k in
                  ("id", "exp", "albedo", "jaw", "angles", "gamma")}
         rotation = head_rotation(stack["angles"])  # (B, 3, 3)
-        verts = m.shape(stack["id"], stack["exp"])  # (B, V, 3)
-        if m.jaw_joint is not None:
-            verts = m.pose_jaw(verts, stack["jaw"])
-        out = dict(stack, rotation=rotation, verts=verts)
+        extras = {"angles": stack["angles"], "background_seed": [p["background_seed"]
+                                                                  for p in drawn]}
         if self.camera == "perspective":
-            focal, principal = cameras.intrinsics_from_fov(DEFAULT_FOV_DEG, size, size)
-            focal = focal.expand(count, 2).contiguous()
-            principal = principal.expand(count, 2).contiguous()
-            dist = torch.tensor([p["distance"] for p in params])
-            shift = torch.stack([p["shift"] for p in params])  # (B, 2) pixels
+            camera = cameras.Pinhole.from_fov(size, size, fov_deg=DEFAULT_FOV_DEG, batch=count)
+            dist = torch.tensor([p["distance"] for p in drawn])
+            shift = torch.stack([p["shift"] for p in drawn])  # (B, 2) pixels
             # A pixel shift at the face's depth: t_xy = shift * z / f.
-            translation = torch.stack([shift[:, 0] * dist / focal[:, 0],
-                                       shift[:, 1] * dist / focal[:, 1], dist], dim=1)
-            verts_cam = cameras.model_to_camera(verts, rotation, translation)
-            screen = cameras.screen_from_camera(verts_cam, focal, principal)
-            out.update(translation=translation, focal=focal, principal=principal)
-            perspective = True
+            translation = torch.stack([shift[:, 0] * dist / camera.focal[:, 0],
+                                       shift[:, 1] * dist / camera.focal[:, 1], dist], dim=1)
         else:
-            scale = torch.tensor([p["scale"] for p in params]) * 0.75 * size / _FACE_HEIGHT_MM
-            shift = torch.stack([p["shift"] for p in params])  # (B, 2)
+            scale = torch.tensor([p["scale"] for p in drawn]) * 0.75 * size / _FACE_HEIGHT_MM
+            shift = torch.stack([p["shift"] for p in drawn])  # (B, 2)
             t = torch.zeros(count, 3)
             t[:, 0] = size / 2 + shift[:, 0]
             t[:, 1] = size / 2 + shift[:, 1]
-            T = cameras.scaled_orthographic_matrix(scale, rotation, t)  # (B, 3, 4)
-            screen = cameras.screen_from_scaled_orthographic(verts, T, size)
-            verts_cam = cameras.model_to_camera(verts, rotation, torch.zeros(count, 3))
-            out.update(T=T)
-            perspective = False
-        faces = m.faces
-        normals = vertex_normals(verts_cam, faces)  # (B, V, 3) camera space
-        albedo = m.albedo(stack["albedo"])  # (B, V, 3)
-        colors = sh_shade(albedo, normals, stack["gamma"])  # MoFA Eq. 4
+            extras["T"] = cameras.scaled_orthographic_matrix(scale, rotation, t)  # (B, 3, 4)
+            # T's y-up image frame -> facelab pixels (y down): offset = (t_x, H - t_y)
+            camera = cameras.ScaledOrthographic(scale, torch.stack([t[:, 0], size - t[:, 1]], 1))
+            translation = torch.zeros(count, 3)
+        params = FaceParams(id=stack["id"], exp=stack["exp"], albedo=stack["albedo"],
+                            rotation=rotation, translation=translation, gamma=stack["gamma"],
+                            jaw=stack["jaw"] if m.jaw_joint is not None else None)
+        return params, camera, extras
+
+    def batch(self, start: int, count: int) -> dict:
+        """Render samples ``start .. start + count - 1``; a dict of batched tensors.
+
+        image (B, H, W, 3) float32 in [0, 1]; mask (B, H, W) bool; id (B, Kid); exp (B, Kexp);
+        albedo (B, Kalb); jaw (B, 3) axis-angle; angles (B, 3) pitch, yaw, roll (rad);
+        rotation (B, 3, 3); gamma (B, 9, 3) camera-space SH; verts (B, V, 3) model space (mm,
+        with the jaw pose, before the head rotation); verts_cam (B, V, 3) camera space (OpenCV
+        axes; for the orthographic camera rotation + flip only, no translation); screen_verts
+        (B, V, 3) (u, v, depth) pixels, y down; landmarks_2d (B, 68, 2) pixels, y down;
+        visible (B, V) bool.
+        Perspective: translation (B, 3) mm, focal (B, 2), principal (B, 2).
+        Scaled orthographic: T (B, 3, 4) (3DDFA_V2 Eq. 3, y-up image frame of height H).
+        """
+        params, camera, extras = self.sample(start, count)
+        m, size = self.model, self.size
+        formed = form(m, params, camera)
         if self.sampling.background == "random":
-            bg = torch.cat([random_backgrounds(1, size, torch.Generator().manual_seed(p[
-                "background_seed"])) for p in params])
+            bg = torch.cat([random_backgrounds(1, size, torch.Generator().manual_seed(seed))
+                            for seed in extras["background_seed"]])
         else:
             bg = torch.full((count, size, size, 3), 0.5)
-        image, mask = render(screen, faces, colors, size, size, background=bg,
-                             perspective_correct=perspective)
-        visible = vertex_visibility(screen, faces, size, size)
-        out.update(image=image.clamp(0, 1), mask=mask, verts_cam=verts_cam, screen_verts=screen,
-                   landmarks_2d=screen[:, m.landmarks, :2] if m.landmarks is not None
-                   else torch.zeros(count, 0, 2), visible=visible)
+        image, mask = render(formed, size, size, background=bg)
+        visible = vertex_visibility(formed.screen_verts, m.faces, size, size)
+        out = dict(id=params.id, exp=params.exp, albedo=params.albedo,
+                   jaw=params.jaw if params.jaw is not None else torch.zeros(count, 3),
+                   angles=extras["angles"], gamma=params.gamma, rotation=params.rotation,
+                   verts=formed.verts, image=image.clamp(0, 1), mask=mask,
+                   verts_cam=formed.verts_cam, screen_verts=formed.screen_verts,
+                   landmarks_2d=formed.landmarks_2d, visible=visible)
+        if isinstance(camera, cameras.Pinhole):
+            out.update(translation=params.translation, focal=camera.focal,
+                       principal=camera.principal)
+        else:
+            out.update(T=extras["T"])
         return {k: v.detach() for k, v in out.items()}

@@ -15,7 +15,7 @@ Three stages, each a few dozen Adam steps on a (crop_size)² crop around the fac
    geometry fixed.
 
 Camera: a pinhole with vertical field of view ``fov_deg`` (default 16°, as
-:func:`facelab.image_formation.default_camera`) on the crop, principal point at the crop
+:func:`facelab.default_camera`) on the crop, principal point at the crop
 centre; mapped back to the photo it has focal ``f · side / crop_size`` and principal point
 ``box corner + (crop centre) · side / crop_size`` (:class:`FitResult` stores both frames).
 The model → camera map includes the flip diag(1, −1, −1) (:func:`facelab.cameras.model_to_camera`).
@@ -35,12 +35,13 @@ import torch
 
 from facelab import cameras
 from facelab._checks import as_tensor, check_finite, check_floating, check_shape
-from facelab.fitting.crop import DEFAULT_CROP_SIZE, crop_image, face_box, from_crop, to_crop
-from facelab.fitting.io import as_rgb_image
+from facelab.face_params import FaceParams
+from facelab.fitting.crop import DEFAULT_CROP_SIZE, crop_image, face_box, to_crop
 from facelab.fitting.pose_init import pose_from_landmarks
-from facelab.lighting import ambient_sh, sh_irradiance_basis, sh_shade
+from facelab.formation import Formation, form
+from facelab.image_io import as_rgb_image
+from facelab.lighting import ambient_sh
 from facelab.losses import PriorWeights, photometric_loss, statistical_prior
-from facelab.mesh import vertex_normals
 from facelab.metrics import nme
 from facelab.model.morphable import MorphableModel
 from facelab.progress import track
@@ -86,43 +87,34 @@ class FitSettings:
 
 @dataclass(eq=False)
 class FitResult:
-    """What :func:`fit_image` found. Tensors are float32 on the CPU, without a batch axis.
+    """What :func:`fit_image` found: the fitted :class:`FaceParams`, the camera in the photo's
+    pixels and the :class:`Formation` they give (all batch 1), plus the fit's diagnostics.
 
-    Parameters (model-compatible: coefficient vectors have the model's full length, zeros past
-    the fitted modes): ``id_coeffs (Kid,)``, ``exp_coeffs (Kexp,)``, ``albedo_coeffs (Kalb,)``,
-    ``gamma (9, 3)`` camera-space SH light, ``rotation (3, 3)`` and ``angles (3,)``
-    (pitch, yaw, roll, radians, "xyz"), ``translation (3,)`` camera space (mm).
-    Camera in the photo's pixels: ``focal (2,)``, ``principal (2,)``; ``box (4,)`` the crop
-    box (x0, y0, x1, y1) and ``crop_size``.
-    Mesh: ``verts (V, 3)`` model space with identity + expression (mm, unposed),
-    ``verts_cam (V, 3)`` camera space, ``screen_verts (V, 3)`` (u, v, depth) photo pixels,
-    ``albedo (V, 3)`` reflectance, ``colors (V, 3)`` shaded (MoFA Eq. 4), ``visible (V,)``.
-    Landmarks (photo pixels): ``landmarks (68, 2)`` fitted, ``target_landmarks (68, 2)``,
-    ``confidence (68,)``. Quality: ``nme_init`` / ``nme_final`` (bbox-normalised NME of the
-    landmarks after the closed-form pose and at the end), ``losses`` (final value of each
-    term), ``history`` (term -> per-step list), ``seconds`` (wall time).
+    ``params`` has the model's full coefficient lengths (zeros past the fitted modes) and a
+    camera-space SH light; ``camera`` is the :class:`~facelab.cameras.Pinhole` of the photo
+    (the crop's camera mapped back: focal ``f · side / crop_size``, principal point ``box
+    corner + crop centre · side / crop_size``); ``formation`` is ``form(model, params, camera)``.
+    ``box (4,)`` is the crop box (x0, y0, x1, y1), ``crop_size`` its side in the fit.
+    Unbatched views, for convenience: ``id_coeffs (Kid,)``, ``exp_coeffs (Kexp,)``,
+    ``albedo_coeffs (Kalb,)``, ``gamma (9, 3)``, ``rotation (3, 3)``, ``angles (3,)``
+    (pitch, yaw, roll, radians, "xyz"), ``translation (3,)`` mm, ``focal (2,)``,
+    ``principal (2,)``; ``verts (V, 3)`` model space (unposed), ``verts_cam (V, 3)``,
+    ``screen_verts (V, 3)`` (u, v, depth) photo pixels, ``albedo (V, 3)``, ``colors (V, 3)``
+    (MoFA Eq. 4), ``landmarks (68, 2)`` photo pixels. Also ``visible (V,)``,
+    ``target_landmarks (68, 2)``, ``confidence (68,)``, ``nme_init`` / ``nme_final``
+    (bbox-normalised NME after the closed-form pose and at the end), ``losses`` (final value
+    of each term), ``history`` (term -> per-step list) and ``seconds`` (wall time).
+    Tensors are float32 on the CPU.
     """
 
     model: MorphableModel
-    id_coeffs: torch.Tensor
-    exp_coeffs: torch.Tensor
-    albedo_coeffs: torch.Tensor
-    gamma: torch.Tensor
-    rotation: torch.Tensor
-    angles: torch.Tensor
-    translation: torch.Tensor
-    focal: torch.Tensor
-    principal: torch.Tensor
+    params: FaceParams
+    camera: cameras.Pinhole
+    formation: Formation
     box: torch.Tensor
     crop_size: int
     image_size: tuple[int, int]
-    verts: torch.Tensor
-    verts_cam: torch.Tensor
-    screen_verts: torch.Tensor
-    albedo: torch.Tensor
-    colors: torch.Tensor
     visible: torch.Tensor
-    landmarks: torch.Tensor
     target_landmarks: torch.Tensor
     confidence: torch.Tensor
     nme_init: float
@@ -130,6 +122,22 @@ class FitResult:
     losses: dict
     history: dict
     seconds: float
+
+    id_coeffs = property(lambda self: self.params.id[0])
+    exp_coeffs = property(lambda self: self.params.exp[0])
+    albedo_coeffs = property(lambda self: self.params.albedo[0])
+    gamma = property(lambda self: self.params.gamma[0])
+    rotation = property(lambda self: self.params.rotation[0])
+    translation = property(lambda self: self.params.translation[0])
+    angles = property(lambda self: matrix_to_euler(self.params.rotation, convention="xyz")[0])
+    focal = property(lambda self: self.camera.focal[0])
+    principal = property(lambda self: self.camera.principal[0])
+    verts = property(lambda self: self.formation.verts[0])
+    verts_cam = property(lambda self: self.formation.verts_cam[0])
+    screen_verts = property(lambda self: self.formation.screen_verts[0])
+    albedo = property(lambda self: self.formation.albedo[0])
+    colors = property(lambda self: self.formation.colors[0])
+    landmarks = property(lambda self: self.formation.landmarks_2d[0])
 
     def __repr__(self) -> str:
         yaw, pitch = (float(a) * 57.29578 for a in (self.angles[1], self.angles[0]))
@@ -202,7 +210,7 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
     """Fit ``model`` to a photo: pose, identity, expression, reflectance and SH light.
 
     image: (H, W, 3) RGB, uint8 or float in [0, 1], NumPy or torch (see
-        :func:`facelab.fitting.io.as_rgb_image` for what is refused and why).
+        :func:`facelab.image_io.as_rgb_image` for what is refused and why).
     model: a :class:`MorphableModel` with iBUG-68 landmarks; default
         ``load_model("synthetic", resolution="teaching")``.
     landmarks: (68, 2) iBUG points in photo pixels (x right, y down), or None to detect them
@@ -275,25 +283,20 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
     alb_c = torch.nn.Parameter(alb0.clone())
     gamma = torch.nn.Parameter(gamma0.clone())
     targets_f, conf_f = targets.to(dt), conf.to(dt)
-    faces = m.faces
-    # The landmark stages need only the 68 landmark vertices: gather their rows of the bases
-    # once (MoFA Eq. 2 restricted to the landmarks), so a step costs O(68 K), not O(V K).
-    lm_mean = m.mean_shape[lm_idx]  # (68, 3)
-    lm_id = m.id_basis[lm_idx, :, :k_id]  # (68, 3, k_id)
-    lm_exp = m.exp_basis[lm_idx, :, :k_exp]  # (68, 3, k_exp)
+    camera = cameras.Pinhole(focal, principal)  # the crop's camera
+
+    def face_params(*, detach_geometry: bool = False) -> FaceParams:
+        """The fitted fields as FaceParams (B = 1); geometry frozen in the colour stage."""
+        R, t = pose()
+        geo = [id_c[None], exp_c[None], R[None], t[None]]
+        if detach_geometry:
+            geo = [g.detach() for g in geo]
+        return FaceParams(id=geo[0], exp=geo[1], rotation=geo[2], translation=geo[3],
+                          albedo=alb_c[None], gamma=gamma[None])
 
     def landmark_points():
-        X = lm_mean + lm_id @ id_c + lm_exp @ exp_c  # (68, 3) model space
-        R, t = pose()
-        X_cam = cameras.model_to_camera(X[None], R[None], t[None])  # (1, 68, 3)
-        return cameras.project_perspective(X_cam, focal, principal)  # (1, 68, 2)
-
-    def geometry():
-        verts = m.shape(id_c[None].detach(), exp_c[None].detach())  # (1, V, 3) model space
-        R, t = pose()
-        verts_cam = cameras.model_to_camera(verts, R[None].detach(), t[None].detach())
-        screen = cameras.screen_from_camera(verts_cam, focal, principal)  # (1, V, 3)
-        return verts, verts_cam, screen
+        # only the 68 landmark vertices are formed: O(68 K) per step, not O(V K)
+        return form(m, face_params(), camera, vertex_subset=lm_idx).landmarks_2d  # (1, 68, 2)
 
     def landmark_term(points):
         r2 = ((points[0] - targets_f) ** 2).sum(-1)  # (68,)
@@ -311,7 +314,7 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
     schedule = (["pose"] * settings.steps_pose + ["shape"] * settings.steps_shape
                 + ["color"] * settings.steps_color)
     history: dict[str, list[float]] = {"land": [], "reg": [], "photo": []}
-    optimizer, stage = None, None
+    optimizer, stage, vis_w = None, None, None
     progress = track(schedule, callback=callback, desc="fit_image")
     for name in progress:
         if name != stage:
@@ -324,27 +327,19 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
                            "lr": settings.lr_shape}]
                 optimizer = torch.optim.Adam(params)
             else:
-                # geometry is fixed from here: visibility, positions and the SH irradiance
-                # basis H(n) (MoFA Eq. 4) are computed once, on the visible face vertices only
+                # geometry is fixed from here: the visible face vertices are found once
                 with torch.no_grad():
-                    _, verts_cam, screen = geometry()
-                    vis = vertex_visibility(screen, faces, S, S)[0] & m.face_mask  # (V,)
-                    sel = vis.nonzero()[:, 0]  # (Vv,)
-                    normals = vertex_normals(verts_cam, faces)[0, sel]  # (Vv, 3)
-                    irr_basis = sh_irradiance_basis(normals)  # (Vv, 9)
-                    positions = screen[:, sel, :2].clone()  # (1, Vv, 2)
-                    alb_mean = m.mean_albedo[sel]  # (Vv, 3)
-                    alb_basis = m.albedo_basis[sel, :, :k_alb]  # (Vv, 3, k_alb)
-                    ones = torch.ones(1, sel.numel(), dtype=dt)
+                    screen = form(m, face_params(), camera).screen_verts
+                    vis_w = (vertex_visibility(screen, m.faces, S, S) & m.face_mask).to(dt)
                 params = [{"params": [gamma], "lr": settings.lr_color}]
                 if fit_identity:
                     params.append({"params": [alb_c], "lr": settings.lr_color})
                 optimizer = torch.optim.Adam(params)
         optimizer.zero_grad()
         if stage == "color":
-            albedo = alb_mean + alb_basis @ alb_c  # (Vv, 3), MoFA Eq. 3
-            colors = albedo * (irr_basis @ gamma)  # (Vv, 3), MoFA Eq. 4
-            e_photo = photometric_loss(crop[None], positions, colors[None], ones)  # Eq. 8
+            f = form(m, face_params(detach_geometry=True), camera)  # MoFA Eqs. 3-4
+            e_photo = photometric_loss(crop[None], f.screen_verts[..., :2], f.colors,
+                                       vis_w)  # Eq. 8
             e_reg = statistical_prior({"albedo": alb_c[None]}, settings.prior)
             loss = settings.w_photo * e_photo + settings.w_reg * e_reg
             losses = {"photo": e_photo, "reg": e_reg}
@@ -362,37 +357,31 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
             history[k].append(float(v.detach()))
         progress.log(losses)
 
-    with torch.no_grad():
-        verts, verts_cam, screen = geometry()
-        vis = vertex_visibility(screen, faces, S, S)[0] & m.face_mask
-        normals = vertex_normals(verts_cam, faces)
-        albedo = m.albedo(alb_c[None])
-        colors = sh_shade(albedo, normals, gamma[None])
-        e_land = float(landmark_term(screen[:, lm_idx, :2]))
-        e_photo = float(photometric_loss(crop[None], screen[..., :2], colors, vis[None].to(dt)))
-        nme_final = float(nme(screen[:, lm_idx, :2], targets_f[None])[0])
-        R, t = pose()
-        scale = float(box[2] - box[0]) / S  # photo pixels per crop pixel
-        focal_img = focal[0] * scale
-        principal_img = box[:2].to(dt) + principal[0] * scale
-        screen_img = torch.cat([from_crop(screen[0, :, :2], box, S).to(dt), screen[0, :, 2:]],
-                               dim=-1)  # (V, 3) photo pixels + depth
-
     def full(c, k_total):
-        out = torch.zeros(k_total, dtype=dt)
-        out[: c.shape[0]] = c.detach()
+        out = torch.zeros(1, k_total, dtype=dt)
+        out[0, : c.shape[0]] = c.detach()
         return out
 
-    return FitResult(
-        model=model, id_coeffs=full(id_c, m.n_id), exp_coeffs=full(exp_c, m.n_exp),
-        albedo_coeffs=full(alb_c, m.n_albedo), gamma=gamma.detach().clone(), rotation=R,
-        angles=matrix_to_euler(R[None], convention="xyz")[0], translation=t,
-        focal=focal_img, principal=principal_img, box=box.to(dt), crop_size=S,
-        image_size=(int(img.shape[0]), int(img.shape[1])), verts=verts[0],
-        verts_cam=verts_cam[0], screen_verts=screen_img, albedo=albedo[0], colors=colors[0],
-        visible=vis, landmarks=screen_img[lm_idx, :2].clone(),
-        target_landmarks=targets_img.to(dt), confidence=conf.to(dt), nme_init=nme_init,
-        nme_final=nme_final, losses={"land": e_land, "photo": e_photo,
-                                     "reg": history["reg"][-1] if history["reg"] else 0.0},
-        history=history, seconds=time.perf_counter() - t_start)
+    with torch.no_grad():
+        fitted = face_params().detach()
+        crop_formed = form(m, fitted, camera)
+        vis = vertex_visibility(crop_formed.screen_verts, m.faces, S, S)[0] & m.face_mask
+        e_land = float(landmark_term(crop_formed.landmarks_2d))
+        e_photo = float(photometric_loss(crop[None], crop_formed.screen_verts[..., :2],
+                                         crop_formed.colors, vis[None].to(dt)))
+        nme_final = float(nme(crop_formed.landmarks_2d, targets_f[None])[0])
+        # the same camera in photo pixels: the crop is a scaled, shifted window of the photo
+        scale = float(box[2] - box[0]) / S  # photo pixels per crop pixel
+        photo_camera = cameras.Pinhole(focal * scale, box[None, :2].to(dt) + principal * scale)
+        result_params = fitted.replace(id=full(id_c, m.n_id), exp=full(exp_c, m.n_exp),
+                                       albedo=full(alb_c, m.n_albedo))
+        formation = form(m, result_params, photo_camera)
 
+    return FitResult(
+        model=model, params=result_params, camera=photo_camera, formation=formation,
+        box=box.to(dt), crop_size=S, image_size=(int(img.shape[0]), int(img.shape[1])),
+        visible=vis, target_landmarks=targets_img.to(dt), confidence=conf.to(dt),
+        nme_init=nme_init, nme_final=nme_final,
+        losses={"land": e_land, "photo": e_photo,
+                "reg": history["reg"][-1] if history["reg"] else 0.0},
+        history=history, seconds=time.perf_counter() - t_start)

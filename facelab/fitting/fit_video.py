@@ -46,7 +46,7 @@ def fit_video(frames, model: MorphableModel | None = None, landmarks=None, *,
     """Fit every frame of a clip with a shared identity (see the module docstring).
 
     frames: (T, H, W, 3) RGB (uint8 or float in [0, 1], NumPy or torch), or a list of T
-        (H, W, 3) frames, e.g. from :func:`facelab.fitting.io.read_video`.
+        (H, W, 3) frames, e.g. from :func:`facelab.image_io.read_video`.
     model: as for :func:`fit_image` (default: the built-in teaching model).
     landmarks: (T, 68, 2) iBUG points per frame in pixels, or None to detect them per frame
         with MediaPipe (the ``facelab[landmarks]`` extra); a frame without a face raises
@@ -86,10 +86,11 @@ def fit_video(frames, model: MorphableModel | None = None, landmarks=None, *,
     picks = sorted({round(i * (T - 1) / max(k - 1, 1)) for i in range(k)})
     key_fits = [fit_image(items[i], model, lms[i], settings=settings, callback=History())
                 for i in picks]
-    shared = dataclasses.replace(
-        key_fits[0],
-        id_coeffs=torch.stack([f.id_coeffs for f in key_fits]).mean(0),
-        albedo_coeffs=torch.stack([f.albedo_coeffs for f in key_fits]).mean(0))
+    # the warm start of the tracking: keyframe 0 with the averaged identity and reflectance
+    # (only its parameters are read by fit_image(init=...))
+    shared = dataclasses.replace(key_fits[0], params=key_fits[0].params.replace(
+        id=torch.cat([f.params.id for f in key_fits]).mean(0, keepdim=True),
+        albedo=torch.cat([f.params.albedo for f in key_fits]).mean(0, keepdim=True)))
 
     results: list[FitResult] = []
     previous = shared

@@ -1,8 +1,8 @@
 """Pictures of a fit: the overlay on the photo and the side-by-side panels of ``facelab fit``.
 
-All are rendered with :func:`facelab.render.render` at the photo's resolution from
-:attr:`FitResult.screen_verts <facelab.fitting.fit_image.FitResult>` (the fitted mesh already
-projected with the photo-frame camera), so they line up with the photo pixel for pixel.
+All are rendered with :func:`facelab.render` at the photo's resolution from the fit's
+:class:`~facelab.Formation` (formed with the photo-frame camera), so they line up with the photo
+pixel for pixel; the geometry and lighting panels re-shade its camera-space normals.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import torch
 
 from facelab.fitting.fit_image import FitResult
-from facelab.fitting.io import as_rgb_image
-from facelab.lighting import sh_from_direction, sh_shade
-from facelab.mesh import vertex_normals
-from facelab.render import render
+from facelab.formation import render
+from facelab.image_io import as_rgb_image
+from facelab.lighting import sh_from_direction
+from facelab.shading import sh_shade
 
 __all__ = ["PANEL_NAMES", "render_overlay", "render_panels", "side_by_side"]
 
@@ -28,10 +28,8 @@ def _check_result(result) -> FitResult:
 
 def _render(result: FitResult, colors, background):
     h, w = result.image_size
-    screen = result.screen_verts[None].to(torch.float32)  # (1, V, 3)
-    faces = result.model.faces
-    image, mask = render(screen, faces, colors[None].to(torch.float32), h, w,
-                         background=background, perspective_correct=True)
+    image, mask = render(result.formation, h, w, colors=colors[None].to(torch.float32),
+                         background=background)
     return image[0], mask[0]  # (H, W, 3), (H, W)
 
 
@@ -63,7 +61,7 @@ def render_panels(result: FitResult, image, *, crop: bool = False) -> dict[str, 
     result = _check_result(result)
     photo = as_rgb_image(image)
     dark = torch.tensor([0.12, 0.12, 0.14])
-    normals = vertex_normals(result.verts_cam[None], result.model.faces)  # (1, V, 3)
+    normals = result.formation.normals  # (1, V, 3) camera space
     grey = torch.full_like(result.albedo, 0.75)[None]  # (1, V, 3)
     key = sh_from_direction(torch.tensor([-0.4, -0.5, -0.75]), intensity=0.7, ambient=0.45)
     geometry = sh_shade(grey, normals, key.to(normals))[0]  # camera space: light up-left-front

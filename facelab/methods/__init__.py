@@ -1,5 +1,10 @@
-"""One module per paper: mofa, multilevel, tddfa, dualnet, neuface, motion_prior.
+"""The papers' methods, one package each: ``mofa`` and ``tddfa`` today (``multilevel``,
+``dualnet``, ``neuface`` and ``motion_prior`` are planned).
 
-Each method builds on the shared layers (model, cameras, raster, losses, metrics) and
-is imported as ``facelab.methods.<name>``.
+Each method is an adapter onto facelab's one image-formation core: a layout that turns the
+paper's parameter vector into ``(facelab.FaceParams, camera)`` (MoFA's
+``CodeLayout.to_face``, 3DDFA_V2's ``ParamLayout.to_face``), its losses beside it, and its
+training and evaluation scripts; :func:`facelab.form` and :func:`facelab.render` do the image
+formation. Import them as ``facelab.methods.<name>``; nothing below this layer imports them
+(``tests/test_architecture.py`` checks it).
 """

@@ -1,12 +1,13 @@
 """Compiled area-weighted vertex normals (MoFA Sec. 4, "one-ring"): NumPy reference, Numba,
 CUDA, autograd.
 
-``vertex_normals(verts (B,V,3), faces (F,3)) -> (B,V,3)`` — the compiled twin of
-:func:`facelab.mesh.vertex_normals` (same values and gradients), built on a race-free gather
-over a cached vertex → incident-face table.
+``vertex_normals(verts (B,V,3), faces (F,3)) -> (B,V,3)``, built on a race-free gather over a
+cached vertex → incident-face table; the one vertex-normals op the library calls.
 
 Submodules: ``reference`` (NumPy, the definition of correct), ``cpu`` (Numba),
-``cuda`` (CuPy launchers for ``kernels/vertex_normals.cu``), ``autograd`` (torch Function).
+``cuda`` (CuPy launchers for ``kernels/vertex_normals.cu``), ``autograd`` (torch Function),
+``torch_ref`` (:func:`~facelab.normals.torch_ref.vertex_normals_torch`, plain torch,
+differentiable twice: the reference for gradients and second derivatives).
 """
 
 from facelab.normals.autograd import (

@@ -179,9 +179,10 @@ def vertex_normals(verts, faces):
 
     n_i = s_i / sqrt(|s_i|² + 1e-20) with s_i = Σ_{f ∋ i} (v1 − v0) × (v2 − v0): the cross
     product has length twice the face area, so s_i is the area-weighted sum of the incident
-    face normals. Same values and gradients as :func:`facelab.mesh.vertex_normals` (isolated
-    vertices, cancelling neighbourhoods and F = 0 give the zero vector, gradients stay
-    finite); this one runs race-free gather kernels (Numba on CPU, CUDA on GPU) over a
+    face normals. Same values and gradients as the plain-torch twin
+    :func:`facelab.normals.torch_ref.vertex_normals_torch` (isolated vertices, cancelling
+    neighbourhoods and F = 0 give the zero vector, gradients stay finite); this one runs
+    race-free gather kernels (Numba on CPU, CUDA on GPU) over a
     vertex → face table built once per faces tensor and cached (:func:`vertex_face_table`).
 
     Args:

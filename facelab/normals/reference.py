@@ -2,8 +2,8 @@
 
 Plain NumPy, readable, the definition of correct that the Numba kernels (``cpu.py``) and the
 CUDA kernels (``kernels/vertex_normals.cu``) are tested against; the same values as
-:func:`facelab.mesh.vertex_normals`. For a triangle f = (v0, v1, v2), counter-clockwise seen
-from the front, and a vertex i::
+:func:`facelab.normals.torch_ref.vertex_normals_torch`. For a triangle f = (v0, v1, v2),
+counter-clockwise seen from the front, and a vertex i::
 
     c_f = (v1 − v0) × (v2 − v0)             face cross product, |c_f| = 2 · area, toward +z
     s_i = Σ_{f ∋ i} c_f                      area-weighted one-ring sum

@@ -47,7 +47,7 @@ def sh_shade(albedo, normals, gamma):
     c_i = r_i ⊙ Σ_{b=1..9} γ_b H_b(n_i), with H_b the irradiance basis of
     :mod:`facelab.lighting` (real SH bands 0-2 with the clamped-cosine factors π, 2π/3, π/4
     folded in; order [1, y, z, x, xy, yz, 3z²−1, xz, x²−y²]). Same values as
-    ``facelab.lighting.sh_shade``; this one runs Numba (CPU) or CUDA kernels and is
+    ``facelab.shading.torch_ref.sh_shade_torch``; this one runs Numba (CPU) or CUDA kernels and is
     differentiable (first order) in all three inputs.
 
     Args:
@@ -57,8 +57,8 @@ def sh_shade(albedo, normals, gamma):
         gamma: (B, 9, 3) same dtype, SH lighting coefficients γ_b, one RGB triple per basis
             function.
 
-    All three must share dtype and device (as in ``facelab.lighting.sh_shade``); NumPy
-    arrays are accepted and give NumPy back.
+    All three must share dtype and device (as in ``facelab.shading.torch_ref.sh_shade_torch``);
+    NumPy arrays are accepted and give NumPy back.
 
     Returns:
         (B, V, 3) shaded colours c_i, dtype/device of the inputs.

@@ -66,7 +66,7 @@ class ModelExplorer:
         import ipywidgets as w
 
         from facelab._checks import check_int
-        from facelab.image_formation import default_camera
+        from facelab.formation import default_camera
 
         if not isinstance(model, MorphableModel):
             raise TypeError(f"model: expected a MorphableModel, got {type(model).__name__}")
@@ -76,7 +76,7 @@ class ModelExplorer:
         self.n_albedo = min(check_int(n_albedo, name="n_albedo", minimum=0), self.model.n_albedo)
         self.image_size = check_int(image_size, name="image_size", minimum=16)
         s = self.image_size
-        self._focal, self._principal, self._translation = default_camera(1, s, s)
+        self._camera, self._translation = default_camera(1, s, s)
         self._faces = self.model.faces
         self._light0 = default_light()
         self._cache: dict = {}
@@ -179,64 +179,37 @@ class ModelExplorer:
         return {"id": id_c.reshape(1, -1), "exp": exp_c, "albedo": alb_c.reshape(1, -1),
                 "jaw_pose": jaw, "angles": angles, "gamma": gamma}
 
-    def _reduced_bases(self) -> None:
-        """Contiguous (3V, k) matrices of exactly the modes the sliders drive.
+    def face_params(self):
+        """The sliders as a :class:`facelab.FaceParams` (B = 1): what the panel renders."""
+        from facelab.face_params import FaceParams
+        from facelab.rotations import head_rotation
 
-        Geometry: [E_id[:, :n_id], E_exp[:, :n_exp], E_exp @ d_name for each named
-        expression]; albedo: E_alb[:, :n_albedo]. One matmul then evaluates MoFA Eq. 2 / 3
-        for the slider values (identical to ``model.shape`` / ``model.albedo``).
-        """
-        m = self.model
-        V = m.num_vertices
-        named = [m.exp_basis @ m.expression(n) for n in m.expression_names]  # (V, 3) each
-        cols = [m.id_basis[..., :self.n_id], m.exp_basis[..., :self.n_exp]]
-        if named:
-            cols.append(torch.stack(named, dim=-1))  # (V, 3, n_names)
-        self._geo_basis = torch.cat(cols, dim=-1).reshape(3 * V, -1).contiguous()  # (3V, k)
-        self._geo_keys = ([f"id_{i}" for i in range(self.n_id)]
-                          + [f"exp_{i}" for i in range(self.n_exp)]
-                          + [f"expr_{n}" for n in m.expression_names])
-        self._alb_basis = m.albedo_basis[..., :self.n_albedo].reshape(3 * V, -1).contiguous()
-        self._alb_keys = [f"albedo_{i}" for i in range(self.n_albedo)]
+        c = self.coefficients()
+        return FaceParams(id=c["id"], exp=c["exp"], albedo=c["albedo"], jaw=c["jaw_pose"],
+                          rotation=head_rotation(c["angles"]), translation=self._translation,
+                          gamma=c["gamma"])
 
     # -------------------------------------------------------------- evaluation
     @torch.no_grad()
     def _evaluate(self, geometry: bool) -> None:
-        """Recompute the cached pipeline: geometry stages only when ``geometry``."""
-        from facelab import cameras
-        from facelab.image_formation import head_rotation
-        from facelab.lighting import sh_shade
-        from facelab.normals import vertex_normals
-        from facelab.raster import interpolate, rasterize
+        """Form and render the sliders' face (an adapter on :func:`facelab.form`).
 
-        m, ev = self.model, self._cache
-        if not hasattr(self, "_geo_basis"):
-            self._reduced_bases()
-        s, V = self.image_size, m.num_vertices
-        if geometry or "frags" not in ev:
-            c = torch.tensor([self._value(k) for k in self._geo_keys])  # (k,)
-            verts = (m.mean_shape.reshape(-1) + self._geo_basis @ c).reshape(1, V, 3)  # Eq. 2
-            if m.jaw_joint is not None:
-                verts = m.pose_jaw(verts, torch.tensor([[self._value("jaw"), 0.0, 0.0]]))
-            angles = [math.radians(self._value(k)) for k in ("pitch", "yaw", "roll")]
-            rot = head_rotation(torch.tensor([angles]))  # (1, 3, 3)
-            # Model -> OpenCV camera space; model_to_camera applies the flip diag(1, -1, -1).
-            verts_cam = cameras.model_to_camera(verts, rot, self._translation)  # (1, V, 3)
-            screen = cameras.screen_from_camera(verts_cam, self._focal, self._principal)
-            normals = vertex_normals(verts_cam, self._faces)  # (1, V, 3) camera space
-            ev["frags"] = rasterize(screen, self._faces, s, s, perspective_correct=True)
-            ev["mask"] = (ev["frags"].face_index >= 0)[0, :, :, None]  # (H, W, 1)
-            ev["normals"] = normals
-            ev["verts_view"] = (verts @ rot.transpose(1, 2))[0]  # (V, 3) rotated, model space
-            ev["normals_view"] = normals[0] * _FLIP  # back to model axes
-        b = torch.tensor([self._value(k) for k in self._alb_keys])  # (k,)
-        albedo = (m.mean_albedo.reshape(-1) + self._alb_basis @ b).reshape(1, V, 3)  # Eq. 3
-        gamma = torch.tensor([[[self._value(f"sh_{k}_{ch}") for ch in _CHANNELS]
-                               for k in range(9)]])  # (1, 9, 3)
-        colors = sh_shade(albedo, ev["normals"], gamma).clamp(0.0, 1.0)  # MoFA Eq. 4
-        image = interpolate(colors, ev["frags"], self._faces)  # (1, H, W, 3)
-        bg = torch.tensor(static.BACKGROUND)
-        self.image = torch.where(ev["mask"], image[0], bg).numpy()  # (H, W, 3) float32
+        ``geometry`` False (albedo/light sliders) tells :meth:`update` that the 3D view's
+        positions and normals did not change; the image is re-formed either way.
+        """
+        from facelab.formation import form, render
+
+        params = self.face_params()
+        formed = form(self.model, params, self._camera)
+        colors = formed.colors.clamp(0.0, 1.0)  # (1, V, 3), MoFA Eq. 4, displayable
+        s = self.image_size
+        image, _ = render(formed, s, s, colors=colors,
+                          background=torch.tensor(static.BACKGROUND))
+        self.image = image[0].numpy()  # (H, W, 3) float32
+        ev = self._cache
+        if geometry or "verts_view" not in ev:
+            ev["verts_view"] = (formed.verts @ params.rotation.transpose(1, 2))[0]  # (V, 3)
+            ev["normals_view"] = formed.normals[0] * _FLIP  # back to model axes
         ev["colors"] = colors[0]
 
     def update(self, geometry: bool = True) -> float:

@@ -109,7 +109,7 @@ def mesh_image(verts, faces, colors=None, *, height: int = 256, width: int = 256
     Returns (H, W, 3) float32 NumPy image in [0, 1].
     """
     from facelab.normals import vertex_normals
-    from facelab.render import render
+    from facelab.raster.compose import render_mesh
 
     v, f = as_mesh(verts, faces)
     height = check_int(height, name="height", minimum=1)
@@ -124,7 +124,7 @@ def mesh_image(verts, faces, colors=None, *, height: int = 256, width: int = 256
         lambert = n[:, 2].clamp(min=0.0)  # head light along +z
         c = c * (ambient + (1.0 - ambient) * lambert)[:, None]
     bg = torch.as_tensor(background, dtype=torch.float32)
-    image, _ = render(screen_vertices(v, framing), f, c[None], framing.height, framing.width,
+    image, _ = render_mesh(screen_vertices(v, framing), f, c[None], framing.height, framing.width,
                       background=bg)
     return image[0].clamp(0.0, 1.0).numpy()
 

@@ -14,11 +14,8 @@ rotation, translation, SH light) and an expert-designed, differentiable decoder 
 """
 
 from facelab.methods.mofa.decoder import (
-    DecodedFace,
     decode,
-    form_image,
     mean_face_code,
-    render_decoded,
     render_layers,
     visible_vertices,
 )
@@ -50,14 +47,12 @@ __all__ = [
     "PAPER",
     "CodeLayout",
     "CodeParts",
-    "DecodedFace",
     "FitConfig",
     "MofaEncoder",
     "MofaLossConfig",
     "TrainConfig",
     "code_from_batch",
     "decode",
-    "form_image",
     "fit_optimization",
     "format_table",
     "load_encoder",
@@ -67,7 +62,6 @@ __all__ = [
     "photometric_vertex_loss",
     "reconstruction_errors",
     "run_evaluation",
-    "render_decoded",
     "render_layers",
     "save_encoder",
     "test_batch",

@@ -128,6 +128,7 @@ def reconstruct_demo(out_dir, *, weights: str = "surrogate", index: int = 0, sca
     "ms_per_image": float (encoder, current threads)}; prints a summary when ``verbose``.
     """
     from facelab._checks import check_int
+    from facelab.formation import render
     from facelab.methods.mofa.decoder import decode, render_layers
     from facelab.methods.mofa.evaluation import mean_errors, reconstruction_errors, test_batch
     from facelab.methods.mofa.training import load_encoder
@@ -146,11 +147,9 @@ def reconstruct_demo(out_dir, *, weights: str = "surrogate", index: int = 0, sca
         code = encoder(batch["image"])
         ms = 1000.0 * (time.perf_counter() - start)
         decoded = decode(code, model, batch["focal"], batch["principal"])
-        layers = render_layers(decoded, model, size, size, background=batch["image"])
-        face, mask = layers["image"], None
-        from facelab.methods.mofa.decoder import render_decoded
-
-        _, mask = render_decoded(decoded, model, size, size)
+        layers = render_layers(decoded, size, size, background=batch["image"])
+        face = layers["image"]
+        _, mask = render(decoded, size, size)
         error = ((face - batch["image"]).norm(dim=-1, keepdim=True) * mask[..., None])  # (1,H,W,1)
         error = (3.0 * error).clamp(0, 1).expand(-1, -1, -1, 3)
     errors = mean_errors(reconstruction_errors(code, batch, model))

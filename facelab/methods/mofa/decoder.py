@@ -16,34 +16,29 @@ translation. MoFA writes the same map as T^-1 (v - t_w) for a camera posed in wo
 F R is a proper rotation (det = +1), so the normals of the camera-space mesh are exactly
 "T n_i" of Eq. (5) and the triangles keep their counter-clockwise winding.
 
-The backward pass (MoFA Eq. 6) is autograd through torch ops plus the compiled kernels: SH
-shading (:func:`facelab.shading.sh_shade`, Numba / CUDA) here, and the photometric loss
-(:func:`facelab.losses.photometric_loss`) in :mod:`.loss`.
+The decoder is an adapter on facelab's one image-formation core: :meth:`CodeLayout.to_face`
+turns the code into a :class:`facelab.FaceParams`, the intrinsics make a
+:class:`facelab.cameras.Pinhole`, and :func:`facelab.form` does the rest. The backward pass
+(MoFA Eq. 6) is autograd through torch ops plus the compiled kernels (vertex normals and SH
+shading in ``form``, the photometric loss in :mod:`.loss`).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 
 from facelab import cameras
-from facelab._checks import as_tensor, check_floating, check_int, check_positive, check_shape
-from facelab.image_formation import DEFAULT_DISTANCE_MM, head_rotation
+from facelab._checks import check_int, check_positive
+from facelab.formation import DEFAULT_DISTANCE_MM, Formation, form, render
 from facelab.lighting import sh_from_direction
 from facelab.methods.mofa.layout import CodeLayout
-from facelab.normals import vertex_normals
 from facelab.raster import vertex_visibility
-from facelab.render import render
 from facelab.shading import sh_shade
 
 __all__ = [
     "AMBIENT_OFFSET",
-    "DecodedFace",
     "decode",
-    "form_image",
     "mean_face_code",
-    "render_decoded",
     "render_layers",
     "visible_vertices",
 ]
@@ -55,28 +50,8 @@ per channel (with facelab's irradiance basis that is a uniform irradiance of 0.6
 VISIBILITY_MODES = ("front_facing", "raster")
 
 
-class DecodedFace(NamedTuple):
-    """What the decoder computes for a batch of codes (MoFA Eq. 5 and its inputs).
-
-    shape: (B, V, 3) unposed geometry V(alpha, delta), model space (mm), MoFA Eq. (2).
-    verts: (B, V, 3) posed geometry R V, model space (mm) (rotation, no translation).
-    verts_cam: (B, V, 3) OpenCV camera space (mm).
-    screen: (B, V, 3) (u, v, z): pixel position u_i (x right, y down) and camera depth.
-    normals: (B, V, 3) unit camera-space normals T n_i.
-    albedo: (B, V, 3) reflectance R(beta), MoFA Eq. (3).
-    colors: (B, V, 3) shaded colours c_i, MoFA Eq. (4).
-    """
-
-    shape: torch.Tensor
-    verts: torch.Tensor
-    verts_cam: torch.Tensor
-    screen: torch.Tensor
-    normals: torch.Tensor
-    albedo: torch.Tensor
-    colors: torch.Tensor
-
-
-def _layout_for(model, layout: CodeLayout | None) -> CodeLayout:
+def layout_for(model, layout: CodeLayout | None) -> CodeLayout:
+    """The code layout for ``model`` (default: sized for it), checked against its mode counts."""
     layout = CodeLayout.for_model(model) if layout is None else layout
     if not isinstance(layout, CodeLayout):
         raise TypeError(f"layout: expected a CodeLayout, got {type(layout).__name__}")
@@ -87,55 +62,32 @@ def _layout_for(model, layout: CodeLayout | None) -> CodeLayout:
     return layout
 
 
-def decode(code, model, focal, principal, *, layout: CodeLayout | None = None) -> DecodedFace:
+def decode(code, model, focal, principal, *, layout: CodeLayout | None = None) -> Formation:
     """The model-based decoder, MoFA Sec. 5 / Eq. (5): code vectors -> per-vertex u_i and c_i.
 
     code: (B, D) float32/float64 semantic code vectors, MoFA Eq. (1) (D = layout.size, 257).
-    model: a :class:`facelab.MorphableModel` (same device as code; cast to code's dtype).
+    model: a :class:`facelab.MorphableModel` (cast to the code's dtype and device).
     focal: (B,) or (B, 2) pixels; principal: (B, 2) pixels (pinhole intrinsics, fixed per image;
         cast to the code's dtype and device).
     layout: the :class:`CodeLayout` (default: sized for ``model``, i.e. MoFA's for 80/64/80).
 
-    Returns a :class:`DecodedFace`; differentiable in ``code`` (shading through the compiled
-    SH kernel). Vertices behind the camera project to huge but finite pixels (see
-    :func:`facelab.cameras.project_perspective`).
+    Returns the :class:`facelab.Formation` of :func:`facelab.form`: ``verts`` is V(alpha, delta)
+    (Eq. 2, model space), ``screen_verts[..., :2]`` the u_i, ``normals`` T n_i, ``albedo``
+    R(beta) (Eq. 3), ``colors`` the c_i (Eq. 4). Differentiable in ``code``. Vertices behind
+    the camera project to huge but finite pixels (:func:`facelab.cameras.project_perspective`).
     """
-    layout = _layout_for(model, layout)
-    parts = layout.split(code)
-    shape = model.shape(parts.id, parts.exp)  # (B, V, 3), MoFA Eq. 2
-    return form_image(shape, parts, model, focal, principal)
+    params = layout_for(model, layout).to_face(code)
+    camera = cameras.Pinhole(torch.as_tensor(focal).to(params.rotation),
+                             torch.as_tensor(principal).to(params.rotation))
+    return form(model, params, camera)
 
 
-def form_image(shape, parts, model, focal, principal) -> DecodedFace:
-    """Eq. (5) from a given geometry: pose, project, normals, reflectance and SH shading.
-
-    shape: (B, V, 3) unposed model-space vertices (mm), e.g. ``model.shape(alpha, delta)`` or a
-    free per-vertex geometry (to take gradients with respect to vertices). parts: the
-    :class:`CodeParts` giving rotation, translation, albedo and sh. model, focal, principal: as
-    in :func:`decode`. Returns a :class:`DecodedFace`.
-    """
-    check_shape(shape, "B V 3", name="shape", dims={"V": model.num_vertices})
-    check_floating(shape, name="shape")
-    c = shape
-    rotation = head_rotation(parts.rotation.to(c))  # (B, 3, 3)
-    verts = shape @ rotation.transpose(-1, -2)  # (B, V, 3) posed, model space
-    # Model -> camera: X_cam = F (R X) + t with the flip F = diag(1, -1, -1) (OpenCV camera).
-    verts_cam = cameras.model_to_camera(shape, rotation, parts.translation.to(c))  # (B, V, 3)
-    focal, _ = as_tensor(focal, name="focal")
-    principal, _ = as_tensor(principal, name="principal")
-    screen = cameras.screen_from_camera(verts_cam, focal.to(c), principal.to(c))  # (B, V, 3)
-    faces = model.faces.to(c.device)
-    normals = vertex_normals(verts_cam, faces)  # (B, V, 3) camera space = T n_i
-    albedo = model.albedo(parts.albedo).to(c)  # (B, V, 3), MoFA Eq. 3
-    colors = sh_shade(albedo, normals, parts.gamma.to(c).contiguous())  # (B, V, 3), MoFA Eq. 4
-    return DecodedFace(shape, verts, verts_cam, screen, normals, albedo, colors)
-
-
-def visible_vertices(decoded: DecodedFace, model, height: int, width: int, *,
+def visible_vertices(decoded: Formation, model, height: int, width: int, *,
                      mode: str = "front_facing") -> torch.Tensor:
     """The vertex set of MoFA Eq. (8): (B, V) bool, recomputed from the current forward pass.
 
-    decoded: a :class:`DecodedFace`. model: its MorphableModel (for faces and face_mask).
+    decoded: a :class:`facelab.Formation` (e.g. from :func:`decode`). model: its
+        MorphableModel (for faces and face_mask).
     height, width: image size in pixels.
     mode: "front_facing" (default; the paper's "front facing vertices": camera-space normal
         facing the camera, n_i . X_i < 0, cheap) or "raster" (:func:`facelab.vertex_visibility`:
@@ -147,7 +99,7 @@ def visible_vertices(decoded: DecodedFace, model, height: int, width: int, *,
     width = check_int(width, name="width", minimum=1)
     if mode not in VISIBILITY_MODES:
         raise ValueError(f"mode: expected one of {VISIBILITY_MODES}, got {mode!r}")
-    screen = decoded.screen.detach()
+    screen = decoded.screen_verts.detach()
     mask = model.face_mask.to(screen.device)[None]  # (1, V)
     if mode == "raster":
         vis = vertex_visibility(screen, model.faces.to(screen.device), height, width,
@@ -159,23 +111,7 @@ def visible_vertices(decoded: DecodedFace, model, height: int, width: int, *,
     return facing & inside & mask
 
 
-def render_decoded(decoded: DecodedFace, model, height: int, width: int, *, colors=None,
-                   background=None):
-    """Rasterize decoded faces into images: ``(image (B, H, W, 3), mask (B, H, W) bool)``.
-
-    decoded: a :class:`DecodedFace`; model: its MorphableModel.
-    colors: optional (B, V, 3) per-vertex colours to paint instead of ``decoded.colors``.
-    background: None (black), (3,) colour or (B, H, W, 3) image (e.g. the input, for overlays).
-    Perspective-correct rasterization (:func:`facelab.render`); differentiable in the colours.
-    """
-    height = check_int(height, name="height", minimum=1)
-    width = check_int(width, name="width", minimum=1)
-    colors = decoded.colors if colors is None else colors
-    return render(decoded.screen, model.faces.to(decoded.screen.device), colors, height, width,
-                  background=background, perspective_correct=True)
-
-
-def render_layers(decoded: DecodedFace, model, height: int, width: int, *,
+def render_layers(decoded: Formation, height: int, width: int, *,
                   background=None) -> dict[str, torch.Tensor]:
     """The figures of MoFA Figs. 1-2 as (B, H, W, 3) images in [0, 1], keyed by name.
 
@@ -197,7 +133,7 @@ def render_layers(decoded: DecodedFace, model, height: int, width: int, *,
                                ("geometry", geometry, None),
                                ("reflectance", decoded.albedo, None),
                                ("illumination", illum * 0.5, None)):
-            img, _ = render_decoded(decoded, model, height, width, colors=cols, background=bg)
+            img, _ = render(decoded, height, width, colors=cols, background=bg)
             out[name] = img.clamp(0, 1)
         return out
 

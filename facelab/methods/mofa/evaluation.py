@@ -69,12 +69,15 @@ def reconstruction_errors(code, batch: dict, model) -> dict[str, torch.Tensor]:
         mask = model.face_mask
         # the corpus' "verts" are unrotated (jaw-posed) model space: apply the true rotation
         gt = batch["verts"].to(d.verts) @ batch["rotation"].to(d.verts).transpose(-1, -2)
-        geometry = aligned_vertex_error(d.verts[:, mask], gt[:, mask])  # (B,)
+        rotation = layout.to_face(code).rotation  # (B, 3, 3) the estimated head rotation
+        pred = d.verts @ rotation.transpose(-1, -2)  # (B, V, 3) posed, model space
+        geometry = aligned_vertex_error(pred[:, mask], gt[:, mask])  # (B,)
         vis = visible_vertices(d, model, size, size)
-        photo = photometric_loss(batch["image"].to(d.colors), d.screen[..., :2], d.colors, vis,
-                                 reduction="none")
+        photo = photometric_loss(batch["image"].to(d.colors), d.screen_verts[..., :2], d.colors,
+                                 vis, reduction="none")
         idx = model.landmarks[list(INNER_LANDMARKS)]
-        lm = (d.screen[:, idx, :2] - batch["landmarks_2d"][:, list(INNER_LANDMARKS)].to(d.screen))
+        target = batch["landmarks_2d"][:, list(INNER_LANDMARKS)].to(d.screen_verts)
+        lm = d.screen_verts[:, idx, :2] - target
         landmark = lm.norm(dim=-1).mean(-1)  # (B,)
     return {"geometry_mm": geometry, "photometric": photo, "landmark_px": landmark,
             "landmark_px_240": landmark * (240.0 / size)}

@@ -8,7 +8,7 @@ The blocks have an exact meaning (that is the point of a *model-based* autoencod
 * ``id`` alpha (B, 80), ``exp`` delta (B, 64), ``albedo`` beta (B, 80): morphable-model
   coefficients, ~N(0, 1) because facelab's bases are pre-scaled by their standard deviations;
 * ``rotation`` (B, 3): head rotation as Euler angles (pitch, yaw, roll) in radians, turned into
-  a matrix by :func:`facelab.image_formation.head_rotation` (``euler_to_matrix``, "xyz") and
+  a matrix by :func:`facelab.rotations.head_rotation` (``euler_to_matrix``, "xyz") and
   applied in model space. Why Euler: it keeps MoFA's 257-dimensional code (SO(3) has 3 degrees
   of freedom), the zero code is the frontal pose, each number is readable in a notebook, and the
   synthetic corpus stays within +-40 degrees, far from the gimbal lock at pitch = +-90 degrees.
@@ -31,6 +31,8 @@ from typing import NamedTuple
 import torch
 
 from facelab._checks import as_tensor, check_finite, check_floating, check_int, check_shape
+from facelab.face_params import FaceParams
+from facelab.rotations import head_rotation, matrix_to_euler
 
 __all__ = ["BLOCK_NAMES", "CodeLayout", "CodeParts", "MOFA_LAYOUT"]
 
@@ -147,6 +149,42 @@ class CodeLayout:
                 t = torch.zeros(dims["B"], getattr(self, name), dtype=dtype, device=device)
             parts.append(t.to(dtype=dtype, device=device))
         return torch.cat(parts, dim=1)  # (B, D)
+
+    def to_face(self, code) -> FaceParams:
+        """The adapter into facelab's image formation: code (B, D) -> :class:`FaceParams`.
+
+        alpha, delta, beta -> id, exp, albedo; the Euler block -> ``rotation`` by
+        :func:`facelab.rotations.head_rotation`; t -> ``translation``; the 27 SH numbers ->
+        ``gamma`` (B, 9, 3). The camera is MoFA's pinhole (fixed intrinsics per image, not
+        part of the code). Differentiable in the code.
+        """
+        parts = self.split(code)
+        return FaceParams(id=parts.id, exp=parts.exp, albedo=parts.albedo,
+                          rotation=head_rotation(parts.rotation), translation=parts.translation,
+                          gamma=parts.gamma)
+
+    def from_face(self, params: FaceParams) -> torch.Tensor:
+        """The inverse adapter: :class:`FaceParams` -> code (B, D).
+
+        Coefficient blocks shorter than the layout's are zero-padded (longer ones refused); the
+        rotation matrix becomes Euler angles (:func:`facelab.rotations.matrix_to_euler`, "xyz");
+        joint poses and free offsets have no place in MoFA's code and must be absent.
+        """
+        if not isinstance(params, FaceParams):
+            raise TypeError(f"params: expected a FaceParams, got {type(params).__name__}")
+        for name in ("jaw", "vertex_offsets", "albedo_offsets"):
+            if getattr(params, name) is not None:
+                raise ValueError(f"params.{name}: MoFA's code has no {name} block; expected None")
+        blocks = {}
+        for name in ("id", "exp", "albedo"):
+            t = getattr(params, name)
+            k = getattr(self, name)
+            if t.shape[1] > k:
+                raise ValueError(f"params.{name}: expected at most {k} coefficients, got "
+                                 f"{tuple(t.shape)}")
+            blocks[name] = torch.nn.functional.pad(t, (0, k - t.shape[1]))
+        return self.join(rotation=matrix_to_euler(params.rotation, "xyz"),
+                         translation=params.translation, sh=params.gamma, **blocks)
 
 
 MOFA_LAYOUT = CodeLayout()

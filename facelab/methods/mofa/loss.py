@@ -18,16 +18,12 @@ from dataclasses import dataclass
 
 import torch
 
+from facelab import cameras
 from facelab._checks import check_floating, check_shape
+from facelab.formation import Formation, form
 from facelab.losses import PriorWeights, landmark_loss, photometric_loss, statistical_prior
-from facelab.methods.mofa.decoder import (
-    VISIBILITY_MODES,
-    DecodedFace,
-    decode,
-    form_image,
-    visible_vertices,
-)
-from facelab.methods.mofa.layout import CodeLayout, CodeParts
+from facelab.methods.mofa.decoder import VISIBILITY_MODES, decode, layout_for, visible_vertices
+from facelab.methods.mofa.layout import CodeParts
 
 __all__ = ["INNER_LANDMARKS", "MofaLossConfig", "mofa_loss", "photometric_vertex_loss"]
 
@@ -74,12 +70,12 @@ class MofaLossConfig:
             raise ValueError(f"landmarks: expected 'inner' or 'all', got {self.landmarks!r}")
 
 
-def mofa_loss(decoded: DecodedFace, parts: CodeParts, image, model, *,
+def mofa_loss(decoded: Formation, parts: CodeParts, image, model, *,
               config: MofaLossConfig | None = None, landmarks=None,
               confidence=None) -> dict[str, torch.Tensor]:
     """MoFA's training loss, Eq. (7), averaged over the batch; returns each term by name.
 
-    decoded: :class:`.decoder.DecodedFace` of the predicted codes (``decode(code, ...)``).
+    decoded: :class:`facelab.Formation` of the predicted codes (``decode(code, ...)``).
     parts: the same codes split by :meth:`.layout.CodeLayout.split` (for Eq. 10).
     image: (B, H, W, 3) float, the input images I in [0, 1] (same dtype/device as the code).
     model: the MorphableModel used to decode.
@@ -99,7 +95,8 @@ def mofa_loss(decoded: DecodedFace, parts: CodeParts, image, model, *,
     check_floating(image, name="image")
     image = image.to(decoded.colors)
     vis = visible_vertices(decoded, model, d["H"], d["W"], mode=config.visibility)  # (B, V)
-    e_photo = photometric_loss(image, decoded.screen[..., :2], decoded.colors, vis)  # Eq. 8
+    e_photo = photometric_loss(image, decoded.screen_verts[..., :2], decoded.colors,
+                               vis)  # Eq. 8
     prior = PriorWeights(id=1.0, exp=config.exp, albedo=config.albedo)
     e_reg = statistical_prior({"id": parts.id, "exp": parts.exp, "albedo": parts.albedo},
                               prior)  # Eq. 10
@@ -113,7 +110,7 @@ def mofa_loss(decoded: DecodedFace, parts: CodeParts, image, model, *,
             raise ValueError(f"model: {model.name!r} has no landmark annotation for Eq. (9)")
         subset = list(INNER_LANDMARKS) if config.landmarks == "inner" else list(range(68))
         idx = model.landmarks.to(image.device)[subset]  # (L,) vertex indices k_j
-        pred = decoded.screen[:, idx, :2]  # (B, L, 2) u_{k_j}
+        pred = decoded.screen_verts[:, idx, :2]  # (B, L, 2) u_{k_j}
         target = torch.as_tensor(landmarks).to(pred)[:, subset]  # (B, L, 2) s_j
         conf = None
         if confidence is not None:
@@ -139,12 +136,16 @@ def photometric_vertex_loss(code, model, image, focal, principal, *,
     d = check_shape(image, "1 H W 3", name="image")
     decoded = decode(code, model, focal, principal)
     vis = visible_vertices(decoded, model, d["H"], d["W"], mode=visibility)  # (1, V)
-    parts = CodeLayout.for_model(model).split(code.detach())
+    params = layout_for(model, None).to_face(code.detach())
+    camera = cameras.Pinhole(torch.as_tensor(focal).to(code), torch.as_tensor(principal).to(code))
+    mean = model.mean_shape.to(code)  # (V, 3)
     img = image.to(code.dtype)
 
     def loss_fn(verts):
         check_shape(verts, "V 3", name="verts", dims={"V": model.num_vertices})
-        f = form_image(verts[None].to(code.dtype), parts, model, focal, principal)
-        return photometric_loss(img, f.screen[..., :2], f.colors, vis)
+        # the free geometry enters as per-vertex offsets from the mean face (no coefficients)
+        free = params.replace(id=None, exp=None, vertex_offsets=verts[None].to(code) - mean)
+        f = form(model, free, camera)
+        return photometric_loss(img, f.screen_verts[..., :2], f.colors, vis)
 
     return loss_fn

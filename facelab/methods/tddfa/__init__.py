@@ -6,7 +6,7 @@ regressor), ``training`` (VDC / fWPDC / vanilla-joint / meta-joint loops with th
 landmark-regression branch), ``synthesis`` (3D-aided short-video synthesis), ``corpus`` (the
 300W-LP-like synthetic training set), ``evaluation`` (the paper's tables), ``regressor`` (the
 trained network as one module, :func:`load_pretrained`) and ``cli``.
-The losses live in :mod:`facelab.vertex_distance`.
+The losses (VDC, WPDC, fWPDC) live beside it in :mod:`.vertex_distance`.
 """
 
 from facelab.methods.tddfa.net import MobileNetRegressor

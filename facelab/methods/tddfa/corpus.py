@@ -124,7 +124,7 @@ def build_videos(model: MorphableModel, count: int = 8, frames: int = 24, size: 
     pitch = torch.deg2rad(torch.empty(count).uniform_(-10, 10, generator=g))
     drift = torch.empty(count, 2).uniform_(-4, 4, generator=g)
     images, params, angles = [], [], []
-    from facelab.image_formation import head_rotation
+    from facelab.rotations import head_rotation
 
     for t in range(frames):
         s = t / max(frames - 1, 1)

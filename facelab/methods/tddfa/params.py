@@ -18,14 +18,17 @@ from dataclasses import dataclass
 
 import torch
 
+from facelab import cameras
 from facelab._checks import (
     as_tensor,
     check_finite,
     check_floating,
     check_int,
+    check_positive,
     check_shape,
     like_input,
 )
+from facelab.face_params import FaceParams
 
 __all__ = [
     "TDDFA_LAYOUT",
@@ -76,6 +79,53 @@ class ParamLayout:
     def translation_index(self) -> tuple[int, int, int]:
         """Positions of T's translation column (3, 7, 11) in p."""
         return (3, 7, 11)
+
+    def to_face(self, params, height: float, *, albedo=None, gamma=None):
+        """The adapter into facelab's image formation: p (B, P) -> ``(FaceParams, camera)``.
+
+        params: (B, P) raw (not normalised) p; height: the crop height H of T's y-up frame.
+        albedo: optional (B, Kalb) reflectance; gamma: optional (B, 9, 3) camera-space SH
+        (3DDFA_V2 regresses neither; renders use the corpus' values or the defaults).
+
+        ``T = [f R | t3]`` is split by :func:`facelab.cameras.decompose_scaled_orthographic`
+        (polar decomposition: exact for a scaled rotation, the nearest one for a regressed T):
+        R -> ``rotation``, f and ``(t3x, H - t3y)`` -> a
+        :class:`~facelab.cameras.ScaledOrthographic` camera, and t3z (depth only) ->
+        ``translation = (0, 0, -t3z / f)``. Not differentiable in T (an SVD with repeated
+        singular values); VDC/WPDC use T directly (:mod:`.vertex_distance`).
+        """
+        T, a_id, a_exp = split_params(params, self)
+        h = check_positive(height, name="height")
+        scale, R, t3 = cameras.decompose_scaled_orthographic(T)  # (B,), (B, 3, 3), (B, 3)
+        zeros = torch.zeros_like(scale)
+        face = FaceParams(id=a_id, exp=a_exp, albedo=albedo, rotation=R, gamma=gamma,
+                          translation=torch.stack([zeros, zeros, -t3[:, 2] / scale], dim=1))
+        camera = cameras.ScaledOrthographic(scale, torch.stack([t3[:, 0], h - t3[:, 1]], dim=1))
+        return face, camera
+
+    def from_face(self, face: FaceParams, camera, height: float):
+        """The inverse adapter: ``(FaceParams, ScaledOrthographic)`` -> p (B, P).
+
+        ``T = [f R | (ox + f tx, H - (oy + f ty), -f tz)]``; coefficient blocks shorter than
+        the layout's are zero-padded, longer ones are cut to the layout's leading modes (the
+        3DDFA_V2 target keeps 40 / 10). The camera may be shared (B = 1).
+        """
+        if not isinstance(face, FaceParams):
+            raise TypeError(f"face: expected a FaceParams, got {type(face).__name__}")
+        if not isinstance(camera, cameras.ScaledOrthographic):
+            raise TypeError(f"camera: expected a ScaledOrthographic camera, got "
+                            f"{type(camera).__name__}")
+        h = check_positive(height, name="height")
+        cam = camera.to(dtype=face.dtype, device=face.device).expand(face.batch_size)
+        f, (ox, oy), t = cam.scale, cam.offset.unbind(-1), face.translation
+        t3 = torch.stack([ox + f * t[:, 0], h - (oy + f * t[:, 1]), -f * t[:, 2]], dim=1)
+        T = torch.cat([f[:, None, None] * face.rotation, t3[:, :, None]], dim=2)  # (B, 3, 4)
+
+        def block(c, k):
+            c = c[:, :k]
+            return torch.nn.functional.pad(c, (0, k - c.shape[1]))
+
+        return pack_params(T, block(face.id, self.id), block(face.exp, self.exp), self)
 
 
 TDDFA_LAYOUT = ParamLayout()

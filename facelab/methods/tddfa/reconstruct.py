@@ -26,16 +26,20 @@ from facelab.methods.tddfa.params import TDDFA_LAYOUT, ParamLayout, split_params
 from facelab.model.morphable import MorphableModel
 
 __all__ = [
+    "apply_T",
     "basis_matrix",
+    "check_model",
     "image_to_screen",
     "landmarks_screen",
     "reconstruct_dense",
     "reconstruct_shape",
     "reconstruct_sparse",
+    "shape_from_basis",
 ]
 
 
-def _check_model(model, layout: ParamLayout) -> None:
+def check_model(model, layout: ParamLayout) -> None:
+    """Raise unless ``model`` is a MorphableModel with at least the layout's id/exp modes."""
     if not isinstance(model, MorphableModel):
         raise TypeError(f"model: expected a MorphableModel, got {type(model).__name__}")
     if model.n_id < layout.id or model.n_exp < layout.exp:
@@ -50,7 +54,7 @@ def basis_matrix(model: MorphableModel, layout: ParamLayout = TDDFA_LAYOUT, *, r
     rows: optional (L,) int64 vertex indices to keep (e.g. ``model.landmarks``): (L, 3, K).
     Returns ``(mean (V or L, 3), A (V or L, 3, K))`` in ``dtype``/``device`` (default: the model's).
     """
-    _check_model(model, layout)
+    check_model(model, layout)
     mean, id_b, exp_b = model.mean_shape, model.id_basis, model.exp_basis
     if rows is not None:
         mean, id_b, exp_b = mean[rows], id_b[rows], exp_b[rows]  # (L, 3), (L, 3, K) ...
@@ -58,19 +62,19 @@ def basis_matrix(model: MorphableModel, layout: ParamLayout = TDDFA_LAYOUT, *, r
     return mean.to(device=device, dtype=dtype), A.to(device=device, dtype=dtype)
 
 
-def _shape_from(mean: torch.Tensor, A: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+def shape_from_basis(mean: torch.Tensor, A: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """S = mean + A alpha for a batch: (V, 3), (V, 3, K), (B, K) -> (B, V, 3)."""
     return mean.unsqueeze(0) + torch.einsum("vdk,bk->bvd", A, alpha)
 
 
-def _apply_T(S: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
+def apply_T(S: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
     """T [S; 1]: (B, V, 3), (B, 3, 4) -> (B, V, 3)."""
     return S @ T[:, :, :3].transpose(-1, -2) + T[:, None, :, 3]
 
 
 def _params(params, model, layout):
     p, was_numpy = as_tensor(params, name="params")
-    _check_model(model, layout)
+    check_model(model, layout)
     T, a_id, a_exp = split_params(p, layout)  # (B, 3, 4), (B, Kid), (B, Kexp)
     return T, torch.cat([a_id, a_exp], dim=1), p, was_numpy
 
@@ -84,7 +88,7 @@ def reconstruct_shape(model: MorphableModel, params, layout: ParamLayout = TDDFA
     """
     _, alpha, p, was_numpy = _params(params, model, layout)
     mean, A = basis_matrix(model, layout, dtype=p.dtype, device=p.device)
-    return like_input(_shape_from(mean, A, alpha), was_numpy)
+    return like_input(shape_from_basis(mean, A, alpha), was_numpy)
 
 
 def reconstruct_dense(model: MorphableModel, params, layout: ParamLayout = TDDFA_LAYOUT):
@@ -97,7 +101,7 @@ def reconstruct_dense(model: MorphableModel, params, layout: ParamLayout = TDDFA
     """
     T, alpha, p, was_numpy = _params(params, model, layout)
     mean, A = basis_matrix(model, layout, dtype=p.dtype, device=p.device)
-    return like_input(_apply_T(_shape_from(mean, A, alpha), T), was_numpy)
+    return like_input(apply_T(shape_from_basis(mean, A, alpha), T), was_numpy)
 
 
 def reconstruct_sparse(model: MorphableModel, params, layout: ParamLayout = TDDFA_LAYOUT,
@@ -114,7 +118,7 @@ def reconstruct_sparse(model: MorphableModel, params, layout: ParamLayout = TDDF
     if idx is None:
         raise ValueError(f"indices: model {model.name!r} has no landmarks; pass indices")
     mean, A = basis_matrix(model, layout, rows=idx.long(), dtype=p.dtype, device=p.device)
-    return like_input(_apply_T(_shape_from(mean, A, alpha), T), was_numpy)
+    return like_input(apply_T(shape_from_basis(mean, A, alpha), T), was_numpy)
 
 
 def image_to_screen(points, height: float):

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from facelab import cameras
 from facelab._checks import (
     as_tensor,
     check_finite,
@@ -36,12 +35,10 @@ from facelab._checks import (
     check_int,
     check_shape,
 )
-from facelab.lighting import sh_shade
+from facelab.formation import form, render
 from facelab.methods.tddfa.params import TDDFA_LAYOUT, ParamLayout, pack_params, split_params
-from facelab.methods.tddfa.reconstruct import landmarks_screen, reconstruct_shape
+from facelab.methods.tddfa.reconstruct import landmarks_screen
 from facelab.model.morphable import MorphableModel
-from facelab.normals import vertex_normals
-from facelab.render import render
 
 __all__ = [
     "VideoSynthesis",
@@ -54,9 +51,6 @@ __all__ = [
     "synthesize_video",
     "warp_images",
 ]
-
-_FLIP = (1.0, -1.0, -1.0)  # 3DDFA image frame (y up, z to viewer) -> camera axes (y down, z away)
-
 
 @dataclass(frozen=True)
 class VideoSynthesis:
@@ -192,17 +186,11 @@ def render_params(model: MorphableModel, params, albedo_coeffs, gamma, height: i
 
     params: (B, 62) raw p; albedo_coeffs: (B, Kalb); gamma: (B, 9, 3) camera-space SH;
     height: square crop size; background: None (black), (3,) or (B, H, W, 3).
-    Normals are taken in camera axes: the flip diag(1, -1, -1) maps T's y-up, toward-viewer
-    frame to the OpenCV-like axes of the corpus's lighting. Returns (images, mask).
+    An adapter: :meth:`ParamLayout.to_face` gives ``(FaceParams, ScaledOrthographic)`` and
+    :func:`facelab.form` / :func:`facelab.render` do the rest. Returns (images, mask).
     """
-    T, _, _ = split_params(params, layout)
-    S = reconstruct_shape(model, params, layout)  # (B, V, 3) model space
-    screen = cameras.screen_from_scaled_orthographic(S, T, height)  # (B, V, 3)
-    flip = torch.tensor(_FLIP, dtype=S.dtype)
-    cam = (S @ T[:, :, :3].transpose(1, 2)) * flip  # (B, V, 3), scale does not change normals
-    normals = vertex_normals(cam, model.faces)
-    colors = sh_shade(model.albedo(albedo_coeffs).to(S), normals, torch.as_tensor(gamma).to(S))
-    image, mask = render(screen, model.faces, colors, height, height, background=background)
+    face, camera = layout.to_face(params, height, albedo=albedo_coeffs, gamma=gamma)
+    image, mask = render(form(model, face, camera), height, height, background=background)
     return image.clamp(0, 1), mask
 
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from facelab import vertex_distance as vd  # module import: vertex_distance imports this package
 from facelab._checks import check_int
+from facelab.methods.tddfa import vertex_distance as vd
 from facelab.methods.tddfa.corpus import as_float
 from facelab.methods.tddfa.net import MobileNetRegressor
 from facelab.methods.tddfa.params import ParamStats, fit_param_stats, normalize_params

@@ -1,4 +1,7 @@
-"""Render per-vertex colours into images: ``rasterize`` + ``interpolate`` + background."""
+"""Render a coloured mesh into images: ``rasterize`` + ``interpolate`` + background.
+
+The mesh-level step under :func:`facelab.render` (which renders a :class:`facelab.Formation`).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,10 @@ import torch
 from facelab._checks import as_tensor, check_finite, check_floating, check_shape
 from facelab.raster import interpolate, rasterize
 
-__all__ = ["render"]
+__all__ = ["render_mesh"]
 
 
-def render(screen_verts, faces, colors, height: int, width: int, background=None,
+def render_mesh(screen_verts, faces, colors, height: int, width: int, background=None,
            perspective_correct: bool = False, cull_backfaces: bool = False):
     """Render a coloured mesh: images (B, H, W, 3) and the coverage mask (B, H, W).
 

@@ -1,11 +1,11 @@
-"""Tests for facelab.vertex_distance: VDC (Eq. 4), WPDC (Eqs. 6-7), fWPDC (Algorithm 2)."""
+"""Tests for facelab.methods.tddfa.vertex_distance: VDC (Eq. 4), WPDC (Eqs. 6-7), fWPDC (Algorithm 2)."""
 
 import numpy as np
 import pytest
 import torch
 from test_tddfa_params import random_params, tiny_model
 
-from facelab import vertex_distance as vd
+from facelab.methods.tddfa import vertex_distance as vd
 from facelab.methods.tddfa.params import fit_param_stats, normalize_params
 
 DTYPES = [torch.float32, torch.float64]

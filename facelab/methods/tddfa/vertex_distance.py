@@ -34,7 +34,7 @@ from facelab.methods.tddfa.params import (
     denormalize_params,
     split_params,
 )
-from facelab.methods.tddfa.reconstruct import _apply_T, _check_model, _shape_from, basis_matrix
+from facelab.methods.tddfa.reconstruct import apply_T, basis_matrix, check_model, shape_from_basis
 
 __all__ = ["fwpdc", "fwpdc_weights", "vdc", "vertex_loss_3d", "wpdc", "wpdc_weights"]
 
@@ -62,7 +62,7 @@ def _pair(pred, target, model, layout: ParamLayout, stats: ParamStats | None):
         check_finite(t, name=n)
     if zt.dtype != zp.dtype:
         raise TypeError(f"target: expected dtype {zp.dtype} (that of pred), got {zt.dtype}")
-    _check_model(model, layout)
+    check_model(model, layout)
     zt = zt.to(zp.device)
     if stats is None:
         return zp, zt, zp, zt, was_numpy
@@ -71,7 +71,7 @@ def _pair(pred, target, model, layout: ParamLayout, stats: ParamStats | None):
 
 def _dense(p: torch.Tensor, mean, A, layout) -> torch.Tensor:
     T, a_id, a_exp = split_params(p, layout)  # (B, 3, 4), (B, Kid), (B, Kexp)
-    return _apply_T(_shape_from(mean, A, torch.cat([a_id, a_exp], dim=1)), T)  # (B, V, 3)
+    return apply_T(shape_from_basis(mean, A, torch.cat([a_id, a_exp], dim=1)), T)  # (B, V, 3)
 
 
 def vdc(pred, target, model, *, stats: ParamStats | None = None,
@@ -135,7 +135,7 @@ def fwpdc_weights(pred, target, model, *, stats: ParamStats | None = None,
     T, a_id, a_exp = split_params(p, layout)
     Tg, g_id, g_exp = split_params(pg, layout)
     alpha, alpha_g = torch.cat([a_id, a_exp], 1), torch.cat([g_id, g_exp], 1)  # (B, K)
-    S = _shape_from(mean, A, alpha_g)  # (B, V, 3), the one reconstruction
+    S = shape_from_basis(mean, A, alpha_g)  # (B, V, 3), the one reconstruction
     row_norm = S.norm(dim=1)  # (B, 3): ||S(c, :)|| for c = x, y, z
     col = torch.cat([row_norm, row_norm.new_full((row_norm.shape[0], 1),
                                                  math.sqrt(S.shape[1]))], dim=1)  # (B, 4)

@@ -1,4 +1,4 @@
-"""render: rasterize + interpolate + background."""
+"""render_mesh: rasterize + interpolate + background."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from test_raster_reference import sphere_mesh, to_screen
 
-from facelab.render import render
+from facelab.raster.compose import render_mesh as render
 
 
 def _sphere(dtype=torch.float32, size=32):

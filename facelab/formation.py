@@ -1,0 +1,253 @@
+"""Image formation: the one chain from :class:`FaceParams` and a camera to an image.
+
+    shape  = mean + E_id alpha + E_exp delta (+ vertex offsets)       MoFA Eq. (2)
+    skin   = jaw linear blend skinning (models with a jaw joint)      FLAME Eq. (2)
+    X_cam  = F (R X) + t,  F = diag(1, -1, -1)                         model -> OpenCV camera
+    u      = camera.project(X_cam)       Pinhole / ScaledOrthographic / WeakPerspective
+    n      = vertex normals of X_cam (compiled)
+    albedo = mean + E_alb beta (+ albedo offsets)                      MoFA Eq. (3)
+    c      = albedo * (H(n) gamma)  (compiled SH shading)              MoFA Eq. (4)
+
+:func:`form` is the only place in facelab that chains these steps (MoFA Sec. 5, "Parametric
+model-based decoder"; Eq. 5 evaluates u_i and c_i per vertex); :func:`render` rasterizes a
+:class:`Formation` into pixels. Every paper's method is an adapter that turns its own vector
+into ``(FaceParams, camera)``.
+
+Lighting ``gamma`` is in **camera space** (OpenCV axes), so a light at the camera has direction
+(0, 0, -1) (``random_sh(..., front=(0, 0, -1))``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from facelab import cameras
+from facelab._checks import as_tensor, check_finite, check_indices, check_int, check_shape
+from facelab.face_params import FaceParams
+from facelab.model.morphable import MorphableModel
+from facelab.normals import vertex_normals
+from facelab.raster.compose import render_mesh
+from facelab.rotations import head_rotation
+from facelab.shading import sh_shade
+
+__all__ = ["DEFAULT_DISTANCE_MM", "DEFAULT_FOV_DEG", "Formation", "default_camera", "form",
+           "render", "render_preview"]
+
+DEFAULT_FOV_DEG = 16.0
+DEFAULT_DISTANCE_MM = 800.0
+
+
+class Formation(NamedTuple):
+    """What :func:`form` computes: every intermediate of the image formation, batch first.
+
+    verts: (B, V, 3) model space (mm): blendshapes + offsets + joints, before the head pose
+        (the mesh to compare with ground truth or to export).
+    verts_cam: (B, V, 3) OpenCV camera space (mm): ``F (R verts) + t``.
+    screen_verts: (B, V, 3) (u, v, depth): pixels (x right, y down) and a depth that grows
+        away from the camera (the camera z for :class:`~facelab.cameras.Pinhole`).
+    normals: (B, V, 3) unit camera-space vertex normals, or None with ``vertex_subset``.
+    albedo: (B, V, 3) reflectance, MoFA Eq. (3), or None with ``vertex_subset``.
+    colors: (B, V, 3) shaded colours, MoFA Eq. (4), or None with ``vertex_subset``.
+    landmarks_2d: (B, L, 2) screen positions of the model's landmarks (L = 0 without any;
+        the subset's own points with ``vertex_subset``).
+    faces: (F, 3) int64 triangles (on the vertices' device); None with ``vertex_subset``.
+    perspective_correct: whether the camera needs perspective-correct barycentrics.
+    """
+
+    verts: torch.Tensor
+    verts_cam: torch.Tensor
+    screen_verts: torch.Tensor
+    normals: torch.Tensor | None
+    albedo: torch.Tensor | None
+    colors: torch.Tensor | None
+    landmarks_2d: torch.Tensor
+    faces: torch.Tensor | None
+    perspective_correct: bool
+
+
+def _check_camera(camera, batch: int):
+    if not isinstance(camera, cameras.CAMERA_TYPES):
+        names = ", ".join(c.__name__ for c in cameras.CAMERA_TYPES)
+        raise TypeError(f"camera: expected one of {names}, got {type(camera).__name__}")
+    if camera.batch not in (1, batch):
+        raise ValueError(f"camera: expected batch size 1 or B={batch}, got {camera.batch}")
+
+
+def _check_params(model: MorphableModel, params: FaceParams) -> None:
+    if not isinstance(model, MorphableModel):
+        raise TypeError(f"model: expected a MorphableModel, got {type(model).__name__}")
+    if not isinstance(params, FaceParams):
+        raise TypeError(f"params: expected a FaceParams, got {type(params).__name__}")
+    for name, k_max in (("id", model.n_id), ("exp", model.n_exp), ("albedo", model.n_albedo)):
+        k = getattr(params, name).shape[1]
+        if k > k_max:
+            raise ValueError(f"params.{name}: expected (B, K) with K <= {k_max} (model "
+                             f"{model.name!r}), got {tuple(getattr(params, name).shape)}")
+    V = model.num_vertices
+    for name in ("vertex_offsets", "albedo_offsets"):
+        t = getattr(params, name)
+        if t is not None:
+            check_shape(t, "B V 3", name=f"params.{name}", dims={"V": V})
+    if params.jaw is not None and model.jaw_joint is None:
+        raise ValueError(f"params.jaw: model {model.name!r} has no jaw joint")
+
+
+def _blend(mean: torch.Tensor, basis: torch.Tensor, coeffs: torch.Tensor, rows) -> torch.Tensor:
+    """mean + basis[..., :k] @ coeffs for a batch, optionally on a subset of rows: (B, V', 3)."""
+    if rows is not None:
+        mean, basis = mean[rows], basis[rows]  # (S, 3), (S, 3, K)
+    k = coeffs.shape[1]
+    return mean.unsqueeze(0) + torch.einsum("vdk,bk->bvd", basis[..., :k], coeffs)
+
+
+def form(model: MorphableModel, params: FaceParams, camera, *,
+         vertex_subset=None) -> Formation:
+    """Form faces: geometry, pose, camera, normals, reflectance and SH shading (MoFA Eq. 5).
+
+    model: a :class:`MorphableModel`; its bases are cast to the parameters' dtype/device.
+    params: a :class:`FaceParams` of batch B.
+    camera: :class:`~facelab.cameras.Pinhole`, :class:`~facelab.cameras.ScaledOrthographic`
+        or :class:`~facelab.cameras.WeakPerspective`, batch 1 or B.
+    vertex_subset: optional (S,) int64 vertex indices: only these vertices' positions are
+        formed (e.g. the 68 landmarks for landmark fitting, O(S K) instead of O(V K));
+        normals, albedo, colours and faces are then None and ``landmarks_2d`` is the subset.
+
+    Returns a :class:`Formation`; differentiable in every float block of ``params`` and in the
+    camera's tensors, through the compiled normals and SH ops.
+    """
+    _check_params(model, params)
+    B = params.batch_size
+    _check_camera(camera, B)
+    dt, dev = params.dtype, params.device
+    m = model.to(dtype=dt, device=dev) if (model.dtype, model.device) != (dt, dev) else model
+    rows = None
+    if vertex_subset is not None:
+        rows, _ = as_tensor(vertex_subset, name="vertex_subset")
+        check_shape(rows, "S", name="vertex_subset")
+        check_indices(rows, m.num_vertices, name="vertex_subset")
+        rows = rows.to(device=dev, dtype=torch.int64)
+    verts = _blend(m.mean_shape, m.id_basis, params.id, rows)  # (B, V, 3), MoFA Eq. 2
+    if params.exp.shape[1]:
+        k = params.exp.shape[1]
+        exp_basis = m.exp_basis if rows is None else m.exp_basis[rows]
+        verts = verts + torch.einsum("vdk,bk->bvd", exp_basis[..., :k], params.exp)
+    if params.vertex_offsets is not None:
+        off = params.vertex_offsets
+        verts = verts + (off if rows is None else off[:, rows])
+    if params.jaw is not None:
+        verts = _pose_jaw(m, verts, params.jaw, rows)
+    verts_cam = cameras.model_to_camera(verts, params.rotation, params.translation)
+    screen = camera.project(verts_cam)  # (B, V, 3)
+    if rows is not None:
+        return Formation(verts, verts_cam, screen, None, None, None, screen[..., :2], None,
+                         camera.perspective_correct)
+    faces = m.faces
+    normals = vertex_normals(verts_cam, faces)  # (B, V, 3) camera space
+    albedo = _blend(m.mean_albedo, m.albedo_basis, params.albedo, None)  # MoFA Eq. 3
+    if params.albedo_offsets is not None:
+        albedo = albedo + params.albedo_offsets
+    colors = sh_shade(albedo, normals, params.gamma.contiguous())  # (B, V, 3), MoFA Eq. 4
+    lm = m.landmarks
+    landmarks_2d = screen[:, lm, :2] if lm is not None else screen[:, :0, :2]
+    return Formation(verts, verts_cam, screen, normals, albedo, colors, landmarks_2d, faces,
+                     camera.perspective_correct)
+
+
+def _pose_jaw(m: MorphableModel, verts: torch.Tensor, jaw: torch.Tensor, rows) -> torch.Tensor:
+    """FLAME-style jaw skinning ``v + w (R (v - j) + j - v)`` on all or a subset of rows."""
+    if rows is None:
+        return m.pose_jaw(verts, jaw)
+    from facelab.rotations import axis_angle_to_matrix
+
+    rot = axis_angle_to_matrix(jaw)  # (B, 3, 3)
+    joint = m.jaw_joint  # (3,)
+    w = m.jaw_weights[rows][None, :, None]  # (1, S, 1)
+    rotated = torch.einsum("bij,bvj->bvi", rot, verts - joint) + joint
+    return verts + w * (rotated - verts)
+
+
+def render(formation: Formation, height: int, width: int, *, background=None, colors=None,
+           cull_backfaces: bool = False):
+    """Rasterize a :class:`Formation`: ``(images (B, H, W, 3), mask (B, H, W) bool)``.
+
+    height, width: image size in pixels.
+    background: None (black), a (3,) colour or a (B, H, W, 3) image (e.g. the input photo).
+    colors: optional (B, V, 3) per-vertex colours to paint instead of ``formation.colors``
+        (albedo, a geometry shading, an error map).
+    Perspective-correct barycentrics when the camera is a pinhole. Differentiable in the
+    colours, the background and (interior pixels) the screen positions.
+    """
+    if not isinstance(formation, Formation):
+        raise TypeError(f"formation: expected a Formation, got {type(formation).__name__}")
+    if formation.faces is None:
+        raise ValueError("formation: formed on a vertex_subset; form the whole mesh to render")
+    cols = formation.colors if colors is None else colors
+    return render_mesh(formation.screen_verts, formation.faces, cols, height, width,
+                       background=background, perspective_correct=formation.perspective_correct,
+                       cull_backfaces=cull_backfaces)
+
+
+def default_camera(batch: int, height: int, width: int, *, fov_deg: float = DEFAULT_FOV_DEG,
+                   distance: float = DEFAULT_DISTANCE_MM, dtype=torch.float32, device=None):
+    """A pinhole camera that frames the built-in face, and the translation that places it.
+
+    fov_deg: vertical field of view (degrees); distance: camera-to-model-origin distance (mm).
+    Returns ``(camera, translation)``: a :class:`~facelab.cameras.Pinhole` of batch ``batch``
+    and a (B, 3) camera-space translation (0, 0, distance) for :class:`FaceParams`.
+    """
+    batch = check_int(batch, name="batch", minimum=1)
+    from facelab._checks import check_positive
+
+    distance = check_positive(distance, name="distance")
+    camera = cameras.Pinhole.from_fov(height, width, fov_deg=fov_deg, batch=batch, dtype=dtype,
+                                      device=device)
+    translation = torch.zeros(batch, 3, dtype=dtype, device=device)
+    translation[:, 2] = distance
+    return camera, translation
+
+
+def render_preview(model: MorphableModel, id_coeffs=None, exp_coeffs=None, albedo_coeffs=None,
+                   angles=(0.0, 0.0, 0.0), gamma=None, jaw: float | None = None,
+                   size: int = 192, background=(1.0, 1.0, 1.0)) -> torch.Tensor:
+    """One quick look at the model: a single face, default camera, one call.
+
+    id_coeffs: (k_id,) or None (mean identity); exp_coeffs: (k_exp,) or None (neutral);
+    albedo_coeffs: (k_alb,) or None (mean reflectance) — coefficients ~N(0, 1).
+    angles: (pitch, yaw, roll) in radians (:func:`facelab.rotations.head_rotation`).
+    gamma: (1, 9, 3) or (9, 3) camera-space SH light, or None for a key light from the upper
+        left of the camera plus ambient.
+    jaw: jaw opening in radians (models with a jaw joint), or None.
+    size: image height = width in pixels; background: (3,) colour.
+    Returns the image, (size, size, 3) float32, without gradients (for teaching figures; use
+    :func:`form` and :func:`render` for batches, gradients and every intermediate).
+    """
+    size = check_int(size, name="size", minimum=8)
+
+    def coeffs(c, name):
+        if c is None:
+            return None
+        t, _ = as_tensor(c, name=name, dtype=torch.float32)
+        check_shape(t, "K", name=name)
+        return t.reshape(1, -1)
+
+    ang = torch.as_tensor(angles, dtype=torch.float32)
+    check_shape(ang, "3", name="angles")
+    check_finite(ang, name="angles")
+    if gamma is None:
+        from facelab.lighting import sh_from_direction
+
+        gamma = sh_from_direction(torch.tensor([0.3, -0.3, -1.0]), 0.5, 0.6)
+    g, _ = as_tensor(gamma, name="gamma", dtype=torch.float32)
+    g = g.reshape(1, 9, 3) if g.shape == (9, 3) else g
+    camera, t = default_camera(1, size, size)
+    params = FaceParams(id=coeffs(id_coeffs, "id_coeffs"), exp=coeffs(exp_coeffs, "exp_coeffs"),
+                        albedo=coeffs(albedo_coeffs, "albedo_coeffs"),
+                        rotation=head_rotation(ang[None]), translation=t, gamma=g,
+                        jaw=None if jaw is None else torch.tensor([[float(jaw), 0.0, 0.0]]),
+                        dtype=torch.float32)
+    with torch.no_grad():
+        image, _ = render(form(model, params, camera), size, size,
+                          background=torch.as_tensor(background, dtype=torch.float32))
+    return image[0]
