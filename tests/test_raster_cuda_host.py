@@ -10,6 +10,8 @@ import pytest
 import torch
 from test_raster_reference import fan_mesh, grid_mesh, random_mesh, sphere_mesh, to_screen
 
+from facelab import kernel_sources as ks
+from facelab.kernel_launch import KernelOrderError, emulate_launch
 from facelab.kernel_sources import nvcc_compile
 from facelab.raster import cuda
 from facelab.raster.reference import (
@@ -168,6 +170,59 @@ def test_host_grid_stride_loops_cover_everything(monkeypatch):
     ra, rv = interpolate_backward_reference(grad, attrs, fi, bary, faces, verts, True)
     np.testing.assert_allclose(ga, ra, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(gv, rv, rtol=1e-10, atol=1e-10 * np.abs(rv).max())
+
+
+# ----------------------------------------------------------------------------- thread order
+
+PACKED = "atomicMin(zb + (long long)i * W + j, key);"
+# The race the packed key prevents: a depth test, then the face id written on its own. Emulated
+# one thread at a time, it goes wrong where depths tie (coplanar faces): the last writer wins.
+SPLIT = ("{ unsigned long long* z = zb + (long long)i * W + j;"
+         " if ((key >> 32) <= (*z >> 32)) *z = key; }")
+
+
+def _coplanar_scene(dtype):
+    """Three copies of one triangle (equal depths everywhere) plus a nearer small one."""
+    tri = [[1.0, 1.0, 2.0], [1.0, 30.0, 2.0], [30.0, 1.0, 2.0]]
+    near = [[5.0, 5.0, 1.0], [5.0, 12.0, 1.0], [12.0, 5.0, 1.0]]
+    verts = np.array([tri * 3 + near], dtype=dtype)
+    faces = np.array([[6, 7, 8], [3, 4, 5], [0, 1, 2], [9, 10, 11]])
+    return _t(verts), _t(faces)
+
+
+def _zbuffer_args(verts, faces, H, W):
+    zbuffer = torch.full((1, H, W), -1, dtype=torch.int64)
+    return (verts, faces, 1, verts.shape[1], faces.shape[0], H, W, -np.inf, 0, 0, zbuffer)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_packed_zbuffer_is_order_independent_on_ties(dtype):
+    verts, faces = _coplanar_scene(dtype)
+    sig = cuda.RASTERIZE_KERNELS.for_dtype("rasterize_zbuffer", verts.dtype)
+    report = emulate_launch(sig, (2,), (2,), _zbuffer_args(verts, faces, 34, 34))
+    assert report.ok and all(b.bit_identical for b in report.buffers)
+    ref = rasterize_reference(verts.numpy(), faces.numpy(), 34, 34)[0]
+    assert set(np.unique(ref)) == {-1, 0, 3}  # ties go to the smallest face id
+
+
+def test_split_depth_test_and_face_id_fails_the_order_check(tmp_path, monkeypatch):
+    """rasterize.cu with the packed atomicMin replaced by the split write is caught."""
+    source = ks.read_source("rasterize")
+    assert source.count(PACKED) == 1
+    kdir = tmp_path / "kernels"
+    kdir.mkdir()
+    for name in (ks.HEADER, "raster_common.cuh"):
+        shutil.copy(ks.kernel_dir() / name, kdir / name)
+    (kdir / "rasterize.cu").write_text(source.replace(PACKED, SPLIT))
+    monkeypatch.setenv("FACELAB_KERNELS", str(kdir))
+    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path / "cache"))
+    ks.compile_for_host.cache_clear()
+    try:
+        verts, faces = _coplanar_scene(np.float32)
+        with pytest.raises(KernelOrderError, match=r"zbuffer \(inout\): \d+ elements differ"):
+            cuda.rasterize_cuda(verts, faces, 34, 34, False, False, -np.inf, emulate=True)
+    finally:
+        ks.compile_for_host.cache_clear()
 
 
 # ----------------------------------------------------------------------------- real GPU
