@@ -12,6 +12,7 @@ import torch
 from facelab import kernel_sources as ks
 from facelab.kernel_launch import (
     KernelOrderError,
+    _checked_args,
     _host_function,
     declare_kernels,
     emulate_launch,
@@ -62,6 +63,23 @@ def test_declaration_expands_the_float_type():
         declare_kernels("demo", {"k": "T* x"})
     with pytest.raises(ValueError, match="cannot parse"):
         declare_kernels("demo", {"k": "in float* x"})
+
+
+def test_scalars_are_packed_as_their_declared_c_types():
+    """What CuPy receives: NumPy scalars sized like the kernel's C parameters (CuPy passes a
+    scalar by its dtype), e.g. the rasterizer's face count F as a 64-bit long long."""
+    sig = raster_cuda.RASTERIZE_KERNELS["rasterize_zbuffer_f32"]
+    verts, faces = torch.zeros(1, 3, 3), torch.zeros(1, 3, dtype=torch.int64)
+    zbuffer = torch.full((1, 4, 5), -1, dtype=torch.int64)
+    values = _checked_args(sig, (verts, faces, 1, 3, 1, 4, 5, -np.inf, True, False, zbuffer),
+                           emulate=True)
+    assert [type(v) for v in values[2:10]] == [np.int32, np.int32, np.int64, np.int32,
+                                               np.int32, np.float32, np.int32, np.int32]
+    assert values[7] == -np.inf and values[8] == 1
+    with pytest.raises(OverflowError, match="B: 4294967296 does not fit in i32"):
+        _checked_args(sig, (verts, faces, 2**32, 3, 1, 4, 5, 0.0, 0, 0, zbuffer), emulate=True)
+    with pytest.raises(ValueError, match="verts: expected a CUDA tensor, got cpu"):
+        _checked_args(sig, (verts, faces, 1, 3, 1, 4, 5, 0.0, 0, 0, zbuffer), emulate=False)
 
 
 AXPY = """#include "facelab_cuda.h"
