@@ -19,14 +19,15 @@
 // facelab/kernel_launch.py runs every emulated grid twice, in the order and in its reverse, so
 // every pair of threads runs once in each relative order, and requires the same results: a
 // last-writer-wins store, or a depth test and face id written separately (the race that the
-// rasterizer's packed 64-bit depth|face-id atomicMin prevents), then shows up as a mismatch.
+// rasterizer's packed 64-bit depth|face-id atomicMin prevents; with one thread at a time it
+// goes wrong where depths tie, e.g. coplanar faces), then shows up as a mismatch.
 // What this cannot show: a lost update from two threads interleaving inside one
 // read-modify-write (each emulated thread runs to completion) — use atomics for those.
 //
 // Float atomicAdd. Summation order changes float rounding, so for buffers that the Python
 // side declares as atomicAdd accumulators ("sum"), the launcher records per element the number
 // of additions and the sum of |added value|, from which kernel_launch.py bounds the legitimate
-// difference between two orders (recursive summation error, Higham, Eq. (4.4)).
+// difference between two orders (recursive-summation error bound; see _sum_bound there).
 //
 // Each kernel file declares, after its kernels, one host launcher per kernel:
 //   FL_HOST_LAUNCHER(kernel_name)
