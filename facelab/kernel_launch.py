@@ -368,13 +368,16 @@ def _compare(p: Param, first: torch.Tensor, second: torch.Tensor, bound) -> Buff
     a, b = first.reshape(-1).numpy(), second.reshape(-1).numpy()
     bits = f"u{a.itemsize}"
     same = a.view(bits) == b.view(bits)  # (N,) bit-identical elements
-    diff = np.abs(a.astype(np.float64) - b.astype(np.float64))  # inf - inf: nan, masked below
     if a.dtype.kind == "f":
         same_or_nan = same | (np.isnan(a) & np.isnan(b))
-    else:
+        with np.errstate(invalid="ignore"):  # inf - inf: nan, counted as different
+            diff = np.where(same_or_nan, 0.0, np.abs(a.astype(np.float64) - b))
+        max_diff = float(np.nan_to_num(diff, nan=np.inf).max(initial=0.0))
+    else:  # exact, in Python integers (float64 would round 64-bit keys' low bits away)
         same_or_nan = same
-    diff = np.where(same_or_nan, 0.0, diff)
-    max_diff = float(np.nan_to_num(diff, nan=np.inf).max(initial=0.0))
+        diff = None
+        max_diff = float(max((abs(int(x) - int(y)) for x, y in zip(a[~same], b[~same],
+                                                                    strict=True)), default=0))
     if bound is None:
         allowed, ratio = same_or_nan, 0.0
     else:
