@@ -8,8 +8,15 @@ That one source is used three ways:
 * :func:`nvcc_compile` compiles it with ``nvcc`` (when on PATH) so the tests prove every
   ``.cu`` file is valid CUDA for a current architecture even on machines without a GPU;
 * :func:`compile_for_host` compiles it with the system C++ compiler and ``-DFACELAB_HOST``,
-  where ``facelab_cuda.h`` emulates the CUDA grid sequentially, and loads it with ``ctypes``,
-  so the tests run the *kernels' own logic* on the CPU and compare it with the NumPy reference.
+  where ``facelab_cuda.h`` emulates the CUDA grid one thread at a time, in a shuffled order, and
+  loads it with ``ctypes``, so the tests run the *kernels' own logic* on the CPU and compare it
+  with the NumPy reference.
+
+Launching (on the GPU or in the host emulation) goes through :func:`facelab.kernel_launch.launch`
+with the kernel signatures each op declares once.
+
+Installed from a wheel, the sources live in ``facelab/_kernels/`` (see ``pyproject.toml``); in a
+checkout, in ``kernels/`` next to the package.
 """
 
 from __future__ import annotations
@@ -23,7 +30,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 __all__ = [
@@ -97,8 +103,10 @@ def _build_dir() -> Path:
 def compile_for_host(name: str, *, compiler: str | None = None) -> ctypes.CDLL:
     """Compile ``kernels/<name>.cu`` for the CPU with CUDA emulation and load it.
 
-    The library exports ``host_<kernel>(gx, gy, gz, bx, by, bz, *args)`` for every kernel that
-    the source declares with ``FL_HOST_LAUNCHER``. Builds are cached by content hash.
+    The library exports ``host_<kernel>(const fl_launch*, void** args)`` and
+    ``host_<kernel>_signature()`` for every kernel that the source names with
+    ``FL_HOST_LAUNCHER`` (call them through :func:`facelab.kernel_launch.launch`). Builds are
+    cached by content hash.
     Raises ``RuntimeError`` with the compiler's output when compilation fails.
     """
     cxx = compiler or os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
@@ -154,8 +162,7 @@ _MODULES: dict = {}
 def raw_module(name: str, device_index: int = 0):
     """The ``cupy.RawModule`` for op ``name`` on a device, compiled once and cached.
 
-    Launch kernels from it on torch's current stream, e.g.
-    ``with cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream): kernel(...)``.
+    :func:`facelab.kernel_launch.launch` launches its kernels on torch's current stream.
     """
     key = (name, device_index)
     if key not in _MODULES:
@@ -167,40 +174,3 @@ def raw_module(name: str, device_index: int = 0):
                 options=("--std=c++17", f"-I{kernel_dir()}"),
             )
     return _MODULES[key]
-
-
-def _ctype(arg):
-    if isinstance(arg, torch.Tensor):
-        return ctypes.c_void_p(arg.data_ptr())
-    if isinstance(arg, np.int32):
-        return ctypes.c_int(int(arg))
-    if isinstance(arg, np.float32):
-        return ctypes.c_float(float(arg))
-    if isinstance(arg, np.float64):
-        return ctypes.c_double(float(arg))
-    raise TypeError(f"launch: unsupported kernel argument {type(arg).__name__}")
-
-
-def launch(op: str, kernel: str, grid: tuple, block: tuple, args: tuple, *, emulate: bool):
-    """Launch ``kernel`` of ``kernels/<op>.cu`` with a 3-D grid and block.
-
-    args: torch tensors (contiguous; passed as pointers), ``np.int32``, ``np.float32`` or
-    ``np.float64`` scalars, in the kernel's parameter order. ``emulate=True``: run the host
-    build on CPU tensors (sequential grid). Otherwise: tensors are on one CUDA device; launch
-    with CuPy on torch's current stream of that device.
-    """
-    grid = tuple(int(g) for g in grid)
-    block = tuple(int(b) for b in block)
-    if emulate:
-        fn = getattr(compile_for_host(op), f"host_{kernel}")
-        fn(*(ctypes.c_uint(d) for d in (*grid, *block)), *(_ctype(a) for a in args))
-        return
-    import cupy
-
-    device = next(a.device for a in args if isinstance(a, torch.Tensor))
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    fn = raw_module(op, index).get_function(kernel)
-    stream = torch.cuda.current_stream(index)
-    with cupy.cuda.Device(index), cupy.cuda.ExternalStream(stream.cuda_stream, index):
-        cargs = tuple(cupy.from_dlpack(a) if isinstance(a, torch.Tensor) else a for a in args)
-        fn(grid, block, cargs)

@@ -149,21 +149,9 @@ __device__ void interpolate_backward_impl(const T* grad_out, const T* attrs,
                                      H, W, C, perspective_correct, need_attrs, need_verts,    \
                                      grad_attrs, grad_verts);                                 \
     }                                                                                         \
-    FL_HOST_LAUNCHER(pixel_barycentrics_##SUFFIX,                                             \
-                     (const T* verts, const long long* faces, const long long* face_index,    \
-                      int B, int V, int H, int W, int perspective_correct, T* bary),          \
-                     (verts, faces, face_index, B, V, H, W, perspective_correct, bary))       \
-    FL_HOST_LAUNCHER(interpolate_forward_##SUFFIX,                                            \
-                     (const T* attrs, const long long* face_index, const T* bary,             \
-                      const long long* faces, int B, int V, int H, int W, int C, T* out),     \
-                     (attrs, face_index, bary, faces, B, V, H, W, C, out))                    \
-    FL_HOST_LAUNCHER(interpolate_backward_##SUFFIX,                                           \
-                     (const T* grad_out, const T* attrs, const long long* face_index,         \
-                      const T* bary, const long long* faces, const T* verts, int B, int V,    \
-                      int H, int W, int C, int perspective_correct, int need_attrs,           \
-                      int need_verts, T* grad_attrs, T* grad_verts),                          \
-                     (grad_out, attrs, face_index, bary, faces, verts, B, V, H, W, C,         \
-                      perspective_correct, need_attrs, need_verts, grad_attrs, grad_verts))
+    FL_HOST_LAUNCHER(pixel_barycentrics_##SUFFIX)                                             \
+    FL_HOST_LAUNCHER(interpolate_forward_##SUFFIX)                                            \
+    FL_HOST_LAUNCHER(interpolate_backward_##SUFFIX)
 
 FL_INTERP_KERNELS(f32, float)
 FL_INTERP_KERNELS(f64, double)

@@ -152,26 +152,7 @@ __device__ void photometric_backward_impl(
 FL_PHOTOMETRIC_KERNELS(f32, float)
 FL_PHOTOMETRIC_KERNELS(f64, double)
 
-FL_HOST_LAUNCHER(photometric_forward_f32,
-                 (const float* image, const float* positions, const float* colors,
-                  const float* weights, float* err, float* w_eff, int V, int H, int W, float eps),
-                 (image, positions, colors, weights, err, w_eff, V, H, W, eps))
-FL_HOST_LAUNCHER(photometric_forward_f64,
-                 (const double* image, const double* positions, const double* colors,
-                  const double* weights, double* err, double* w_eff, int V, int H, int W,
-                  double eps),
-                 (image, positions, colors, weights, err, w_eff, V, H, W, eps))
-FL_HOST_LAUNCHER(photometric_backward_f32,
-                 (const float* image, const float* positions, const float* colors,
-                  const float* weights, const float* scale, float* grad_image,
-                  float* grad_positions, float* grad_colors, int V, int H, int W, float eps,
-                  int need_image, int need_positions, int need_colors),
-                 (image, positions, colors, weights, scale, grad_image, grad_positions,
-                  grad_colors, V, H, W, eps, need_image, need_positions, need_colors))
-FL_HOST_LAUNCHER(photometric_backward_f64,
-                 (const double* image, const double* positions, const double* colors,
-                  const double* weights, const double* scale, double* grad_image,
-                  double* grad_positions, double* grad_colors, int V, int H, int W, double eps,
-                  int need_image, int need_positions, int need_colors),
-                 (image, positions, colors, weights, scale, grad_image, grad_positions,
-                  grad_colors, V, H, W, eps, need_image, need_positions, need_colors))
+FL_HOST_LAUNCHER(photometric_forward_f32)
+FL_HOST_LAUNCHER(photometric_forward_f64)
+FL_HOST_LAUNCHER(photometric_backward_f32)
+FL_HOST_LAUNCHER(photometric_backward_f64)

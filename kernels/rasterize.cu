@@ -154,27 +154,7 @@ extern "C" __global__ void rasterize_resolve_f64(const double* verts, const long
                                    face_index, bary, depth);
 }
 
-FL_HOST_LAUNCHER(rasterize_zbuffer_f32,
-                 (const float* verts, const long long* faces, int B, int V, long long F, int H,
-                  int W, float near_z, int cull_backfaces, int perspective_correct,
-                  unsigned long long* zbuffer),
-                 (verts, faces, B, V, F, H, W, near_z, cull_backfaces, perspective_correct,
-                  zbuffer))
-FL_HOST_LAUNCHER(rasterize_zbuffer_f64,
-                 (const double* verts, const long long* faces, int B, int V, long long F, int H,
-                  int W, double near_z, int cull_backfaces, int perspective_correct,
-                  unsigned long long* zbuffer),
-                 (verts, faces, B, V, F, H, W, near_z, cull_backfaces, perspective_correct,
-                  zbuffer))
-FL_HOST_LAUNCHER(rasterize_resolve_f32,
-                 (const float* verts, const long long* faces, int B, int V, int H, int W,
-                  int perspective_correct, const unsigned long long* zbuffer,
-                  long long* face_index, float* bary, float* depth),
-                 (verts, faces, B, V, H, W, perspective_correct, zbuffer, face_index, bary,
-                  depth))
-FL_HOST_LAUNCHER(rasterize_resolve_f64,
-                 (const double* verts, const long long* faces, int B, int V, int H, int W,
-                  int perspective_correct, const unsigned long long* zbuffer,
-                  long long* face_index, double* bary, double* depth),
-                 (verts, faces, B, V, H, W, perspective_correct, zbuffer, face_index, bary,
-                  depth))
+FL_HOST_LAUNCHER(rasterize_zbuffer_f32)
+FL_HOST_LAUNCHER(rasterize_zbuffer_f64)
+FL_HOST_LAUNCHER(rasterize_resolve_f32)
+FL_HOST_LAUNCHER(rasterize_resolve_f64)

@@ -124,22 +124,7 @@ __device__ void sh_shade_backward_impl(const T* __restrict__ albedo, const T* __
 FL_SH_SHADE_KERNELS(f32, float)
 FL_SH_SHADE_KERNELS(f64, double)
 
-FL_HOST_LAUNCHER(sh_shade_forward_f32,
-                 (const float* albedo, const float* normals, const float* gamma, float* out, int V),
-                 (albedo, normals, gamma, out, V))
-FL_HOST_LAUNCHER(sh_shade_forward_f64,
-                 (const double* albedo, const double* normals, const double* gamma, double* out,
-                  int V),
-                 (albedo, normals, gamma, out, V))
-FL_HOST_LAUNCHER(sh_shade_backward_f32,
-                 (const float* albedo, const float* normals, const float* gamma,
-                  const float* grad_out, float* grad_albedo, float* grad_normals,
-                  float* gamma_partial, int V, int need_albedo, int need_normals, int need_gamma),
-                 (albedo, normals, gamma, grad_out, grad_albedo, grad_normals, gamma_partial, V,
-                  need_albedo, need_normals, need_gamma))
-FL_HOST_LAUNCHER(sh_shade_backward_f64,
-                 (const double* albedo, const double* normals, const double* gamma,
-                  const double* grad_out, double* grad_albedo, double* grad_normals,
-                  double* gamma_partial, int V, int need_albedo, int need_normals, int need_gamma),
-                 (albedo, normals, gamma, grad_out, grad_albedo, grad_normals, gamma_partial, V,
-                  need_albedo, need_normals, need_gamma))
+FL_HOST_LAUNCHER(sh_shade_forward_f32)
+FL_HOST_LAUNCHER(sh_shade_forward_f64)
+FL_HOST_LAUNCHER(sh_shade_backward_f32)
+FL_HOST_LAUNCHER(sh_shade_backward_f64)

@@ -132,19 +132,10 @@ __device__ void vertex_normals_backward_impl(const T* __restrict__ verts,
 FL_VERTEX_NORMALS_KERNELS(f32, float)
 FL_VERTEX_NORMALS_KERNELS(f64, double)
 
-#define FL_VERTEX_NORMALS_LAUNCHERS(SUFFIX, T)                                                   \
-    FL_HOST_LAUNCHER(vertex_normals_forward_##SUFFIX,                                            \
-                     (const T* verts, const int* faces, const int* offsets, const int* face_ids, \
-                      T* normals, T* inv_norm, int V),                                           \
-                     (verts, faces, offsets, face_ids, normals, inv_norm, V))                    \
-    FL_HOST_LAUNCHER(vertex_normals_grad_sum_##SUFFIX,                                           \
-                     (const T* normals, const T* inv_norm, const T* grad_out, T* grad_sum,       \
-                      int V),                                                                    \
-                     (normals, inv_norm, grad_out, grad_sum, V))                                 \
-    FL_HOST_LAUNCHER(vertex_normals_backward_##SUFFIX,                                           \
-                     (const T* verts, const int* faces, const int* offsets, const int* face_ids, \
-                      const int* corners, const T* grad_sum, T* grad_verts, int V),              \
-                     (verts, faces, offsets, face_ids, corners, grad_sum, grad_verts, V))
+#define FL_VERTEX_NORMALS_LAUNCHERS(SUFFIX)                                                      \
+    FL_HOST_LAUNCHER(vertex_normals_forward_##SUFFIX)                                            \
+    FL_HOST_LAUNCHER(vertex_normals_grad_sum_##SUFFIX)                                           \
+    FL_HOST_LAUNCHER(vertex_normals_backward_##SUFFIX)
 
-FL_VERTEX_NORMALS_LAUNCHERS(f32, float)
-FL_VERTEX_NORMALS_LAUNCHERS(f64, double)
+FL_VERTEX_NORMALS_LAUNCHERS(f32)
+FL_VERTEX_NORMALS_LAUNCHERS(f64)

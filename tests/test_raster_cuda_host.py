@@ -3,7 +3,6 @@ reference (the CUDA kernels' own logic on the CPU), and real-GPU runs (marked ``
 
 from __future__ import annotations
 
-import ctypes
 import shutil
 
 import numpy as np
@@ -11,7 +10,10 @@ import pytest
 import torch
 from test_raster_reference import fan_mesh, grid_mesh, random_mesh, sphere_mesh, to_screen
 
-from facelab.kernel_sources import compile_for_host, nvcc_compile
+from facelab import kernel_sources as ks
+from facelab.kernel_launch import KernelOrderError, emulate_launch
+from facelab.kernel_sources import nvcc_compile
+from facelab.raster import cuda
 from facelab.raster.reference import (
     interpolate_backward_reference,
     interpolate_reference,
@@ -20,71 +22,35 @@ from facelab.raster.reference import (
     resolve_near,
 )
 
-GRID, BLOCK = 3, 32  # a small grid: the kernels' grid-stride loops must cover everything
-_P = ctypes.c_void_p
 
-
-def _ptr(a: np.ndarray):
-    assert a.flags.c_contiguous
-    return a.ctypes.data_as(_P)
-
-
-def _call(lib, name, argtypes, *args):
-    fn = getattr(lib, f"host_{name}")
-    fn.argtypes = [ctypes.c_uint] * 6 + argtypes
-    fn.restype = None
-    fn(GRID, 1, 1, BLOCK, 1, 1, *args)
-
-
-def _real(dtype):
-    return (ctypes.c_float, "f32") if dtype == np.float32 else (ctypes.c_double, "f64")
+def _t(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a))
 
 
 def host_rasterize(verts, faces, H, W, pc=False, cull=False, near=None):
-    lib = compile_for_host("rasterize")
-    verts = np.ascontiguousarray(verts)
-    faces = np.ascontiguousarray(faces, dtype=np.int64).reshape(-1, 3)
-    real, sfx = _real(verts.dtype)
-    B, V = verts.shape[:2]
-    zbuffer = np.full((B, H, W), np.iinfo(np.uint64).max, dtype=np.uint64)
-    i, ll = ctypes.c_int, ctypes.c_longlong
-    _call(lib, f"rasterize_zbuffer_{sfx}", [_P, _P, i, i, ll, i, i, real, i, i, _P],
-          _ptr(verts), _ptr(faces), B, V, faces.shape[0], H, W,
-          float(verts.dtype.type(resolve_near(near, pc))), int(cull), int(pc), _ptr(zbuffer))
-    face_index = np.empty((B, H, W), np.int64)
-    bary = np.empty((B, H, W, 3), verts.dtype)
-    depth = np.empty((B, H, W), verts.dtype)
-    _call(lib, f"rasterize_resolve_{sfx}", [_P, _P, i, i, i, i, i, _P, _P, _P, _P],
-          _ptr(verts), _ptr(faces), B, V, H, W, int(pc), _ptr(zbuffer), _ptr(face_index),
-          _ptr(bary), _ptr(depth))
-    return face_index, bary, depth
+    """rasterize.cu through ``cuda.rasterize_cuda(..., emulate=True)``, as NumPy arrays."""
+    faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    out = cuda.rasterize_cuda(_t(verts), _t(faces), H, W, pc, cull, resolve_near(near, pc),
+                              emulate=True)
+    return tuple(o.numpy() for o in out)
 
 
 def host_interpolate(attrs, face_index, bary, faces, verts=None, pc=False, grad=None):
-    """Returns (out, bary_from_verts or None, grad_attrs, grad_verts) from the host build."""
-    lib = compile_for_host("interpolate")
-    _, sfx = _real(attrs.dtype)
-    i = ctypes.c_int
-    B, H, W = face_index.shape
-    V, C = attrs.shape[1:]
-    faces = np.ascontiguousarray(faces, dtype=np.int64)
+    """Returns (out, bary_from_verts or None, grad_attrs, grad_verts or None) from
+    interpolate.cu's host build (``emulate=True``)."""
+    attrs, face_index, bary = _t(attrs), _t(face_index), _t(bary)
+    faces = _t(np.asarray(faces, dtype=np.int64))
     rebary = None
     if verts is not None:
-        rebary = np.empty((B, H, W, 3), attrs.dtype)
-        _call(lib, f"pixel_barycentrics_{sfx}", [_P, _P, _P, i, i, i, i, i, _P],
-              _ptr(verts), _ptr(faces), _ptr(face_index), B, V, H, W, int(pc), _ptr(rebary))
-    out = np.empty((B, H, W, C), attrs.dtype)
-    _call(lib, f"interpolate_forward_{sfx}", [_P, _P, _P, _P, i, i, i, i, i, _P],
-          _ptr(attrs), _ptr(face_index), _ptr(bary), _ptr(faces), B, V, H, W, C, _ptr(out))
+        rebary = cuda.pixel_barycentrics_cuda(_t(verts), face_index, faces, pc,
+                                              emulate=True).numpy()
+    out = cuda.interpolate_forward_cuda(attrs, face_index, bary, faces, emulate=True).numpy()
     if grad is None:
         return out, rebary, None, None
-    ga = np.zeros_like(attrs)
-    gv = np.zeros((B, V, 3), attrs.dtype)
-    vv = verts if verts is not None else gv
-    _call(lib, f"interpolate_backward_{sfx}", [_P] * 6 + [i] * 8 + [_P, _P],
-          _ptr(grad), _ptr(attrs), _ptr(face_index), _ptr(bary), _ptr(faces), _ptr(vv),
-          B, V, H, W, C, int(pc), 1, int(verts is not None), _ptr(ga), _ptr(gv))
-    return out, rebary, ga, gv
+    ga, gv = cuda.interpolate_backward_cuda(_t(grad), attrs, face_index, bary, faces,
+                                            None if verts is None else _t(verts), pc, True,
+                                            verts is not None, emulate=True)
+    return out, rebary, ga.numpy(), None if gv is None else gv.numpy()
 
 
 # ----------------------------------------------------------------------------- nvcc
@@ -182,7 +148,81 @@ def test_host_interpolate_matches_reference(dtype, pc):
     np.testing.assert_allclose(gv, rv, rtol=tol, atol=tol * np.abs(rv).max())
     _, _, ga2, gv2 = host_interpolate(attrs, fi, bary, faces, None, pc, grad)
     np.testing.assert_allclose(ga2, ra, rtol=tol, atol=tol)
-    assert not gv2.any()
+    assert gv2 is None
+
+
+def test_host_grid_stride_loops_cover_everything(monkeypatch):
+    """A grid smaller than the work: the kernels' grid-stride loops must cover every item."""
+    monkeypatch.setattr(cuda, "BLOCK", 32)
+    monkeypatch.setattr(cuda, "_MAX_GRID", 3)
+    rng = np.random.default_rng(5)
+    verts, faces = random_mesh(rng, 2, 30, 60, 15, 17, dtype=np.float64)
+    ref = rasterize_reference(verts, faces, 15, 17, True)
+    got = host_rasterize(verts, faces, 15, 17, True)
+    for r, g in zip(ref, got, strict=True):
+        np.testing.assert_array_equal(g, r)
+    fi, bary, _ = ref
+    attrs = rng.normal(size=(2, 30, 2))
+    grad = rng.normal(size=(2, 15, 17, 2))
+    out, rebary, ga, gv = host_interpolate(attrs, fi, bary, faces, verts, True, grad)
+    np.testing.assert_array_equal(out, interpolate_reference(attrs, fi, bary, faces))
+    np.testing.assert_array_equal(rebary, pixel_barycentrics_reference(verts, fi, faces, True))
+    ra, rv = interpolate_backward_reference(grad, attrs, fi, bary, faces, verts, True)
+    np.testing.assert_allclose(ga, ra, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(gv, rv, rtol=1e-10, atol=1e-10 * np.abs(rv).max())
+
+
+# ----------------------------------------------------------------------------- thread order
+
+PACKED = "atomicMin(zb + (long long)i * W + j, key);"
+# The race the packed key prevents: a depth test, then the face id written on its own. Emulated
+# one thread at a time, it goes wrong where depths tie (coplanar faces): the last writer wins.
+SPLIT = ("{ unsigned long long* z = zb + (long long)i * W + j;"
+         " if ((key >> 32) <= (*z >> 32)) *z = key; }")
+
+
+def _coplanar_scene(dtype):
+    """Three copies of one triangle (equal depths everywhere) plus a nearer small one."""
+    tri = [[1.0, 1.0, 2.0], [1.0, 30.0, 2.0], [30.0, 1.0, 2.0]]
+    near = [[5.0, 5.0, 1.0], [5.0, 12.0, 1.0], [12.0, 5.0, 1.0]]
+    verts = np.array([tri * 3 + near], dtype=dtype)
+    faces = np.array([[6, 7, 8], [3, 4, 5], [0, 1, 2], [9, 10, 11]])
+    return _t(verts), _t(faces)
+
+
+def _zbuffer_args(verts, faces, H, W):
+    zbuffer = torch.full((1, H, W), -1, dtype=torch.int64)
+    return (verts, faces, 1, verts.shape[1], faces.shape[0], H, W, -np.inf, 0, 0, zbuffer)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_packed_zbuffer_is_order_independent_on_ties(dtype):
+    verts, faces = _coplanar_scene(dtype)
+    sig = cuda.RASTERIZE_KERNELS.for_dtype("rasterize_zbuffer", verts.dtype)
+    report = emulate_launch(sig, (2,), (2,), _zbuffer_args(verts, faces, 34, 34))
+    assert report.ok and all(b.bit_identical for b in report.buffers)
+    ref = rasterize_reference(verts.numpy(), faces.numpy(), 34, 34)[0]
+    assert set(np.unique(ref)) == {-1, 0, 3}  # ties go to the smallest face id
+
+
+def test_split_depth_test_and_face_id_fails_the_order_check(tmp_path, monkeypatch):
+    """rasterize.cu with the packed atomicMin replaced by the split write is caught."""
+    source = ks.read_source("rasterize")
+    assert source.count(PACKED) == 1
+    kdir = tmp_path / "kernels"
+    kdir.mkdir()
+    for name in (ks.HEADER, "raster_common.cuh"):
+        shutil.copy(ks.kernel_dir() / name, kdir / name)
+    (kdir / "rasterize.cu").write_text(source.replace(PACKED, SPLIT))
+    monkeypatch.setenv("FACELAB_KERNELS", str(kdir))
+    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path / "cache"))
+    ks.compile_for_host.cache_clear()
+    try:
+        verts, faces = _coplanar_scene(np.float32)
+        with pytest.raises(KernelOrderError, match=r"zbuffer \(inout\): \d+ elements differ"):
+            cuda.rasterize_cuda(verts, faces, 34, 34, False, False, -np.inf, emulate=True)
+    finally:
+        ks.compile_for_host.cache_clear()
 
 
 # ----------------------------------------------------------------------------- real GPU

@@ -3,8 +3,9 @@
 On a GPU the kernels are compiled once per device with NVRTC (``cupy.RawModule``, see
 :mod:`facelab.kernel_sources`) and launched on torch's current stream. With
 ``emulate=True`` the *same* source, compiled for the host through ``facelab_cuda.h``, runs
-sequentially on CPU tensors via ctypes — the tests use this to check the kernels' logic
-against the NumPy reference on machines without a GPU.
+on CPU tensors via ctypes (each grid twice, in two thread orders that must agree; see
+:mod:`facelab.kernel_launch`) — the tests use this to check the kernels' logic against the
+NumPy reference on machines without a GPU.
 
 Gradient of the lighting: each thread writes its partial sum (B, T_img, 9, 3) and torch sums
 over T_img — no atomics, deterministic.
@@ -12,20 +13,23 @@ over T_img — no atomics, deterministic.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from facelab.kernel_sources import launch
+from facelab.kernel_launch import declare_kernels, launch
 
-__all__ = ["sh_shade_backward", "sh_shade_forward"]
+__all__ = ["KERNELS", "sh_shade_backward", "sh_shade_forward"]
+
+# The kernels' parameter lists, declared once (format: facelab.kernel_launch).
+KERNELS = declare_kernels("sh_shade", {
+    "sh_shade_forward": "in T* albedo, in T* normals, in T* gamma, out T* out, i32 V",
+    "sh_shade_backward": "in T* albedo, in T* normals, in T* gamma, in T* grad_out, "
+                         "out T* grad_albedo, out T* grad_normals, out T* gamma_partial, i32 V, "
+                         "i32 need_albedo, i32 need_normals, i32 need_gamma",
+})
 
 BLOCK = 256
 VERTS_PER_THREAD = 8  # backward: vertices per thread, so that the ∂L/∂γ partials stay small
 MAX_BLOCKS_BACKWARD = 64
-
-
-def _suffix(t: torch.Tensor) -> str:
-    return "f32" if t.dtype == torch.float32 else "f64"
 
 
 def _dummy(like: torch.Tensor) -> torch.Tensor:
@@ -40,8 +44,8 @@ def sh_shade_forward(albedo, normals, gamma, *, emulate: bool = False) -> torch.
     if n_img == 0 or n_vert == 0:
         return out
     gx = min(-(-n_vert // BLOCK), 65535)
-    launch("sh_shade", f"sh_shade_forward_{_suffix(albedo)}", (gx, n_img, 1), (BLOCK, 1, 1),
-           (albedo, normals, gamma, out, np.int32(n_vert)), emulate=emulate)
+    launch(KERNELS.for_dtype("sh_shade_forward", albedo.dtype), (gx, n_img, 1), (BLOCK, 1, 1),
+           (albedo, normals, gamma, out, n_vert), emulate=emulate)
     return out
 
 
@@ -62,9 +66,8 @@ def sh_shade_backward(albedo, normals, gamma, grad_out, needs=(True, True, True)
     grad_normals = torch.empty_like(normals) if needs[1] else _dummy(albedo)
     partial = (torch.empty((n_img, gx * BLOCK, 9, 3), dtype=albedo.dtype, device=albedo.device)
                if needs[2] else _dummy(albedo))
-    launch("sh_shade", f"sh_shade_backward_{_suffix(albedo)}", (gx, n_img, 1), (BLOCK, 1, 1),
-           (albedo, normals, gamma, grad_out, grad_albedo, grad_normals, partial,
-            np.int32(n_vert), np.int32(needs[0]), np.int32(needs[1]), np.int32(needs[2])),
-           emulate=emulate)
+    launch(KERNELS.for_dtype("sh_shade_backward", albedo.dtype), (gx, n_img, 1), (BLOCK, 1, 1),
+           (albedo, normals, gamma, grad_out, grad_albedo, grad_normals, partial, n_vert,
+            needs[0], needs[1], needs[2]), emulate=emulate)
     return (grad_albedo if needs[0] else None, grad_normals if needs[1] else None,
             partial.sum(dim=1) if needs[2] else None)

@@ -1,29 +1,35 @@
 """CUDA launchers for the dense photometric loss (``kernels/photometric.cu``), MoFA Eq. (8).
 
 GPU: NVRTC via ``cupy.RawModule``, launched on torch's current stream. ``emulate=True``: the
-same source compiled for the host (``facelab_cuda.h``) runs on CPU tensors via ctypes, for
-the tests. The image gradient is accumulated with atomicAdd (vertices share pixels); the
+same source compiled for the host (``facelab_cuda.h``) runs on CPU tensors via ctypes (each
+grid twice, in two thread orders that must agree; see :mod:`facelab.kernel_launch`), for the
+tests. The image gradient is accumulated with atomicAdd (vertices share pixels); the
 per-image sums of the forward are reduced by torch (deterministic).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from facelab.kernel_sources import launch
+from facelab.kernel_launch import declare_kernels, launch
 
-__all__ = ["photometric_backward", "photometric_forward"]
+__all__ = ["KERNELS", "photometric_backward", "photometric_forward"]
+
+# The kernels' parameter lists, declared once (format: facelab.kernel_launch).
+KERNELS = declare_kernels("photometric", {
+    "photometric_forward": "in T* image, in T* positions, in T* colors, in T* weights, "
+                           "out T* err, out T* w_eff, i32 V, i32 H, i32 W, T eps",
+    "photometric_backward": "in T* image, in T* positions, in T* colors, in T* weights, "
+                            "in T* scale, sum T* grad_image, out T* grad_positions, "
+                            "out T* grad_colors, i32 V, i32 H, i32 W, T eps, i32 need_image, "
+                            "i32 need_positions, i32 need_colors",
+})
 
 BLOCK = 256
 
 
-def _kernel(stage: str, t: torch.Tensor) -> str:
-    return f"photometric_{stage}_{'f32' if t.dtype == torch.float32 else 'f64'}"
-
-
-def _scalar(t: torch.Tensor, value: float):
-    return np.float32(value) if t.dtype == torch.float32 else np.float64(value)
+def _kernel(stage: str, t: torch.Tensor):
+    return KERNELS.for_dtype(f"photometric_{stage}", t.dtype)
 
 
 def _grid(n_img: int, n_vert: int) -> tuple:
@@ -41,9 +47,9 @@ def photometric_forward(image, positions, colors, weights, eps: float, *, emulat
     err = torch.zeros_like(weights)
     w_eff = torch.zeros_like(weights)
     if n_img > 0 and n_vert > 0:
-        launch("photometric", _kernel("forward", colors), _grid(n_img, n_vert), (BLOCK, 1, 1),
-               (image, positions, colors, weights, err, w_eff, np.int32(n_vert),
-                np.int32(height), np.int32(width), _scalar(colors, eps)), emulate=emulate)
+        launch(_kernel("forward", colors), _grid(n_img, n_vert), (BLOCK, 1, 1),
+               (image, positions, colors, weights, err, w_eff, n_vert, height, width, eps),
+               emulate=emulate)
     count = w_eff.sum(dim=1)
     total = err.sum(dim=1)
     loss = torch.where(count > 0, total / torch.where(count > 0, count, torch.ones_like(count)),
@@ -69,10 +75,9 @@ def photometric_backward(image, positions, colors, weights, eps: float, count, g
     grad_positions = torch.zeros_like(positions) if needs[1] else dummy
     grad_colors = torch.zeros_like(colors) if needs[2] else dummy
     if n_img > 0 and n_vert > 0:
-        launch("photometric", _kernel("backward", colors), _grid(n_img, n_vert), (BLOCK, 1, 1),
+        launch(_kernel("backward", colors), _grid(n_img, n_vert), (BLOCK, 1, 1),
                (image, positions, colors, weights, scale, grad_image, grad_positions,
-                grad_colors, np.int32(n_vert), np.int32(height), np.int32(width),
-                _scalar(colors, eps), np.int32(needs[0]), np.int32(needs[1]),
-                np.int32(needs[2])), emulate=emulate)
+                grad_colors, n_vert, height, width, eps, needs[0], needs[1], needs[2]),
+               emulate=emulate)
     return (grad_image if needs[0] else None, grad_positions if needs[1] else None,
             grad_colors if needs[2] else None)
