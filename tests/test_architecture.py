@@ -19,7 +19,8 @@ PACKAGE = Path(fl.__file__).resolve().parent
 
 LAYERS = [
     ("checks", ["facelab._checks"]),
-    ("foundations", ["facelab.rotations", "facelab.kernel_sources", "facelab.progress"]),
+    ("foundations", ["facelab.rotations", "facelab.kernel_sources", "facelab.kernel_launch",
+                     "facelab.progress"]),
     ("geometry", ["facelab.cameras", "facelab.camera_objects", "facelab.mesh",
                   "facelab.lighting"]),
     ("ops", ["facelab.raster", "facelab.shading", "facelab.normals", "facelab.vertex_losses"]),
