@@ -23,12 +23,12 @@ from facelab._checks import (
 )
 from facelab.cameras import (
     _MODEL_TO_OPENCV,
+    _affine,
+    _pinhole_screen,
     _points,
+    _weak_screen,
     intrinsics_from_fov,
     scaled_orthographic_matrix,
-    scaled_orthographic_transform,
-    screen_from_camera,
-    screen_from_weak_perspective,
 )
 
 __all__ = ["CAMERA_TYPES", "Pinhole", "ScaledOrthographic", "WeakPerspective"]
@@ -48,10 +48,34 @@ class _CameraBase:
 
     _tensors: tuple[str, ...] = ()
 
+    def _set_scale_and_shift(self, shift: str) -> None:
+        """Validate the affine cameras' ``scale`` (B,) > 0 and their (B, 2) ``shift`` field."""
+        s = _camera_tensor(self.scale, "", "scale")
+        if bool((s <= 0).any()):
+            raise ValueError(f"scale: expected positive scales, got {s.tolist()}")
+        t = _camera_tensor(getattr(self, shift), "2", shift)
+        check_shape(t, "B 2", name=shift, dims={"B": s.shape[0]})
+        object.__setattr__(self, "scale", s)
+        object.__setattr__(self, shift, t.to(s))
+
     @property
     def batch(self) -> int:
         """Leading size B of the parameters (1 = one camera shared by a whole batch)."""
         return int(getattr(self, self._tensors[0]).shape[0])
+
+    def project(self, verts_cam):
+        """verts_cam: (B, V, 3) OpenCV camera space (B = the camera's or any, for a shared
+        camera) -> (B, V, 3) screen (u, v, depth): pixels, y down, depth growing away."""
+        v, was_numpy = _points(verts_cam, "B V 3", "verts_cam")
+        if self.batch not in (1, v.shape[0]):
+            raise ValueError(f"verts_cam: expected batch size {self.batch} (the camera's) or a "
+                             f"shared camera, got {tuple(v.shape)}")
+        cam = self.to(device=v.device, dtype=v.dtype)
+        return like_input(cam._project(v), was_numpy)
+
+    def _project(self, v: torch.Tensor) -> torch.Tensor:
+        """The projection on validated tensors of the camera's dtype/device (see project)."""
+        raise NotImplementedError
 
     def _map(self, fn):
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -60,7 +84,10 @@ class _CameraBase:
         return type(self)(**values)
 
     def to(self, device=None, dtype=None):
-        """The same camera with its tensors on ``device`` / in ``dtype``."""
+        """The same camera with its tensors on ``device`` / in ``dtype`` (self if unchanged)."""
+        ref = getattr(self, self._tensors[0])
+        if (dtype in (None, ref.dtype)) and (device is None or torch.device(device) == ref.device):
+            return self
         return self._map(lambda t: t.to(device=device, dtype=dtype))
 
     def detach(self):
@@ -105,8 +132,8 @@ class Pinhole(_CameraBase):
 
     focal: (B, 2) (fx, fy) pixels; a (B,) tensor is taken as fx = fy.
     principal: (B, 2) (cx, cy) pixels; (W/2, H/2) is the image centre.
-    ``project`` is :func:`screen_from_camera`: (u, v, z) with the camera depth z, which the
-    rasterizer also uses for perspective-correct interpolation.
+    ``project`` is :func:`facelab.cameras.screen_from_camera`: (u, v, z) with the camera
+    depth z, which the rasterizer also uses for perspective-correct interpolation.
     """
 
     focal: torch.Tensor
@@ -133,9 +160,8 @@ class Pinhole(_CameraBase):
         focal, principal = intrinsics_from_fov(fov_deg, height, width, dtype=dtype, device=device)
         return cls(focal, principal).expand(batch)
 
-    def project(self, verts_cam):
-        """verts_cam: (B, V, 3) OpenCV camera space -> (B, V, 3) (u, v, z), pixels + depth."""
-        return screen_from_camera(verts_cam, self.focal, self.principal)
+    def _project(self, v):
+        return _pinhole_screen(v, self.focal, self.principal)  # screen_from_camera's arithmetic
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -144,7 +170,7 @@ class ScaledOrthographic(_CameraBase):
 
     scale: (B,) f, pixels per mm. offset: (B, 2) pixel position of the camera-space origin.
     ``project``: ``(u, v, depth) = f (x, y, z) + (ox, oy, 0)`` through
-    :func:`scaled_orthographic_transform` with ``T = [f I | (ox, oy, 0)]``.
+    :func:`facelab.cameras.scaled_orthographic_transform` with ``T = [f I | (ox, oy, 0)]``.
 
     3DDFA_V2's ``T = [f R | t3]`` (y-up image of height H) is this camera with
     ``offset = (t3x, H - t3y)``, the head rotation R in :class:`facelab.FaceParams` and
@@ -158,13 +184,7 @@ class ScaledOrthographic(_CameraBase):
     perspective_correct = False
 
     def __post_init__(self):
-        s = _camera_tensor(self.scale, "", "scale")
-        if bool((s <= 0).any()):
-            raise ValueError(f"scale: expected positive scales (pixels per mm), got {s.tolist()}")
-        o = _camera_tensor(self.offset, "2", "offset")
-        check_shape(o, "B 2", name="offset", dims={"B": s.shape[0]})
-        object.__setattr__(self, "scale", s)
-        object.__setattr__(self, "offset", o.to(s))
+        self._set_scale_and_shift("offset")
 
     def matrix(self) -> torch.Tensor:
         """``T = [f I | (ox, oy, 0)]``: (B, 3, 4), acting on camera-space points."""
@@ -172,11 +192,8 @@ class ScaledOrthographic(_CameraBase):
         t = torch.cat([self.offset, torch.zeros_like(self.offset[:, :1])], dim=1)  # (B, 3)
         return scaled_orthographic_matrix(self.scale, eye.expand(self.batch, 3, 3), t)
 
-    def project(self, verts_cam):
-        """verts_cam: (B, V, 3) OpenCV camera space -> (B, V, 3) (u, v, depth)."""
-        v = torch.as_tensor(verts_cam)
-        T = self.matrix().to(device=v.device)
-        return scaled_orthographic_transform(verts_cam, T.expand(v.shape[0], 3, 4))
+    def _project(self, v):
+        return _affine(v, self.matrix())  # scaled_orthographic_transform's arithmetic
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -185,8 +202,8 @@ class WeakPerspective(_CameraBase):
 
     scale: (B,) s, normalised image units per mm; trans: (B, 2) (tx, ty) normalised units
     (x right, y up, [-1, 1] spans the image). ``project`` undoes the model-to-camera flip
-    (back to y up) and calls :func:`screen_from_weak_perspective`; depth = s z H / 2 in
-    camera space, growing away from the camera.
+    (back to y up) and applies :func:`facelab.cameras.screen_from_weak_perspective`;
+    depth = s z H / 2 in camera space, growing away from the camera.
     """
 
     scale: torch.Tensor
@@ -197,23 +214,13 @@ class WeakPerspective(_CameraBase):
     perspective_correct = False
 
     def __post_init__(self):
-        s = _camera_tensor(self.scale, "", "scale")
-        if bool((s <= 0).any()):
-            raise ValueError(f"scale: expected positive scales, got {s.tolist()}")
-        t = _camera_tensor(self.trans, "2", "trans")
-        check_shape(t, "B 2", name="trans", dims={"B": s.shape[0]})
-        object.__setattr__(self, "scale", s)
-        object.__setattr__(self, "trans", t.to(s))
+        self._set_scale_and_shift("trans")
         object.__setattr__(self, "height", check_int(self.height, name="height", minimum=1))
         object.__setattr__(self, "width", check_int(self.width, name="width", minimum=1))
 
-    def project(self, verts_cam):
-        """verts_cam: (B, V, 3) OpenCV camera space -> (B, V, 3) (u, v, depth) pixels."""
-        v, was_numpy = _points(verts_cam, "B V 3", "verts_cam")
-        flip = torch.tensor(_MODEL_TO_OPENCV, dtype=v.dtype, device=v.device)
-        s, t = self.scale.to(v.device), self.trans.to(v.device)
-        out = screen_from_weak_perspective(v * flip, s, t, self.height, self.width)
-        return like_input(out, was_numpy)
+    def _project(self, v):
+        flip = torch.tensor(_MODEL_TO_OPENCV, dtype=v.dtype, device=v.device)  # back to y up
+        return _weak_screen(v * flip, self.scale, self.trans, self.height, self.width)
 
 
 CAMERA_TYPES = (Pinhole, ScaledOrthographic, WeakPerspective)

@@ -94,6 +94,53 @@ def _param(x, tail: str, name: str, like: torch.Tensor, like_name: str) -> torch
 
 
 # ----------------------------------------------------------------------------------------
+# The arithmetic of each camera, on validated tensors. The public functions below validate and
+# call these; the camera objects and facelab.form (which validate once at their own boundary)
+# call them directly, so a formed face is not re-validated at every step of the chain.
+# ----------------------------------------------------------------------------------------
+
+
+def _affine(v: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+    """``M [v; 1]``: (B, V, 3), (B or 1, 3, 4) -> (B, V, 3)."""
+    return v @ M[:, :, :3].transpose(-1, -2) + M[:, None, :, 3]
+
+
+def _rigid(v: torch.Tensor, R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Model -> OpenCV camera ``F (R v) + t``: (B, V, 3), (B|1, 3, 3), (B|1, 3) -> (B, V, 3)."""
+    flip = torch.tensor(_MODEL_TO_OPENCV, dtype=v.dtype, device=v.device)
+    return (v @ R.transpose(-1, -2)) * flip + t[:, None, :]
+
+
+def _pinhole_uv(v: torch.Tensor, f: torch.Tensor, c: torch.Tensor, eps: float) -> torch.Tensor:
+    """``f xy / max(z, eps) + c``: (B, V, 3), (B|1, 2), (B|1, 2) -> (B, V, 2) pixels."""
+    z = v[..., 2:].clamp(min=eps)  # (B, V, 1)
+    return f[:, None, :] * v[..., :2] / z + c[:, None, :]
+
+
+def _pinhole_screen(v: torch.Tensor, f: torch.Tensor, c: torch.Tensor, eps: float = 1e-6):
+    """(u, v, z): :func:`_pinhole_uv` and the unclamped camera depth, (B, V, 3)."""
+    return torch.cat([_pinhole_uv(v, f, c, eps), v[..., 2:]], dim=-1)
+
+
+def _weak_xy(v: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``s (x, y) + t`` in normalised image units (y up): (B, V, 2)."""
+    return s[:, None, None] * v[..., :2] + t[:, None, :]
+
+
+def _normalised_to_pixels(p: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(y-up, [-1, 1]) normalised points -> facelab pixels (y down): (B, V, 2)."""
+    return torch.stack([(p[..., 0] + 1.0) * (0.5 * width), (1.0 - p[..., 1]) * (0.5 * height)],
+                       dim=-1)
+
+
+def _weak_screen(v: torch.Tensor, s: torch.Tensor, t: torch.Tensor, height: int, width: int):
+    """(x_pix, y_pix, -s z H / 2) for model-axis (y up) points: (B, V, 3)."""
+    xy = _normalised_to_pixels(_weak_xy(v, s, t), height, width)
+    depth = -s[:, None] * v[..., 2] * (0.5 * height)  # (B, V)
+    return torch.cat([xy, depth[..., None]], dim=-1)
+
+
+# ----------------------------------------------------------------------------------------
 # Scaled orthographic: 3DDFA_V2 (Guo et al. ECCV 2020) Sec. 2.1
 # ----------------------------------------------------------------------------------------
 
@@ -113,8 +160,7 @@ def scaled_orthographic_transform(verts, T):
     """
     v, was_numpy = _points(verts, "B V 3", "verts")
     M = _param(T, "3 4", "T", v, "verts")
-    out = v @ M[:, :, :3].transpose(-1, -2) + M[:, None, :, 3]  # (B, V, 3)
-    return like_input(out, was_numpy)
+    return like_input(_affine(v, M), was_numpy)  # (B, V, 3)
 
 
 def project_scaled_orthographic(verts, T):
@@ -255,8 +301,7 @@ def project_weak_perspective(verts, scale, trans):
     v, was_numpy = _points(verts, "B V 3", "verts")
     s = _param(scale, "", "scale", v, "verts")
     t = _param(trans, "2", "trans", v, "verts")
-    out = s[:, None, None] * v[..., :2] + t[:, None, :]  # (B, V, 2)
-    return like_input(out, was_numpy)
+    return like_input(_weak_xy(v, s, t), was_numpy)  # (B, V, 2)
 
 
 def weak_perspective_to_screen(points, height: int, width: int):
@@ -275,8 +320,7 @@ def weak_perspective_to_screen(points, height: int, width: int):
     p, was_numpy = _points(points, "B V 2", "points")
     h = check_int(height, name="height", minimum=1)
     w = check_int(width, name="width", minimum=1)
-    out = torch.stack([(p[..., 0] + 1.0) * (0.5 * w), (1.0 - p[..., 1]) * (0.5 * h)], dim=-1)
-    return like_input(out, was_numpy)
+    return like_input(_normalised_to_pixels(p, h, w), was_numpy)
 
 
 def screen_from_weak_perspective(verts, scale, trans, height: int, width: int):
@@ -290,14 +334,12 @@ def screen_from_weak_perspective(verts, scale, trans, height: int, width: int):
     :func:`weak_perspective_to_screen` and ``depth = -s z height / 2`` (minus the
     toward-viewer z, in the same pixel units as y), which grows away from the camera.
     """
-    p2 = project_weak_perspective(verts, scale, trans)
-    was_numpy = not isinstance(p2, torch.Tensor)
-    xy = torch.as_tensor(weak_perspective_to_screen(p2, height, width))  # (B, V, 2)
-    v = torch.as_tensor(verts)
-    s = torch.as_tensor(scale).to(xy.device)
-    depth = -s[:, None] * v[..., 2].to(xy.device) * (0.5 * height)  # (B, V)
-    out = torch.cat([xy, depth[..., None]], dim=-1)
-    return like_input(out, was_numpy)
+    v, was_numpy = _points(verts, "B V 3", "verts")
+    s = _param(scale, "", "scale", v, "verts")
+    t = _param(trans, "2", "trans", v, "verts")
+    h = check_int(height, name="height", minimum=1)
+    w = check_int(width, name="width", minimum=1)
+    return like_input(_weak_screen(v, s, t, h, w), was_numpy)
 
 
 # ----------------------------------------------------------------------------------------
@@ -327,9 +369,7 @@ def model_to_camera(verts, rotation, translation):
     v, was_numpy = _points(verts, "B V 3", "verts")
     R = _param(rotation, "3 3", "rotation", v, "verts")
     t = _param(translation, "3", "translation", v, "verts")
-    flip = torch.tensor(_MODEL_TO_OPENCV, dtype=v.dtype, device=v.device)
-    out = (v @ R.transpose(-1, -2)) * flip + t[:, None, :]  # (B, V, 3)
-    return like_input(out, was_numpy)
+    return like_input(_rigid(v, R, t), was_numpy)  # (B, V, 3)
 
 
 def _focal_xy(focal, like: torch.Tensor) -> torch.Tensor:
@@ -362,9 +402,7 @@ def project_perspective(verts_cam, focal, principal, eps: float = 1e-6):
     f = _focal_xy(focal, v)  # (B, 2)
     c = _param(principal, "2", "principal", v, "verts_cam")
     eps = check_positive(eps, name="eps")
-    z = v[..., 2:].clamp(min=eps)  # (B, V, 1)
-    out = f[:, None, :] * v[..., :2] / z + c[:, None, :]  # (B, V, 2)
-    return like_input(out, was_numpy)
+    return like_input(_pinhole_uv(v, f, c, eps), was_numpy)  # (B, V, 2)
 
 
 def screen_from_camera(verts_cam, focal, principal, eps: float = 1e-6):
@@ -376,11 +414,11 @@ def screen_from_camera(verts_cam, focal, principal, eps: float = 1e-6):
     camera depth z itself (unclamped), which grows away from the camera. The
     rasterizer uses z for the depth test and for perspective-correct interpolation.
     """
-    uv = project_perspective(verts_cam, focal, principal, eps)
-    was_numpy = not isinstance(uv, torch.Tensor)
-    uv = torch.as_tensor(uv)
-    z = torch.as_tensor(verts_cam)[..., 2:].to(uv.device)
-    return like_input(torch.cat([uv, z], dim=-1), was_numpy)
+    v, was_numpy = _points(verts_cam, "B V 3", "verts_cam")
+    f = _focal_xy(focal, v)  # (B, 2)
+    c = _param(principal, "2", "principal", v, "verts_cam")
+    eps = check_positive(eps, name="eps")
+    return like_input(_pinhole_screen(v, f, c, eps), was_numpy)
 
 
 def perspective_depth_valid(verts_cam, near: float):

@@ -38,6 +38,19 @@ __all__ = ["DEFAULT_AMBIENT", "FaceParams"]
 DEFAULT_AMBIENT = 0.7
 """Irradiance of the default light (the ambient offset of MoFA Sec. 7)."""
 
+_AMBIENT: dict = {}
+
+
+def _default_gamma(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """:func:`facelab.lighting.ambient_sh` at :data:`DEFAULT_AMBIENT`, (9, 3), made once."""
+    key = (dtype, device)
+    if key not in _AMBIENT:
+        from facelab.lighting import ambient_sh
+
+        _AMBIENT[key] = ambient_sh(DEFAULT_AMBIENT, dtype=dtype, device=device)
+    return _AMBIENT[key]
+
+
 # field -> (shape spec after B, may stay None)
 _SPECS = {
     "id": ("K", False),
@@ -102,9 +115,7 @@ class FaceParams:
         if self.translation is None:
             self.translation = torch.zeros(batch, 3, **opts)
         if self.gamma is None:
-            from facelab.lighting import ambient_sh
-
-            self.gamma = ambient_sh(DEFAULT_AMBIENT, **opts).expand(batch, 9, 3).clone()
+            self.gamma = _default_gamma(dtype, torch.device(device)).expand(batch, 9, 3).clone()
 
     # ------------------------------------------------------------------ constructors
     @classmethod

@@ -19,18 +19,20 @@ Lighting ``gamma`` is in **camera space** (OpenCV axes), so a light at the camer
 
 from __future__ import annotations
 
+import weakref
 from typing import NamedTuple
 
 import torch
 
 from facelab import cameras
 from facelab._checks import as_tensor, check_finite, check_indices, check_int, check_shape
+from facelab.cameras import _rigid
 from facelab.face_params import FaceParams
 from facelab.model.morphable import MorphableModel
-from facelab.normals import vertex_normals
+from facelab.normals.autograd import VertexNormals, vertex_face_table
 from facelab.raster.compose import render_mesh
 from facelab.rotations import head_rotation
-from facelab.shading import sh_shade
+from facelab.shading.autograd import ShShade
 
 __all__ = ["DEFAULT_DISTANCE_MM", "DEFAULT_FOV_DEG", "Formation", "default_camera", "form",
            "render", "render_preview"]
@@ -94,16 +96,32 @@ def _check_params(model: MorphableModel, params: FaceParams) -> None:
         raise ValueError(f"params.jaw: model {model.name!r} has no jaw joint")
 
 
-def _blend(mean: torch.Tensor, basis: torch.Tensor, coeffs: torch.Tensor, rows) -> torch.Tensor:
-    """mean + basis[..., :k] @ coeffs for a batch, optionally on a subset of rows: (B, V', 3)."""
-    if rows is not None:
-        mean, basis = mean[rows], basis[rows]  # (S, 3), (S, 3, K)
+def _blend(mean: torch.Tensor, basis: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+    """mean + basis[..., :k] @ coeffs for a batch: (V, 3), (V, 3, K), (B, k) -> (B, V, 3)."""
     k = coeffs.shape[1]
     return mean.unsqueeze(0) + torch.einsum("vdk,bk->bvd", basis[..., :k], coeffs)
 
 
-def form(model: MorphableModel, params: FaceParams, camera, *,
-         vertex_subset=None) -> Formation:
+# model -> {subset indices: its rows of (mean, id basis, exp basis, jaw weights)}. A fitter forms
+# the same 68 landmarks hundreds of times; the rows are gathered once per model and subset.
+_SUBSETS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _subset_rows(m: MorphableModel, rows: torch.Tensor) -> dict:
+    """The model's per-vertex arrays restricted to ``rows`` (S,), cached by content."""
+    per_model = _SUBSETS.setdefault(m, {})
+    key = tuple(rows.tolist())
+    if key not in per_model:
+        if len(per_model) > 16:
+            per_model.clear()
+        per_model[key] = {
+            "mean": m.mean_shape[rows], "id": m.id_basis[rows], "exp": m.exp_basis[rows],
+            "jaw": None if m.jaw_weights is None else m.jaw_weights[rows]}
+    return per_model[key]
+
+
+def form(model: MorphableModel, params: FaceParams, camera, *, vertex_subset=None,
+         geometry: Formation | None = None) -> Formation:
     """Form faces: geometry, pose, camera, normals, reflectance and SH shading (MoFA Eq. 5).
 
     model: a :class:`MorphableModel`; its bases are cast to the parameters' dtype/device.
@@ -113,57 +131,93 @@ def form(model: MorphableModel, params: FaceParams, camera, *,
     vertex_subset: optional (S,) int64 vertex indices: only these vertices' positions are
         formed (e.g. the 68 landmarks for landmark fitting, O(S K) instead of O(V K));
         normals, albedo, colours and faces are then None and ``landmarks_2d`` is the subset.
+    geometry: optional earlier :class:`Formation` of the same model, camera and geometry
+        blocks (id, exp, rotation, translation, jaw, vertex offsets): its vertices, screen
+        positions and normals are reused and only reflectance and shading are formed (MoFA
+        Eqs. 3-4) — a fitter's colour stage, an albedo or light slider. The caller vouches
+        that the geometry is unchanged; gradients then reach only albedo, offsets and gamma.
 
     Returns a :class:`Formation`; differentiable in every float block of ``params`` and in the
     camera's tensors, through the compiled normals and SH ops.
+
+    Validation happens once, here and in the constructors of ``params`` and ``camera``; the
+    chain then runs on the ops' unvalidated entry points (the same arithmetic and kernels as
+    :func:`facelab.cameras.model_to_camera`, :func:`facelab.vertex_normals` and
+    :func:`facelab.sh_shade`), with one finite check on the camera-space vertices.
     """
     _check_params(model, params)
     B = params.batch_size
     _check_camera(camera, B)
     dt, dev = params.dtype, params.device
     m = model.to(dtype=dt, device=dev) if (model.dtype, model.device) != (dt, dev) else model
+    camera = camera.to(dtype=dt, device=dev)
+    if geometry is not None:
+        return _reshade(m, params, geometry)
     rows = None
     if vertex_subset is not None:
         rows, _ = as_tensor(vertex_subset, name="vertex_subset")
         check_shape(rows, "S", name="vertex_subset")
         check_indices(rows, m.num_vertices, name="vertex_subset")
         rows = rows.to(device=dev, dtype=torch.int64)
-    verts = _blend(m.mean_shape, m.id_basis, params.id, rows)  # (B, V, 3), MoFA Eq. 2
+    arrays = {"mean": m.mean_shape, "id": m.id_basis, "exp": m.exp_basis, "jaw": m.jaw_weights}
+    if rows is not None:
+        arrays = _subset_rows(m, rows)  # (S, ...) rows of each
+    verts = _blend(arrays["mean"], arrays["id"], params.id)  # (B, V, 3), MoFA Eq. 2
     if params.exp.shape[1]:
         k = params.exp.shape[1]
-        exp_basis = m.exp_basis if rows is None else m.exp_basis[rows]
-        verts = verts + torch.einsum("vdk,bk->bvd", exp_basis[..., :k], params.exp)
+        verts = verts + torch.einsum("vdk,bk->bvd", arrays["exp"][..., :k], params.exp)
     if params.vertex_offsets is not None:
         off = params.vertex_offsets
         verts = verts + (off if rows is None else off[:, rows])
     if params.jaw is not None:
-        verts = _pose_jaw(m, verts, params.jaw, rows)
-    verts_cam = cameras.model_to_camera(verts, params.rotation, params.translation)
-    screen = camera.project(verts_cam)  # (B, V, 3)
+        verts = _pose_jaw(m, verts, params.jaw, arrays["jaw"], rows is None)
+    verts_cam = _rigid(verts, params.rotation, params.translation)  # (B, V, 3), F (R X) + t
+    check_finite(verts_cam, name="verts_cam (formed from params)")
+    screen = camera._project(verts_cam)  # (B, V, 3) (u, v, depth)
     if rows is not None:
         return Formation(verts, verts_cam, screen, None, None, None, screen[..., :2], None,
                          camera.perspective_correct)
     faces = m.faces
-    normals = vertex_normals(verts_cam, faces)  # (B, V, 3) camera space
-    albedo = _blend(m.mean_albedo, m.albedo_basis, params.albedo, None)  # MoFA Eq. 3
-    if params.albedo_offsets is not None:
-        albedo = albedo + params.albedo_offsets
-    colors = sh_shade(albedo, normals, params.gamma.contiguous())  # (B, V, 3), MoFA Eq. 4
+    table = vertex_face_table(faces, m.num_vertices, dev)  # cached per faces tensor
+    normals = VertexNormals.apply(verts_cam, table)  # (B, V, 3) camera space
+    albedo = _reflectance(m, params)  # MoFA Eq. 3
+    colors = ShShade.apply(albedo, normals, params.gamma)  # (B, V, 3), MoFA Eq. 4
     lm = m.landmarks
     landmarks_2d = screen[:, lm, :2] if lm is not None else screen[:, :0, :2]
     return Formation(verts, verts_cam, screen, normals, albedo, colors, landmarks_2d, faces,
                      camera.perspective_correct)
 
 
-def _pose_jaw(m: MorphableModel, verts: torch.Tensor, jaw: torch.Tensor, rows) -> torch.Tensor:
-    """FLAME-style jaw skinning ``v + w (R (v - j) + j - v)`` on all or a subset of rows."""
-    if rows is None:
+def _reflectance(m: MorphableModel, params: FaceParams) -> torch.Tensor:
+    """Per-vertex albedo, MoFA Eq. (3), plus the free albedo offsets: (B, V, 3)."""
+    albedo = _blend(m.mean_albedo, m.albedo_basis, params.albedo)
+    return albedo if params.albedo_offsets is None else albedo + params.albedo_offsets
+
+
+def _reshade(m: MorphableModel, params: FaceParams, geometry: Formation) -> Formation:
+    """:func:`form` with the geometry of an earlier formation: reflectance and shading only."""
+    if not isinstance(geometry, Formation) or geometry.normals is None:
+        raise TypeError("geometry: expected a Formation of the whole mesh (not a vertex_subset)")
+    check_shape(geometry.normals, "B V 3", name="geometry.normals",
+                dims={"B": params.batch_size, "V": m.num_vertices})
+    if geometry.normals.dtype != params.dtype:
+        raise TypeError(f"geometry: expected dtype {params.dtype} (that of params), got "
+                        f"{geometry.normals.dtype}")
+    albedo = _reflectance(m, params)
+    colors = ShShade.apply(albedo, geometry.normals, params.gamma)  # MoFA Eq. 4
+    return geometry._replace(albedo=albedo, colors=colors)
+
+
+def _pose_jaw(m: MorphableModel, verts: torch.Tensor, jaw: torch.Tensor, weights: torch.Tensor,
+              whole_mesh: bool) -> torch.Tensor:
+    """FLAME-style jaw skinning ``v + w (R (v - j) + j - v)`` (FLAME Eq. 2), w: (V or S,)."""
+    if whole_mesh:
         return m.pose_jaw(verts, jaw)
     from facelab.rotations import axis_angle_to_matrix
 
     rot = axis_angle_to_matrix(jaw)  # (B, 3, 3)
     joint = m.jaw_joint  # (3,)
-    w = m.jaw_weights[rows][None, :, None]  # (1, S, 1)
+    w = weights[None, :, None]  # (1, S, 1)
     rotated = torch.einsum("bij,bvj->bvi", rot, verts - joint) + joint
     return verts + w * (rotated - verts)
 

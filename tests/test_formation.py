@@ -207,3 +207,20 @@ def test_default_camera(model):
     torch.testing.assert_close(t, torch.tensor([[0.0, 0.0, 900.0]] * 3))
     with pytest.raises(ValueError, match="distance"):
         fl.default_camera(1, 64, 64, distance=-1.0)
+
+
+def test_geometry_reuse_reforms_only_reflectance_and_shading(model):
+    p, camera = _setup(model, jaw=True)
+    full = fl.form(model, p, camera)
+    relit = p.replace(albedo=p.albedo * 0.5, gamma=fl.random_sh(2, front=(0, 0, -1)))
+    want = fl.form(model, relit, camera)
+    got = fl.form(model, relit, camera, geometry=full)
+    for name in ("verts", "verts_cam", "screen_verts", "normals", "albedo", "colors"):
+        assert torch.equal(getattr(got, name), getattr(want, name)), name
+    gamma = relit.gamma.clone().requires_grad_(True)
+    fl.form(model, relit.replace(gamma=gamma), camera, geometry=full).colors.sum().backward()
+    assert gamma.grad is not None and gamma.grad.abs().sum() > 0
+    with pytest.raises(TypeError, match="geometry: expected a Formation of the whole mesh"):
+        fl.form(model, p, camera, geometry=fl.form(model, p, camera, vertex_subset=torch.tensor([0, 1])))
+    with pytest.raises(ValueError, match="geometry.normals"):
+        fl.form(model, p[0], camera, geometry=full)

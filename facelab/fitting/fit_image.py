@@ -314,7 +314,7 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
     schedule = (["pose"] * settings.steps_pose + ["shape"] * settings.steps_shape
                 + ["color"] * settings.steps_color)
     history: dict[str, list[float]] = {"land": [], "reg": [], "photo": []}
-    optimizer, stage, vis_w = None, None, None
+    optimizer, stage, vis_w, geo = None, None, None, None
     progress = track(schedule, callback=callback, desc="fit_image")
     for name in progress:
         if name != stage:
@@ -327,17 +327,19 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
                            "lr": settings.lr_shape}]
                 optimizer = torch.optim.Adam(params)
             else:
-                # geometry is fixed from here: the visible face vertices are found once
+                # geometry is fixed from here: formed once (with its visible face vertices),
+                # then every step re-forms only reflectance and shading on it
                 with torch.no_grad():
-                    screen = form(m, face_params(), camera).screen_verts
-                    vis_w = (vertex_visibility(screen, m.faces, S, S) & m.face_mask).to(dt)
+                    geo = form(m, face_params(detach_geometry=True), camera)
+                    vis = vertex_visibility(geo.screen_verts, m.faces, S, S) & m.face_mask
+                    vis_w = vis.to(dt)  # (1, V)
                 params = [{"params": [gamma], "lr": settings.lr_color}]
                 if fit_identity:
                     params.append({"params": [alb_c], "lr": settings.lr_color})
                 optimizer = torch.optim.Adam(params)
         optimizer.zero_grad()
         if stage == "color":
-            f = form(m, face_params(detach_geometry=True), camera)  # MoFA Eqs. 3-4
+            f = form(m, face_params(detach_geometry=True), camera, geometry=geo)  # Eqs. 3-4
             e_photo = photometric_loss(crop[None], f.screen_verts[..., :2], f.colors,
                                        vis_w)  # Eq. 8
             e_reg = statistical_prior({"albedo": alb_c[None]}, settings.prior)

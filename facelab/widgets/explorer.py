@@ -194,19 +194,22 @@ class ModelExplorer:
     def _evaluate(self, geometry: bool) -> None:
         """Form and render the sliders' face (an adapter on :func:`facelab.form`).
 
-        ``geometry`` False (albedo/light sliders) tells :meth:`update` that the 3D view's
-        positions and normals did not change; the image is re-formed either way.
+        ``geometry`` False (albedo/light sliders): the previous formation's geometry is reused
+        (``form(..., geometry=)``) and the 3D view's positions and normals stay.
         """
         from facelab.formation import form, render
 
         params = self.face_params()
-        formed = form(self.model, params, self._camera)
+        ev = self._cache
+        # albedo and light sliders keep the geometry: re-form only reflectance and shading
+        reuse = None if geometry else ev.get("formed")
+        formed = form(self.model, params, self._camera, geometry=reuse)
+        ev["formed"] = formed
         colors = formed.colors.clamp(0.0, 1.0)  # (1, V, 3), MoFA Eq. 4, displayable
         s = self.image_size
         image, _ = render(formed, s, s, colors=colors,
                           background=torch.tensor(static.BACKGROUND))
         self.image = image[0].numpy()  # (H, W, 3) float32
-        ev = self._cache
         if geometry or "verts_view" not in ev:
             ev["verts_view"] = (formed.verts @ params.rotation.transpose(1, 2))[0]  # (V, 3)
             ev["normals_view"] = formed.normals[0] * _FLIP  # back to model axes
