@@ -223,4 +223,4 @@ def test_geometry_reuse_reforms_only_reflectance_and_shading(model):
     with pytest.raises(TypeError, match="geometry: expected a Formation of the whole mesh"):
         fl.form(model, p, camera, geometry=fl.form(model, p, camera, vertex_subset=torch.tensor([0, 1])))
     with pytest.raises(ValueError, match="geometry.normals"):
-        fl.form(model, p[0], camera, geometry=full)
+        fl.form(model, p[0], camera[0], geometry=full)
