@@ -34,11 +34,16 @@ from facelab.raster.compose import render_mesh
 from facelab.rotations import head_rotation
 from facelab.shading.autograd import ShShade
 
-__all__ = ["DEFAULT_DISTANCE_MM", "DEFAULT_FOV_DEG", "Formation", "default_camera", "form",
-           "render", "render_preview"]
+__all__ = ["DEFAULT_DISTANCE_MM", "DEFAULT_FOV_DEG", "MAX_ANTIALIAS", "PICTURE_ANTIALIAS",
+           "Formation", "default_camera", "form", "render", "render_preview"]
 
 DEFAULT_FOV_DEG = 16.0
 DEFAULT_DISTANCE_MM = 800.0
+PICTURE_ANTIALIAS = 3
+"""Supersampling factor of facelab's pictures (previews, the demo, fit panels, MoFA's figures):
+3 x 3 samples per pixel. Losses and the training corpora render with 1 (no anti-aliasing), as
+the papers do."""
+MAX_ANTIALIAS = 8
 
 
 class Formation(NamedTuple):
@@ -223,13 +228,19 @@ def _pose_jaw(m: MorphableModel, verts: torch.Tensor, jaw: torch.Tensor, weights
 
 
 def render(formation: Formation, height: int, width: int, *, background=None, colors=None,
-           cull_backfaces: bool = False):
+           antialias: int = 1, cull_backfaces: bool = False):
     """Rasterize a :class:`Formation`: ``(images (B, H, W, 3), mask (B, H, W) bool)``.
 
     height, width: image size in pixels.
     background: None (black), a (3,) colour or a (B, H, W, 3) image (e.g. the input photo).
     colors: optional (B, V, 3) per-vertex colours to paint instead of ``formation.colors``
         (albedo, a geometry shading, an error map).
+    antialias: supersampling factor s in [1, MAX_ANTIALIAS]: the face is rendered at
+        (s H, s W) — the same camera with pixels s times smaller, so u and v scale by s and
+        the depth is unchanged — and each s x s block is averaged (a box filter over the
+        pixel's area), so silhouettes and colour edges get fractional coverage. 1 (default)
+        is the plain rasterizer, as losses and training corpora use;
+        :data:`PICTURE_ANTIALIAS` for figures. ``mask`` is then "any sample covered".
     Perspective-correct barycentrics when the camera is a pinhole. Differentiable in the
     colours, the background and (interior pixels) the screen positions.
     """
@@ -237,10 +248,33 @@ def render(formation: Formation, height: int, width: int, *, background=None, co
         raise TypeError(f"formation: expected a Formation, got {type(formation).__name__}")
     if formation.faces is None:
         raise ValueError("formation: formed on a vertex_subset; form the whole mesh to render")
+    s = check_int(antialias, name="antialias", minimum=1)
+    if s > MAX_ANTIALIAS:
+        raise ValueError(f"antialias: expected a factor in [1, {MAX_ANTIALIAS}], got {s}")
     cols = formation.colors if colors is None else colors
-    return render_mesh(formation.screen_verts, formation.faces, cols, height, width,
-                       background=background, perspective_correct=formation.perspective_correct,
-                       cull_backfaces=cull_backfaces)
+    if s == 1:
+        return render_mesh(formation.screen_verts, formation.faces, cols, height, width,
+                           background=background,
+                           perspective_correct=formation.perspective_correct,
+                           cull_backfaces=cull_backfaces)
+    height = check_int(height, name="height", minimum=1)
+    width = check_int(width, name="width", minimum=1)
+    screen = formation.screen_verts
+    scale = torch.tensor([s, s, 1], dtype=screen.dtype, device=screen.device)
+    bg = background
+    if bg is not None:
+        bg, _ = as_tensor(bg, name="background")
+        if bg.ndim == 4:  # each pixel's s x s samples see its own value: the mean returns it
+            check_shape(bg, "B H W 3", name="background",
+                        dims={"B": screen.shape[0], "H": height, "W": width})
+            bg = bg.repeat_interleave(s, dim=1).repeat_interleave(s, dim=2)
+    image, mask = render_mesh(screen * scale, formation.faces, cols, s * height, s * width,
+                              background=bg, perspective_correct=formation.perspective_correct,
+                              cull_backfaces=cull_backfaces)
+    B = image.shape[0]
+    image = image.reshape(B, height, s, width, s, 3).mean(dim=(2, 4))  # (B, H, W, 3) box filter
+    mask = mask.reshape(B, height, s, width, s).any(dim=4).any(dim=2)  # (B, H, W)
+    return image, mask
 
 
 def default_camera(batch: int, height: int, width: int, *, fov_deg: float = DEFAULT_FOV_DEG,
@@ -274,6 +308,7 @@ def render_preview(model: MorphableModel, id_coeffs=None, exp_coeffs=None, albed
         left of the camera plus ambient.
     jaw: jaw opening in radians (models with a jaw joint), or None.
     size: image height = width in pixels; background: (3,) colour.
+    Rendered with :data:`PICTURE_ANTIALIAS` supersampling (anti-aliased edges).
     Returns the image, (size, size, 3) float32, without gradients (for teaching figures; use
     :func:`form` and :func:`render` for batches, gradients and every intermediate).
     """
@@ -303,5 +338,6 @@ def render_preview(model: MorphableModel, id_coeffs=None, exp_coeffs=None, albed
                         dtype=torch.float32)
     with torch.no_grad():
         image, _ = render(form(model, params, camera), size, size,
-                          background=torch.as_tensor(background, dtype=torch.float32))
+                          background=torch.as_tensor(background, dtype=torch.float32),
+                          antialias=PICTURE_ANTIALIAS)
     return image[0]

@@ -186,7 +186,8 @@ def test_render_preview_matches_form_and_render(model):
     gamma = fl.sh_from_direction(torch.tensor([0.3, -0.3, -1.0]), 0.5, 0.6)
     p = fl.FaceParams(id=a[None], rotation=head_rotation(torch.tensor([[0.0, 0.3, 0.0]])),
                       translation=t, gamma=gamma)
-    ref, _ = fl.render(fl.form(model, p, camera), 48, 48, background=torch.zeros(3))
+    ref, _ = fl.render(fl.form(model, p, camera), 48, 48, background=torch.zeros(3),
+                       antialias=fl.formation.PICTURE_ANTIALIAS)
     torch.testing.assert_close(img, ref[0])
     assert not torch.allclose(img, fl.render_preview(model, size=48, background=(0.0, 0.0, 0.0)))
 
@@ -224,3 +225,40 @@ def test_geometry_reuse_reforms_only_reflectance_and_shading(model):
         fl.form(model, p, camera, geometry=fl.form(model, p, camera, vertex_subset=torch.tensor([0, 1])))
     with pytest.raises(ValueError, match="geometry.normals"):
         fl.form(model, p[0], camera[0], geometry=full)
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_antialias_is_the_box_filtered_supersampled_render(model, factor):
+    p, camera = _setup(model, batch=2, dtype=torch.float64)
+    f = fl.form(model, p, camera)
+    bg = torch.rand(2, 40, 48, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    image, mask = fl.render(f, 40, 48, background=bg, antialias=factor)
+    # the same camera with pixels `factor` times smaller, then each block averaged
+    big_cam = fl.cameras.Pinhole(camera.focal * factor, camera.principal * factor)
+    big_bg = bg.repeat_interleave(factor, 1).repeat_interleave(factor, 2)
+    big, big_mask = fl.render(fl.form(model, p, big_cam), 40 * factor, 48 * factor,
+                              background=big_bg)
+    want = big.reshape(2, 40, factor, 48, factor, 3).mean((2, 4))
+    torch.testing.assert_close(image, want, rtol=0, atol=1e-12)
+    assert torch.equal(mask, big_mask.reshape(2, 40, factor, 48, factor).any(4).any(2))
+    # far from the face the background comes back unchanged; on the silhouette it is blended
+    torch.testing.assert_close(image[~mask], bg[~mask])
+    plain, plain_mask = fl.render(f, 40, 48, background=bg)
+    edge = mask & ~plain_mask | (plain_mask & (image - plain).abs().amax(-1).gt(1e-3))
+    assert edge.sum() > 10  # fractional coverage along the outline
+
+
+def test_antialias_is_differentiable_and_validated(model):
+    p, camera = _setup(model, batch=1, dtype=torch.float64)
+    gamma = p.gamma.clone().requires_grad_(True)
+    image, _ = fl.render(fl.form(model, p.replace(gamma=gamma), camera), 32, 32, antialias=2)
+    image.sum().backward()
+    assert gamma.grad.abs().sum() > 0
+    f = fl.form(model, p, camera)
+    with pytest.raises(ValueError, match="antialias: expected a factor in \\[1, 8\\]"):
+        fl.render(f, 32, 32, antialias=9)
+    with pytest.raises(ValueError, match="antialias"):
+        fl.render(f, 32, 32, antialias=0)
+    with pytest.raises(ValueError, match="background: expected \\(B, H, W, 3\\)"):
+        fl.render(f, 32, 32, antialias=2, background=torch.zeros(1, 16, 16, 3,
+                                                                 dtype=torch.float64))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from facelab.fitting.fit_image import FitResult
-from facelab.formation import render
+from facelab.formation import PICTURE_ANTIALIAS, render
 from facelab.image_io import as_rgb_image
 from facelab.lighting import sh_from_direction
 from facelab.shading import sh_shade
@@ -29,7 +29,7 @@ def _check_result(result) -> FitResult:
 def _render(result: FitResult, colors, background):
     h, w = result.image_size
     image, mask = render(result.formation, h, w, colors=colors[None].to(torch.float32),
-                         background=background)
+                         background=background, antialias=PICTURE_ANTIALIAS)
     return image[0], mask[0]  # (H, W, 3), (H, W)
 
 

@@ -29,7 +29,7 @@ import torch
 
 from facelab import cameras
 from facelab._checks import check_int, check_positive
-from facelab.formation import DEFAULT_DISTANCE_MM, Formation, form, render
+from facelab.formation import DEFAULT_DISTANCE_MM, PICTURE_ANTIALIAS, Formation, form, render
 from facelab.lighting import sh_from_direction
 from facelab.methods.mofa.layout import CodeLayout
 from facelab.raster import vertex_visibility
@@ -118,7 +118,8 @@ def render_layers(decoded: Formation, height: int, width: int, *,
     "image": the shaded face (over ``background`` when given: the overlay);
     "geometry": grey albedo 0.7 under a frontal light, shape and pose only;
     "reflectance": the albedo R(beta) unlit; "illumination": the irradiance under the estimated
-    light gamma, halved to fit [0, 1] (irradiance reaches ~1.4). Detached; for display.
+    light gamma, halved to fit [0, 1] (irradiance reaches ~1.4). Detached; for display, so
+    anti-aliased (:data:`facelab.formation.PICTURE_ANTIALIAS`).
     """
     with torch.no_grad():
         ones = torch.ones_like(decoded.albedo)
@@ -133,7 +134,8 @@ def render_layers(decoded: Formation, height: int, width: int, *,
                                ("geometry", geometry, None),
                                ("reflectance", decoded.albedo, None),
                                ("illumination", illum * 0.5, None)):
-            img, _ = render(decoded, height, width, colors=cols, background=bg)
+            img, _ = render(decoded, height, width, colors=cols, background=bg,
+                            antialias=PICTURE_ANTIALIAS)
             out[name] = img.clamp(0, 1)
         return out
 
