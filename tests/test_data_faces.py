@@ -81,3 +81,17 @@ def test_bad_arguments(model):
         ds[2]
     with pytest.raises(IndexError):
         ds.batch(1, 2)
+
+
+@pytest.mark.parametrize("camera", ["perspective", "scaled_orthographic"])
+def test_samples_are_face_params_that_form_the_batch(model, camera):
+    ds = SyntheticFaces(model, size=48, length=5, seed=4, camera=camera)
+    params, cam, extras = ds.sample(1, 3)
+    assert isinstance(params, fl.FaceParams) and params.batch_size == 3
+    assert isinstance(cam, fl.cameras.Pinhole if camera == "perspective"
+                      else fl.cameras.ScaledOrthographic)
+    b = ds.batch(1, 3)
+    f = fl.form(ds.model, params, cam)
+    assert torch.equal(f.screen_verts, b["screen_verts"]) and torch.equal(f.verts, b["verts"])
+    torch.testing.assert_close(params.rotation, fl.rotations.head_rotation(extras["angles"]))
+    assert torch.equal(ds.sample(1, 3)[0].id, params.id)  # sample i depends on (seed, i) only
