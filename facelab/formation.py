@@ -112,6 +112,21 @@ def _blend(mean: torch.Tensor, basis: torch.Tensor, coeffs: torch.Tensor) -> tor
 _SUBSETS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+# model -> {(dtype, device): the model cast to them}: a float32 model formed with float64
+# parameters (gradcheck, tests) is copied once, not at every call. Like the subset cache below,
+# this treats a model as immutable (every facelab function builds new models, never edits one).
+_CASTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _cast(model: MorphableModel, dtype: torch.dtype, device: torch.device) -> MorphableModel:
+    if (model.dtype, model.device) == (dtype, device):
+        return model
+    per_model = _CASTS.setdefault(model, {})
+    if (dtype, device) not in per_model:
+        per_model[(dtype, device)] = model.to(dtype=dtype, device=device)
+    return per_model[(dtype, device)]
+
+
 def _subset_rows(m: MorphableModel, rows: torch.Tensor) -> dict:
     """The model's per-vertex arrays restricted to ``rows`` (S,), cached by content."""
     per_model = _SUBSETS.setdefault(m, {})
@@ -154,7 +169,7 @@ def form(model: MorphableModel, params: FaceParams, camera, *, vertex_subset=Non
     B = params.batch_size
     _check_camera(camera, B)
     dt, dev = params.dtype, params.device
-    m = model.to(dtype=dt, device=dev) if (model.dtype, model.device) != (dt, dev) else model
+    m = _cast(model, dt, dev)
     camera = camera.to(dtype=dt, device=dev)
     if geometry is not None:
         return _reshade(m, params, geometry)
