@@ -15,12 +15,18 @@ field               shape                meaning (default when missing)
 ``rotation``        (B, 3, 3)            head rotation, applied in model space (identity)
 ``translation``     (B, 3)               camera-space translation, mm, OpenCV axes (zeros)
 ``gamma``           (B, 9, 3)            camera-space SH light, MoFA Eq. (4) (ambient 0.7)
+``neck``            (B, 3) or None       neck axis-angle, models with a neck joint (rest)
 ``jaw``             (B, 3) or None       jaw axis-angle, models with a jaw joint (rest pose)
+``eyes``            (B, 2, 3) or None    left, right eyeball axis-angles (rest pose)
 ``vertex_offsets``  (B, V, 3) or None    free model-space displacement added to the
                                          blendshape geometry (correctives, per-vertex
                                          refinement, gradients w.r.t. vertices) (none)
 ``albedo_offsets``  (B, V, 3) or None    free displacement of the reflectance (none)
 ==================  ===================  ==================================================
+
+Joint poses are FLAME's (Li et al. 2017): axis-angle rotations of the model's joints below the
+root ("neck", "jaw", "eye_left", "eye_right"; :class:`facelab.model.skinning.Skeleton`), posed
+by linear blend skinning in :func:`facelab.form`; ``rotation`` is the root (global) rotation.
 
 "Ambient 0.7" is :func:`facelab.lighting.ambient_sh` (irradiance 0.7 everywhere), so a
 ``FaceParams`` with nothing set renders the mean face, neutral, evenly lit.
@@ -33,7 +39,7 @@ import torch
 from facelab import rotations
 from facelab._checks import as_tensor, check_finite, check_floating, check_int, check_shape
 
-__all__ = ["DEFAULT_AMBIENT", "FaceParams"]
+__all__ = ["DEFAULT_AMBIENT", "JOINT_BLOCKS", "FaceParams"]
 
 DEFAULT_AMBIENT = 0.7
 """Irradiance of the default light (the ambient offset of MoFA Sec. 7)."""
@@ -51,6 +57,9 @@ def _default_gamma(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return _AMBIENT[key]
 
 
+JOINT_BLOCKS = {"neck": ("neck",), "jaw": ("jaw",), "eyes": ("eye_left", "eye_right")}
+"""FaceParams joint block -> the skeleton joint names it poses (``eyes[:, 0]`` is the left)."""
+
 # field -> (shape spec after B, may stay None)
 _SPECS = {
     "id": ("K", False),
@@ -59,7 +68,9 @@ _SPECS = {
     "rotation": ("3 3", False),
     "translation": ("3", False),
     "gamma": ("9 3", False),
+    "neck": ("3", True),
     "jaw": ("3", True),
+    "eyes": ("2 3", True),
     "vertex_offsets": ("V 3", True),
     "albedo_offsets": ("V 3", True),
 }
@@ -74,10 +85,12 @@ class FaceParams:
     """
 
     def __init__(self, *, id=None, exp=None, albedo=None, rotation=None, translation=None,
-                 gamma=None, jaw=None, vertex_offsets=None, albedo_offsets=None,
-                 batch: int | None = None, dtype: torch.dtype | None = None, device=None):
+                 gamma=None, neck=None, jaw=None, eyes=None, vertex_offsets=None,
+                 albedo_offsets=None, batch: int | None = None, dtype: torch.dtype | None = None,
+                 device=None):
         self.id, self.exp, self.albedo = id, exp, albedo
-        self.rotation, self.translation, self.gamma, self.jaw = rotation, translation, gamma, jaw
+        self.rotation, self.translation, self.gamma = rotation, translation, gamma
+        self.neck, self.jaw, self.eyes = neck, jaw, eyes
         self.vertex_offsets, self.albedo_offsets = vertex_offsets, albedo_offsets
         given = {}
         for name, (spec, _) in _SPECS.items():
@@ -155,6 +168,16 @@ class FaceParams:
     @property
     def device(self) -> torch.device:
         return self.rotation.device
+
+    def joint_poses(self) -> dict:
+        """{skeleton joint name: (B, 3) axis-angle} for the joint blocks that are set."""
+        out = {}
+        for block, names in JOINT_BLOCKS.items():
+            value = getattr(self, block)
+            if value is not None:
+                parts = [value] if value.ndim == 2 else list(value.unbind(1))
+                out.update(zip(names, parts, strict=True))
+        return out
 
     def blocks(self) -> dict:
         """``{field: tensor or None}`` for every block, in the table's order."""

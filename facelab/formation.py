@@ -1,7 +1,7 @@
 """Image formation: the one chain from :class:`FaceParams` and a camera to an image.
 
     shape  = mean + E_id alpha + E_exp delta (+ vertex offsets)       MoFA Eq. (2)
-    skin   = jaw linear blend skinning (models with a jaw joint)      FLAME Eq. (2)
+    skin   = neck / jaw / eye linear blend skinning (models with joints)  FLAME Eq. (2)
     X_cam  = F (R X) + t,  F = diag(1, -1, -1)                         model -> OpenCV camera
     u      = camera.project(X_cam)       Pinhole / ScaledOrthographic / WeakPerspective
     n      = vertex normals of X_cam (compiled)
@@ -27,8 +27,9 @@ import torch
 from facelab import cameras
 from facelab._checks import as_tensor, check_finite, check_indices, check_int, check_shape
 from facelab.cameras import _rigid
-from facelab.face_params import FaceParams
+from facelab.face_params import JOINT_BLOCKS, FaceParams
 from facelab.model.morphable import MorphableModel
+from facelab.model.skinning import blend_skinning
 from facelab.normals.autograd import VertexNormals, vertex_face_table
 from facelab.raster.compose import render_mesh
 from facelab.rotations import head_rotation
@@ -97,8 +98,11 @@ def _check_params(model: MorphableModel, params: FaceParams) -> None:
         t = getattr(params, name)
         if t is not None:
             check_shape(t, "B V 3", name=f"params.{name}", dims={"V": V})
-    if params.jaw is not None and model.jaw_joint is None:
-        raise ValueError(f"params.jaw: model {model.name!r} has no jaw joint")
+    names = () if model.skeleton is None else model.skeleton.names
+    for block, joints in JOINT_BLOCKS.items():
+        if getattr(params, block) is not None and not set(joints) <= set(names):
+            raise ValueError(f"params.{block}: model {model.name!r} has no joint "
+                             f"{' / '.join(j for j in joints if j not in names)}")
 
 
 def _blend(mean: torch.Tensor, basis: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
@@ -136,7 +140,7 @@ def _subset_rows(m: MorphableModel, rows: torch.Tensor) -> dict:
             per_model.clear()
         per_model[key] = {
             "mean": m.mean_shape[rows], "id": m.id_basis[rows], "exp": m.exp_basis[rows],
-            "jaw": None if m.jaw_weights is None else m.jaw_weights[rows]}
+            "skin": None if m.skeleton is None else m.skeleton.weights[rows]}
     return per_model[key]
 
 
@@ -179,7 +183,8 @@ def form(model: MorphableModel, params: FaceParams, camera, *, vertex_subset=Non
         check_shape(rows, "S", name="vertex_subset")
         check_indices(rows, m.num_vertices, name="vertex_subset")
         rows = rows.to(device=dev, dtype=torch.int64)
-    arrays = {"mean": m.mean_shape, "id": m.id_basis, "exp": m.exp_basis, "jaw": m.jaw_weights}
+    arrays = {"mean": m.mean_shape, "id": m.id_basis, "exp": m.exp_basis,
+              "skin": None if m.skeleton is None else m.skeleton.weights}
     if rows is not None:
         arrays = _subset_rows(m, rows)  # (S, ...) rows of each
     verts = _blend(arrays["mean"], arrays["id"], params.id)  # (B, V, 3), MoFA Eq. 2
@@ -189,8 +194,9 @@ def form(model: MorphableModel, params: FaceParams, camera, *, vertex_subset=Non
     if params.vertex_offsets is not None:
         off = params.vertex_offsets
         verts = verts + (off if rows is None else off[:, rows])
-    if params.jaw is not None:
-        verts = _pose_jaw(m, verts, params.jaw, arrays["jaw"], rows is None)
+    poses = params.joint_poses()
+    if poses:
+        verts = _skin(m, params, verts, poses, arrays["skin"], rows)
     verts_cam = _rigid(verts, params.rotation, params.translation)  # (B, V, 3), F (R X) + t
     check_finite(verts_cam, name="verts_cam (formed from params)")
     screen = camera._project(verts_cam)  # (B, V, 3) (u, v, depth)
@@ -228,18 +234,40 @@ def _reshade(m: MorphableModel, params: FaceParams, geometry: Formation) -> Form
     return geometry._replace(albedo=albedo, colors=colors)
 
 
-def _pose_jaw(m: MorphableModel, verts: torch.Tensor, jaw: torch.Tensor, weights: torch.Tensor,
-              whole_mesh: bool) -> torch.Tensor:
-    """FLAME-style jaw skinning ``v + w (R (v - j) + j - v)`` (FLAME Eq. 2), w: (V or S,)."""
-    if whole_mesh:
-        return m.pose_jaw(verts, jaw)
+def _skin(m: MorphableModel, params: FaceParams, verts: torch.Tensor, poses: dict,
+          weights: torch.Tensor, rows) -> torch.Tensor:
+    """Linear blend skinning of the joint poses (FLAME Eq. 2) on all or a subset of rows."""
     from facelab.rotations import axis_angle_to_matrix
 
-    rot = axis_angle_to_matrix(jaw)  # (B, 3, 3)
-    joint = m.jaw_joint  # (3,)
-    w = weights[None, :, None]  # (1, S, 1)
-    rotated = torch.einsum("bij,bvj->bvi", rot, verts - joint) + joint
-    return verts + w * (rotated - verts)
+    sk = m.skeleton
+    if sk.regressor is None or rows is None:
+        joints = m.joint_positions(verts if rows is None else None)
+        if joints.ndim == 2:
+            joints = joints.expand(verts.shape[0], -1, -1)
+    else:  # joints follow the whole shaped mesh, J = regressor @ V: linear in the blocks
+        joints = _joint_positions(m, params)
+    rotations = {name: axis_angle_to_matrix(p) for name, p in poses.items()}
+    return blend_skinning(verts, sk, rotations, joints, weights)
+
+
+def _joint_positions(m: MorphableModel, params: FaceParams) -> torch.Tensor:
+    """regressor @ (mean + E_id a + E_exp d + offsets) without forming every vertex: (B, J, 3)."""
+    reg = m.skeleton.regressor  # (J, V)
+    bases = _JOINT_BASES.setdefault(m, {})
+    if not bases:
+        bases.update(mean=reg @ m.mean_shape, id=torch.einsum("jv,vdk->jdk", reg, m.id_basis),
+                     exp=torch.einsum("jv,vdk->jdk", reg, m.exp_basis))
+    joints = _blend(bases["mean"], bases["id"], params.id)
+    if params.exp.shape[1]:
+        joints = joints + torch.einsum("jdk,bk->bjd", bases["exp"][..., :params.exp.shape[1]],
+                                       params.exp)
+    if params.vertex_offsets is not None:
+        joints = joints + torch.einsum("jv,bvd->bjd", reg, params.vertex_offsets)
+    return joints
+
+
+# model -> the skeleton regressor applied to the mean and bases (FLAME's J(beta) is linear).
+_JOINT_BASES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def render(formation: Formation, height: int, width: int, *, background=None, colors=None,

@@ -108,3 +108,14 @@ def test_rotation_constructors_agree(kind):
     p = getattr(fl.FaceParams, f"from_{kind}")(value, translation=torch.ones(2, 3))
     torch.testing.assert_close(p.rotation, R, rtol=0, atol=1e-5)
     torch.testing.assert_close(p.translation, torch.ones(2, 3))
+
+
+def test_joint_blocks():
+    p = fl.FaceParams(neck=torch.zeros(2, 3), eyes=torch.ones(2, 2, 3))
+    poses = p.joint_poses()
+    assert set(poses) == {"neck", "eye_left", "eye_right"}
+    assert poses["eye_right"].shape == (2, 3)
+    with pytest.raises(ValueError, match="eyes: expected \\(B, 2, 3\\)"):
+        fl.FaceParams(eyes=torch.zeros(2, 3))
+    c = fl.FaceParams.cat([p, fl.FaceParams(batch=1)])
+    assert c.eyes.shape == (3, 2, 3) and float(c.eyes[2].abs().sum()) == 0.0

@@ -164,9 +164,9 @@ def test_bad_inputs(model):
 def test_model_without_jaw_refuses_a_jaw_pose(model):
     import dataclasses
 
-    no_jaw = dataclasses.replace(model, jaw_joint=None, jaw_weights=None)
+    no_jaw = dataclasses.replace(model, jaw_joint=None, jaw_weights=None, skeleton=None)
     p, camera = _setup(model, jaw=True)
-    with pytest.raises(ValueError, match="params.jaw: model .* has no jaw joint"):
+    with pytest.raises(ValueError, match="params.jaw: model .* has no joint jaw"):
         fl.form(no_jaw, p, camera)
 
 

@@ -27,6 +27,7 @@ from facelab._checks import (
     check_shape,
     like_input,
 )
+from facelab.model.skinning import Skeleton, blend_skinning
 
 __all__ = ["MorphableModel"]
 
@@ -49,7 +50,10 @@ class MorphableModel:
         face_mask: (V,) bool, True on the face region (used by photometric losses).
         jaw_joint: (3,) float, the jaw's rotation centre in model space, or None.
         jaw_weights: (V,) float in [0, 1], linear-blend-skinning weight of the jaw
-            joint per vertex (FLAME-style pose), or None.
+            joint per vertex (FLAME-style pose), or None. A shorthand for a skeleton with
+            one joint, "jaw"; with ``skeleton`` given they are derived from its "jaw" joint.
+        skeleton: a :class:`facelab.model.skinning.Skeleton` of the joints below the root
+            (e.g. FLAME's neck, jaw and eyes), or None; see :meth:`pose_joints`.
         expressions: named semantic expressions as (Kexp,) coefficient vectors
             (e.g. ``"jaw_open"``, ``"smile"``), possibly empty.
         id_std / exp_std / albedo_std: (K,) float, the standard deviation folded
@@ -74,6 +78,7 @@ class MorphableModel:
     exp_std: torch.Tensor | None = None
     albedo_std: torch.Tensor | None = None
     source: str = "built-in"
+    skeleton: Skeleton | None = None
 
     def __post_init__(self):
         tensors = {}
@@ -107,6 +112,18 @@ class MorphableModel:
             self.face_mask = torch.ones(d["V"], dtype=torch.bool)
         check_shape(self.face_mask, "V", name="face_mask", dims=d)
         self.face_mask = self.face_mask.bool()
+        if self.skeleton is not None:
+            if not isinstance(self.skeleton, Skeleton):
+                raise TypeError(f"skeleton: expected a Skeleton, got "
+                                f"{type(self.skeleton).__name__}")
+            check_shape(self.skeleton.weights, "V J", name="skeleton.weights", dims=d)
+            self.skeleton = self.skeleton.to(dtype=dtype)
+            if "jaw" in self.skeleton.names:  # the shorthand fields, derived
+                j = self.skeleton.index("jaw")
+                self.jaw_joint = self.skeleton.positions[j]
+                self.jaw_weights = self.skeleton.weights[:, j]
+            else:
+                self.jaw_joint = self.jaw_weights = None
         if (self.jaw_joint is None) != (self.jaw_weights is None):
             raise ValueError("jaw_joint and jaw_weights: give both or neither")
         if self.jaw_joint is not None:
@@ -114,6 +131,9 @@ class MorphableModel:
             check_shape(self.jaw_weights, "V", name="jaw_weights", dims=d)
             self.jaw_joint = self.jaw_joint.to(dtype)
             self.jaw_weights = self.jaw_weights.to(dtype)
+            if self.skeleton is None:
+                self.skeleton = Skeleton(("jaw",), (-1,), self.jaw_joint[None],
+                                         self.jaw_weights[:, None])
         for key, coeffs in list(self.expressions.items()):
             coeffs = torch.as_tensor(coeffs)
             check_shape(coeffs, "Kexp", name=f"expressions[{key!r}]", dims=d)
@@ -226,31 +246,64 @@ class MorphableModel:
             )
         return self.expressions[name] * float(amount)
 
-    def pose_jaw(self, verts, jaw_pose):
-        """Rotate the jaw region about the jaw joint (linear blend skinning, FLAME Eq. 2).
+    def joint_positions(self, verts=None):
+        """Joint positions of the skeleton: (J, 3) at the mean shape, or (B, J, 3) for ``verts``.
 
-        verts: (B, V, 3) float, model space (mm), e.g. from :meth:`shape`.
-        jaw_pose: (B, 3) float, axis-angle rotation of the jaw (radians); a
-            positive rotation about +x opens the mouth.
-        Returns (B, V, 3): ``v + w_v * (R (v - j) + j - v)`` with the jaw weights w.
+        verts: optional (B, V, 3) shaped vertices (before posing); with a skeleton regressor
+            (FLAME's J(beta)) the joints follow them, ``J = regressor @ verts``.
         """
-        if self.jaw_joint is None:
-            raise ValueError(f"jaw_pose: model {self.name!r} has no jaw joint")
+        sk = self._require_skeleton("verts")
+        if verts is None:
+            return sk.positions
+        v, _ = as_tensor(verts, name="verts")
+        d = check_shape(v, "B V 3", name="verts", dims={"V": self.num_vertices})
+        if sk.regressor is None:
+            return sk.positions.to(v).expand(d["B"], -1, -1)
+        return torch.einsum("jv,bvk->bjk", sk.regressor.to(v), v)  # (B, J, 3)
+
+    def _require_skeleton(self, name: str) -> Skeleton:
+        if self.skeleton is None:
+            raise ValueError(f"{name}: model {self.name!r} has no joints")
+        return self.skeleton
+
+    def pose_joints(self, verts, poses: dict):
+        """Pose the joints below the root by linear blend skinning (FLAME Eq. 2).
+
+        verts: (B, V, 3) float, shaped model-space vertices (mm), e.g. from :meth:`shape`.
+        poses: {joint name: (B, 3) axis-angle rotation (radians)}, e.g. ``{"jaw": ...}``
+            (a positive rotation about +x opens the mouth); joints not named stay at rest.
+        Returns (B, V, 3); the joints sit at :meth:`joint_positions` of ``verts``.
+        """
         from facelab.rotations import axis_angle_to_matrix
 
+        sk = self._require_skeleton("poses")
         v, was_numpy = as_tensor(verts, name="verts")
         d = check_shape(v, "B V 3", name="verts", dims={"V": self.num_vertices})
         check_floating(v, name="verts")
-        p, _ = as_tensor(jaw_pose, name="jaw_pose")
-        check_shape(p, "B 3", name="jaw_pose", dims={"B": d["B"]})
-        check_floating(p, name="jaw_pose")
-        check_finite(p, name="jaw_pose")
-        p = p.to(v)
-        rot = axis_angle_to_matrix(p)  # (B, 3, 3)
-        joint = self.jaw_joint.to(v)  # (3,)
-        w = self.jaw_weights.to(v)[None, :, None]  # (1, V, 1)
-        rotated = torch.einsum("bij,bvj->bvi", rot, v - joint) + joint  # (B, V, 3)
-        return like_input(v + w * (rotated - v), was_numpy)
+        if not isinstance(poses, dict):
+            raise TypeError(f"poses: expected a dict of joint name -> (B, 3), got "
+                            f"{type(poses).__name__}")
+        rotations = {}
+        for name, pose in poses.items():
+            sk.index(name)
+            p, _ = as_tensor(pose, name=f"poses[{name!r}]")
+            check_shape(p, "B 3", name=f"poses[{name!r}]", dims={"B": d["B"]})
+            check_floating(p, name=f"poses[{name!r}]")
+            check_finite(p, name=f"poses[{name!r}]")
+            rotations[name] = axis_angle_to_matrix(p.to(v))  # (B, 3, 3)
+        out = blend_skinning(v, sk, rotations, self.joint_positions(v))
+        return like_input(out, was_numpy)
+
+    def pose_jaw(self, verts, jaw_pose):
+        """Rotate the jaw about its joint: ``pose_joints(verts, {"jaw": jaw_pose})``.
+
+        verts: (B, V, 3) float, model space (mm); jaw_pose: (B, 3) axis-angle (radians), a
+        positive rotation about +x opens the mouth. Returns (B, V, 3):
+        ``v + w_v (R (v - j) + j - v)`` with the jaw weights w.
+        """
+        if self.jaw_joint is None:
+            raise ValueError(f"jaw_pose: model {self.name!r} has no jaw joint")
+        return self.pose_joints(verts, {"jaw": jaw_pose})
 
     def landmarks_3d(self, verts):
         """Gather the 68 landmark vertices: (B, V, 3) -> (B, 68, 3)."""
@@ -273,6 +326,8 @@ class MorphableModel:
                     changes[f.name] = value.to(device=device)
             elif f.name == "expressions":
                 changes[f.name] = {k: c.to(device=device, dtype=dtype) for k, c in value.items()}
+            elif f.name == "skeleton" and value is not None:
+                changes[f.name] = value.to(device=device, dtype=dtype)
         return dataclasses.replace(self, **changes)
 
     def truncated(self, n_id: int | None = None, n_exp: int | None = None,

@@ -172,7 +172,7 @@ class CodeLayout:
         """
         if not isinstance(params, FaceParams):
             raise TypeError(f"params: expected a FaceParams, got {type(params).__name__}")
-        for name in ("jaw", "vertex_offsets", "albedo_offsets"):
+        for name in ("neck", "jaw", "eyes", "vertex_offsets", "albedo_offsets"):
             if getattr(params, name) is not None:
                 raise ValueError(f"params.{name}: MoFA's code has no {name} block; expected None")
         blocks = {}
