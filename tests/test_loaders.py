@@ -30,6 +30,7 @@ from fixtures_models import (
 from facelab.model.bfm import load_bfm2009, load_bfm2017
 from facelab.model.flame import RestrictedUnpickler, load_flame
 from facelab.model.morphable import MorphableModel
+from facelab.model.safe_pickle import ArrayRecipe, ReadBudget, decode_array
 from facelab.model.sources import MODEL_SOURCES, faces_front_ccw
 from facelab.model.tddfa import load_3ddfa
 
@@ -196,7 +197,7 @@ def test_bfm2009_malformed_variables(tmp_path, key, value, pattern):
 
 def test_bfm2009_not_a_mat_file(tmp_path):
     (tmp_path / "m.mat").write_bytes(b"this is not a MATLAB file at all" * 8)
-    with pytest.raises(ValueError, match="not a valid Basel Face Model 2009 file"):
+    with pytest.raises(ValueError, match="not a valid BFM 2009 file"):
         load_bfm2009(tmp_path / "m.mat")
 
 
@@ -385,7 +386,9 @@ def test_restricted_unpickler_allows_only_the_list(tmp_path):
 
     blob = pickle.dumps({"a": np.arange(3.0), "b": {1, 2}}, protocol=2)
     out = RestrictedUnpickler(io.BytesIO(blob)).load()
-    assert np.array_equal(out["a"], np.arange(3.0)) and out["b"] == {1, 2}
+    assert isinstance(out["a"], ArrayRecipe)  # a recipe, decoded only after checks
+    a = decode_array(out["a"], "a", ReadBudget(1 << 20))
+    assert np.array_equal(a, np.arange(3.0)) and out["b"] == {1, 2}
     for obj in (print, pickle.loads, np.load):
         with pytest.raises(pickle.UnpicklingError, match="refusing"):
             RestrictedUnpickler(io.BytesIO(pickle.dumps(obj))).load()

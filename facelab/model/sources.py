@@ -45,6 +45,7 @@ class ModelSource:
     url: where users obtain it (facelab never downloads it).
     licence: the terms it is distributed under, in one sentence.
     layout: the keys/datasets and shapes facelab reads (V vertices, F faces, K modes).
+    short: the short name used in error messages ("not a valid FLAME file: ...").
     """
 
     title: str
@@ -52,6 +53,7 @@ class ModelSource:
     url: str
     licence: str
     layout: str
+    short: str = ""
 
 
 MODEL_SOURCES: dict[str, ModelSource] = {
@@ -63,6 +65,7 @@ MODEL_SOURCES: dict[str, ModelSource] = {
             "free for non-commercial research after registration and acceptance of the "
             "University of Basel licence agreement; commercial use needs a separate licence"
         ),
+        short="BFM 2009",
         layout=(
             "a MATLAB .mat file (v5, or v7.3/HDF5) with shapeMU (3V, 1), shapePC (3V, K), "
             "shapeEV (K, 1), texMU (3V, 1), texPC (3V, K'), texEV (K', 1) and tl (F, 3) "
@@ -78,6 +81,7 @@ MODEL_SOURCES: dict[str, ModelSource] = {
             "free for non-commercial research after registration and acceptance of the "
             "University of Basel licence agreement; commercial use needs a separate licence"
         ),
+        short="BFM 2017",
         layout=(
             "an HDF5 (statismo) file with shape/model/mean (3V,), shape/model/pcaBasis "
             "(3V, K) orthonormal columns, shape/model/pcaVariance (K,), "
@@ -95,6 +99,7 @@ MODEL_SOURCES: dict[str, ModelSource] = {
             "(non-commercial scientific research only); FLAME 2023 Open "
             "(flame2023_Open.pkl): CC BY 4.0 (attribution required)"
         ),
+        short="FLAME",
         layout=(
             "a pickle of a dict with v_template (V, 3) metres, f (F, 3), shapedirs "
             "(V, 3, K) (300 shape then expression modes; a chumpy array is fine), "
@@ -114,6 +119,7 @@ MODEL_SOURCES: dict[str, ModelSource] = {
             "Face Model 2009, so the BFM licence applies (non-commercial research; "
             "commercial use needs a BFM commercial licence, see 3DDFA_V2's bfm/readme.md)"
         ),
+        short="3DDFA_V2",
         layout=(
             "a pickle of a dict with u (3V, 1), w_shp (3V, Ks), w_exp (3V, Ke), "
             "keypoints (204,) indices into the flattened xyz array and tri (3, F) 0-based "
@@ -147,9 +153,11 @@ def malformed_file_error(key: str, path, problem: str, *, caller: str) -> ValueE
 
     problem: what is wrong, e.g. ``"missing variable 'shapeEV'"``.
     """
-    title = MODEL_SOURCES[key].title
+    src = MODEL_SOURCES[key]
+    problem = " ".join(str(problem).split())  # one line, whatever the underlying error said
     return ValueError(
-        f"{caller}: {os.fspath(path)!r} is not a valid {title} file: {problem}. {_where(key)}"
+        f"{caller}: {os.fspath(path)!r} is not a valid {src.short} file: {problem}. "
+        f"{_where(key)}"
     )
 
 
