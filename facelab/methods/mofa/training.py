@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from facelab._checks import check_int, check_positive
+from facelab.atomic_io import atomic_path, refuse_package_path
 from facelab.data.faces import FaceSampling, SyntheticFaces
 from facelab.methods.mofa.decoder import decode
 from facelab.methods.mofa.encoder import MofaEncoder
@@ -172,12 +173,17 @@ def train(model, config: TrainConfig | None = None, *, encoder: MofaEncoder | No
 
 
 def save_encoder(encoder: MofaEncoder, path, **metadata) -> Path:
-    """Save weights and constructor config (plus JSON-able ``metadata``) to ``path`` (.pt)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Save weights and constructor config (plus JSON-able ``metadata``) to ``path`` (.pt).
+
+    Written atomically (a temporary file renamed into place, so an interrupted run
+    keeps the previous checkpoint); a path inside the installed facelab package (the
+    shipped ``facelab/weights/*.pt``) raises ValueError.
+    """
+    path = refuse_package_path(path)
     state = {k: v.detach().clone() for k, v in encoder.state_dict().items()
              if k not in ("offset", "scale")}
-    torch.save({"config": encoder.config(), "state_dict": state, "metadata": metadata}, path)
+    with atomic_path(path) as tmp:
+        torch.save({"config": encoder.config(), "state_dict": state, "metadata": metadata}, tmp)
     return path
 
 
