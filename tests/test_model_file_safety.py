@@ -19,6 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import scipy.io
 import scipy.sparse
 from fixtures_models import (
     bfm2009_arrays,
@@ -123,6 +124,10 @@ def _write_cases(d: Path) -> dict:
             else:
                 f.create_dataset(k, data=np.ascontiguousarray(v.T))
     cases["bfm2009_hdf5_22gib"] = ["load_bfm2009", "bomb.mat", {}]
+    zipped = dict(b09, shapePC=np.zeros((216, 20000)))  # 34 MB of zeros in ~40 KB of zlib
+    scipy.io.savemat(d / "zip.mat", zipped, format="5", do_compression=True)
+    assert (d / "zip.mat").stat().st_size < 1_000_000
+    cases["bfm2009_v5_zip_bomb"] = ["load_bfm2009", "zip.mat", {"max_bytes": 10_000_000}]
     b17 = bfm2017_arrays()
     with h5py.File(d / "bomb.h5", "w") as f:
         for k, v in b17.items():
@@ -196,6 +201,7 @@ def outcomes(tmp_path_factory):
     ("sparse_wrong_shape", r"J_regressor must be \(5, 72\), got a sparse matrix"),
     ("sparse_out_of_range", r"J_regressor: sparse indices must lie in \[0, 5\)"),
     ("bfm2009_hdf5_22gib", r"not a valid BFM 2009 file.*'shapePC' declares .*max_bytes"),
+    ("bfm2009_v5_zip_bomb", r"compressed variables inflate to more than max_bytes=10,000,000"),
     ("bfm2017_declared_bomb", r"not a valid BFM 2017 file.*pcaBasis' declares .*max_bytes"),
     ("png_as_flame", r"not a valid FLAME file: cannot be unpickled"),
     ("truncated_h5", r"not a valid BFM 2017 file: cannot be opened as HDF5"),

@@ -77,6 +77,57 @@ def _open_h5(path, key: str, caller: str):
                                    caller=caller) from exc
 
 
+_MAT_V5_COMPRESSED = 15  # miCOMPRESSED: a zlib stream holding one variable
+
+
+def _check_mat_v5_sizes(path, caller: str, max_bytes: int) -> None:
+    """Walk a MATLAB v5 file's top-level elements; bound what its zlib streams inflate to.
+
+    scipy inflates a compressed variable whole before reading its header, so a small
+    file could inflate to gigabytes; here every stream is inflated in bounded chunks
+    (nothing kept) and the total compared with ``max_bytes`` first.
+    """
+    import zlib
+
+    def bad(problem):
+        return malformed_file_error("bfm2009", path, problem, caller=caller)
+
+    with open(path, "rb") as fh:
+        header = fh.read(128)
+        if len(header) < 128 or header[126:128] not in (b"IM", b"MI"):
+            raise bad("not a MATLAB v5 file (no 128-byte header with an endian mark)")
+        order = "<" if header[126:128] == b"IM" else ">"
+        total = 0
+        while True:
+            tag = fh.read(8)
+            if len(tag) < 8:
+                break
+            kind, nbytes = np.frombuffer(tag, dtype=f"{order}u4")
+            if kind != _MAT_V5_COMPRESSED:
+                total += int(nbytes)
+                if total > max_bytes:
+                    raise bad(f"its variables declare more than max_bytes={max_bytes:,} bytes; "
+                              "pass a larger max_bytes if this really is such a large model")
+                fh.seek(int(nbytes) + (-int(nbytes)) % 8, 1)
+                continue
+            inflate, left = zlib.decompressobj(), int(nbytes)
+            while left > 0:
+                chunk = fh.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                try:
+                    while chunk:
+                        total += len(inflate.decompress(chunk, 1 << 22))
+                        chunk = inflate.unconsumed_tail
+                        if total > max_bytes:
+                            raise bad(f"its compressed variables inflate to more than "
+                                      f"max_bytes={max_bytes:,} bytes; pass a larger max_bytes "
+                                      "if this really is such a large model")
+                except zlib.error as exc:
+                    raise bad(f"a compressed variable is corrupt ({exc})") from exc
+
+
 def _read_mat(path, caller: str, budget: ReadBudget) -> dict[str, np.ndarray]:
     """Read the BFM 2009 variables from a MATLAB v5 or v7.3 (HDF5) file.
 
@@ -99,6 +150,7 @@ def _read_mat(path, caller: str, budget: ReadBudget) -> dict[str, np.ndarray]:
         return out
     import scipy.io
 
+    _check_mat_v5_sizes(path, caller, budget.max_bytes)
     try:
         found = {name: (shape, cls) for name, shape, cls in scipy.io.whosmat(path)}
     except Exception as exc:  # scipy raises several types for non-.mat content
