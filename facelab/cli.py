@@ -238,11 +238,20 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
     if args.command == "demo":
         check_count(args.count, "--count", maximum=MAX_DEMO_COUNT)
         check_count(args.size, "--size", minimum=16, maximum=MAX_DEMO_SIZE)
+        from facelab.raster import MAX_RASTER_PIXELS
+
+        if args.count * args.size * args.size > MAX_RASTER_PIXELS:
+            raise ValueError(f"--count, --size: {args.count} faces of {args.size}x{args.size} "
+                             f"pixels exceed facelab.raster.MAX_RASTER_PIXELS = "
+                             f"{MAX_RASTER_PIXELS:,} per render; use fewer or smaller faces")
         args.resolution = check_resolution(args.resolution)
-        if args.mofa_weights not in ("surrogate", "photo") and not Path(
-                args.mofa_weights).is_file():
-            raise FileNotFoundError(f"--mofa-weights: expected surrogate, photo or an existing "
-                                    f".pt file, got {args.mofa_weights!r}")
+        if args.mofa_weights not in ("surrogate", "photo"):
+            if not Path(args.mofa_weights).is_file():
+                raise FileNotFoundError(f"--mofa-weights: expected surrogate, photo or an "
+                                        f"existing .pt file, got {args.mofa_weights!r}")
+            from facelab.methods.mofa.training import load_encoder
+
+            load_encoder(args.mofa_weights)  # a bad file fails here, before any rendering
     elif args.command == "info":
         args.resolution = check_resolution(args.resolution)
 

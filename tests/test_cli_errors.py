@@ -56,6 +56,7 @@ def photo(tmp_path):
     (["demo", "--count", "abc"], "demo", "invalid int value"),
     (["demo", "--resolution", "huge"], "demo", "--resolution: expected one of teaching"),
     (["demo", "--mofa-weights", "nope.pt"], "demo", "--mofa-weights"),
+    (["demo", "--count", "64", "--size", "2048"], "demo", "MAX_RASTER_PIXELS"),
     (["info", "--resolution", "7"], "info", "--resolution"),
     (["fit-video", "clip.gif", "--fps", "0"], "fit-video", "--fps: expected a number > 0"),
     (["fit-video", "clip.gif", "--fps", "-5"], "fit-video", "--fps: expected a number > 0"),
@@ -149,6 +150,15 @@ def test_missing_extra_names_the_install_command(tmp_path, capsys, photo, monkey
     line = _one_line_error(capsys, _run(["fit", str(photo), "-o", str(tmp_path / "o")]), "fit")
     assert '.venv/bin/pip install -e ".[landmarks]"' in line
     assert "facelab[landmarks]'" not in line  # facelab is not on a package index
+
+
+def test_bad_weights_file_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "w.pt"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    line = _one_line_error(capsys, _run(["demo", "--out", str(tmp_path / "d"), "--count", "1",
+                                         "--size", "32", "--mofa-weights", str(bad)]), "demo")
+    assert "is not a MoFA encoder file" in line
+    assert not (tmp_path / "d").exists()  # refused before any rendering
 
 
 def test_debug_shows_the_traceback(tmp_path, capsys):

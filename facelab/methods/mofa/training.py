@@ -200,10 +200,16 @@ def load_encoder(name_or_path="photo") -> MofaEncoder:
     if not path.is_file():
         raise ValueError(f"name_or_path: expected 'photo', 'surrogate' or an existing file, "
                          f"got {str(name_or_path)!r}")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = dict(blob["config"])
-    layout = CodeLayout(**cfg.pop("layout"))
-    encoder = MofaEncoder(layout, **cfg)
-    encoder.load_state_dict(blob["state_dict"], strict=False)
-    encoder.metadata = blob.get("metadata", {})
+    try:  # weights_only: torch's restricted unpickler, no code runs
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        cfg = dict(blob["config"])
+        layout = CodeLayout(**cfg.pop("layout"))
+        encoder = MofaEncoder(layout, **cfg)
+        encoder.load_state_dict(blob["state_dict"], strict=False)
+    except Exception as exc:  # truncated, not a .pt, another network's weights, ...
+        first = " ".join(str(exc).split())[:200]
+        raise ValueError(f"name_or_path: {str(path)!r} is not a MoFA encoder file written by "
+                         f"save_encoder / facelab train mofa ({type(exc).__name__}: {first})"
+                         ) from exc
+    encoder.metadata = blob.get("metadata", {}) if isinstance(blob, dict) else {}
     return encoder.eval()
