@@ -245,6 +245,23 @@ def test_legitimate_arrays_round_trip_every_protocol(value, protocol):
     assert got.dtype.kind == np.asarray(value).dtype.kind
 
 
+def test_repr_and_recursion_bombs_are_not_expanded():
+    # a shape made of shared nested tuples has an exponential repr; a deep list recurses
+    t = (1,)
+    for _ in range(60):
+        t = (t, t)
+    deep = [1.0]
+    for _ in range(100_000):
+        deep = [deep]
+    dtype = _Reduce(np.dtype, ("f8", False, True), (3, "<", None, None, None, -1, -1, 0))
+    arr = _Reduce(_MULTIARRAY._reconstruct, (np.ndarray, (0,), b"b"), (1, t, dtype, False, b""))
+    out = RestrictedUnpickler(io.BytesIO(pickle.dumps({"a": arr}, protocol=4))).load()
+    with pytest.raises(ValueError, match="malformed shape"):
+        decode_array(out["a"], "a", ReadBudget(1 << 20))
+    with pytest.raises(ValueError, match="nested too deeply|more than"):
+        decode_array(deep, "b", ReadBudget(1 << 20))
+
+
 def test_build_cannot_change_the_shared_recipes():
     # BUILD on an allowed global (a marker or callable) must not change it for later loads
     blob = (b"\x80\x02cnumpy\nndarray\n}X\x04\x00\x00\x00nameX\x03\x00\x00\x00bad\x73b.")

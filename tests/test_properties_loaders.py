@@ -179,7 +179,7 @@ _MULTIARRAY = np._core.multiarray if hasattr(np, "_core") else np.core.multiarra
 
 
 @given(code=st.sampled_from(["f8", "f4", "i4", "u1", "b1", "c16", "O8", "V8", "M8", "m8",
-                             "U3", "S2", "f16", "x", "f8,f8"]),
+                             "U3", "S2", "f16", "i16", "b2", "x", "f8,f8", 7, None]),
        order=st.sampled_from(["<", ">", "|", "=", "?"]),
        shape=st.lists(st.one_of(st.integers(-2, 6), st.just(10 ** 12)), max_size=4),
        nbytes=st.one_of(st.none(), st.integers(0, 400)), fortran=st.booleans(),
@@ -188,7 +188,7 @@ def test_array_recipes_are_checked_before_allocation(code, order, shape, nbytes,
                                                      extra):
     if nbytes is None:  # bytes that match the declared shape (a plausible array)
         try:
-            nbytes = int(np.prod(shape, dtype=object)) * np.dtype(code).itemsize
+            nbytes = int(np.prod(shape, dtype=object)) * np.dtype(str(code)).itemsize
         except (TypeError, ValueError):
             nbytes = 8
         if not 0 <= nbytes <= 400:

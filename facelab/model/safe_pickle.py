@@ -147,8 +147,9 @@ class DtypeRecipe:
     def build(self, name: str) -> np.dtype:
         """The checked dtype: plain bool/int/uint/float/complex/bytes/str, no fields."""
         code = self.code
+        shown = repr(code[:20]) if isinstance(code, str) else f"of type {type(code).__name__}"
         if not isinstance(code, str) or not re.fullmatch(r"[biufc]\d{1,2}|[SU]\d{1,6}", code):
-            raise ValueError(f"{name} has dtype {code!r}; only plain numeric, bool or string "
+            raise ValueError(f"{name} has dtype {shown}; only plain numeric, bool or string "
                              "arrays can be read (no object or structured dtypes)")
         order = "|"
         st = self.state
@@ -158,9 +159,12 @@ class DtypeRecipe:
             order, subarray, names, fields = st[1], st[2], st[3], st[4]
             if subarray is not None or names is not None or fields is not None:
                 raise ValueError(f"{name} has a structured or sub-array dtype")
-            if order not in ("<", ">", "|", "="):
-                raise ValueError(f"{name} has a malformed dtype byte order {order!r}")
-        dtype = np.dtype(code)
+            if not isinstance(order, str) or order not in ("<", ">", "|", "="):
+                raise ValueError(f"{name} has a malformed dtype byte order")
+        try:
+            dtype = np.dtype(code)
+        except TypeError as exc:  # e.g. "i16": well-formed but not a NumPy type
+            raise ValueError(f"{name} has dtype {shown}, which NumPy does not know") from exc
         return dtype.newbyteorder(order) if order in "<>" else dtype
 
 
@@ -327,8 +331,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         if self.allow_chumpy and (mod == "chumpy" or mod.startswith("chumpy.")):
             return self._stand_in(ChumpyStandIn, f"{mod}.{nm}", chumpy_class=f"{mod}.{nm}")
         raise UnsafePickleError(
-            f"refusing to load global '{module}.{name}': facelab reads model pickles with a "
-            "restricted unpickler that only allows NumPy arrays"
+            f"refusing to load global '{module[:80]}.{name[:80]}': facelab reads model "
+            "pickles with a restricted unpickler that only allows NumPy arrays"
             + (", SciPy sparse matrices" if self.allow_sparse else "")
             + (" and chumpy containers" if self.allow_chumpy else "")
             + "; this file is not a plain model file and may try to run code"
@@ -392,7 +396,8 @@ def _shape(shape, name: str) -> tuple[int, ...]:
     if (not isinstance(shape, (tuple, list)) or len(shape) > 8
             or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
                        for n in shape)):
-        raise ValueError(f"{name} declares a malformed shape {shape!r:.80}")
+        raise ValueError(f"{name} declares a malformed shape (a {type(shape).__name__}, "
+                         "not up to 8 non-negative integers)")
     shape = tuple(int(n) for n in shape)
     if any(n < 0 for n in shape):
         raise ValueError(f"{name} declares a negative size in its shape {shape}")
@@ -506,7 +511,10 @@ def decode_array(value, name: str, budget: ReadBudget, *, expected_shape=None) -
     if isinstance(value, (float, int)) and not isinstance(value, bool):
         return np.asarray(value)
     if isinstance(value, (list, tuple)):
-        _leaf_count(value, name, min(budget.max_bytes // 8, _MAX_LIST_NUMBERS), {})
+        try:
+            _leaf_count(value, name, min(budget.max_bytes // 8, _MAX_LIST_NUMBERS), {})
+        except RecursionError as exc:
+            raise ValueError(f"{name} is a list nested too deeply") from exc
         try:
             arr = np.asarray(value)
         except (ValueError, TypeError) as exc:
@@ -520,4 +528,4 @@ def decode_array(value, name: str, budget: ReadBudget, *, expected_shape=None) -
 
 def key_list(data: dict) -> list[str]:
     """The string keys of an unpickled dict, sorted, at most 30 (for messages)."""
-    return sorted(k for k in data if isinstance(k, str))[:30]
+    return sorted(k[:40] for k in data if isinstance(k, str))[:30]
