@@ -138,3 +138,15 @@ def test_load_obj_refuses_nan_images_and_empty_files(tmp_path):
     (tmp_path / "bad.obj").write_text("v 0 0 zero\n")
     with pytest.raises(ValueError, match="line 1"):
         load_obj(tmp_path / "bad.obj")
+
+
+def test_video_frames_are_bounded(tmp_path, monkeypatch):
+    iio = pytest.importorskip("imageio.v3")
+    import facelab.fitting.io as fio
+
+    frames = (np.random.default_rng(0).random((6, 40, 40, 3)) * 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "c.gif", frames, duration=100, loop=0)
+    monkeypatch.setattr(fio, "MAX_VIDEO_PIXELS", 4 * 40 * 40)
+    with pytest.raises(ValueError, match="MAX_VIDEO_PIXELS"):
+        fio.read_video(tmp_path / "c.gif")
+    assert fio.read_video(tmp_path / "c.gif", max_frames=4).shape[0] == 4

@@ -16,10 +16,12 @@ import torch
 
 from facelab._checks import as_tensor, check_finite, check_int
 
-__all__ = ["MAX_SIDE", "MIN_SIDE", "as_rgb_image", "read_image", "read_video", "to_uint8"]
+__all__ = ["MAX_SIDE", "MAX_VIDEO_PIXELS", "MIN_SIDE", "as_rgb_image", "read_image", "read_video",
+           "to_uint8"]
 
 MIN_SIDE = 32  # smallest image side (pixels) a face can be fitted in
 MAX_SIDE = 8192  # largest image side; resize bigger photos first (memory of the overlay render)
+MAX_VIDEO_PIXELS = 1 << 28  # frames x height x width read_video keeps (~3 GB as float32)
 
 
 def as_rgb_image(image, *, name: str = "image") -> torch.Tensor:
@@ -118,7 +120,9 @@ def read_video(path, *, max_frames: int | None = None, step: int = 1) -> torch.T
     max_frames: keep at most this many frames (after ``step``); None keeps all.
     step: keep every ``step``-th frame.
     Needs the ``video`` extra (``.venv/bin/pip install -e ".[video]"``). A file that
-    cannot be decoded (corrupt, empty, not a video) raises ValueError in one line.
+    cannot be decoded (corrupt, empty, not a video) raises ValueError in one line, and so
+    does a clip whose kept frames exceed ``MAX_VIDEO_PIXELS`` (frames x height x width):
+    pass ``max_frames`` / ``step`` to keep fewer.
     """
     try:
         import imageio.v3 as iio
@@ -131,20 +135,26 @@ def read_video(path, *, max_frames: int | None = None, step: int = 1) -> torch.T
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"path: no such video file: {p}")
-    frames = []
+    frames, pixels = [], 0
     try:
         for i, frame in enumerate(iio.imiter(p)):
             if i % step:
                 continue
             frame = np.asarray(frame)
+            pixels += frame.shape[0] * frame.shape[1] if frame.ndim >= 2 else 0
+            if pixels > MAX_VIDEO_PIXELS:
+                raise ValueError(f"path: the frames of {p.name} kept so far exceed "
+                                 f"MAX_VIDEO_PIXELS = {MAX_VIDEO_PIXELS:,} pixels "
+                                 f"(facelab.fitting.io); keep fewer frames with max_frames or "
+                                 f"step (--max-frames, --step)")
             if frame.ndim == 2:
                 frame = np.repeat(frame[..., None], 3, axis=-1)
             frames.append(as_rgb_image(frame[..., :3], name=f"{p.name}[{i}]"))
             if max_frames is not None and len(frames) >= max_frames:
                 break
     except (OSError, RuntimeError, ValueError, SyntaxError, StopIteration) as exc:
-        if isinstance(exc, ValueError) and str(exc).startswith(f"{p.name}["):
-            raise  # a frame that as_rgb_image refused: its message is already clear
+        if isinstance(exc, ValueError) and str(exc).startswith((f"{p.name}[", "path: ")):
+            raise  # a frame that as_rgb_image refused or the size limit: already clear
         first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
         raise ValueError(f"path: {p} cannot be read as a video ({type(exc).__name__}: "
                          f"{first[:200]})") from exc
