@@ -220,6 +220,12 @@ def test_fit_force_overwrites_and_train_and_fit_leave_the_package_alone(tmp_path
     # a second run refuses to replace it; --force does
     line = _one_line_error(capsys, _run(["train", "mofa", "--steps", "1"]), "train mofa")
     assert "already exists" in line
+    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path / "cache"))
+    assert _run(["train", "tddfa", "--steps", "2", "--batch-size", "8", "--look-ahead", "1",
+                 "--train-count", "16", "--test-count", "8", "--size", "32",
+                 "--clip-frames", "2"]) == 0
+    assert (tmp_path / "facelab-train" / "tddfa_mobilenet.pt").is_file()
+    capsys.readouterr()
     # the trained weights are one argument away
     from facelab.methods.mofa.training import load_encoder
 
