@@ -85,10 +85,15 @@ def atomic_path(path, *, overwrite: bool = True) -> Iterator[Path]:
     dest = refuse_package_path(path)
     if not overwrite and dest.exists():
         refuse_existing([dest], option="overwrite=True")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{dest.suffix}")
     try:
-        yield tmp
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            yield tmp
+        except OSError as exc:  # name the destination, not the temporary file
+            if exc.errno is None:
+                raise
+            raise type(exc)(exc.errno, f"cannot write {dest}: {exc.strerror}") from exc
         if not tmp.exists():
             raise FileNotFoundError(f"{tmp}: the writer did not create its file")
         if overwrite:
