@@ -270,3 +270,18 @@ def test_build_cannot_change_the_shared_recipes():
     from facelab.model import safe_pickle
 
     assert safe_pickle._NDARRAY.name == "numpy.ndarray"
+
+
+def test_values_beyond_float32_are_a_clear_error(tmp_path):
+    import warnings
+
+    from facelab.model.flame import load_flame
+
+    a = flame_arrays()
+    a["shapedirs"] = a["shapedirs"].copy()
+    a["shapedirs"][0, 0, 0] = 1e300  # finite in the float64 file, Inf as float32 mm
+    write_flame(tmp_path / "big.pkl", a)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning on the way
+        with pytest.raises(ValueError, match="not a valid FLAME file: its values overflow float32"):
+            load_flame(tmp_path / "big.pkl")

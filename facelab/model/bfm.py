@@ -21,6 +21,7 @@ from facelab.model.sources import (
     faces_front_ccw,
     landmark_indices,
     malformed_file_error,
+    overflow_is_malformed,
     require_file,
 )
 
@@ -211,6 +212,7 @@ def _pca_block(mu, pc, ev, names, path, caller, key="bfm2009"):
     return mu, pc, ev
 
 
+@overflow_is_malformed("bfm2009")
 def load_bfm2009(path, landmarks=None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> MorphableModel:
     """Load the Basel Face Model 2009 ``01_MorphableModel.mat`` (MATLAB v5 or v7.3).
 
@@ -308,6 +310,7 @@ def _read_h5_group(f, group: str, path, caller: str, required: bool, budget: Rea
     return mean, basis, std
 
 
+@overflow_is_malformed("bfm2017")
 def load_bfm2017(path, landmarks=None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> MorphableModel:
     """Load a Basel Face Model 2017 HDF5 file (``model2017-1_bfm_nomouth.h5`` / ``_face12_``).
 

@@ -41,6 +41,7 @@ from facelab.model.sources import (
     faces_front_ccw,
     landmark_indices,
     malformed_file_error,
+    overflow_is_malformed,
     require_file,
 )
 
@@ -55,6 +56,7 @@ _JAW = 2
 _SKIN_TONE = (0.70, 0.53, 0.45)
 
 
+@overflow_is_malformed("flame")
 def load_flame(path, n_shape: int = 300, n_exp: int = 100, landmarks=None, *,
                max_bytes: int = DEFAULT_MAX_BYTES) -> MorphableModel:
     """Load a FLAME model pickle (``generic_model.pkl``, ``flame2023.pkl``, ...).

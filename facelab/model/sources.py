@@ -15,6 +15,8 @@ every loader's error message, plus the small conversions all loaders share:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,8 @@ __all__ = [
     "ModelSource",
     "column_norms",
     "faces_front_ccw",
+    "float32_range",
+    "overflow_is_malformed",
     "landmark_indices",
     "malformed_file_error",
     "missing_file_error",
@@ -159,6 +163,32 @@ def malformed_file_error(key: str, path, problem: str, *, caller: str) -> ValueE
         f"{caller}: {os.fspath(path)!r} is not a valid {src.short} file: {problem}. "
         f"{_where(key)}"
     )
+
+
+@contextlib.contextmanager
+def float32_range(key: str, path, *, caller: str):
+    """Turn a float overflow while converting a file's arrays into :func:`malformed_file_error`.
+
+    Finite values can still overflow float32 after a unit change or basis scaling
+    (e.g. 1e300 in a float64 file); without this they become Inf with a RuntimeWarning.
+    """
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            yield
+    except FloatingPointError as exc:
+        raise malformed_file_error(key, path, f"its values overflow float32 ({exc})",
+                                   caller=caller) from exc
+
+
+def overflow_is_malformed(key: str):
+    """Decorate a loader ``fn(path, ...)`` so that float overflow is a malformed-file error."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def loader(path, *args, **kwargs):
+            with float32_range(key, path, caller=fn.__name__):
+                return fn(path, *args, **kwargs)
+        return loader
+    return wrap
 
 
 def require_file(key: str, path, *, caller: str) -> Path:

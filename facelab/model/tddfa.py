@@ -38,6 +38,7 @@ from facelab.model.sources import (
     faces_front_ccw,
     malformed_file_error,
     missing_file_error,
+    overflow_is_malformed,
     require_file,
 )
 
@@ -91,6 +92,7 @@ def _optional_path(value, default: Path, name: str) -> Path | None:
     return Path(value)
 
 
+@overflow_is_malformed("3ddfa")
 def load_3ddfa(path, tri_path=None, param_stats_path=None, *,
                max_bytes: int = DEFAULT_MAX_BYTES) -> MorphableModel:
     """Load 3DDFA_V2's ``bfm_noneck_v3.pkl`` as a morphable model with 3DDFA's landmarks.
