@@ -129,6 +129,15 @@ def test_bfm2009_v5_and_v73_agree(tmp_path):
         assert torch.equal(getattr(m5, name), getattr(m73, name)), name
 
 
+def test_bfm2009_compressed_v5_reads_like_uncompressed(tmp_path):
+    a = bfm2009_arrays(seed=6)
+    write_bfm2009_v5(tmp_path / "a.mat", a)
+    scipy.io.savemat(tmp_path / "z.mat", a, format="5", do_compression=True)
+    ma, mz = load_bfm2009(tmp_path / "a.mat"), load_bfm2009(tmp_path / "z.mat")
+    for name in ("mean_shape", "id_basis", "mean_albedo", "albedo_basis", "faces", "id_std"):
+        assert torch.equal(getattr(ma, name), getattr(mz, name)), name
+
+
 def test_bfm2009_rewinds_clockwise_triangles(tmp_path):
     a = bfm2009_arrays(reverse=True)
     write_bfm2009_v5(tmp_path / "m.mat", a)

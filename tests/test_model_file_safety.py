@@ -73,6 +73,15 @@ def _flame_with(path, **replace):
     _dump(path, data)
 
 
+def _real_part_tag(blob: bytes) -> int:
+    """Offset of the first variable's real-part tag in an uncompressed little-endian v5 file."""
+    pos = 128 + 8  # first miMATRIX element's body
+    for _ in range(3):  # array flags, dimensions, name
+        word, nbytes = np.frombuffer(blob[pos:pos + 8], "<u4")
+        pos += 8 if word >> 16 else 8 + int(nbytes) + (-int(nbytes)) % 8
+    return pos
+
+
 def _write_cases(d: Path) -> dict:
     """Write every hostile file; return {case: [loader, path, kwargs]}."""
     cases = {}
@@ -128,6 +137,12 @@ def _write_cases(d: Path) -> dict:
     scipy.io.savemat(d / "zip.mat", zipped, format="5", do_compression=True)
     assert (d / "zip.mat").stat().st_size < 1_000_000
     cases["bfm2009_v5_zip_bomb"] = ["load_bfm2009", "zip.mat", {"max_bytes": 10_000_000}]
+    # an invalid storage type in a variable's data tag: scipy.io.loadmat segfaults on it
+    scipy.io.savemat(d / "type.mat", b09, format="5")
+    blob = bytearray((d / "type.mat").read_bytes())
+    blob[_real_part_tag(blob)] = 39
+    (d / "type.mat").write_bytes(bytes(blob))
+    cases["bfm2009_v5_bad_storage_type"] = ["load_bfm2009", "type.mat", {}]
     b17 = bfm2017_arrays()
     with h5py.File(d / "bomb.h5", "w") as f:
         for k, v in b17.items():
@@ -201,7 +216,8 @@ def outcomes(tmp_path_factory):
     ("sparse_wrong_shape", r"J_regressor must be \(5, 72\), got a sparse matrix"),
     ("sparse_out_of_range", r"J_regressor: sparse indices must lie in \[0, 5\)"),
     ("bfm2009_hdf5_22gib", r"not a valid BFM 2009 file.*'shapePC' declares .*max_bytes"),
-    ("bfm2009_v5_zip_bomb", r"compressed variables inflate to more than max_bytes=10,000,000"),
+    ("bfm2009_v5_bad_storage_type", r"not a valid BFM 2009 file: .*storage type 39"),
+    ("bfm2009_v5_zip_bomb", r"compressed variable inflates to more than max_bytes="),
     ("bfm2017_declared_bomb", r"not a valid BFM 2017 file.*pcaBasis' declares .*max_bytes"),
     ("png_as_flame", r"not a valid FLAME file: cannot be unpickled"),
     ("truncated_h5", r"not a valid BFM 2017 file: cannot be opened as HDF5"),

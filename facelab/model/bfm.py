@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from facelab.model.matlab_v5 import read_mat_v5
 from facelab.model.morphable import MorphableModel
 from facelab.model.safe_pickle import DEFAULT_MAX_BYTES, ReadBudget
 from facelab.model.sources import (
@@ -32,8 +33,6 @@ _UM_PER_MM = 1000.0
 
 
 # --------------------------------------------------------------------- BFM 2009
-_MAT_CLASS_BYTES = {"double": 8, "single": 4, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2,
-                    "int32": 4, "uint32": 4, "int64": 8, "uint64": 8, "logical": 1}
 
 
 def _h5_dataset(f, name: str, key: str, path, caller: str, budget: ReadBudget) -> np.ndarray:
@@ -78,63 +77,13 @@ def _open_h5(path, key: str, caller: str):
                                    caller=caller) from exc
 
 
-_MAT_V5_COMPRESSED = 15  # miCOMPRESSED: a zlib stream holding one variable
-
-
-def _check_mat_v5_sizes(path, caller: str, max_bytes: int) -> None:
-    """Walk a MATLAB v5 file's top-level elements; bound what its zlib streams inflate to.
-
-    scipy inflates a compressed variable whole before reading its header, so a small
-    file could inflate to gigabytes; here every stream is inflated in bounded chunks
-    (nothing kept) and the total compared with ``max_bytes`` first.
-    """
-    import zlib
-
-    def bad(problem):
-        return malformed_file_error("bfm2009", path, problem, caller=caller)
-
-    with open(path, "rb") as fh:
-        header = fh.read(128)
-        if len(header) < 128 or header[126:128] not in (b"IM", b"MI"):
-            raise bad("not a MATLAB v5 file (no 128-byte header with an endian mark)")
-        order = "<" if header[126:128] == b"IM" else ">"
-        total = 0
-        while True:
-            tag = fh.read(8)
-            if len(tag) < 8:
-                break
-            kind, nbytes = np.frombuffer(tag, dtype=f"{order}u4")
-            if kind != _MAT_V5_COMPRESSED:
-                total += int(nbytes)
-                if total > max_bytes:
-                    raise bad(f"its variables declare more than max_bytes={max_bytes:,} bytes; "
-                              "pass a larger max_bytes if this really is such a large model")
-                fh.seek(int(nbytes) + (-int(nbytes)) % 8, 1)
-                continue
-            inflate, left = zlib.decompressobj(), int(nbytes)
-            while left > 0:
-                chunk = fh.read(min(left, 1 << 20))
-                if not chunk:
-                    break
-                left -= len(chunk)
-                try:
-                    while chunk:
-                        total += len(inflate.decompress(chunk, 1 << 22))
-                        chunk = inflate.unconsumed_tail
-                        if total > max_bytes:
-                            raise bad(f"its compressed variables inflate to more than "
-                                      f"max_bytes={max_bytes:,} bytes; pass a larger max_bytes "
-                                      "if this really is such a large model")
-                except zlib.error as exc:
-                    raise bad(f"a compressed variable is corrupt ({exc})") from exc
-
-
 def _read_mat(path, caller: str, budget: ReadBudget) -> dict[str, np.ndarray]:
     """Read the BFM 2009 variables from a MATLAB v5 or v7.3 (HDF5) file.
 
     MATLAB v7.3 files store column-major arrays, which h5py reads transposed;
-    they are transposed back here so both variants give MATLAB's shapes. Declared
-    sizes are charged to ``budget`` before any variable is read.
+    they are transposed back here so both variants give MATLAB's shapes. v5 files are
+    parsed by :func:`facelab.model.matlab_v5.read_mat_v5` (NumPy only, every length
+    checked). Declared sizes are charged to ``budget`` before any variable is read.
     """
     import h5py
 
@@ -149,39 +98,13 @@ def _read_mat(path, caller: str, budget: ReadBudget) -> dict[str, np.ndarray]:
                     )
                 out[key] = _h5_dataset(f, key, "bfm2009", path, caller, budget).T
         return out
-    import scipy.io
-
-    _check_mat_v5_sizes(path, caller, budget.max_bytes)
-    try:
-        found = {name: (shape, cls) for name, shape, cls in scipy.io.whosmat(path)}
-    except Exception as exc:  # scipy raises several types for non-.mat content
-        raise malformed_file_error(
-            "bfm2009", path, f"cannot be read as a MATLAB file ({exc})", caller=caller
-        ) from exc
+    try:  # our NumPy-only v5 parser: scipy's compiled reader crashes on crafted files
+        out = read_mat_v5(path, _BFM2009_KEYS, budget)
+    except ValueError as exc:
+        raise malformed_file_error("bfm2009", path, str(exc), caller=caller) from exc
     for key in _BFM2009_KEYS:
-        if key not in found:
+        if key not in out:
             raise malformed_file_error("bfm2009", path, f"missing variable {key!r}", caller=caller)
-        shape, cls = found[key]
-        if cls not in _MAT_CLASS_BYTES:
-            raise malformed_file_error("bfm2009", path, f"{key} must be a numeric array, got "
-                                       f"MATLAB class {cls!r}", caller=caller)
-        try:
-            budget.charge(int(np.prod(shape, dtype=object)) * _MAT_CLASS_BYTES[cls], key)
-        except ValueError as exc:
-            raise malformed_file_error("bfm2009", path, str(exc), caller=caller) from exc
-    try:
-        mat = scipy.io.loadmat(path, variable_names=list(_BFM2009_KEYS))
-    except Exception as exc:
-        raise malformed_file_error(
-            "bfm2009", path, f"cannot be read as a MATLAB file ({exc})", caller=caller
-        ) from exc
-    for key in _BFM2009_KEYS:
-        if key not in mat:
-            raise malformed_file_error("bfm2009", path, f"missing variable {key!r}", caller=caller)
-        out[key] = np.asarray(mat[key])
-        if out[key].dtype.kind not in "biuf":
-            raise malformed_file_error("bfm2009", path, f"{key} must be a numeric array, got "
-                                       f"dtype {out[key].dtype}", caller=caller)
     return out
 
 
