@@ -166,6 +166,8 @@ def _write_cases(d: Path) -> dict:
             else:
                 f.create_dataset(k, data=v)
     cases["dataset_is_group"] = ["load_bfm2017", "group.h5", {}]
+    (d / "snod.h5").write_bytes(raw.replace(b"SNOD", b"XNOD"))  # corrupt group structure
+    cases["corrupt_hdf5_structure"] = ["load_bfm2017", "snod.h5", {}]
     # a small limit refuses a legitimate file, a raised one reads it
     write_flame(d / "ok.pkl", flame_arrays())
     cases["limit_too_small"] = ["load_flame", "ok.pkl", {"max_bytes": 100_000}]
@@ -221,6 +223,7 @@ def outcomes(tmp_path_factory):
     ("bfm2017_declared_bomb", r"not a valid BFM 2017 file.*pcaBasis' declares .*max_bytes"),
     ("png_as_flame", r"not a valid FLAME file: cannot be unpickled"),
     ("truncated_h5", r"not a valid BFM 2017 file: cannot be opened as HDF5"),
+    ("corrupt_hdf5_structure", r"not a valid BFM 2017 file: its HDF5 structure is corrupt"),
     ("dataset_is_group", r"'shape/model/pcaVariance' must be a dataset, got an HDF5 group"),
     ("limit_too_small", r"above the limit max_bytes=100,000"),
 ])

@@ -5,7 +5,8 @@ and a ``pickle.UnpicklingError``), or a valid, finite result; never a crash, a h
 allocation beyond the loader's ``max_bytes``. Inputs: random byte strings, and real-layout
 fixture files (tests/fixtures_models.py) mutated byte by byte (flips, truncation,
 insertion) or structurally (random dtype codes, declared shapes and raw data lengths).
-HDF5 files are mutated structurally only: libhdf5's own C parser is not ours to fuzz.
+HDF5 files are mutated both structurally and byte by byte (libhdf5 is C code: its
+errors must come out as ValueError too).
 Example counts come from the Hypothesis profile (tests/conftest.py).
 """
 
@@ -27,6 +28,7 @@ from fixtures_models import (  # noqa: E402
     tddfa_arrays,
     write_bfm2009_v5,
     write_flame,
+    write_h5,
     write_tddfa,
 )
 from hypothesis import event, given  # noqa: E402
@@ -135,6 +137,21 @@ def test_mutated_bfm2009_mat_files(originals, tmp_path_factory, data):
     path = tmp_path_factory.mktemp("mat") / "01_MorphableModel.mat"
     path.write_bytes(data.draw(mutations(originals["mat"])))
     _accept(lambda p: load_bfm2009(p, max_bytes=LIMIT), path)
+
+
+@pytest.fixture(scope="module")
+def h5_original(tmp_path_factory):
+    path = tmp_path_factory.mktemp("h5orig") / "m.h5"
+    write_h5(path, bfm2017_arrays())
+    return path.read_bytes()
+
+
+@given(data=st.data())
+def test_mutated_bfm2017_bytes(h5_original, tmp_path_factory, data):
+    head, tail = h5_original[:4096], h5_original[4096:]  # metadata lives at the start
+    path = tmp_path_factory.mktemp("h5bytes") / "m.h5"
+    path.write_bytes(data.draw(mutations(head)) + tail)
+    _accept(lambda p: load_bfm2017(p, max_bytes=LIMIT), path)
 
 
 @given(key=st.sampled_from(sorted(bfm2017_arrays())),

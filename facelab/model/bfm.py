@@ -13,12 +13,15 @@ facelab never downloads these files; see :data:`facelab.model.sources.MODEL_SOUR
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from facelab.model.matlab_v5 import read_mat_v5
 from facelab.model.morphable import MorphableModel
 from facelab.model.safe_pickle import DEFAULT_MAX_BYTES, ReadBudget
 from facelab.model.sources import (
+    MalformedFileError,
     faces_front_ccw,
     landmark_indices,
     malformed_file_error,
@@ -44,7 +47,7 @@ def _h5_dataset(f, name: str, key: str, path, caller: str, budget: ReadBudget) -
 
     try:
         node = f[name]
-    except (KeyError, OSError, ValueError) as exc:
+    except (KeyError, OSError, ValueError, RuntimeError) as exc:
         raise bad(f"cannot open {name!r} ({exc})") from exc
     if not isinstance(node, h5py.Dataset):
         raise bad(f"{name!r} must be a dataset, got an HDF5 {type(node).__name__.lower()}")
@@ -56,25 +59,35 @@ def _h5_dataset(f, name: str, key: str, path, caller: str, budget: ReadBudget) -
         raise bad(str(exc)) from exc
     try:
         return np.asarray(node[()])
-    except (OSError, ValueError, TypeError) as exc:  # truncated or corrupt storage
+    except (OSError, ValueError, TypeError, RuntimeError) as exc:  # truncated or corrupt
         raise bad(f"cannot read {name!r} ({type(exc).__name__}: {exc})") from exc
 
 
 def _h5_has(f, name: str) -> bool:
     try:
         return name in f
-    except (KeyError, OSError, ValueError, TypeError):  # a path through a dataset, ...
+    except (KeyError, TypeError):  # a path through a dataset, ...
         return False
 
 
+@contextlib.contextmanager
 def _open_h5(path, key: str, caller: str):
+    """Open an HDF5 file; libhdf5's errors on corrupt structure become malformed-file errors."""
     import h5py
 
     try:
-        return h5py.File(path, "r")
-    except (OSError, ValueError) as exc:  # truncated or corrupt HDF5
+        f = h5py.File(path, "r")
+    except (OSError, ValueError, RuntimeError) as exc:  # truncated or corrupt HDF5
         raise malformed_file_error(key, path, f"cannot be opened as HDF5 ({exc})",
                                    caller=caller) from exc
+    try:
+        with f:
+            yield f
+    except MalformedFileError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise malformed_file_error(key, path, f"its HDF5 structure is corrupt "
+                                   f"({type(exc).__name__}: {exc})", caller=caller) from exc
 
 
 def _read_mat(path, caller: str, budget: ReadBudget) -> dict[str, np.ndarray]:

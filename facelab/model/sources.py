@@ -28,6 +28,7 @@ from facelab._checks import check_indices, check_shape
 
 __all__ = [
     "MODEL_SOURCES",
+    "MalformedFileError",
     "ModelSource",
     "column_norms",
     "faces_front_ccw",
@@ -152,14 +153,18 @@ def missing_file_error(key: str, path, *, caller: str) -> FileNotFoundError:
     return FileNotFoundError(f"{caller}: no file at {os.fspath(path)!r}. {_where(key)}")
 
 
-def malformed_file_error(key: str, path, problem: str, *, caller: str) -> ValueError:
+class MalformedFileError(ValueError):
+    """A model file that is not in the layout its loader expects (a ValueError)."""
+
+
+def malformed_file_error(key: str, path, problem: str, *, caller: str) -> MalformedFileError:
     """The error for a model file whose content does not have the expected layout.
 
     problem: what is wrong, e.g. ``"missing variable 'shapeEV'"``.
     """
     src = MODEL_SOURCES[key]
     problem = " ".join(str(problem).split())  # one line, whatever the underlying error said
-    return ValueError(
+    return MalformedFileError(
         f"{caller}: {os.fspath(path)!r} is not a valid {src.short} file: {problem}. "
         f"{_where(key)}"
     )
