@@ -138,6 +138,13 @@ def save_obj(path, verts, faces, colors=None, landmarks=None, *, overwrite: bool
     return p
 
 
+def _obj_lines(fh, path):
+    """(line number, line) of the 'v' and 'f' records, streamed (other lines are skipped)."""
+    for lineno, line in enumerate(fh, 1):
+        if line.lstrip()[:2] in ("v ", "f ", "v\t", "f\t"):
+            yield lineno, line
+
+
 def load_obj(path, *, dtype: torch.dtype = torch.float32):
     """Read the vertices, triangles and vertex colours of an OBJ (minimal reader).
 
@@ -151,15 +158,18 @@ def load_obj(path, *, dtype: torch.dtype = torch.float32):
     if not isinstance(path, (str, Path)):
         raise TypeError(f"path: expected a str or pathlib.Path, got {type(path).__name__}")
     verts, colors, faces = [], [], []
-    try:
-        with open(path, "rb") as fh:
-            text = fh.read().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"path: {str(path)!r} is not a text OBJ file (byte {exc.start} is "
-                         "not UTF-8; is it an image or a binary mesh?)") from exc
-    if "\0" in text:
-        raise ValueError(f"path: {str(path)!r} is not a text OBJ file (it holds NUL bytes)")
-    for lineno, line in enumerate(text.splitlines(), 1):
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if b"\0" in head or head.startswith((b"\x89PNG", b"\xff\xd8", b"GIF8", b"ply")):
+        raise ValueError(f"path: {str(path)!r} is not a text OBJ file (binary content; is it "
+                         "an image or a PLY mesh?)")
+    with open(path, encoding="utf-8", errors="strict") as fh:
+        try:
+            lines = list(_obj_lines(fh, path))
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"path: {str(path)!r} is not a text OBJ file (it is not "
+                             "UTF-8 text)") from exc
+    for lineno, line in lines:
         parts = line.split()
         if not parts:
             continue
