@@ -27,8 +27,8 @@ setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
 
 demo: setup
-	$(BIN)/facelab demo --out $(OUT)
-	$(BIN)/facelab fit --sample astronaut -o $(OUT)/fit
+	$(BIN)/facelab demo --out $(OUT) --force
+	$(BIN)/facelab fit --sample astronaut -o $(OUT)/fit --force
 	@echo ""
 	@echo "Open the notebooks with:  $(BIN)/jupyter lab notebooks/"
 

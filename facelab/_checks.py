@@ -22,6 +22,8 @@ import torch
 
 __all__ = [
     "as_tensor",
+    "check_bounded",
+    "check_device",
     "check_finite",
     "check_floating",
     "check_indices",
@@ -118,6 +120,31 @@ def check_finite(x, *, name: str) -> None:
         raise ValueError(f"{name}: expected finite values, got {bad} NaN/Inf entries")
 
 
+def check_bounded(x, limit: float, *, name: str, what: str = "values") -> None:
+    """Raise ``ValueError`` when any |value| of ``x`` exceeds ``limit`` (finite ``x`` assumed).
+
+    what: how the values are described in the message (e.g. ``"x and y"``).
+    """
+    if isinstance(x, torch.Tensor):
+        big = float(x.detach().abs().amax()) if x.numel() else 0.0
+    else:
+        big = float(np.abs(x).max()) if x.size else 0.0
+    if big > limit:
+        raise ValueError(f"{name}: expected |{what}| <= {limit:g}, got a value of magnitude "
+                         f"{big:.4g}")
+
+
+def check_device(x, *, name: str) -> None:
+    """Raise ``TypeError`` unless ``x`` is NumPy or a torch tensor on the CPU or a CUDA device.
+
+    Catches ``meta`` tensors (shapes without data) and other devices before any kernel
+    or ``.item()`` call fails deep inside torch.
+    """
+    if isinstance(x, torch.Tensor) and x.device.type not in ("cpu", "cuda"):
+        raise TypeError(f"{name}: expected a CPU or CUDA tensor, got a tensor on device "
+                        f"{x.device.type!r}")
+
+
 def check_indices(idx, upper: int, *, name: str) -> None:
     """Raise unless ``idx`` is an integer array with every value in ``[0, upper)``."""
     if isinstance(idx, torch.Tensor):
@@ -158,11 +185,15 @@ def as_tensor(x, *, name: str, dtype: torch.dtype | None = None) -> tuple[torch.
     """Return ``(tensor, was_numpy)`` for a torch tensor or NumPy array.
 
     NumPy arrays are wrapped without copying where possible; ``dtype`` (if given)
-    converts. Anything else raises ``TypeError`` naming the argument.
+    converts. Anything else, and tensors on devices other than CPU/CUDA (e.g. ``meta``),
+    raise ``TypeError`` naming the argument.
     """
     if isinstance(x, torch.Tensor):
+        check_device(x, name=name)
         return (x if dtype is None else x.to(dtype)), False
     if isinstance(x, np.ndarray):
+        if x.dtype.hasobject or x.dtype.fields is not None:
+            raise TypeError(f"{name}: expected a numeric array, got dtype {x.dtype}")
         t = torch.from_numpy(np.ascontiguousarray(x))
         return (t if dtype is None else t.to(dtype)), True
     raise TypeError(f"{name}: expected a torch.Tensor or numpy.ndarray, got {type(x).__name__}")

@@ -373,14 +373,24 @@ def model_to_camera(verts, rotation, translation):
 
 
 def _focal_xy(focal, like: torch.Tensor) -> torch.Tensor:
-    """Validate focal (B,) or (B, 2) and return it as (B or 1, 2)."""
+    """Validate focal (B,) or (B, 2), finite and > 0, and return it as (B or 1, 2).
+
+    A focal length <= 0 would mirror the image (negative) or collapse it to the principal
+    point (zero), so it is refused here, for every caller of the perspective camera.
+    """
     f, _ = as_tensor(focal, name="focal")
     if f.ndim == 1:
         f = _param(f, "", "focal", like, "verts_cam")
-        return torch.stack([f, f], dim=-1)
-    if f.ndim != 2:
+        f = torch.stack([f, f], dim=-1)
+    elif f.ndim != 2:
         raise ValueError(f"focal: expected (B,) or (B, 2), got {tuple(f.shape)}")
-    return _param(f, "2", "focal", like, "verts_cam")
+    else:
+        f = _param(f, "2", "focal", like, "verts_cam")
+    check_finite(f, name="focal")
+    if f.numel() and not bool((f.detach() > 0).all()):
+        raise ValueError(f"focal: expected focal lengths > 0 (pixels), got values down to "
+                         f"{float(f.detach().min()):.4g}")
+    return f
 
 
 def project_perspective(verts_cam, focal, principal, eps: float = 1e-6):
@@ -388,7 +398,8 @@ def project_perspective(verts_cam, focal, principal, eps: float = 1e-6):
 
     verts_cam: (B, V, 3) float32/float64, OpenCV camera space (x right, y down,
         z forward), e.g. from :func:`model_to_camera`.
-    focal: (B,) (fx = fy) or (B, 2) (fx, fy), in pixels.
+    focal: (B,) (fx = fy) or (B, 2) (fx, fy), in pixels, finite and > 0 (ValueError
+        otherwise: a negative focal would mirror the image, zero would collapse it).
     principal: (B, 2) (cx, cy), in pixels (the image centre is (W/2, H/2)).
     eps: smallest divisor: z is replaced by ``max(z, eps)``.
 

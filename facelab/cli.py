@@ -1,12 +1,20 @@
 """The ``facelab`` command.
 
-    facelab demo [--out DIR] [--count N] [--seed S] [--resolution R] [--size PX]
+    facelab demo [--out DIR] [--count N] [--seed S] [--resolution R] [--size PX] [--force]
     facelab info [--resolution R]
-    facelab fit PATH | --sample astronaut [-o OUT]      (facelab.fit_cli)
-    facelab fit-video PATH [-o OUT]
-    facelab train {mofa,tddfa} [trainer options]
+    facelab fit PATH | --sample astronaut [-o OUT] [--force]      (facelab.fit_cli)
+    facelab fit-video PATH [-o OUT] [--force]
+    facelab train {mofa,tddfa} [trainer options]                   (writes to facelab-train/)
 
 ``facelab --help`` and ``facelab <command> --help`` document every option.
+
+Every user error (missing or unreadable file, no face found, bad option value, missing
+optional extra, an output that already exists) prints one line,
+``facelab <command>: error: <message>``, and exits with a non-zero status
+(:mod:`facelab.command_errors`); ``--debug`` (anywhere on the line) adds the traceback.
+Option values are checked before any work starts. Outputs are written atomically and an
+existing file is never overwritten unless ``--force`` is given; nothing inside the
+installed package is ever written.
 """
 
 from __future__ import annotations
@@ -18,6 +26,13 @@ import sys
 import time
 from pathlib import Path
 
+from facelab.atomic_io import atomic_path, refuse_existing, refuse_package_path
+from facelab.command_errors import (
+    CommandParser,
+    check_count,
+    check_resolution,
+    run_reporting,
+)
 from facelab.fit_cli import add_fit_parser, add_fit_video_parser, run_fit, run_fit_video
 
 __all__ = ["main"]
@@ -64,20 +79,46 @@ def _to_uint8(image):
     return (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
 
 
-def run_demo(out: Path, count: int, seed: int, resolution, size: int) -> list[Path]:
+MAX_DEMO_COUNT = 64  # faces per demo run
+MAX_DEMO_SIZE = 2048  # image side (pixels) of the demo renders
+_MOFA_PANELS = ("input", "overlay", "geometry", "reflectance", "illumination", "error", "strip")
+
+
+def demo_outputs(out: Path, count: int) -> list[Path]:
+    """Every file ``facelab demo`` writes into ``out`` for ``count`` faces."""
+    names = [f"face_{i:02d}.png" for i in range(count)]
+    names += ["contact_sheet.png", "face_00.obj", "face_00_landmarks.txt"]
+    return [out / n for n in names] + [out / "mofa" / f"mofa_{n}.png" for n in _MOFA_PANELS]
+
+
+def _save_png(path: Path, array, force: bool) -> Path:
+    from PIL import Image
+
+    with atomic_path(path, overwrite=force) as tmp:
+        Image.fromarray(array).save(tmp)
+    return path
+
+
+def run_demo(out: Path, count: int, seed: int, resolution, size: int, *, force: bool = False,
+             mofa_weights: str = "surrogate") -> list[Path]:
     """Render ``count`` random faces of the built-in model.
 
     Writes one PNG per face, a contact sheet, and the first face as an OBJ with per-vertex
-    albedo colours and a landmark sidecar; returns the paths written.
+    albedo colours and a landmark sidecar; returns the paths written. Existing outputs
+    raise FileExistsError before anything is rendered unless ``force``.
+    mofa_weights: the MoFA encoder for the reconstruction: ``"surrogate"``, ``"photo"``
+        (the shipped weights) or the path of weights from ``facelab train mofa``.
     """
     import numpy as np
     import torch
-    from PIL import Image
 
     from facelab.export import save_obj
-    from facelab.formation import form, render
+    from facelab.formation import PICTURE_ANTIALIAS, form, render
     from facelab.model.registry import load_model
 
+    refuse_package_path(out, name="--out")
+    if not force:
+        refuse_existing(demo_outputs(out, count))
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     model = load_model("synthetic", resolution=resolution)
@@ -87,14 +128,13 @@ def run_demo(out: Path, count: int, seed: int, resolution, size: int) -> list[Pa
     t0 = time.perf_counter()
     with torch.no_grad():
         formed = form(model, p["params"], p["camera"])
-        image, _ = render(formed, size, size, background=background)
+        image, _ = render(formed, size, size, background=background,
+                          antialias=PICTURE_ANTIALIAS)
     t_render = time.perf_counter() - t0
     images = image.numpy()
     written = []
     for i in range(count):
-        path = out / f"face_{i:02d}.png"
-        Image.fromarray(_to_uint8(images[i])).save(path)
-        written.append(path)
+        written.append(_save_png(out / f"face_{i:02d}.png", _to_uint8(images[i]), force))
     cols = min(count, 4)
     rows = math.ceil(count / cols)
     sheet = np.zeros((rows * size, cols * size, 3), dtype=np.float32)
@@ -102,11 +142,10 @@ def run_demo(out: Path, count: int, seed: int, resolution, size: int) -> list[Pa
     for i in range(count):
         rr, cc = divmod(i, cols)
         sheet[rr * size:(rr + 1) * size, cc * size:(cc + 1) * size] = images[i]
-    sheet_path = out / "contact_sheet.png"
-    Image.fromarray(_to_uint8(sheet)).save(sheet_path)
-    written.append(sheet_path)
+    written.append(_save_png(out / "contact_sheet.png", _to_uint8(sheet), force))
     obj_path = save_obj(out / "face_00.obj", formed.verts[0], model.faces,
-                        colors=formed.albedo[0].clamp(0, 1), landmarks=model.landmarks)
+                        colors=formed.albedo[0].clamp(0, 1), landmarks=model.landmarks,
+                        overwrite=force)
     written.append(Path(obj_path))
     landmarks_path = Path(obj_path).with_name(Path(obj_path).stem + "_landmarks.txt")
     if landmarks_path.exists():
@@ -124,8 +163,9 @@ def run_demo(out: Path, count: int, seed: int, resolution, size: int) -> list[Pa
     # MoFA (notebook 01): encode a held-out synthetic face with the committed encoder.
     from facelab.methods.mofa.cli import reconstruct_demo
 
-    print("MoFA reconstruction of a held-out synthetic face (committed encoder):")
-    mofa_paths = [Path(p) for p in reconstruct_demo(out / "mofa")["paths"]]
+    print(f"MoFA reconstruction of a held-out synthetic face (encoder: {mofa_weights}):")
+    mofa_paths = [Path(p) for p in reconstruct_demo(out / "mofa", weights=mofa_weights,
+                                                     overwrite=force)["paths"]]
     for path in mofa_paths:
         print(f"  {path}")
     return written + mofa_paths
@@ -148,10 +188,13 @@ def _resolution(text: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="facelab",
-        description="facelab: monocular 3D face reconstruction for teaching (CPU first).",
+        description="facelab: monocular 3D face reconstruction for teaching (CPU first). "
+                    "Errors print one line; add --debug anywhere for the traceback.",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, show the Python traceback (may go anywhere)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser(
         "demo", help="render the built-in face under random identities, expressions, poses, lights",
@@ -162,12 +205,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "(overlay, geometry, reflectance, illumination, error) into --out/mofa.")
     demo.add_argument("--out", type=Path, default=Path("facelab-demo"),
                       help="output folder (default: facelab-demo)")
-    demo.add_argument("--count", type=int, default=8, help="number of faces (default: 8)")
+    demo.add_argument("--count", type=int, default=8,
+                      help=f"number of faces, 1 to {MAX_DEMO_COUNT} (default: 8)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.add_argument("--resolution", type=_resolution, default="teaching",
                       help="model resolution: teaching, medium, bfm, high or a vertex count "
                            "(default: teaching)")
-    demo.add_argument("--size", type=int, default=256, help="image size in pixels (default: 256)")
+    demo.add_argument("--size", type=int, default=256,
+                      help=f"image size in pixels, 16 to {MAX_DEMO_SIZE} (default: 256)")
+    demo.add_argument("--force", action="store_true",
+                      help="overwrite files of the same names in --out (default: refuse)")
+    demo.add_argument("--mofa-weights", default="surrogate", metavar="WEIGHTS",
+                      help="MoFA encoder for the reconstruction: surrogate, photo (shipped) or "
+                           "a .pt path written by `facelab train mofa` (default: surrogate)")
     info = sub.add_parser("info", help="describe the built-in morphable model",
                           description="Print the built-in model's sizes, expressions and mode "
                                       "standard deviations.")
@@ -185,18 +235,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
+def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Option values checked before any work starts (ValueError / FileNotFoundError)."""
     if args.command == "demo":
-        if args.count < 1:
-            parser.error("--count: expected an int >= 1")
-        if args.size < 16:
-            parser.error("--size: expected an int >= 16")
-        run_demo(args.out, args.count, args.seed, args.resolution, args.size)
+        check_count(args.count, "--count", maximum=MAX_DEMO_COUNT)
+        check_count(args.size, "--size", minimum=16, maximum=MAX_DEMO_SIZE)
+        from facelab.raster import MAX_RASTER_PIXELS
+
+        if args.count * args.size * args.size > MAX_RASTER_PIXELS:
+            raise ValueError(f"--count, --size: {args.count} faces of {args.size}x{args.size} "
+                             f"pixels exceed facelab.raster.MAX_RASTER_PIXELS = "
+                             f"{MAX_RASTER_PIXELS:,} per render; use fewer or smaller faces")
+        args.resolution = check_resolution(args.resolution)
+        if args.mofa_weights not in ("surrogate", "photo"):
+            if not Path(args.mofa_weights).is_file():
+                raise FileNotFoundError(f"--mofa-weights: expected surrogate, photo or an "
+                                        f"existing .pt file, got {args.mofa_weights!r}")
+            from facelab.methods.mofa.training import load_encoder
+
+            load_encoder(args.mofa_weights)  # a bad file fails here, before any rendering
+    elif args.command == "info":
+        args.resolution = check_resolution(args.resolution)
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    _validate(parser, args)
+    if args.command == "demo":
+        run_demo(args.out, args.count, args.seed, args.resolution, args.size, force=args.force,
+                 mofa_weights=args.mofa_weights)
     elif args.command == "info":
         run_info(args.resolution)
     elif args.command == "fit":
@@ -207,6 +273,20 @@ def main(argv: list[str] | None = None) -> int:
         trainer = importlib.import_module(TRAINERS[args.method])
         return trainer.train_main(args.options)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``facelab`` command line; returns the exit status (module docs for errors)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    prog = f"facelab {args.command}" + (f" {args.method}" if args.command == "train" else "")
+    return run_reporting(prog, lambda: _dispatch(parser, args), debug=debug)
 
 
 if __name__ == "__main__":

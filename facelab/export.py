@@ -13,7 +13,9 @@ squeezed, any other batch size is an error (save each mesh separately).
   0-based vertex index and its model-space position, after one ``#`` header line; read it with
   ``numpy.loadtxt`` (column 0 is the index).
 
-Parent folders are created. Paths are ``str`` or ``pathlib.Path``.
+Parent folders are created. Paths are ``str`` or ``pathlib.Path``. Every file is written
+atomically (:func:`facelab.atomic_io.atomic_path`: a temporary file renamed into place), so
+an interrupt never leaves a truncated mesh; ``overwrite=False`` refuses an existing file.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from facelab._checks import (
     check_indices,
     check_shape,
 )
+from facelab.atomic_io import atomic_path, refuse_existing
 
 __all__ = ["load_obj", "save_obj", "save_ply"]
 
@@ -91,16 +94,25 @@ def _landmark_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}_landmarks.txt")
 
 
-def _save_landmarks(path: Path, verts: np.ndarray, landmarks: np.ndarray) -> None:
+def _save_landmarks(path: Path, verts: np.ndarray, landmarks: np.ndarray,
+                    overwrite: bool) -> None:
     table = np.concatenate([landmarks[:, None].astype(np.float64), verts[landmarks]], axis=1)
-    np.savetxt(
-        _landmark_path(path), table, fmt=["%d", "%.9g", "%.9g", "%.9g"],
-        header="index x y z  (0-based vertex index, model-space position)",
-    )
+    with atomic_path(_landmark_path(path), overwrite=overwrite) as tmp:
+        np.savetxt(
+            tmp, table, fmt=["%d", "%.9g", "%.9g", "%.9g"],
+            header="index x y z  (0-based vertex index, model-space position)",
+        )
+
+
+def _refuse(p: Path, landmarks, overwrite: bool) -> None:
+    """Before writing anything: the mesh and its sidecar must not exist unless overwriting."""
+    if not overwrite:
+        refuse_existing([p] + ([_landmark_path(p)] if landmarks is not None else []),
+                        option="overwrite=True")
 
 
 # ------------------------------------------------------------------------------------- OBJ
-def save_obj(path, verts, faces, colors=None, landmarks=None) -> Path:
+def save_obj(path, verts, faces, colors=None, landmarks=None, *, overwrite: bool = True) -> Path:
     """Write a Wavefront OBJ, optionally with per-vertex colours and a landmark sidecar.
 
     path: str or Path ending in ``.obj``; parent folders are created.
@@ -108,11 +120,13 @@ def save_obj(path, verts, faces, colors=None, landmarks=None) -> Path:
     faces: (F, 3) integer vertex indices, 0-based (written 1-based).
     colors: optional (V, 3) float in [0, 1], linear RGB; written as ``v x y z r g b``.
     landmarks: optional (L,) integer vertex indices -> ``<stem>_landmarks.txt`` (module docs).
-    Returns the Path written.
+    overwrite: when False, an existing file (mesh or sidecar) raises ``FileExistsError``.
+    Returns the Path written (atomically).
     """
     v, f, c, lm = _mesh_arrays(verts, faces, colors, landmarks)
     p = _prepare_path(path, ".obj")
-    with open(p, "w", encoding="ascii") as fh:
+    _refuse(p, lm, overwrite)
+    with atomic_path(p, overwrite=overwrite) as tmp, open(tmp, "w", encoding="ascii") as fh:
         fh.write(f"# facelab OBJ: {v.shape[0]} vertices, {f.shape[0]} faces\n")
         if c is None:
             np.savetxt(fh, v, fmt="v %.9g %.9g %.9g")
@@ -120,8 +134,15 @@ def save_obj(path, verts, faces, colors=None, landmarks=None) -> Path:
             np.savetxt(fh, np.concatenate([v, c], axis=1), fmt="v %.9g %.9g %.9g %.6g %.6g %.6g")
         np.savetxt(fh, f + 1, fmt="f %d %d %d")
     if lm is not None:
-        _save_landmarks(p, v, lm)
+        _save_landmarks(p, v, lm, overwrite)
     return p
+
+
+def _obj_lines(fh, path):
+    """(line number, line) of the 'v' and 'f' records, streamed (other lines are skipped)."""
+    for lineno, line in enumerate(fh, 1):
+        if line.lstrip()[:2] in ("v ", "f ", "v\t", "f\t"):
+            yield lineno, line
 
 
 def load_obj(path, *, dtype: torch.dtype = torch.float32):
@@ -137,15 +158,26 @@ def load_obj(path, *, dtype: torch.dtype = torch.float32):
     if not isinstance(path, (str, Path)):
         raise TypeError(f"path: expected a str or pathlib.Path, got {type(path).__name__}")
     verts, colors, faces = [], [], []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
-            parts = line.split()
-            if not parts:
-                continue
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if b"\0" in head or head.startswith((b"\x89PNG", b"\xff\xd8", b"GIF8", b"ply")):
+        raise ValueError(f"path: {str(path)!r} is not a text OBJ file (binary content; is it "
+                         "an image or a PLY mesh?)")
+    with open(path, encoding="utf-8", errors="strict") as fh:
+        try:
+            lines = list(_obj_lines(fh, path))
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"path: {str(path)!r} is not a text OBJ file (it is not "
+                             "UTF-8 text)") from exc
+    for lineno, line in lines:
+        parts = line.split()
+        if not parts:
+            continue
+        try:
             if parts[0] == "v":
                 values = [float(x) for x in parts[1:]]
                 if len(values) < 3:
-                    raise ValueError(f"path: line {lineno} of {path}: 'v' needs 3 coordinates")
+                    raise ValueError("'v' needs 3 coordinates")
                 verts.append(values[:3])
                 colors.append(values[3:6] if len(values) >= 6 else None)
             elif parts[0] == "f":
@@ -154,18 +186,25 @@ def load_obj(path, *, dtype: torch.dtype = torch.float32):
                     i = int(token.split("/")[0])
                     idx.append(i - 1 if i > 0 else len(verts) + i)
                 if len(idx) < 3:
-                    raise ValueError(f"path: line {lineno} of {path}: 'f' needs 3 vertices")
+                    raise ValueError("'f' needs 3 vertices")
                 faces.extend([idx[0], idx[k], idx[k + 1]] for k in range(1, len(idx) - 1))
+        except ValueError as exc:
+            raise ValueError(f"path: line {lineno} of {path}: {exc}") from exc
+    if not verts:
+        raise ValueError(f"path: {str(path)!r} has no 'v x y z' lines; not an OBJ mesh")
     v = torch.tensor(verts, dtype=dtype).reshape(-1, 3)
+    check_finite(v, name="vertices (in file)")
     f = torch.tensor(faces, dtype=torch.int64).reshape(-1, 3)
     check_indices(f, v.shape[0], name="faces (in file)")
     has_colors = bool(colors) and all(c is not None for c in colors)
     c = torch.tensor(colors, dtype=dtype).reshape(-1, 3) if has_colors else None
+    if c is not None:
+        check_finite(c, name="colors (in file)")
     return v, f, c
 
 
 # ------------------------------------------------------------------------------------- PLY
-def save_ply(path, verts, faces, colors=None, landmarks=None) -> Path:
+def save_ply(path, verts, faces, colors=None, landmarks=None, *, overwrite: bool = True) -> Path:
     """Write a binary little-endian PLY, optionally with uchar RGB vertex colours.
 
     path: str or Path ending in ``.ply``; parent folders are created.
@@ -173,10 +212,12 @@ def save_ply(path, verts, faces, colors=None, landmarks=None) -> Path:
     faces: (F, 3) integer vertex indices, 0-based, written as int32 lists.
     colors: optional (V, 3) float in [0, 1]; stored as uchar ``round(255 * c)``.
     landmarks: optional (L,) integer vertex indices -> ``<stem>_landmarks.txt`` (module docs).
-    Returns the Path written.
+    overwrite: when False, an existing file (mesh or sidecar) raises ``FileExistsError``.
+    Returns the Path written (atomically).
     """
     v, f, c, lm = _mesh_arrays(verts, faces, colors, landmarks)
     p = _prepare_path(path, ".ply")
+    _refuse(p, lm, overwrite)
     fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
     if c is not None:
         fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
@@ -197,10 +238,10 @@ def save_ply(path, verts, faces, colors=None, landmarks=None) -> Path:
         header += ["property uchar red", "property uchar green", "property uchar blue"]
     header += [f"element face {f.shape[0]}", "property list uchar int vertex_indices",
                "end_header"]
-    with open(p, "wb") as fh:
+    with atomic_path(p, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
         fh.write(("\n".join(header) + "\n").encode("ascii"))
         fh.write(vertex.tobytes())
         fh.write(face.tobytes())
     if lm is not None:
-        _save_landmarks(p, v, lm)
+        _save_landmarks(p, v, lm, overwrite)
     return p

@@ -16,10 +16,12 @@ import torch
 
 from facelab._checks import as_tensor, check_finite, check_int
 
-__all__ = ["MAX_SIDE", "MIN_SIDE", "as_rgb_image", "read_image", "read_video", "to_uint8"]
+__all__ = ["MAX_SIDE", "MAX_VIDEO_PIXELS", "MIN_SIDE", "as_rgb_image", "read_image", "read_video",
+           "to_uint8"]
 
 MIN_SIDE = 32  # smallest image side (pixels) a face can be fitted in
 MAX_SIDE = 8192  # largest image side; resize bigger photos first (memory of the overlay render)
+MAX_VIDEO_PIXELS = 1 << 28  # frames x height x width read_video keeps (~3 GB as float32)
 
 
 def as_rgb_image(image, *, name: str = "image") -> torch.Tensor:
@@ -76,18 +78,38 @@ def read_image(path) -> torch.Tensor:
     """Read a photo file (PNG, JPEG, ...) with Pillow: (H, W, 3) float32 in [0, 1].
 
     Grayscale and palette images are converted to RGB; RGBA is composited on white.
+    16-bit grayscale (Pillow modes ``I;16*``, ``I``) is scaled by 1/65535, not clipped
+    at 255; a file Pillow cannot read raises ValueError naming it.
     """
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"path: no such image file: {p}")
-    with Image.open(p) as im:
-        if im.mode in ("RGBA", "LA", "P"):
-            im = im.convert("RGBA")
-            white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            im = Image.alpha_composite(white, im)
-        rgb = np.array(im.convert("RGB"))
+    try:
+        with Image.open(p) as im:
+            w, h = im.size
+            if max(w, h) > MAX_SIDE:  # refuse before decoding the pixels
+                raise ValueError(f"{p}: expected both sides <= {MAX_SIDE} pixels, got "
+                                 f"{h}x{w}; resize the photo first")
+            if im.mode.startswith("I") or im.mode == "F":  # 16/32-bit grayscale
+                gray = np.asarray(im).astype(np.float64)  # (H, W)
+                if im.mode == "F":
+                    full = 1.0
+                elif im.mode.startswith("I;16") or gray.max(initial=0) <= 65535:
+                    full = 65535.0
+                else:
+                    full = 4294967295.0
+                gray = np.clip(gray / full, 0.0, 1.0).astype(np.float32)
+                return as_rgb_image(np.repeat(gray[..., None], 3, axis=-1), name=str(p))
+            if im.mode in ("RGBA", "LA", "P", "PA"):
+                im = im.convert("RGBA")
+                white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(white, im)
+            rgb = np.array(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{p}: cannot be read as an image ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())})") from exc
     return as_rgb_image(rgb, name=str(p))
 
 
@@ -97,29 +119,45 @@ def read_video(path, *, max_frames: int | None = None, step: int = 1) -> torch.T
     path: a video (MP4/AVI/MOV need ``imageio-ffmpeg``, GIF only ``imageio``).
     max_frames: keep at most this many frames (after ``step``); None keeps all.
     step: keep every ``step``-th frame.
-    Needs the ``facelab[video]`` extra (``pip install 'facelab[video]'``).
+    Needs the ``video`` extra (``.venv/bin/pip install -e ".[video]"``). A file that
+    cannot be decoded (corrupt, empty, not a video) raises ValueError in one line, and so
+    does a clip whose kept frames exceed ``MAX_VIDEO_PIXELS`` (frames x height x width):
+    pass ``max_frames`` / ``step`` to keep fewer.
     """
     try:
         import imageio.v3 as iio
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("read_video needs imageio: pip install 'facelab[video]' "
-                          "(imageio and imageio-ffmpeg)") from err
+        raise ImportError("read_video needs imageio and imageio-ffmpeg: run "
+                          '.venv/bin/pip install -e ".[video]"') from err
     step = check_int(step, name="step", minimum=1)
     if max_frames is not None:
         max_frames = check_int(max_frames, name="max_frames", minimum=1)
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"path: no such video file: {p}")
-    frames = []
-    for i, frame in enumerate(iio.imiter(p)):
-        if i % step:
-            continue
-        frame = np.asarray(frame)
-        if frame.ndim == 2:
-            frame = np.repeat(frame[..., None], 3, axis=-1)
-        frames.append(as_rgb_image(frame[..., :3], name=f"{p.name}[{i}]"))
-        if max_frames is not None and len(frames) >= max_frames:
-            break
+    frames, pixels = [], 0
+    try:
+        for i, frame in enumerate(iio.imiter(p)):
+            if i % step:
+                continue
+            frame = np.asarray(frame)
+            pixels += frame.shape[0] * frame.shape[1] if frame.ndim >= 2 else 0
+            if pixels > MAX_VIDEO_PIXELS:
+                raise ValueError(f"path: the frames of {p.name} kept so far exceed "
+                                 f"MAX_VIDEO_PIXELS = {MAX_VIDEO_PIXELS:,} pixels "
+                                 f"(facelab.image_io); keep fewer frames with max_frames or "
+                                 f"step (--max-frames, --step)")
+            if frame.ndim == 2:
+                frame = np.repeat(frame[..., None], 3, axis=-1)
+            frames.append(as_rgb_image(frame[..., :3], name=f"{p.name}[{i}]"))
+            if max_frames is not None and len(frames) >= max_frames:
+                break
+    except (OSError, RuntimeError, ValueError, SyntaxError, StopIteration) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith((f"{p.name}[", "path: ")):
+            raise  # a frame that as_rgb_image refused or the size limit: already clear
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+        raise ValueError(f"path: {p} cannot be read as a video ({type(exc).__name__}: "
+                         f"{first[:200]})") from exc
     if not frames:
         raise ValueError(f"path: no frames could be read from {p}")
     return torch.stack(frames)

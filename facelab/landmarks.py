@@ -70,8 +70,9 @@ CONTOUR_WEIGHT = 0.3
 LANDMARK_CONFIDENCE = np.ones(68, dtype=np.float32)
 LANDMARK_CONFIDENCE[:17] = CONTOUR_WEIGHT
 
-_EXTRA_MESSAGE = ("facelab.landmarks needs MediaPipe: pip install 'facelab[landmarks]' "
-                  "(mediapipe==0.10.14, which bundles its face models and runs offline); "
+_EXTRA_MESSAGE = ("facelab.landmarks needs MediaPipe: run .venv/bin/pip install -e "
+                  "\".[landmarks]\" in the facelab checkout (mediapipe==0.10.14, which bundles "
+                  "its face models and runs offline); "
                   "or pass your own (68, 2) iBUG landmarks to fit_image(..., landmarks=...)")
 
 

@@ -13,6 +13,8 @@ import importlib.util
 import pkgutil
 from pathlib import Path
 
+import pytest
+
 import facelab as fl
 
 PACKAGE = Path(fl.__file__).resolve().parent
@@ -20,7 +22,7 @@ PACKAGE = Path(fl.__file__).resolve().parent
 LAYERS = [
     ("checks", ["facelab._checks"]),
     ("foundations", ["facelab.rotations", "facelab.kernel_sources", "facelab.kernel_launch",
-                     "facelab.progress"]),
+                     "facelab.progress", "facelab.atomic_io", "facelab.numba_cache"]),
     ("geometry", ["facelab.cameras", "facelab.camera_objects", "facelab.mesh",
                   "facelab.lighting"]),
     ("ops", ["facelab.raster", "facelab.shading", "facelab.normals", "facelab.vertex_losses"]),
@@ -28,7 +30,8 @@ LAYERS = [
     ("formation", ["facelab.face_params", "facelab.formation"]),
     ("measures and io", ["facelab.losses", "facelab.metrics", "facelab.export",
                          "facelab.image_io"]),
-    ("applications", ["facelab.data", "facelab.landmarks", "facelab.fitting"]),
+    ("applications", ["facelab.data", "facelab.landmarks", "facelab.fitting",
+                      "facelab.command_errors"]),
     ("methods", ["facelab.methods"]),
     ("interfaces", ["facelab.widgets", "facelab.cli", "facelab.fit_cli", "facelab"]),
 ]
@@ -36,11 +39,13 @@ METHODS_RANK = next(i for i, (name, _) in enumerate(LAYERS) if name == "methods"
 
 
 def rank(module: str) -> int:
-    """The layer of a module: its longest listed prefix decides."""
+    """The layer of a module: its longest listed prefix decides ("facelab" itself, the package
+    __init__, matches only exactly, so a new module must be placed in LAYERS)."""
     best, best_len = None, -1
     for i, (_, prefixes) in enumerate(LAYERS):
         for p in prefixes:
-            if (module == p or module.startswith(p + ".")) and len(p) > best_len:
+            inside = module.startswith(p + ".") and p != "facelab"
+            if (module == p or inside) and len(p) > best_len:
                 best, best_len = i, len(p)
     assert best is not None, f"{module} belongs to no layer: add it to LAYERS"
     return best
@@ -106,6 +111,8 @@ def test_rule_catches_an_upward_import(tmp_path):
     targets = _imports("facelab.formation", bad)
     assert "facelab.methods.mofa" in targets
     assert rank("facelab.methods.mofa") > rank("facelab.formation")
+    with pytest.raises(AssertionError, match="belongs to no layer"):
+        rank("facelab.a_new_module")
 
 
 def test_public_names_are_unique_and_never_shadow_a_module():

@@ -65,9 +65,10 @@ def test_demo_is_reproducible(tmp_path):
 
 @pytest.mark.parametrize("args", [["demo", "--count", "0"], ["demo", "--size", "4"],
                                   ["demo", "--resolution", "huge"]])
-def test_demo_bad_arguments(args, tmp_path):
-    with pytest.raises((SystemExit, ValueError)):
-        main([*args, "--out", str(tmp_path)])
+def test_demo_bad_arguments(args, tmp_path, capsys):
+    assert main([*args, "--out", str(tmp_path)]) == 1  # one line on stderr, no traceback
+    assert capsys.readouterr().err.startswith("facelab demo: error: ")
+    assert not list(tmp_path.iterdir())
 
 
 def test_info(capsys):

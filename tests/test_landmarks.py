@@ -45,7 +45,7 @@ def test_missing_extra_names_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "mediapipe", None)  # import mediapipe -> ImportError
     monkeypatch.setattr(fl_landmarks, "_SOLVERS", {})
     assert not mediapipe_available()
-    with pytest.raises(ImportError, match=r"facelab\[landmarks\]"):
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[landmarks\]"'):
         detect(sample_photo("astronaut"))
 
 

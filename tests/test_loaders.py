@@ -30,6 +30,7 @@ from fixtures_models import (
 from facelab.model.bfm import load_bfm2009, load_bfm2017
 from facelab.model.flame import RestrictedUnpickler, load_flame
 from facelab.model.morphable import MorphableModel
+from facelab.model.safe_pickle import ArrayRecipe, ReadBudget, decode_array
 from facelab.model.sources import MODEL_SOURCES, faces_front_ccw
 from facelab.model.tddfa import load_3ddfa
 
@@ -128,6 +129,15 @@ def test_bfm2009_v5_and_v73_agree(tmp_path):
         assert torch.equal(getattr(m5, name), getattr(m73, name)), name
 
 
+def test_bfm2009_compressed_v5_reads_like_uncompressed(tmp_path):
+    a = bfm2009_arrays(seed=6)
+    write_bfm2009_v5(tmp_path / "a.mat", a)
+    scipy.io.savemat(tmp_path / "z.mat", a, format="5", do_compression=True)
+    ma, mz = load_bfm2009(tmp_path / "a.mat"), load_bfm2009(tmp_path / "z.mat")
+    for name in ("mean_shape", "id_basis", "mean_albedo", "albedo_basis", "faces", "id_std"):
+        assert torch.equal(getattr(ma, name), getattr(mz, name)), name
+
+
 def test_bfm2009_rewinds_clockwise_triangles(tmp_path):
     a = bfm2009_arrays(reverse=True)
     write_bfm2009_v5(tmp_path / "m.mat", a)
@@ -196,7 +206,7 @@ def test_bfm2009_malformed_variables(tmp_path, key, value, pattern):
 
 def test_bfm2009_not_a_mat_file(tmp_path):
     (tmp_path / "m.mat").write_bytes(b"this is not a MATLAB file at all" * 8)
-    with pytest.raises(ValueError, match="not a valid Basel Face Model 2009 file"):
+    with pytest.raises(ValueError, match="not a valid BFM 2009 file"):
         load_bfm2009(tmp_path / "m.mat")
 
 
@@ -385,7 +395,9 @@ def test_restricted_unpickler_allows_only_the_list(tmp_path):
 
     blob = pickle.dumps({"a": np.arange(3.0), "b": {1, 2}}, protocol=2)
     out = RestrictedUnpickler(io.BytesIO(blob)).load()
-    assert np.array_equal(out["a"], np.arange(3.0)) and out["b"] == {1, 2}
+    assert isinstance(out["a"], ArrayRecipe)  # a recipe, decoded only after checks
+    a = decode_array(out["a"], "a", ReadBudget(1 << 20))
+    assert np.array_equal(a, np.arange(3.0)) and out["b"] == {1, 2}
     for obj in (print, pickle.loads, np.load):
         with pytest.raises(pickle.UnpicklingError, match="refusing"):
             RestrictedUnpickler(io.BytesIO(pickle.dumps(obj))).load()

@@ -5,8 +5,8 @@
 * ``"grace_hopper"`` — Grace Hopper, U.S. Navy portrait (public domain), bundled with
   matplotlib as the sample-data file ``grace_hopper.jpg``; 600 x 512 (H x W).
 
-scikit-image is needed only for the astronaut (``pip install scikit-image``, part of the
-``facelab[photos]`` extra); matplotlib is a core dependency.
+scikit-image (the astronaut) and matplotlib (Grace Hopper) are both core dependencies;
+an environment that lacks scikit-image is repaired by ``.venv/bin/pip install -e .``.
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ def _astronaut() -> np.ndarray:
     try:
         from skimage import data
     except ImportError as err:
-        raise ImportError("sample_photo('astronaut') needs scikit-image: "
-                          "pip install scikit-image (or 'facelab[photos]'); "
+        raise ImportError("sample_photo('astronaut') needs scikit-image, a core dependency: "
+                          "run .venv/bin/pip install -e . in the facelab checkout; "
                           "sample_photo('grace_hopper') needs only matplotlib") from err
     return np.asarray(data.astronaut())
 

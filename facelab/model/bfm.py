@@ -13,13 +13,19 @@ facelab never downloads these files; see :data:`facelab.model.sources.MODEL_SOUR
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
+from facelab.model.matlab_v5 import read_mat_v5
 from facelab.model.morphable import MorphableModel
+from facelab.model.safe_pickle import DEFAULT_MAX_BYTES, ReadBudget
 from facelab.model.sources import (
+    MalformedFileError,
     faces_front_ccw,
     landmark_indices,
     malformed_file_error,
+    overflow_is_malformed,
     require_file,
 )
 
@@ -30,37 +36,88 @@ _UM_PER_MM = 1000.0
 
 
 # --------------------------------------------------------------------- BFM 2009
-def _read_mat(path, caller: str) -> dict[str, np.ndarray]:
+
+
+def _h5_dataset(f, name: str, key: str, path, caller: str, budget: ReadBudget) -> np.ndarray:
+    """Read dataset ``name`` of an open HDF5 file after checking kind, dtype and declared size."""
+    import h5py
+
+    def bad(problem):
+        return malformed_file_error(key, path, problem, caller=caller)
+
+    try:
+        node = f[name]
+    except (KeyError, OSError, ValueError, RuntimeError) as exc:
+        raise bad(f"cannot open {name!r} ({exc})") from exc
+    if not isinstance(node, h5py.Dataset):
+        raise bad(f"{name!r} must be a dataset, got an HDF5 {type(node).__name__.lower()}")
+    if node.dtype.kind not in "biuf":
+        raise bad(f"{name!r} must hold numbers, got dtype {node.dtype}")
+    try:
+        budget.charge(int(np.prod(node.shape, dtype=object)) * node.dtype.itemsize, repr(name))
+    except ValueError as exc:
+        raise bad(str(exc)) from exc
+    try:
+        return np.asarray(node[()])
+    except (OSError, ValueError, TypeError, RuntimeError) as exc:  # truncated or corrupt
+        raise bad(f"cannot read {name!r} ({type(exc).__name__}: {exc})") from exc
+
+
+def _h5_has(f, name: str) -> bool:
+    try:
+        return name in f
+    except (KeyError, TypeError):  # a path through a dataset, ...
+        return False
+
+
+@contextlib.contextmanager
+def _open_h5(path, key: str, caller: str):
+    """Open an HDF5 file; libhdf5's errors on corrupt structure become malformed-file errors."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, ValueError, RuntimeError) as exc:  # truncated or corrupt HDF5
+        raise malformed_file_error(key, path, f"cannot be opened as HDF5 ({exc})",
+                                   caller=caller) from exc
+    try:
+        with f:
+            yield f
+    except MalformedFileError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise malformed_file_error(key, path, f"its HDF5 structure is corrupt "
+                                   f"({type(exc).__name__}: {exc})", caller=caller) from exc
+
+
+def _read_mat(path, caller: str, budget: ReadBudget) -> dict[str, np.ndarray]:
     """Read the BFM 2009 variables from a MATLAB v5 or v7.3 (HDF5) file.
 
     MATLAB v7.3 files store column-major arrays, which h5py reads transposed;
-    they are transposed back here so both variants give MATLAB's shapes.
+    they are transposed back here so both variants give MATLAB's shapes. v5 files are
+    parsed by :func:`facelab.model.matlab_v5.read_mat_v5` (NumPy only, every length
+    checked). Declared sizes are charged to ``budget`` before any variable is read.
     """
     import h5py
 
     out: dict[str, np.ndarray] = {}
     if h5py.is_hdf5(path):
-        with h5py.File(path, "r") as f:
+        with _open_h5(path, "bfm2009", caller) as f:
             for key in _BFM2009_KEYS:
                 if key not in f:
                     raise malformed_file_error(
-                        "bfm2009", path, f"missing variable {key!r} (found {sorted(f)})",
+                        "bfm2009", path, f"missing variable {key!r} (found {sorted(f)[:30]})",
                         caller=caller,
                     )
-                out[key] = np.asarray(f[key]).T
+                out[key] = _h5_dataset(f, key, "bfm2009", path, caller, budget).T
         return out
-    import scipy.io
-
-    try:
-        mat = scipy.io.loadmat(path, variable_names=list(_BFM2009_KEYS))
-    except Exception as exc:  # scipy raises several types for non-.mat content
-        raise malformed_file_error(
-            "bfm2009", path, f"cannot be read as a MATLAB file ({exc})", caller=caller
-        ) from exc
+    try:  # our NumPy-only v5 parser: scipy's compiled reader crashes on crafted files
+        out = read_mat_v5(path, _BFM2009_KEYS, budget)
+    except ValueError as exc:
+        raise malformed_file_error("bfm2009", path, str(exc), caller=caller) from exc
     for key in _BFM2009_KEYS:
-        if key not in mat:
+        if key not in out:
             raise malformed_file_error("bfm2009", path, f"missing variable {key!r}", caller=caller)
-        out[key] = np.asarray(mat[key])
     return out
 
 
@@ -91,12 +148,15 @@ def _pca_block(mu, pc, ev, names, path, caller, key="bfm2009"):
     return mu, pc, ev
 
 
-def load_bfm2009(path, landmarks=None) -> MorphableModel:
+@overflow_is_malformed("bfm2009")
+def load_bfm2009(path, landmarks=None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> MorphableModel:
     """Load the Basel Face Model 2009 ``01_MorphableModel.mat`` (MATLAB v5 or v7.3).
 
     path: the ``.mat`` file (str or PathLike).
     landmarks: optional (68,) int vertex indices of the iBUG-68 points; the file
         has none, so the model's ``landmarks`` is None unless given here.
+    max_bytes: the most bytes the file's variables may declare (default 1 GiB, about four
+        times the released file); checked before any variable is read.
 
     Returns a float32 :class:`MorphableModel` named ``"bfm2009"`` with
         mean_shape (V, 3) = shapeMU / 1000 (micrometres -> mm),
@@ -116,7 +176,7 @@ def load_bfm2009(path, landmarks=None) -> MorphableModel:
     """
     caller = "load_bfm2009"
     path = require_file("bfm2009", path, caller=caller)
-    m = _read_mat(path, caller)
+    m = _read_mat(path, caller, ReadBudget(max_bytes, what="the file"))
     shape_mu, shape_pc, shape_ev = _pca_block(
         m["shapeMU"], m["shapePC"], m["shapeEV"], ("shapeMU", "shapePC", "shapeEV"), path, caller
     )
@@ -164,16 +224,16 @@ def load_bfm2009(path, landmarks=None) -> MorphableModel:
 
 
 # --------------------------------------------------------------------- BFM 2017
-def _read_h5_group(f, group: str, path, caller: str, required: bool):
+def _read_h5_group(f, group: str, path, caller: str, required: bool, budget: ReadBudget):
     """Return (mean (3V,), basis (3V, K), std (K,)) of ``group/model``, or None if absent."""
     names = tuple(f"{group}/model/{n}" for n in ("mean", "pcaBasis", "pcaVariance"))
-    present = [n in f for n in names]
+    present = [_h5_has(f, n) for n in names]
     if not any(present) and not required:
         return None
     for n, ok in zip(names, present, strict=True):
         if not ok:
             raise malformed_file_error("bfm2017", path, f"missing dataset {n!r}", caller=caller)
-    mean, basis, var = (np.asarray(f[n]) for n in names)
+    mean, basis, var = (_h5_dataset(f, n, "bfm2017", path, caller, budget) for n in names)
     var = var.reshape(-1) if var.ndim == 2 and 1 in var.shape else var
     if var.ndim != 1:
         raise malformed_file_error("bfm2017", path, f"{names[2]} must be (K,), got {var.shape}",
@@ -186,13 +246,16 @@ def _read_h5_group(f, group: str, path, caller: str, required: bool):
     return mean, basis, std
 
 
-def load_bfm2017(path, landmarks=None) -> MorphableModel:
+@overflow_is_malformed("bfm2017")
+def load_bfm2017(path, landmarks=None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> MorphableModel:
     """Load a Basel Face Model 2017 HDF5 file (``model2017-1_bfm_nomouth.h5`` / ``_face12_``).
 
     path: the ``.h5`` file (str or PathLike); the statismo layout, so BFM 2019
         files (also millimetres) load too.
     landmarks: optional (68,) int vertex indices of the iBUG-68 points (the 2017
         release ships its landmarks separately, in another convention).
+    max_bytes: the most bytes the datasets read may declare (default 1 GiB, about three
+        times the released files); checked before any dataset is read.
 
     Returns a float32 :class:`MorphableModel` named ``"bfm2017"`` with
         mean_shape (V, 3) = shape/model/mean + expression/model/mean (mm; the
@@ -216,15 +279,16 @@ def load_bfm2017(path, landmarks=None) -> MorphableModel:
     path = require_file("bfm2017", path, caller=caller)
     if not h5py.is_hdf5(path):
         raise malformed_file_error("bfm2017", path, "not an HDF5 file", caller=caller)
-    with h5py.File(path, "r") as f:
-        shape = _read_h5_group(f, "shape", path, caller, required=True)
-        expr = _read_h5_group(f, "expression", path, caller, required=False)
-        color = _read_h5_group(f, "color", path, caller, required=False)
+    budget = ReadBudget(max_bytes, what="the file")
+    with _open_h5(path, "bfm2017", caller) as f:
+        shape = _read_h5_group(f, "shape", path, caller, True, budget)
+        expr = _read_h5_group(f, "expression", path, caller, False, budget)
+        color = _read_h5_group(f, "color", path, caller, False, budget)
         cells_name = "shape/representer/cells"
-        if cells_name not in f:
+        if not _h5_has(f, cells_name):
             raise malformed_file_error("bfm2017", path, f"missing dataset {cells_name!r}",
                                        caller=caller)
-        cells = np.asarray(f[cells_name])
+        cells = _h5_dataset(f, cells_name, "bfm2017", path, caller, budget)
     mu, _, std = shape
     n3 = mu.size
     nv = n3 // 3

@@ -11,204 +11,41 @@ with shape coefficients beta and expression coefficients psi already ~N(0, 1)
 :meth:`MorphableModel.pose_jaw`; pose-corrective blendshapes (``posedirs``),
 the neck and the eyeballs' joints are not used.
 
-Python pickles can run arbitrary code when loaded. :class:`RestrictedUnpickler`
-resolves only an explicit allow-list of globals (NumPy array reconstruction,
-SciPy sparse matrices, a few harmless builtins) and maps chumpy classes to an
-inert local stand-in, so FLAME files load without chumpy and without executing
-anything; every other global raises ``pickle.UnpicklingError``.
+Python pickles can run arbitrary code when loaded. The file is parsed by
+:mod:`facelab.model.safe_pickle`: every allowed global (NumPy array and dtype
+reconstruction, SciPy sparse matrices, chumpy classes) becomes an inert recipe,
+and arrays are rebuilt afterwards from their bytes with the dtype, shape and size
+checked against ``max_bytes`` before anything is allocated; chumpy is never
+imported; any other global raises :class:`~facelab.model.safe_pickle.UnsafePickleError`.
 
 facelab never downloads FLAME; see :data:`facelab.model.sources.MODEL_SOURCES`.
 """
 
 from __future__ import annotations
 
-import _compat_pickle
-import importlib
-import pickle
-
 import numpy as np
 
 from facelab._checks import check_int
 from facelab.model.morphable import MorphableModel
+from facelab.model.safe_pickle import (
+    DEFAULT_MAX_BYTES,
+    ReadBudget,
+    RestrictedUnpickler,
+    UnsafePickleError,
+    decode_array,
+    key_list,
+    restricted_load,
+)
 from facelab.model.sources import (
     column_norms,
     faces_front_ccw,
     landmark_indices,
     malformed_file_error,
+    overflow_is_malformed,
     require_file,
 )
 
-__all__ = ["RestrictedUnpickler", "load_flame", "restricted_load"]
-
-# ------------------------------------------------------------ restricted unpickler
-# NumPy's array/scalar/dtype reconstruction helpers, under both their NumPy 1
-# (numpy.core) and NumPy 2 (numpy._core) module names.
-_NUMPY_HELPERS = {
-    ("multiarray", "_reconstruct"),
-    ("multiarray", "scalar"),
-    ("numeric", "_frombuffer"),
-}
-_BUILTINS = {"set", "frozenset", "object", "list", "dict", "tuple", "slice", "complex"}
-_SPARSE_MODULES = {
-    "scipy.sparse.csc", "scipy.sparse._csc", "scipy.sparse.csr", "scipy.sparse._csr",
-}
-_SPARSE_NAMES = {"csc_matrix", "csr_matrix", "csc_array", "csr_array"}
-
-
-class ChumpyStandIn:
-    """Inert stand-in for a chumpy object: it only records the pickled state.
-
-    ``chumpy_class`` names the original class (e.g. ``"chumpy.ch.Ch"``); the
-    array of a plain ``Ch`` is ``state["x"]``. Nothing from chumpy is imported.
-    """
-
-    chumpy_class = "chumpy"
-    state: dict | None = None  # set by __setstate__ (or by __new__ for NEWOBJ pickles)
-
-    def __new__(cls, *args, **kwargs):
-        obj = object.__new__(cls)
-        obj.state = {}
-        obj.args = args
-        return obj
-
-    def __setstate__(self, state):
-        self.state = state if isinstance(state, dict) else {"state": state}
-
-
-class SparseStandIn:
-    """Inert stand-in for a pickled SciPy CSC/CSR matrix: it records the state only.
-
-    :meth:`toarray` rebuilds the dense matrix from ``data``, ``indices``,
-    ``indptr`` and the shape, whatever SciPy version wrote the file.
-    """
-
-    sparse_format = "csc"
-    state: dict | None = None
-
-    def __new__(cls, *args, **kwargs):
-        obj = object.__new__(cls)
-        obj.state = {}
-        return obj
-
-    def __setstate__(self, state):
-        self.state = state if isinstance(state, dict) else {}
-
-    def toarray(self) -> np.ndarray:
-        import scipy.sparse
-
-        s = self.state or {}
-        shape = s.get("_shape", s.get("shape"))
-        parts = [s.get(k) for k in ("data", "indices", "indptr")]
-        if shape is None or any(p is None for p in parts):
-            raise ValueError(
-                f"sparse matrix state lacks data/indices/indptr/shape (keys {sorted(s)})"
-            )
-        build = scipy.sparse.csc_matrix if self.sparse_format == "csc" else scipy.sparse.csr_matrix
-        return np.asarray(build(tuple(parts), shape=tuple(int(n) for n in shape)).toarray())
-
-
-def _numpy_helper(submodule: str, name: str):
-    for prefix in ("numpy._core", "numpy.core"):
-        try:
-            return getattr(importlib.import_module(f"{prefix}.{submodule}"), name)
-        except (ImportError, AttributeError):
-            continue
-    raise pickle.UnpicklingError(f"NumPy helper {submodule}.{name} is not available")
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """A ``pickle.Unpickler`` that resolves only an explicit allow-list of globals.
-
-    Allowed: NumPy array reconstruction (``numpy.core.multiarray._reconstruct``,
-    ``scalar``, ``numeric._frombuffer`` and their ``numpy._core`` names),
-    ``numpy.ndarray``, ``numpy.dtype``, ``copyreg._reconstructor``,
-    ``_codecs.encode`` (bytes in protocol <= 2 pickles written by Python 3) and the inert
-    builtins set/frozenset/object/list/dict/tuple/slice/complex; with
-    ``allow_sparse`` SciPy CSC/CSR matrices (as :class:`SparseStandIn`); with
-    ``allow_chumpy`` any ``chumpy.*`` class (as a :class:`ChumpyStandIn` subclass,
-    chumpy is never imported). Anything else (``os.system``, ``builtins.eval``,
-    ``subprocess.Popen``, ...) raises ``pickle.UnpicklingError`` naming the global,
-    before it could be called. Python 2 names are mapped as ``pickle`` does.
-    """
-
-    def __init__(self, file, *, allow_chumpy: bool = True, allow_sparse: bool = True):
-        super().__init__(file, encoding="latin1")
-        self.allow_chumpy = allow_chumpy
-        self.allow_sparse = allow_sparse
-        self._stand_ins: dict[str, type] = {}
-
-    def find_class(self, module: str, name: str):
-        mod, nm = module, name
-        if (mod, nm) in _compat_pickle.NAME_MAPPING:  # Python 2 names (copy_reg, __builtin__)
-            mod, nm = _compat_pickle.NAME_MAPPING[(mod, nm)]
-        elif mod in _compat_pickle.IMPORT_MAPPING:
-            mod = _compat_pickle.IMPORT_MAPPING[mod]
-        if mod.startswith(("numpy.core.", "numpy._core.")):
-            sub = mod.split(".", 2)[2]
-            if (sub, nm) in _NUMPY_HELPERS:
-                return _numpy_helper(sub, nm)
-        if mod == "numpy" and nm in ("ndarray", "dtype"):
-            return getattr(np, nm)
-        if mod == "_codecs" and nm == "encode":  # how protocol <= 2 pickles store bytes
-            import codecs
-
-            return codecs.encode
-        if mod == "copyreg" and nm == "_reconstructor":
-            import copyreg
-
-            return copyreg._reconstructor
-        if mod == "builtins" and nm in _BUILTINS:
-            import builtins
-
-            return getattr(builtins, nm)
-        if self.allow_sparse and mod in _SPARSE_MODULES and nm in _SPARSE_NAMES:
-            return self._stand_in(SparseStandIn, f"{mod}.{nm}", sparse_format=nm[:3])
-        if self.allow_chumpy and (mod == "chumpy" or mod.startswith("chumpy.")):
-            return self._stand_in(ChumpyStandIn, f"{mod}.{nm}", chumpy_class=f"{mod}.{nm}")
-        raise pickle.UnpicklingError(
-            f"refusing to load global '{module}.{name}': facelab reads model pickles with a "
-            "restricted unpickler that only allows NumPy arrays"
-            + (", SciPy sparse matrices" if self.allow_sparse else "")
-            + (" and chumpy containers" if self.allow_chumpy else "")
-            + "; this file is not a plain model file and may try to run code"
-        )
-
-    def _stand_in(self, base: type, qualname: str, **attrs) -> type:
-        if qualname not in self._stand_ins:
-            self._stand_ins[qualname] = type(qualname.rsplit(".", 1)[1], (base,), attrs)
-        return self._stand_ins[qualname]
-
-
-def restricted_load(path, *, allow_chumpy: bool = True, allow_sparse: bool = True):
-    """Unpickle ``path`` with :class:`RestrictedUnpickler` (``encoding="latin1"``)."""
-    with open(path, "rb") as fh:
-        return RestrictedUnpickler(fh, allow_chumpy=allow_chumpy, allow_sparse=allow_sparse).load()
-
-
-def plain_array(value, key: str) -> np.ndarray:
-    """A NumPy array from a pickled value: ndarray, chumpy ``Ch`` (its ``x``) or sparse.
-
-    Raises ValueError (caught by the loaders and re-raised with the file's name).
-    """
-    if isinstance(value, np.ndarray):
-        return value
-    if isinstance(value, SparseStandIn):
-        return value.toarray()
-    if isinstance(value, ChumpyStandIn):
-        state = value.state or {}
-        x = state.get("x")
-        if isinstance(x, ChumpyStandIn | SparseStandIn):
-            return plain_array(x, key)
-        if isinstance(x, np.ndarray | float | int):
-            return np.asarray(x)
-        raise ValueError(
-            f"{key} is a {value.chumpy_class} object whose array cannot be recovered "
-            f"without chumpy (state keys {sorted(state)})"
-        )
-    if isinstance(value, list | tuple):
-        return np.asarray(value)
-    raise ValueError(f"{key} must be an array, got {type(value).__name__}")
-
+__all__ = ["RestrictedUnpickler", "UnsafePickleError", "load_flame", "restricted_load"]
 
 # ------------------------------------------------------------------------ FLAME
 _M_TO_MM = 1000.0
@@ -219,7 +56,9 @@ _JAW = 2
 _SKIN_TONE = (0.70, 0.53, 0.45)
 
 
-def load_flame(path, n_shape: int = 300, n_exp: int = 100, landmarks=None) -> MorphableModel:
+@overflow_is_malformed("flame")
+def load_flame(path, n_shape: int = 300, n_exp: int = 100, landmarks=None, *,
+               max_bytes: int = DEFAULT_MAX_BYTES) -> MorphableModel:
     """Load a FLAME model pickle (``generic_model.pkl``, ``flame2023.pkl``, ...).
 
     path: the pickle (str or PathLike); read with :class:`RestrictedUnpickler`
@@ -229,6 +68,8 @@ def load_flame(path, n_shape: int = 300, n_exp: int = 100, landmarks=None) -> Mo
         shape modes; fewer if it has fewer).
     landmarks: optional (68,) int vertex indices of the iBUG-68 points (FLAME's
         68-point embedding is barycentric and ships separately).
+    max_bytes: the most bytes the file and its arrays may declare (default 1 GiB, about
+        20 times FLAME 2020); checked before anything is allocated.
 
     Returns a float32 :class:`MorphableModel` named ``"flame"`` with
         mean_shape (5023, 3) = v_template * 1000 (metres -> mm),
@@ -244,9 +85,11 @@ def load_flame(path, n_shape: int = 300, n_exp: int = 100, landmarks=None) -> Mo
     (no pose-corrective blendshapes; the joint is the template's, not re-regressed
     per identity). FLAME's frame is facelab's (y up, face toward +z); its origin is kept.
 
-    Raises FileNotFoundError when the file is missing, ValueError when a key is
-    missing or has the wrong shape, and pickle.UnpicklingError when the pickle
-    references anything outside the allow-list.
+    Raises FileNotFoundError when the file is missing, ValueError ("... is not a valid
+    FLAME file: ...") when it is not a pickle, a key is missing or has the wrong shape,
+    dtype or size, and :class:`~facelab.model.safe_pickle.UnsafePickleError` (a
+    ValueError and a ``pickle.UnpicklingError``) when the pickle references anything
+    outside the allow-list.
     """
     caller = "load_flame"
     n_shape = check_int(n_shape, name="n_shape", minimum=0)
@@ -256,41 +99,50 @@ def load_flame(path, n_shape: int = 300, n_exp: int = 100, landmarks=None) -> Mo
     def bad(problem):
         return malformed_file_error("flame", path, problem, caller=caller)
 
+    budget = ReadBudget(max_bytes, what="the file")
     try:
-        data = restricted_load(path)
-    except pickle.UnpicklingError as exc:
-        raise pickle.UnpicklingError(f"{caller}: {str(path)!r}: {exc}") from exc
-    except Exception as exc:  # truncated file, not a pickle, ...
-        raise bad(f"cannot be unpickled ({type(exc).__name__}: {exc})") from exc
+        data = restricted_load(path, max_bytes=max_bytes)
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(f"{caller}: {str(path)!r}: {exc}") from exc
+    except ValueError as exc:  # truncated file, not a pickle, over the size limit, ...
+        raise bad(str(exc)) from exc
     if not isinstance(data, dict):
         raise bad(f"expected a pickled dict, got {type(data).__name__}")
-    arrays = {}
     for key in ("v_template", "f", "shapedirs", "J_regressor", "weights"):
         if key not in data:
-            raise bad(f"missing key {key!r} (found {sorted(map(str, data))})")
-        try:
-            arrays[key] = plain_array(data[key], key)
-        except ValueError as exc:
-            raise bad(str(exc)) from exc
+            raise bad(f"missing key {key!r} (found {key_list(data)})")
+    arrays = {}
+    try:
+        arrays["v_template"] = decode_array(data["v_template"], "v_template", budget)
+        nv = arrays["v_template"].shape[0] if arrays["v_template"].ndim else 0
+        for key in ("f", "shapedirs", "weights"):
+            arrays[key] = decode_array(data[key], key, budget)
+        # a sparse J_regressor is checked against (5, V) before it is densified
+        arrays["J_regressor"] = decode_array(data["J_regressor"], "J_regressor", budget,
+                                             expected_shape=(_FLAME_JOINTS, nv))
+    except ValueError as exc:
+        raise bad(str(exc)) from exc
 
     v = arrays["v_template"]
     if v.ndim != 2 or v.shape[1] != 3 or not np.issubdtype(v.dtype, np.floating):
         raise bad(f"v_template must be (V, 3) float, got {v.shape} {v.dtype}")
-    nv = v.shape[0]
     f = arrays["f"]
     if f.ndim != 2 or f.shape[1] != 3 or not np.issubdtype(f.dtype, np.integer):
         raise bad(f"f must be (F, 3) integer, got {f.shape} {f.dtype}")
     if f.size and (f.min() < 0 or f.max() >= nv):
         raise bad(f"f must hold 0-based indices in [0, {nv}), got [{f.min()}, {f.max()}]")
     dirs = arrays["shapedirs"]
-    if dirs.ndim != 3 or dirs.shape[:2] != (nv, 3):
-        raise bad(f"shapedirs must be ({nv}, 3, K), got {dirs.shape}")
+    if dirs.ndim != 3 or dirs.shape[:2] != (nv, 3) or dirs.dtype.kind not in "iuf":
+        raise bad(f"shapedirs must be ({nv}, 3, K) float, got {dirs.shape} {dirs.dtype}")
     jreg = arrays["J_regressor"]
     if jreg.shape != (_FLAME_JOINTS, nv):
         raise bad(f"J_regressor must be ({_FLAME_JOINTS}, {nv}), got {jreg.shape}")
     weights = arrays["weights"]
     if weights.shape != (nv, _FLAME_JOINTS):
         raise bad(f"weights must be ({nv}, {_FLAME_JOINTS}), got {weights.shape}")
+    for key in ("J_regressor", "weights"):
+        if arrays[key].dtype.kind not in "iuf":
+            raise bad(f"{key} must hold numbers, got dtype {arrays[key].dtype}")
     for key in ("v_template", "shapedirs", "J_regressor", "weights"):
         if not np.isfinite(arrays[key]).all():
             raise bad(f"{key} holds NaN/Inf values")

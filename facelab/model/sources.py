@@ -15,6 +15,8 @@ every loader's error message, plus the small conversions all loaders share:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +28,12 @@ from facelab._checks import check_indices, check_shape
 
 __all__ = [
     "MODEL_SOURCES",
+    "MalformedFileError",
     "ModelSource",
     "column_norms",
     "faces_front_ccw",
+    "float32_range",
+    "overflow_is_malformed",
     "landmark_indices",
     "malformed_file_error",
     "missing_file_error",
@@ -45,6 +50,7 @@ class ModelSource:
     url: where users obtain it (facelab never downloads it).
     licence: the terms it is distributed under, in one sentence.
     layout: the keys/datasets and shapes facelab reads (V vertices, F faces, K modes).
+    short: the short name used in error messages ("not a valid FLAME file: ...").
     """
 
     title: str
@@ -52,6 +58,7 @@ class ModelSource:
     url: str
     licence: str
     layout: str
+    short: str = ""
 
 
 MODEL_SOURCES: dict[str, ModelSource] = {
@@ -63,6 +70,7 @@ MODEL_SOURCES: dict[str, ModelSource] = {
             "free for non-commercial research after registration and acceptance of the "
             "University of Basel licence agreement; commercial use needs a separate licence"
         ),
+        short="BFM 2009",
         layout=(
             "a MATLAB .mat file (v5, or v7.3/HDF5) with shapeMU (3V, 1), shapePC (3V, K), "
             "shapeEV (K, 1), texMU (3V, 1), texPC (3V, K'), texEV (K', 1) and tl (F, 3) "
@@ -78,6 +86,7 @@ MODEL_SOURCES: dict[str, ModelSource] = {
             "free for non-commercial research after registration and acceptance of the "
             "University of Basel licence agreement; commercial use needs a separate licence"
         ),
+        short="BFM 2017",
         layout=(
             "an HDF5 (statismo) file with shape/model/mean (3V,), shape/model/pcaBasis "
             "(3V, K) orthonormal columns, shape/model/pcaVariance (K,), "
@@ -95,6 +104,7 @@ MODEL_SOURCES: dict[str, ModelSource] = {
             "(non-commercial scientific research only); FLAME 2023 Open "
             "(flame2023_Open.pkl): CC BY 4.0 (attribution required)"
         ),
+        short="FLAME",
         layout=(
             "a pickle of a dict with v_template (V, 3) metres, f (F, 3), shapedirs "
             "(V, 3, K) (300 shape then expression modes; a chumpy array is fine), "
@@ -114,6 +124,7 @@ MODEL_SOURCES: dict[str, ModelSource] = {
             "Face Model 2009, so the BFM licence applies (non-commercial research; "
             "commercial use needs a BFM commercial licence, see 3DDFA_V2's bfm/readme.md)"
         ),
+        short="3DDFA_V2",
         layout=(
             "a pickle of a dict with u (3V, 1), w_shp (3V, Ks), w_exp (3V, Ke), "
             "keypoints (204,) indices into the flattened xyz array and tri (3, F) 0-based "
@@ -142,15 +153,47 @@ def missing_file_error(key: str, path, *, caller: str) -> FileNotFoundError:
     return FileNotFoundError(f"{caller}: no file at {os.fspath(path)!r}. {_where(key)}")
 
 
-def malformed_file_error(key: str, path, problem: str, *, caller: str) -> ValueError:
+class MalformedFileError(ValueError):
+    """A model file that is not in the layout its loader expects (a ValueError)."""
+
+
+def malformed_file_error(key: str, path, problem: str, *, caller: str) -> MalformedFileError:
     """The error for a model file whose content does not have the expected layout.
 
     problem: what is wrong, e.g. ``"missing variable 'shapeEV'"``.
     """
-    title = MODEL_SOURCES[key].title
-    return ValueError(
-        f"{caller}: {os.fspath(path)!r} is not a valid {title} file: {problem}. {_where(key)}"
+    src = MODEL_SOURCES[key]
+    problem = " ".join(str(problem).split())  # one line, whatever the underlying error said
+    return MalformedFileError(
+        f"{caller}: {os.fspath(path)!r} is not a valid {src.short} file: {problem}. "
+        f"{_where(key)}"
     )
+
+
+@contextlib.contextmanager
+def float32_range(key: str, path, *, caller: str):
+    """Turn a float overflow while converting a file's arrays into :func:`malformed_file_error`.
+
+    Finite values can still overflow float32 after a unit change or basis scaling
+    (e.g. 1e300 in a float64 file); without this they become Inf with a RuntimeWarning.
+    """
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            yield
+    except FloatingPointError as exc:
+        raise malformed_file_error(key, path, f"its values overflow float32 ({exc})",
+                                   caller=caller) from exc
+
+
+def overflow_is_malformed(key: str):
+    """Decorate a loader ``fn(path, ...)`` so that float overflow is a malformed-file error."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def loader(path, *args, **kwargs):
+            with float32_range(key, path, caller=fn.__name__):
+                return fn(path, *args, **kwargs)
+        return loader
+    return wrap
 
 
 def require_file(key: str, path, *, caller: str) -> Path:

@@ -12,26 +12,33 @@ pre-scale the bases, so facelab's coefficients are ``c = alpha / sigma_alpha``:
 a 3DDFA_V2 network output ``z = (alpha - mu_alpha) / sigma_alpha`` is the
 coefficient ``c = z + mu_alpha / sigma_alpha``.
 
-Files are read with the restricted unpickler of :mod:`facelab.model.flame`
-(NumPy arrays only). facelab never downloads them; see
-:data:`facelab.model.sources.MODEL_SOURCES`.
+Files are parsed (never executed) by :mod:`facelab.model.safe_pickle` (NumPy
+arrays only; shapes and sizes checked against ``max_bytes`` before allocation).
+facelab never downloads them; see :data:`facelab.model.sources.MODEL_SOURCES`.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
 
-from facelab.model.flame import plain_array, restricted_load
 from facelab.model.morphable import MorphableModel
+from facelab.model.safe_pickle import (
+    DEFAULT_MAX_BYTES,
+    ReadBudget,
+    UnsafePickleError,
+    decode_array,
+    key_list,
+    restricted_load,
+)
 from facelab.model.sources import (
     column_norms,
     faces_front_ccw,
     malformed_file_error,
     missing_file_error,
+    overflow_is_malformed,
     require_file,
 )
 
@@ -45,26 +52,25 @@ _STATS_FILE = "param_mean_std_62d_120x120.pkl"
 _SKIN_TONE = (0.70, 0.53, 0.45)
 
 
-def _load_pickle(path: Path, caller: str):
+def _load_pickle(path: Path, caller: str, max_bytes: int):
     try:
-        return restricted_load(path, allow_chumpy=False, allow_sparse=False)
-    except pickle.UnpicklingError as exc:
-        raise pickle.UnpicklingError(f"{caller}: {str(path)!r}: {exc}") from exc
-    except Exception as exc:
-        raise malformed_file_error(
-            "3ddfa", path, f"cannot be unpickled ({type(exc).__name__}: {exc})", caller=caller
-        ) from exc
+        return restricted_load(path, allow_chumpy=False, allow_sparse=False,
+                               max_bytes=max_bytes)
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(f"{caller}: {str(path)!r}: {exc}") from exc
+    except ValueError as exc:
+        raise malformed_file_error("3ddfa", path, str(exc), caller=caller) from exc
 
 
-def _array(data, key: str, path: Path, caller: str) -> np.ndarray:
+def _array(data, key: str, path: Path, caller: str, budget: ReadBudget) -> np.ndarray:
     if not isinstance(data, dict):
         raise malformed_file_error("3ddfa", path, f"expected a pickled dict, got "
                                    f"{type(data).__name__}", caller=caller)
     if key not in data:
         raise malformed_file_error("3ddfa", path, f"missing key {key!r} (found "
-                                   f"{sorted(map(str, data))})", caller=caller)
+                                   f"{key_list(data)})", caller=caller)
     try:
-        return plain_array(data[key], key)
+        return decode_array(data[key], key, budget)
     except ValueError as exc:
         raise malformed_file_error("3ddfa", path, str(exc), caller=caller) from exc
 
@@ -86,7 +92,9 @@ def _optional_path(value, default: Path, name: str) -> Path | None:
     return Path(value)
 
 
-def load_3ddfa(path, tri_path=None, param_stats_path=None) -> MorphableModel:
+@overflow_is_malformed("3ddfa")
+def load_3ddfa(path, tri_path=None, param_stats_path=None, *,
+               max_bytes: int = DEFAULT_MAX_BYTES) -> MorphableModel:
     """Load 3DDFA_V2's ``bfm_noneck_v3.pkl`` as a morphable model with 3DDFA's landmarks.
 
     path: ``configs/bfm_noneck_v3.pkl`` (str or PathLike), a pickled dict with
@@ -98,6 +106,8 @@ def load_3ddfa(path, tri_path=None, param_stats_path=None) -> MorphableModel:
         mean and std of shape (12 + Ks + Ke,) (pose T, then shape, then
         expression). None: ``param_mean_std_62d_120x120.pkl`` next to ``path``;
         it is required because the bases are scaled by its std.
+    max_bytes: the most bytes the three files and their arrays may declare together
+        (default 1 GiB); checked before anything is allocated.
 
     Returns a float32 :class:`MorphableModel` named ``"3ddfa"`` with
         mean_shape (V, 3) = u / 1000 (micrometres -> mm; the file's origin is kept,
@@ -111,8 +121,9 @@ def load_3ddfa(path, tri_path=None, param_stats_path=None) -> MorphableModel:
     The frame is BFM's, i.e. facelab's (y up, face toward +z).
     V = 38365, F = 76073, Ks = 40, Ke = 10 for the released files.
 
-    Raises FileNotFoundError for a missing file, ValueError for a wrong layout and
-    pickle.UnpicklingError when a pickle references anything but NumPy arrays.
+    Raises FileNotFoundError for a missing file, ValueError for a wrong layout or size and
+    :class:`~facelab.model.safe_pickle.UnsafePickleError` (a ValueError and a
+    ``pickle.UnpicklingError``) when a pickle references anything but NumPy arrays.
     """
     caller = "load_3ddfa"
     path = require_file("3ddfa", path, caller=caller)
@@ -124,11 +135,12 @@ def load_3ddfa(path, tri_path=None, param_stats_path=None) -> MorphableModel:
         raise missing_file_error("3ddfa", path.parent / _STATS_FILE, caller=caller)
     stats_file = require_file("3ddfa", stats_file, caller=caller)
 
-    data = _load_pickle(path, caller)
-    u = _array(data, "u", path, caller)
-    w_shp = _array(data, "w_shp", path, caller)
-    w_exp = _array(data, "w_exp", path, caller)
-    keypoints = _array(data, "keypoints", path, caller)
+    budget = ReadBudget(max_bytes, what="the 3DDFA_V2 files")
+    data = _load_pickle(path, caller, max_bytes)
+    u = _array(data, "u", path, caller, budget)
+    w_shp = _array(data, "w_shp", path, caller, budget)
+    w_exp = _array(data, "w_exp", path, caller, budget)
+    keypoints = _array(data, "keypoints", path, caller, budget)
 
     def bad(problem, where=path):
         return malformed_file_error("3ddfa", where, problem, caller=caller)
@@ -158,13 +170,15 @@ def load_3ddfa(path, tri_path=None, param_stats_path=None) -> MorphableModel:
     landmarks = xyz[:, 0] // 3  # (68,)
 
     if tri_file is not None:
-        tri, tri_where = _load_pickle(tri_file, caller), tri_file
+        tri, tri_where = _load_pickle(tri_file, caller, max_bytes), tri_file
         if isinstance(tri, dict) and "tri" in tri:
             tri = tri["tri"]
-        if not isinstance(tri, np.ndarray):
-            raise bad(f"expected a pickled (3, F) array, got {type(tri).__name__}", tri_file)
+        try:
+            tri = decode_array(tri, "tri", budget)
+        except ValueError as exc:
+            raise bad(f"expected a pickled (3, F) array: {exc}", tri_file) from exc
     else:
-        tri, tri_where = _array(data, "tri", path, caller), path
+        tri, tri_where = _array(data, "tri", path, caller, budget), path
     if tri.ndim == 2 and tri.shape[0] == 3 and tri.shape[1] != 3:
         tri = tri.T  # (3, F) -> (F, 3)
     tri_int = _integral(tri)
@@ -175,8 +189,8 @@ def load_3ddfa(path, tri_path=None, param_stats_path=None) -> MorphableModel:
         raise bad(f"tri must hold 0-based indices in [0, {nv}), got [{tri.min()}, "
                   f"{tri.max()}]", tri_where)
 
-    stats = _load_pickle(stats_file, caller)
-    std = _array(stats, "std", stats_file, caller).reshape(-1)
+    stats = _load_pickle(stats_file, caller, max_bytes)
+    std = _array(stats, "std", stats_file, caller, budget).reshape(-1)
     k_shp, k_exp = w_shp.shape[1], w_exp.shape[1]
     want = _POSE_DIM + k_shp + k_exp
     if std.shape != (want,) or not np.issubdtype(std.dtype, np.floating):

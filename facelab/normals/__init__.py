@@ -16,5 +16,8 @@ from facelab.normals.autograd import (
     vertex_face_table,
     vertex_normals,
 )
+from facelab.numba_cache import repair_numba_cache
+
+repair_numba_cache()  # a truncated cache file would break the kernels: rebuild them
 
 __all__ = ["VertexFaceTable", "VertexNormals", "vertex_face_table", "vertex_normals"]

@@ -193,11 +193,37 @@ def vertex_normals(verts, faces):
 
     Returns:
         (B, V, 3) unit normals (zero where undefined), dtype/device of ``verts``;
-        differentiable (first order) in ``verts``.
+        differentiable (first order) in ``verts``. Scale-safe: items with coordinates
+        beyond 2**16 are scaled by a power of two first, so huge coordinates (up to the
+        dtype's range) still give unit normals.
     """
     v, was_numpy = as_tensor(verts, name="verts")
     d = check_shape(v, "B V 3", name="verts")
     check_floating(v, name="verts")
     check_finite(v, name="verts")
     table = vertex_face_table(faces, d["V"], v.device)
-    return like_input(VertexNormals.apply(v, table), was_numpy)
+    return like_input(VertexNormals.apply(_scale_safe(v), table), was_numpy)
+
+
+# Items whose largest |coordinate| exceeds this are scaled down by a power of two before
+# the cross products, whose squared norms would otherwise overflow (float32 from ~1e9).
+_SCALE_ABOVE = 2.0 ** 16
+_SCALE_TO_EXPONENT = 10  # the largest |coordinate| becomes at most 2**10
+
+
+def _scale_safe(v: torch.Tensor) -> torch.Tensor:
+    """``v`` divided per item by a power of two when its coordinates are huge.
+
+    Normals are scale-invariant (up to the 1e-20 regulariser, negligible at these scales)
+    and a power-of-two division is exact, so values for ordinary meshes are untouched
+    (this returns ``v`` itself) and huge ones give unit normals instead of NaN/zero;
+    gradients flow through the division.
+    """
+    if v.numel() == 0:
+        return v
+    big = v.detach().abs().amax(dim=(1, 2))  # (B,)
+    if not bool((big > _SCALE_ABOVE).any()):
+        return v
+    exponent = (torch.ceil(torch.log2(big.double())) - _SCALE_TO_EXPONENT).clamp(min=0)
+    scale = torch.pow(2.0, exponent).to(v.dtype)  # (B,) exact powers of two
+    return v / scale[:, None, None]

@@ -8,7 +8,11 @@ written out in :mod:`facelab.raster.reference`, the NumPy implementation every c
 variant matches: Numba on CPU tensors (:mod:`facelab.raster.cpu`), CUDA through CuPy on
 CUDA tensors (:mod:`facelab.raster.cuda`, sources in ``kernels/``).
 
-Validation happens here, once, before any kernel runs.
+Validation happens here, once, before any kernel runs: shapes, dtypes, devices, finite
+values, coordinates within ``MAX_SCREEN_COORD`` (beyond it edge functions lose all
+precision or overflow), ``near >= 0`` for perspective-correct interpolation, and the
+raster size against ``MAX_RASTER_PIXELS``. Barycentrics that still come out non-finite
+(degenerate triangles) raise ``ValueError`` instead of spreading NaN.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 
 from facelab._checks import (
     as_tensor,
+    check_bounded,
     check_finite,
     check_floating,
     check_indices,
@@ -27,12 +32,26 @@ from facelab._checks import (
     check_shape,
     like_input,
 )
+from facelab.numba_cache import repair_numba_cache
 from facelab.raster import cpu
 from facelab.raster.autograd import InterpolateFunction
 from facelab.raster.fragments import Fragments
 from facelab.raster.reference import resolve_near
 
-__all__ = ["Fragments", "rasterize", "interpolate", "vertex_visibility"]
+repair_numba_cache()  # a truncated cache file would break the kernels: rebuild them
+
+__all__ = ["MAX_RASTER_PIXELS", "MAX_SCREEN_COORD", "Fragments", "rasterize", "interpolate",
+           "vertex_visibility"]
+
+#: Largest batch x height x width one call may rasterize (2**26, e.g. 8192 x 8192 or
+#: 64 x 1024 x 1024; ~1.6 GB of fragments in float32). Render bigger jobs in batches.
+MAX_RASTER_PIXELS = 1 << 26
+#: Largest |x|, |y|, |depth| of a screen vertex (pixels / camera units). Far beyond any
+#: image; past it float32 edge functions cannot place pixels and eventually overflow.
+MAX_SCREEN_COORD = 1e12
+# Perspective-correct interpolation divides by depth: vertices closer to the camera than
+# this (in the working dtype) count as at the camera and their triangles are culled.
+_MIN_PERSPECTIVE_DEPTH = {torch.float32: 1e-30, torch.float64: 1e-300}
 
 
 def _check_mesh(screen_verts, faces):
@@ -41,35 +60,60 @@ def _check_mesh(screen_verts, faces):
     check_floating(verts, name="screen_verts")
     dims = check_shape(verts, "B V 3", name="screen_verts")
     check_finite(verts, name="screen_verts")
+    check_bounded(verts, MAX_SCREEN_COORD, name="screen_verts", what="coordinates")
     faces_t, _ = as_tensor(faces, name="faces")
     check_shape(faces_t, "F 3", name="faces")
     check_indices(faces_t, dims["V"], name="faces")
     return verts, faces_t.to(device=verts.device, dtype=torch.int64).contiguous(), was_numpy
 
 
-def _check_near(near):
+def _check_near(near, perspective_correct: bool):
     if near is None:
         return None
     if isinstance(near, bool) or not isinstance(near, (int, float, np.integer, np.floating)):
         raise TypeError(f"near: expected a number or None, got {type(near).__name__}")
     if not math.isfinite(near):
         raise ValueError(f"near: expected a finite number, got {near}")
+    if perspective_correct and near < 0:
+        raise ValueError(f"near: expected a number >= 0 with perspective_correct=True "
+                         f"(interpolating 1/z needs every vertex in front of the camera), "
+                         f"got {near}")
     return float(near)
+
+
+def _check_raster_size(batch: int, height: int, width: int) -> None:
+    pixels = batch * height * width
+    if pixels > MAX_RASTER_PIXELS:
+        raise ValueError(
+            f"height, width: {batch} x {height} x {width} = {pixels:,} pixels exceeds "
+            f"facelab.raster.MAX_RASTER_PIXELS = {MAX_RASTER_PIXELS:,}; render a smaller "
+            "image or fewer items per call")
 
 
 def _rasterize_tensors(verts, faces, height, width, perspective_correct, cull_backfaces,
                        near):
     """Backend dispatch on validated tensors -> (face_index, bary, depth) tensors."""
+    _check_raster_size(verts.shape[0], height, width)
     near_z = resolve_near(near, perspective_correct)
+    if perspective_correct:
+        near_z = max(near_z, _MIN_PERSPECTIVE_DEPTH[verts.dtype])
     verts = verts.detach().contiguous()
     if verts.is_cuda:
         from facelab.raster import cuda
 
-        return cuda.rasterize_cuda(verts, faces, height, width, perspective_correct,
-                                   cull_backfaces, near_z)
-    out = cpu.rasterize_numba(verts.numpy(), faces.cpu().numpy(), height, width,
-                              perspective_correct, cull_backfaces, near_z)
-    return tuple(torch.from_numpy(a) for a in out)
+        out = cuda.rasterize_cuda(verts, faces, height, width, perspective_correct,
+                                  cull_backfaces, near_z)
+    else:
+        out = tuple(torch.from_numpy(a) for a in cpu.rasterize_numba(
+            verts.numpy(), faces.cpu().numpy(), height, width, perspective_correct,
+            cull_backfaces, near_z))
+    face_index, bary, depth = out
+    if not (bool(torch.isfinite(bary).all()) and bool(torch.isfinite(depth).all())):
+        bad = int((~torch.isfinite(bary).all(-1) | ~torch.isfinite(depth)).sum())
+        raise ValueError(f"screen_verts: {bad} pixels got non-finite barycentrics or depth "
+                         "from nearly degenerate triangles; scale the coordinates to "
+                         "pixels or drop the degenerate triangles")
+    return face_index, bary, depth
 
 
 def rasterize(screen_verts, faces, height: int, width: int, perspective_correct: bool = False,
@@ -87,7 +131,9 @@ def rasterize(screen_verts, faces, height: int, width: int, perspective_correct:
         camera z); bary and depth of the result are then perspective-correct.
     cull_backfaces: drop triangles with negative (back-facing) screen area.
     near: cull triangles with any vertex depth <= near. None: 0 when perspective_correct
-        (triangles at or behind the camera are culled), no culling otherwise.
+        (triangles at or behind the camera are culled), no culling otherwise. Must be
+        >= 0 with perspective_correct (ValueError); depths below 1e-30 (float32) count as
+        at the camera there.
 
     Returns ``Fragments(face_index (B, H, W) int64 (-1 empty), bary (B, H, W, 3),
     depth (B, H, W) (0 where empty), perspective_correct)`` in the dtype/device of
@@ -95,13 +141,14 @@ def rasterize(screen_verts, faces, height: int, width: int, perspective_correct:
     Nearest wins; equal float32 depths go to the smaller face id. The top-left fill rule
     makes shared edges watertight. Degenerate (zero-area) triangles never hit. Not
     differentiable: gradients flow through :func:`interpolate`.
-    Raises ValueError/TypeError for bad shapes, dtypes, NaN/Inf vertices or out-of-range
-    faces before any kernel runs.
+    Raises ValueError/TypeError for bad shapes, dtypes, devices, NaN/Inf vertices,
+    coordinates beyond ``MAX_SCREEN_COORD``, out-of-range faces or more than
+    ``MAX_RASTER_PIXELS`` pixels before any kernel runs.
     """
     verts, faces_t, was_numpy = _check_mesh(screen_verts, faces)
     height = check_int(height, name="height", minimum=1)
     width = check_int(width, name="width", minimum=1)
-    near = _check_near(near)
+    near = _check_near(near, bool(perspective_correct))
     face_index, bary, depth = _rasterize_tensors(verts, faces_t, height, width,
                                                  bool(perspective_correct),
                                                  bool(cull_backfaces), near)
@@ -114,7 +161,8 @@ def interpolate(attrs, fragments: Fragments, faces, screen_verts=None):
 
     out[b, i, j] = sum_k bary[b, i, j, k] * attrs[b, faces[face_index[b, i, j], k]].
 
-    attrs: (B, V, C) float32/float64 torch tensor (NumPy accepted, NumPy returned, no grad).
+    attrs: (B, V, C) float32/float64 torch tensor (NumPy accepted, NumPy returned, no grad),
+        finite.
     fragments: from :func:`rasterize` for the same B and faces.
     faces: (F, 3) int vertex indices.
     screen_verts: optional (B, V, 3), the vertices ``fragments`` were rasterized from, same
@@ -124,7 +172,9 @@ def interpolate(attrs, fragments: Fragments, faces, screen_verts=None):
         fixed. Silhouettes are NOT differentiable: moving an edge across a pixel centre
         changes which triangle covers it, and that contributes no gradient.
     Returns (B, H, W, C) in attrs' dtype/device; 0 on empty pixels. Differentiable in
-    attrs (and screen_verts when given).
+    attrs (and screen_verts when given). Raises ValueError for NaN/Inf barycentrics or
+    attributes, and when a pixel's triangle is degenerate in ``screen_verts`` (its
+    barycentrics cannot be recomputed), instead of returning NaN.
     """
     attrs_t, was_numpy = as_tensor(attrs, name="attrs")
     check_floating(attrs_t, name="attrs")
@@ -136,6 +186,14 @@ def interpolate(attrs, fragments: Fragments, faces, screen_verts=None):
     bary, _ = as_tensor(fragments.bary, name="fragments.bary")
     check_shape(face_index, "B H W", name="fragments.face_index", dims=dims)
     check_shape(bary, "B H W 3", name="fragments.bary", dims=dims)
+    check_floating(bary, name="fragments.bary")
+    check_finite(bary, name="fragments.bary")
+    if face_index.is_floating_point() or face_index.dtype == torch.bool:
+        raise TypeError(f"fragments.face_index: expected an integer dtype, got "
+                        f"{face_index.dtype}")
+    if face_index.numel() and int(face_index.min()) < -1:
+        raise ValueError(f"fragments.face_index: expected values >= -1 (-1 = empty), got "
+                         f"min {int(face_index.min())}")
     faces_t, _ = as_tensor(faces, name="faces")
     check_shape(faces_t, "F 3", name="faces", dims=dims)
     check_indices(faces_t, dims["V"], name="faces")
@@ -148,6 +206,7 @@ def interpolate(attrs, fragments: Fragments, faces, screen_verts=None):
         verts, _ = as_tensor(screen_verts, name="screen_verts")
         check_shape(verts, "B V 3", name="screen_verts", dims=dims)
         check_finite(verts, name="screen_verts")
+        check_bounded(verts, MAX_SCREEN_COORD, name="screen_verts", what="coordinates")
         if verts.dtype != dtype or verts.device != device:
             raise TypeError(f"screen_verts: expected {dtype} on {device} like attrs, "
                             f"got {verts.dtype} on {verts.device}")
@@ -181,7 +240,7 @@ def vertex_visibility(screen_verts, faces, height: int, width: int, tolerance: f
     verts, faces_t, was_numpy = _check_mesh(screen_verts, faces)
     height = check_int(height, name="height", minimum=1)
     width = check_int(width, name="width", minimum=1)
-    near = _check_near(near)
+    near = _check_near(near, bool(perspective_correct))
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.floating)) \
             or not math.isfinite(tolerance) or tolerance < 0:
         raise ValueError(f"tolerance: expected a finite number >= 0, got {tolerance!r}")
@@ -192,7 +251,10 @@ def vertex_visibility(screen_verts, faces, height: int, width: int, tolerance: f
     tri = verts[:, faces_t]  # (B, F, 3, 3)
     v0, v1, v2 = tri[:, :, 0], tri[:, :, 1], tri[:, :, 2]  # (B, F, 3) each
     area = _edge_function_torch(v1, v2, v0)  # (B, F) doubled signed area, > 0 front-facing
-    near_z = torch.tensor(resolve_near(near, perspective_correct), dtype=verts.dtype)
+    near_value = resolve_near(near, perspective_correct)
+    if perspective_correct:
+        near_value = max(near_value, _MIN_PERSPECTIVE_DEPTH[verts.dtype])
+    near_z = torch.tensor(near_value, dtype=verts.dtype)
     front_face = (area > 0) & (tri[..., 2].amin(dim=2) > near_z.to(verts.device))  # (B, F)
     hits = torch.zeros(B, V, dtype=torch.int64, device=verts.device)
     hits.scatter_add_(1, faces_t.reshape(1, -1).expand(B, -1),

@@ -66,6 +66,13 @@ class InterpolateFunction(torch.autograd.Function):
     def forward(ctx, attrs, screen_verts, face_index, bary, faces, perspective_correct):
         if screen_verts is not None:
             bary = pixel_barycentrics(screen_verts, face_index, faces, perspective_correct)
+            bad = ~torch.isfinite(bary).all(-1) & (face_index >= 0)  # (B, H, W)
+            if bool(bad.any()):
+                raise ValueError(
+                    f"screen_verts: barycentrics cannot be recomputed at {int(bad.sum())} "
+                    "covered pixels: their triangles are degenerate (zero area"
+                    + (", or a vertex at depth <= 0" if perspective_correct else "")
+                    + ") in screen_verts; pass the vertices the fragments were rasterized from")
         out = _forward(attrs, face_index, bary, faces)
         ctx.perspective_correct = perspective_correct
         ctx.save_for_backward(attrs, screen_verts, face_index, bary, faces)

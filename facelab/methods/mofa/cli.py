@@ -1,10 +1,16 @@
 """``facelab train mofa``: train MoFA's encoder on the synthetic corpus and save small weights.
 
-    python -m facelab.methods.mofa.cli                            # -> facelab/weights/mofa_photo.pt
-    python -m facelab.methods.mofa.cli --surrogate --z-scale 50   # -> mofa_surrogate.pt
+    facelab train mofa                            # -> facelab-train/mofa_photo.pt
+    facelab train mofa --surrogate --z-scale 50   # -> facelab-train/mofa_surrogate.pt
 
-The committed weights were made by exactly these two commands (defaults = :class:`TrainConfig`,
-one thread); each file's ``metadata`` holds its settings, training time and loss history.
+Weights go to a folder of the user's (``--out``, default ``facelab-train/`` in the current
+folder; the path is printed before training starts), never into the installed package: the
+shipped ``facelab/weights/mofa_*.pt`` that ``facelab demo`` and the notebooks load are not
+touched. An existing file is refused before training unless ``--force``; checkpoints are
+written atomically. Use trained weights with ``load_encoder(path)`` or
+``facelab demo --mofa-weights PATH``. The committed weights were made by exactly these two
+commands (defaults = :class:`TrainConfig`, one thread) and copied into ``facelab/weights/``;
+each file's ``metadata`` holds its settings, training time and loss history.
 """
 
 from __future__ import annotations
@@ -17,14 +23,19 @@ from pathlib import Path
 
 import torch
 
-from facelab.methods.mofa.training import WEIGHTS_DIR, TrainConfig, save_encoder, train
+from facelab.atomic_io import atomic_path, refuse_existing, refuse_package_path
+from facelab.command_errors import CommandParser, check_count, check_rate
+from facelab.methods.mofa.training import TrainConfig, save_encoder, train
+
+#: Where ``facelab train mofa`` writes by default (relative to the current folder).
+DEFAULT_OUT_DIR = Path("facelab-train")
 
 __all__ = ["evaluate_main", "reconstruct_demo", "train_main"]
 
 
 def _parser() -> argparse.ArgumentParser:
     d = TrainConfig()
-    p = argparse.ArgumentParser(prog="facelab train mofa", description=(
+    p = CommandParser(prog="facelab train mofa", description=(
         "Train MoFA's encoder (Tewari et al. 2017) unsupervised through the model-based "
         "decoder on rendered synthetic faces; optionally with the landmark surrogate."))
     p.add_argument("--steps", type=int, default=d.steps)
@@ -39,21 +50,43 @@ def _parser() -> argparse.ArgumentParser:
                    help="mm of z translation per encoder output unit (MoFA's small z rate)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", default=None,
-                   help="weights file (default facelab/weights/mofa_photo.pt or "
-                        "mofa_surrogate.pt)")
+                   help="weights file (default facelab-train/mofa_photo.pt or "
+                        "facelab-train/mofa_surrogate.pt); never inside the installed package")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing --out file (default: refuse before training)")
     return p
+
+
+def _validate(args) -> Path:
+    """Check option values before any work; return the weights path."""
+    for option, value, minimum in (("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1),
+                                   ("--image-size", args.image_size, 16),
+                                   ("--corpus-size", args.corpus_size, 1),
+                                   ("--threads", args.threads, 1)):
+        check_count(value, option, minimum=minimum)
+    check_rate(args.lr, "--lr", maximum=10.0)
+    check_rate(args.z_scale, "--z-scale", maximum=1e6)
+    out = Path(args.out) if args.out else (
+        DEFAULT_OUT_DIR / f"mofa_{'surrogate' if args.surrogate else 'photo'}.pt")
+    refuse_package_path(out, name="--out")
+    if out.suffix != ".pt":
+        raise ValueError(f"--out: expected a file name ending in .pt, got {str(out)!r}")
+    if not args.force:
+        refuse_existing([out])
+    return out
 
 
 def train_main(argv=None) -> int:
     """Entry point of ``facelab train mofa [options]``; returns the exit status."""
     args = _parser().parse_args(argv)
+    out = _validate(args)
     torch.set_num_threads(args.threads)
     from facelab.model.registry import load_model
 
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                          image_size=args.image_size, corpus_size=args.corpus_size,
                          seed=args.seed, surrogate=args.surrogate, z_scale=args.z_scale)
-    out = args.out or WEIGHTS_DIR / f"mofa_{'surrogate' if args.surrogate else 'photo'}.pt"
+    print(f"facelab train mofa: writing weights to {out.resolve()}", flush=True)
     model = load_model("synthetic", "teaching")
     start = time.perf_counter()
 
@@ -101,18 +134,19 @@ def evaluate_main(argv=None) -> int:
     return 0
 
 
-def _save_png(image, path: Path, scale: int) -> Path:
+def _save_png(image, path: Path, scale: int, overwrite: bool = True) -> Path:
     from PIL import Image
 
     arr = (image.detach().clamp(0, 1).cpu().numpy() * 255).round().astype("uint8")  # (H, W, 3)
     img = Image.fromarray(arr)
     img = img.resize((arr.shape[1] * scale, arr.shape[0] * scale), Image.NEAREST)
-    img.save(path)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        img.save(tmp)
     return path
 
 
 def reconstruct_demo(out_dir, *, weights: str = "surrogate", index: int = 0, scale: int = 4,
-                     verbose: bool = True) -> dict:
+                     verbose: bool = True, overwrite: bool = True) -> dict:
     """Encode one held-out synthetic face with the committed MoFA encoder; save the figures.
 
     out_dir: folder to write into (created). weights: "surrogate" (trained with the landmark
@@ -120,6 +154,8 @@ def reconstruct_demo(out_dir, *, weights: str = "surrogate", index: int = 0, sca
     unsupervised; collapses to a degenerate pose, see notebook 01), or a weights path.
     index: which held-out test image (seed 1).
     scale: nearest-neighbour upscaling of the 64 px images in the PNGs.
+    overwrite: when False, an existing PNG raises FileExistsError (files are written
+        atomically either way).
 
     Writes ``mofa_input.png``, ``mofa_overlay.png`` (reconstruction over the input),
     ``mofa_geometry.png``, ``mofa_reflectance.png``, ``mofa_illumination.png``,
@@ -156,9 +192,10 @@ def reconstruct_demo(out_dir, *, weights: str = "surrogate", index: int = 0, sca
     panels = {"input": batch["image"][0], "overlay": face[0], "geometry": layers["geometry"][0],
               "reflectance": layers["reflectance"][0],
               "illumination": layers["illumination"][0], "error": error[0]}
-    paths = [_save_png(img, out / f"mofa_{name}.png", scale) for name, img in panels.items()]
+    paths = [_save_png(img, out / f"mofa_{name}.png", scale, overwrite)
+             for name, img in panels.items()]
     strip = torch.cat(list(panels.values()), dim=1)  # (H, 6 W, 3)
-    paths.append(_save_png(strip, out / "mofa_strip.png", scale))
+    paths.append(_save_png(strip, out / "mofa_strip.png", scale, overwrite))
     if verbose:
         print(f"MoFA ({weights}) on held-out image {index}: geometry "
               f"{errors['geometry_mm']:.2f} mm, photometric {errors['photometric']:.3f}, "

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from facelab._checks import check_int, check_positive
+from facelab.atomic_io import atomic_path, refuse_package_path
 from facelab.data.faces import FaceSampling, SyntheticFaces
 from facelab.methods.mofa.decoder import decode
 from facelab.methods.mofa.encoder import MofaEncoder
@@ -172,12 +173,17 @@ def train(model, config: TrainConfig | None = None, *, encoder: MofaEncoder | No
 
 
 def save_encoder(encoder: MofaEncoder, path, **metadata) -> Path:
-    """Save weights and constructor config (plus JSON-able ``metadata``) to ``path`` (.pt)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Save weights and constructor config (plus JSON-able ``metadata``) to ``path`` (.pt).
+
+    Written atomically (a temporary file renamed into place, so an interrupted run
+    keeps the previous checkpoint); a path inside the installed facelab package (the
+    shipped ``facelab/weights/*.pt``) raises ValueError.
+    """
+    path = refuse_package_path(path)
     state = {k: v.detach().clone() for k, v in encoder.state_dict().items()
              if k not in ("offset", "scale")}
-    torch.save({"config": encoder.config(), "state_dict": state, "metadata": metadata}, path)
+    with atomic_path(path) as tmp:
+        torch.save({"config": encoder.config(), "state_dict": state, "metadata": metadata}, tmp)
     return path
 
 
@@ -194,10 +200,16 @@ def load_encoder(name_or_path="photo") -> MofaEncoder:
     if not path.is_file():
         raise ValueError(f"name_or_path: expected 'photo', 'surrogate' or an existing file, "
                          f"got {str(name_or_path)!r}")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = dict(blob["config"])
-    layout = CodeLayout(**cfg.pop("layout"))
-    encoder = MofaEncoder(layout, **cfg)
-    encoder.load_state_dict(blob["state_dict"], strict=False)
-    encoder.metadata = blob.get("metadata", {})
+    try:  # weights_only: torch's restricted unpickler, no code runs
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        cfg = dict(blob["config"])
+        layout = CodeLayout(**cfg.pop("layout"))
+        encoder = MofaEncoder(layout, **cfg)
+        encoder.load_state_dict(blob["state_dict"], strict=False)
+    except Exception as exc:  # truncated, not a .pt, another network's weights, ...
+        first = " ".join(str(exc).split())[:200]
+        raise ValueError(f"name_or_path: {str(path)!r} is not a MoFA encoder file written by "
+                         f"save_encoder / facelab train mofa ({type(exc).__name__}: {first})"
+                         ) from exc
+    encoder.metadata = blob.get("metadata", {}) if isinstance(blob, dict) else {}
     return encoder.eval()

@@ -1,6 +1,7 @@
 """``facelab train tddfa``: build the synthetic corpus, train, evaluate, save small weights.
 
-    facelab train tddfa                      # the committed run (M+R+S, ~15 min on 1 core)
+    facelab train tddfa                      # the committed run (M+R+S, ~15 min on 1 core),
+                                             # -> facelab-train/tddfa_mobilenet.pt
     facelab train tddfa --steps 100 --out /tmp/tddfa.pt
     facelab train tddfa --ablation tables.json   # Tables 3 / 4 over seeds (CPU scale)
 
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from facelab.atomic_io import atomic_path, refuse_existing, refuse_package_path
+from facelab.command_errors import CommandParser, check_count, check_rate
 from facelab.methods.tddfa import evaluation as ev
 from facelab.methods.tddfa.corpus import (
     CorpusSpec,
@@ -26,15 +29,20 @@ from facelab.methods.tddfa.corpus import (
     spec_key,
     tddfa_model,
 )
-from facelab.methods.tddfa.regressor import DEFAULT_WEIGHTS, save_pretrained
+from facelab.methods.tddfa.regressor import save_pretrained
 from facelab.methods.tddfa.training import LOSS_OPTIONS, TrainConfig, train_tddfa
 
-__all__ = ["ablation_options", "load_data", "train_main"]
+__all__ = ["DEFAULT_OUT", "ablation_options", "load_data", "train_main"]
+
+#: Where ``facelab train tddfa`` writes by default (relative to the current folder); the
+#: shipped ``facelab/weights/tddfa_mobilenet.pt`` is never written by the command.
+DEFAULT_OUT = Path("facelab-train") / "tddfa_mobilenet.pt"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="facelab train tddfa",
-                                description="Train the 3DDFA_V2 regressor on synthetic faces.")
+    p = CommandParser(prog="facelab train tddfa",
+                      description="Train the 3DDFA_V2 regressor on synthetic faces. Writes "
+                                  "to facelab-train/ by default, never into the package.")
     p.add_argument("--loss", choices=LOSS_OPTIONS, default="meta_joint")
     p.add_argument("--no-lrr", action="store_true", help="drop landmark-regression branch")
     p.add_argument("--no-video", action="store_true", help="drop short-video synthesis")
@@ -48,7 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--test-count", type=int, default=500)
     p.add_argument("--clip-frames", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                   help=f"weights file (default {DEFAULT_OUT}); never inside the installed "
+                        "package; load it with load_pretrained(path)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing --out / --ablation file (default: refuse)")
     p.add_argument("--ablation", type=Path, default=None,
                    help="run the Table 3/4 ablation instead and write its rows as JSON")
     p.add_argument("--ablation-steps", type=int, default=250)
@@ -95,21 +107,45 @@ def ablation_options(steps: int = 250, batch_size: int = 24, look_ahead: int = 1
     }
 
 
+def _validate(args) -> Path:
+    """Check option values before any work (building the corpus takes minutes)."""
+    for option, value, minimum in (("--steps", args.steps, 1), ("--batch-size", args.batch_size, 2),
+                                   ("--look-ahead", args.look_ahead, 1), ("--size", args.size, 16),
+                                   ("--train-count", args.train_count, 2),
+                                   ("--test-count", args.test_count, 1),
+                                   ("--clip-frames", args.clip_frames, 1),
+                                   ("--threads", args.threads, 1),
+                                   ("--ablation-steps", args.ablation_steps, 1)):
+        check_count(value, option, minimum=minimum)
+    check_rate(args.lr, "--lr", maximum=10.0)
+    target = args.ablation if args.ablation is not None else args.out
+    option = "--ablation" if args.ablation is not None else "--out"
+    refuse_package_path(target, name=option)
+    if not args.force:
+        refuse_existing([target])
+    if args.ablation is not None and args.ablation_options is not None:
+        known = ablation_options(args.ablation_steps)
+        unknown = sorted(set(args.ablation_options) - set(known))
+        if unknown:
+            raise ValueError(f"--ablation-options: unknown {unknown}; known {list(known)}")
+    return target
+
+
 def train_main(argv=None) -> int:
     """Entry point of ``facelab train tddfa``; returns the exit status."""
     args = _parser().parse_args(argv)
+    target = _validate(args)
+    print(f"facelab train tddfa: writing to {target.resolve()}", flush=True)
     torch.set_num_threads(max(1, args.threads))
     model, train, test, videos = load_data(args.size, args.train_count, args.test_count,
                                            args.clip_frames)
     if args.ablation is not None:
         options = ablation_options(args.ablation_steps)
         if args.ablation_options is not None:
-            unknown = sorted(set(args.ablation_options) - set(options))
-            if unknown:
-                raise SystemExit(f"--ablation-options: unknown {unknown}; known {list(options)}")
             options = {k: v for k, v in options.items() if k in args.ablation_options}
         rows = ev.run_ablation(model, train, test, videos, options, seeds=tuple(args.seeds))
-        args.ablation.write_text(json.dumps(rows, indent=1))
+        with atomic_path(args.ablation, overwrite=args.force) as tmp:
+            tmp.write_text(json.dumps(rows, indent=1))
         print(f"wrote {args.ablation}")
         return 0
     cfg = TrainConfig(loss=args.loss, lrr=not args.no_lrr, video=not args.no_video,
@@ -123,8 +159,7 @@ def train_main(argv=None) -> int:
             "train_count": args.train_count, "clip_frames": args.clip_frames,
             "train_minutes": minutes, "threads": args.threads, "choices": res.choices,
             "evaluation": numbers, "torch": str(torch.__version__)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_pretrained(args.out, res.net, res.stats, meta)
+    save_pretrained(args.out, res.net, res.stats, meta, overwrite=args.force)
     t1 = numbers["table1"]
     print(f"trained {cfg.loss} (lrr={cfg.lrr}, svs={cfg.video}) for {cfg.steps} steps in "
           f"{minutes:.1f} min; NME {t1['mean']:.2f}% (bins {t1['[0, 30]']:.2f} / "

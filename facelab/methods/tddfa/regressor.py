@@ -77,12 +77,22 @@ class TDDFARegressor(nn.Module):
                 "landmarks": screen[:, self.model.landmarks, :2]}
 
 
-def save_pretrained(path, net: MobileNetRegressor, stats: ParamStats, meta: dict) -> None:
-    """Write weights + statistics + settings (a small, weights_only-loadable file)."""
+def save_pretrained(path, net: MobileNetRegressor, stats: ParamStats, meta: dict, *,
+                    overwrite: bool = True) -> None:
+    """Write weights + statistics + settings (a small, weights_only-loadable file).
+
+    Written atomically (a temporary file renamed into place), never inside the installed
+    package (:func:`facelab.atomic_io.refuse_package_path`); an existing file is replaced only
+    when ``overwrite``.
+    """
+    from facelab.atomic_io import atomic_path, refuse_package_path
+
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    torch.save({"state_dict": state, "param_mean": stats.mean.float().cpu(),
-                "param_std": stats.std.float().cpu(), "width": net.width,
-                "n_landmarks": net.n_landmarks, "meta": meta}, Path(path))
+    blob = {"state_dict": state, "param_mean": stats.mean.float().cpu(),
+            "param_std": stats.std.float().cpu(), "width": net.width,
+            "n_landmarks": net.n_landmarks, "meta": meta}
+    with atomic_path(refuse_package_path(path), overwrite=overwrite) as tmp:
+        torch.save(blob, tmp)
 
 
 def load_pretrained(path=None, model: MorphableModel | None = None) -> TDDFARegressor:
@@ -95,9 +105,14 @@ def load_pretrained(path=None, model: MorphableModel | None = None) -> TDDFARegr
     if not path.exists():
         raise FileNotFoundError(f"path: no 3DDFA_V2 weights at {str(path)!r}; train them with "
                                 f"`facelab train tddfa`")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    net = MobileNetRegressor(n_landmarks=blob["n_landmarks"], width=blob["width"])
-    net.load_state_dict(blob["state_dict"])
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        net = MobileNetRegressor(n_landmarks=blob["n_landmarks"], width=blob["width"])
+        net.load_state_dict(blob["state_dict"])
+        blob["param_mean"], blob["param_std"], blob["meta"]["image_size"]
+    except Exception as exc:  # truncated, not a .pt, another network's weights, ...
+        raise ValueError(f"path: {str(path)!r} is not a 3DDFA_V2 weights file written by "
+                         f"`facelab train tddfa` ({type(exc).__name__}: {exc})") from exc
     if model is None:
         from facelab.methods.tddfa.corpus import tddfa_model
 

@@ -1,0 +1,76 @@
+"""A corrupt Numba cache file is detected and removed, and the kernels rebuild on their own."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import facelab
+from facelab.numba_cache import corrupt_cache_files, repair_numba_cache
+
+PACKAGE = Path(facelab.__file__).resolve().parent
+
+
+def _write_kernel(folder: Path, stem: str, *, index_ok=True, data_ok=True) -> None:
+    index = pickle.dumps("0.60.0") + pickle.dumps((("stamp", 1), {"key": f"{stem}.py311.1.nbc"}))
+    data = pickle.dumps(("compiled", b"\x00" * 300))
+    (folder / f"{stem}.py311.nbi").write_bytes(index if index_ok else index[:-7])
+    (folder / f"{stem}.py311.1.nbc").write_bytes(data if data_ok else data[:40])
+
+
+def test_only_corrupt_kernels_are_removed(tmp_path):
+    _write_kernel(tmp_path, "cpu._good_py-10")
+    _write_kernel(tmp_path, "cpu._cut_index_py-20", index_ok=False)
+    _write_kernel(tmp_path, "cpu._cut_data_py-30", data_ok=False)
+    (tmp_path / "cpu._garbage_py-40.py311.nbi").write_bytes(b"\x89PNG not a pickle")
+    bad = {p.name for p in corrupt_cache_files([tmp_path])}
+    assert bad == {"cpu._cut_index_py-20.py311.nbi", "cpu._cut_data_py-30.py311.1.nbc",
+                   "cpu._garbage_py-40.py311.nbi"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        removed = repair_numba_cache([tmp_path], force=True)
+    assert any("corrupt Numba cache" in str(w.message) for w in caught)
+    assert {p.name for p in removed} >= bad | {"cpu._cut_index_py-20.py311.1.nbc"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cpu._good_py-10.py311.1.nbc", "cpu._good_py-10.py311.nbi"]
+    assert repair_numba_cache([tmp_path], force=True) == []
+
+
+_CHILD = r"""
+import torch
+from facelab.raster import rasterize
+v = torch.tensor([[[0.0, 0, 1], [10, 0, 1], [0, 10, 1]]])
+print(int((rasterize(v, torch.tensor([[0, 1, 2]]), 8, 8).face_index == 0).sum()))
+"""
+
+
+def _run(root: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "NUMBA_DISABLE_JIT")}
+    env["PYTHONPATH"] = str(root)
+    return subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True,
+                          text=True, timeout=1200, cwd=root)
+
+
+def test_truncated_cache_file_no_longer_breaks_facelab(tmp_path):
+    # a copy of the package (with its compiled cache, mtimes kept so the cache is valid)
+    shutil.copytree(PACKAGE, tmp_path / "facelab", ignore=shutil.ignore_patterns("*.pt"))
+    cache = tmp_path / "facelab" / "raster" / "__pycache__"
+    if not list(cache.glob("cpu._rasterize_zbuffer_py-*.nbi")):  # fresh checkout: compile
+        assert _run(tmp_path).returncode == 0
+    index = next(cache.glob("cpu._rasterize_zbuffer_py-*.nbi"))
+    index.write_bytes(index.read_bytes()[:50])  # what a killed writer or a full disk leaves
+    proc = _run(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    import torch
+
+    from facelab.raster import rasterize
+
+    v = torch.tensor([[[0.0, 0, 1], [10, 0, 1], [0, 10, 1]]])
+    want = int((rasterize(v, torch.tensor([[0, 1, 2]]), 8, 8).face_index == 0).sum())
+    assert want > 0 and proc.stdout.split()[-1] == str(want)
+    assert "corrupt Numba cache" in proc.stderr
