@@ -19,7 +19,7 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra.numpy import arrays  # noqa: E402
 
 import facelab as fl  # noqa: E402
-from facelab import lighting  # noqa: E402
+from facelab.shading.torch_ref import sh_shade_torch  # noqa: E402
 from facelab.normals.reference import face_cross, vertex_normals_forward  # noqa: E402
 from facelab.raster import MAX_SCREEN_COORD, interpolate, rasterize  # noqa: E402
 from facelab.raster.reference import interpolate_reference, rasterize_reference  # noqa: E402
@@ -180,7 +180,7 @@ def test_sh_shade_is_an_error_or_the_definition(normals, gamma, albedo, unit):
         # tested here (facelab/shading is another engineer's module).
         event("huge non-unit normals: not compared")
         return
-    want = lighting.sh_shade(a, n, g)
+    want = sh_shade_torch(a, n, g)
     torch.testing.assert_close(out, want, rtol=1e-4, atol=1e-4, equal_nan=True)
     if unit and float(np.abs(gamma).max()) <= 1e30:
         assert torch.isfinite(out).all()  # unit normals, finite gamma: a finite image
