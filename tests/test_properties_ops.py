@@ -19,10 +19,10 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra.numpy import arrays  # noqa: E402
 
 import facelab as fl  # noqa: E402
-from facelab.shading.torch_ref import sh_shade_torch  # noqa: E402
 from facelab.normals.reference import face_cross, vertex_normals_forward  # noqa: E402
 from facelab.raster import MAX_SCREEN_COORD, interpolate, rasterize  # noqa: E402
 from facelab.raster.reference import interpolate_reference, rasterize_reference  # noqa: E402
+from facelab.shading.torch_ref import sh_shade_torch  # noqa: E402
 
 ADVERSARIAL = [float("nan"), float("inf"), -float("inf"), 1e13, -3e38, 3e38, 1e-30, -1e-30,
                0.0, 5e-324, 1e12, -1e12]
