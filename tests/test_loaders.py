@@ -27,6 +27,7 @@ from fixtures_models import (
     write_tddfa,
 )
 
+import facelab as fl
 from facelab.model.bfm import load_bfm2009, load_bfm2017
 from facelab.model.flame import RestrictedUnpickler, load_flame
 from facelab.model.morphable import MorphableModel
@@ -541,3 +542,30 @@ def test_3ddfa_pickles_allow_numpy_only(tmp_path):
     write_flame(tmp_path / "bfm_noneck_v3.pkl", flame_arrays())
     with pytest.raises(pickle.UnpicklingError, match=r"chumpy\.ch\.Ch"):
         load_3ddfa(tmp_path / "bfm_noneck_v3.pkl")
+
+
+def test_flame_skeleton_poses_neck_jaw_eyes_by_lbs(tmp_path):
+    a = flame_arrays()
+    write_flame(tmp_path / "f.pkl", a)
+    m = load_flame(tmp_path / "f.pkl").to(dtype=torch.float64)
+    assert m.skeleton.names == ("neck", "jaw", "eye_left", "eye_right")
+    assert m.skeleton.parents == (-1, 0, 0, 0)
+    ids = torch.randn(1, 300, dtype=torch.float64)
+    verts = m.shape(ids)
+    # joints follow the shape: J(beta) = J_regressor @ verts (FLAME), rows 1..4
+    torch.testing.assert_close(m.joint_positions(verts)[0],
+                               torch.from_numpy(a["J_regressor"][1:]) @ verts[0])
+    # a neck rotation alone turns every vertex by the weight it gives the neck's subtree
+    neck = torch.tensor([[0.0, 0.2, 0.0]], dtype=torch.float64)
+    posed = m.pose_joints(verts, {"neck": neck})
+    R = fl.rotations.axis_angle_to_matrix(neck)[0]
+    J = m.joint_positions(verts)[0, 0]
+    w = torch.from_numpy(a["weights"][:, 1:].sum(1, keepdims=True))
+    want = verts[0] + w * ((verts[0] - J) @ R.T + J - verts[0])
+    torch.testing.assert_close(posed[0], want)
+    params = fl.FaceParams(id=ids, neck=neck, jaw=torch.tensor([[0.2, 0, 0]], dtype=torch.float64),
+                           eyes=torch.zeros(1, 2, 3, dtype=torch.float64),
+                           translation=torch.tensor([[0.0, 0.0, 0.6]], dtype=torch.float64))
+    f = fl.form(m, params, fl.cameras.Pinhole.from_fov(32, 32, dtype=torch.float64))
+    torch.testing.assert_close(
+        f.verts, m.pose_joints(verts, {"neck": neck, "jaw": params.jaw}))

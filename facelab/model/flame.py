@@ -24,6 +24,7 @@ facelab never downloads FLAME; see :data:`facelab.model.sources.MODEL_SOURCES`.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from facelab._checks import check_int
 from facelab.model.morphable import MorphableModel
@@ -36,6 +37,7 @@ from facelab.model.safe_pickle import (
     key_list,
     restricted_load,
 )
+from facelab.model.skinning import Skeleton
 from facelab.model.sources import (
     column_norms,
     faces_front_ccw,
@@ -51,7 +53,9 @@ __all__ = ["RestrictedUnpickler", "UnsafePickleError", "load_flame", "restricted
 _M_TO_MM = 1000.0
 _FLAME_SHAPE_MODES = 300  # FLAME's shapedirs: 300 identity modes, then expression modes
 _FLAME_JOINTS = 5  # 0 global (root), 1 neck, 2 jaw, 3 left eye, 4 right eye
-_JAW = 2
+# the joints below FLAME's root (joint 0) and their parents in that list (-1 = the root)
+_FLAME_JOINT_NAMES = ("neck", "jaw", "eye_left", "eye_right")
+_FLAME_PARENTS = (-1, 0, 0, 0)
 # A plain skin tone for the constant albedo (FLAME files carry no reflectance model).
 _SKIN_TONE = (0.70, 0.53, 0.45)
 
@@ -79,11 +83,15 @@ def load_flame(path, n_shape: int = 300, n_exp: int = 100, landmarks=None, *,
         id_std / exp_std = the per-mode column norms in mm,
         mean_albedo a constant skin tone and albedo_basis (V, 3, 0) (no albedo in the file),
         faces = f (0-based), re-wound counter-clockwise seen from the front if needed,
-        jaw_joint (3,) = (J_regressor @ v_template)[2] * 1000 (the jaw joint of the
-        template; joints are 0 root, 1 neck, 2 jaw, 3/4 eyes), jaw_weights = weights[:, 2].
-    ``pose_jaw`` then applies FLAME's linear blend skinning for the jaw alone
-    (no pose-corrective blendshapes; the joint is the template's, not re-regressed
-    per identity). FLAME's frame is facelab's (y up, face toward +z); its origin is kept.
+        skeleton: FLAME's joints below the root (its standard kinematic tree: neck under the
+        root, jaw and both eyes under the neck) — names ("neck", "jaw", "eye_left",
+        "eye_right"), positions (J_regressor @ v_template)[1:] * 1000, weights
+        weights[:, 1:], regressor J_regressor[1:] (joints follow the shaped mesh, FLAME's
+        J(beta)); jaw_joint / jaw_weights are its "jaw" joint.
+    :class:`facelab.FaceParams` ``neck`` / ``jaw`` / ``eyes`` pose them by FLAME's linear blend
+    skinning (no pose-corrective blendshapes); FLAME's root joint is ``rotation`` (about the
+    model origin instead of joint 0: the difference is a translation). FLAME's frame is
+    facelab's (y up, face toward +z); its origin is kept.
 
     Raises FileNotFoundError when the file is missing, ValueError ("... is not a valid
     FLAME file: ...") when it is not a pickle, a key is missing or has the wrong shape,
@@ -166,8 +174,11 @@ def load_flame(path, n_shape: int = 300, n_exp: int = 100, landmarks=None, *,
         albedo_basis=np.zeros((nv, 3, 0), np.float32),
         faces=faces,
         landmarks=landmark_indices(landmarks, nv),
-        jaw_joint=(joints[_JAW] * _M_TO_MM).astype(np.float32),
-        jaw_weights=weights[:, _JAW].astype(np.float32),
+        skeleton=Skeleton(
+            names=_FLAME_JOINT_NAMES, parents=_FLAME_PARENTS,
+            positions=torch.from_numpy((joints[1:] * _M_TO_MM).astype(np.float32)),
+            weights=torch.from_numpy(weights[:, 1:].astype(np.float32)),
+            regressor=torch.from_numpy(jreg[1:].astype(np.float32))),
         id_std=column_norms(id_basis).astype(np.float32),
         exp_std=column_norms(exp_basis).astype(np.float32),
         albedo_std=np.zeros(0, np.float32),
