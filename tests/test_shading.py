@@ -282,3 +282,16 @@ def test_numba_kernels_in_bounds(tmp_path):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+def test_sh_shade_refuses_normals_far_from_unit():
+    """A huge non-unit normal would overflow the quadratic basis into NaN: refused instead."""
+    g = torch.Generator().manual_seed(0)
+    albedo = torch.rand(1, 4, 3, generator=g)
+    normals = torch.nn.functional.normalize(torch.randn(1, 4, 3, generator=g), dim=-1)
+    gamma = torch.randn(1, 9, 3, generator=g)
+    bad = normals.clone()
+    bad[0, 1] = torch.tensor([1e13, 0.0, 0.0])
+    with pytest.raises(ValueError, match="normals: expected unit normals"):
+        sh_shade(albedo, bad, gamma)
+    assert torch.isfinite(sh_shade(albedo, normals * 1.5, gamma)).all()  # mild length is fine

@@ -41,6 +41,10 @@ class ShShade(torch.autograd.Function):
         return _backend(albedo).sh_shade_backward(albedo, normals, gamma, grad_out, needs)
 
 
+MAX_NORMAL_LENGTH = 2.0
+"""Largest normal component :func:`sh_shade` accepts (unit normals have at most 1)."""
+
+
 def sh_shade(albedo, normals, gamma):
     """Lambertian SH shading of per-vertex colours, MoFA Eq. (4), compiled.
 
@@ -53,7 +57,9 @@ def sh_shade(albedo, normals, gamma):
     Args:
         albedo: (B, V, 3) float32/float64, linear RGB reflectance r_i.
         normals: (B, V, 3) same dtype, unit normals n_i in the frame of ``gamma`` (MoFA:
-            camera space). Used as given: they are NOT renormalised.
+            camera space). Used as given: they are NOT renormalised, but a normal longer than
+            :data:`MAX_NORMAL_LENGTH` is refused (the quadratic basis would overflow into
+            NaN instead of shading).
         gamma: (B, 9, 3) same dtype, SH lighting coefficients γ_b, one RGB triple per basis
             function.
 
@@ -84,5 +90,11 @@ def sh_shade(albedo, normals, gamma):
             raise ValueError(
                 f"{name}: expected device {albedo_t.device} (that of albedo), got {t.device}"
             )
+    if normals_t.numel():
+        longest = float(normals_t.detach().abs().amax())  # max |component| <= |n|
+        if longest > MAX_NORMAL_LENGTH:
+            raise ValueError(f"normals: expected unit normals (components <= "
+                             f"{MAX_NORMAL_LENGTH}), got a component of {longest:.3g}; "
+                             "normalise them (facelab.vertex_normals gives unit normals)")
     out = ShShade.apply(albedo_t, normals_t, gamma_t)
     return like_input(out, was_numpy)
