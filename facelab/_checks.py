@@ -106,16 +106,24 @@ def check_finite(x, *, name: str) -> None:
     # mask); a NaN/Inf entry always makes the sum non-finite, and an overflowing sum of finite
     # values falls through to the exact count below, which then finds nothing.
     if isinstance(x, torch.Tensor):
-        if not x.is_floating_point() or bool(torch.isfinite(x.detach().sum())):
+        if not x.is_floating_point():
             return
-        bad = int((~torch.isfinite(x.detach())).sum())
-    else:
-        if not np.issubdtype(x.dtype, np.floating):
-            return
-        with np.errstate(over="ignore", invalid="ignore"):
-            if np.isfinite(x.sum()):
+        if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+            if bool(torch.isfinite(x.detach().sum())):
                 return
-        bad = int((~np.isfinite(x)).sum())
+            bad = int((~torch.isfinite(x.detach())).sum())  # 0: an overflowing finite sum
+            if bad:
+                raise ValueError(f"{name}: expected finite values, got {bad} NaN/Inf entries")
+            return
+        # CPU tensors are checked by NumPy's single-threaded sum: torch's intra-op pool can
+        # stall for milliseconds on a loaded machine, and this runs on small tensors per step
+        x = x.detach().numpy()
+    if not np.issubdtype(x.dtype, np.floating):
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(x.sum()):
+            return
+    bad = int((~np.isfinite(x)).sum())
     if bad:
         raise ValueError(f"{name}: expected finite values, got {bad} NaN/Inf entries")
 

@@ -140,7 +140,8 @@ def _subset_rows(m: MorphableModel, rows: torch.Tensor) -> dict:
             per_model.clear()
         per_model[key] = {
             "mean": m.mean_shape[rows], "id": m.id_basis[rows], "exp": m.exp_basis[rows],
-            "skin": None if m.skeleton is None else m.skeleton.weights[rows]}
+            "skin": None if m.skeleton is None else m.skeleton.weights[rows],
+            "albedo_mean": m.mean_albedo[rows], "albedo": m.albedo_basis[rows]}
     return per_model[key]
 
 
@@ -156,10 +157,12 @@ def form(model: MorphableModel, params: FaceParams, camera, *, vertex_subset=Non
         formed (e.g. the 68 landmarks for landmark fitting, O(S K) instead of O(V K));
         normals, albedo, colours and faces are then None and ``landmarks_2d`` is the subset.
     geometry: optional earlier :class:`Formation` of the same model, camera and geometry
-        blocks (id, exp, rotation, translation, jaw, vertex offsets): its vertices, screen
+        blocks (id, exp, rotation, translation, joints, vertex offsets): its vertices, screen
         positions and normals are reused and only reflectance and shading are formed (MoFA
         Eqs. 3-4) — a fitter's colour stage, an albedo or light slider. The caller vouches
         that the geometry is unchanged; gradients then reach only albedo, offsets and gamma.
+        With ``vertex_subset`` too, only those vertices are re-shaded (a photometric loss on
+        the visible vertices); their normals and colours are then set, faces still None.
 
     Returns a :class:`Formation`; differentiable in every float block of ``params`` and in the
     camera's tensors, through the compiled normals and SH ops.
@@ -175,14 +178,14 @@ def form(model: MorphableModel, params: FaceParams, camera, *, vertex_subset=Non
     dt, dev = params.dtype, params.device
     m = _cast(model, dt, dev)
     camera = camera.to(dtype=dt, device=dev)
-    if geometry is not None:
-        return _reshade(m, params, geometry)
     rows = None
     if vertex_subset is not None:
         rows, _ = as_tensor(vertex_subset, name="vertex_subset")
         check_shape(rows, "S", name="vertex_subset")
         check_indices(rows, m.num_vertices, name="vertex_subset")
         rows = rows.to(device=dev, dtype=torch.int64)
+    if geometry is not None:
+        return _reshade(m, params, geometry, rows)
     arrays = {"mean": m.mean_shape, "id": m.id_basis, "exp": m.exp_basis,
               "skin": None if m.skeleton is None else m.skeleton.weights}
     if rows is not None:
@@ -214,14 +217,22 @@ def form(model: MorphableModel, params: FaceParams, camera, *, vertex_subset=Non
                      camera.perspective_correct)
 
 
-def _reflectance(m: MorphableModel, params: FaceParams) -> torch.Tensor:
-    """Per-vertex albedo, MoFA Eq. (3), plus the free albedo offsets: (B, V, 3)."""
-    albedo = _blend(m.mean_albedo, m.albedo_basis, params.albedo)
-    return albedo if params.albedo_offsets is None else albedo + params.albedo_offsets
+def _reflectance(m: MorphableModel, params: FaceParams, rows=None) -> torch.Tensor:
+    """Per-vertex albedo, MoFA Eq. (3), plus the free albedo offsets: (B, V or S, 3)."""
+    if rows is None:
+        albedo = _blend(m.mean_albedo, m.albedo_basis, params.albedo)
+    else:
+        sub = _subset_rows(m, rows)
+        albedo = _blend(sub["albedo_mean"], sub["albedo"], params.albedo)
+    off = params.albedo_offsets
+    if off is None:
+        return albedo
+    return albedo + (off if rows is None else off[:, rows])
 
 
-def _reshade(m: MorphableModel, params: FaceParams, geometry: Formation) -> Formation:
-    """:func:`form` with the geometry of an earlier formation: reflectance and shading only."""
+def _reshade(m: MorphableModel, params: FaceParams, geometry: Formation, rows) -> Formation:
+    """:func:`form` with the geometry of an earlier formation: reflectance and shading only,
+    on every vertex or on the subset ``rows`` (then the result is that subset's)."""
     if not isinstance(geometry, Formation) or geometry.normals is None:
         raise TypeError("geometry: expected a Formation of the whole mesh (not a vertex_subset)")
     check_shape(geometry.normals, "B V 3", name="geometry.normals",
@@ -229,9 +240,15 @@ def _reshade(m: MorphableModel, params: FaceParams, geometry: Formation) -> Form
     if geometry.normals.dtype != params.dtype:
         raise TypeError(f"geometry: expected dtype {params.dtype} (that of params), got "
                         f"{geometry.normals.dtype}")
-    albedo = _reflectance(m, params)
-    colors = ShShade.apply(albedo, geometry.normals, params.gamma)  # MoFA Eq. 4
-    return geometry._replace(albedo=albedo, colors=colors)
+    albedo = _reflectance(m, params, rows)
+    if rows is None:
+        colors = ShShade.apply(albedo, geometry.normals, params.gamma)  # MoFA Eq. 4
+        return geometry._replace(albedo=albedo, colors=colors)
+    normals = geometry.normals[:, rows]  # (B, S, 3)
+    screen = geometry.screen_verts[:, rows]
+    colors = ShShade.apply(albedo, normals, params.gamma)
+    return Formation(geometry.verts[:, rows], geometry.verts_cam[:, rows], screen, normals,
+                     albedo, colors, screen[..., :2], None, geometry.perspective_correct)
 
 
 def _skin(m: MorphableModel, params: FaceParams, verts: torch.Tensor, poses: dict,

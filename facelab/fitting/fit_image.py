@@ -314,7 +314,7 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
     schedule = (["pose"] * settings.steps_pose + ["shape"] * settings.steps_shape
                 + ["color"] * settings.steps_color)
     history: dict[str, list[float]] = {"land": [], "reg": [], "photo": []}
-    optimizer, stage, vis_w, geo = None, None, None, None
+    optimizer, stage, geo, sel, ones = None, None, None, None, None
     progress = track(schedule, callback=callback, desc="fit_image")
     for name in progress:
         if name != stage:
@@ -331,17 +331,19 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
                 # then every step re-forms only reflectance and shading on it
                 with torch.no_grad():
                     geo = form(m, face_params(detach_geometry=True), camera)
-                    vis = vertex_visibility(geo.screen_verts, m.faces, S, S) & m.face_mask
-                    vis_w = vis.to(dt)  # (1, V)
+                    vis = vertex_visibility(geo.screen_verts, m.faces, S, S)[0] & m.face_mask
+                    sel = vis.nonzero()[:, 0]  # (Vv,) the visible face vertices
+                    ones = torch.ones(1, sel.numel(), dtype=dt)
                 params = [{"params": [gamma], "lr": settings.lr_color}]
                 if fit_identity:
                     params.append({"params": [alb_c], "lr": settings.lr_color})
                 optimizer = torch.optim.Adam(params)
         optimizer.zero_grad()
         if stage == "color":
-            f = form(m, face_params(detach_geometry=True), camera, geometry=geo)  # Eqs. 3-4
+            f = form(m, face_params(detach_geometry=True), camera, geometry=geo,
+                     vertex_subset=sel)  # MoFA Eqs. 3-4 on the visible vertices
             e_photo = photometric_loss(crop[None], f.screen_verts[..., :2], f.colors,
-                                       vis_w)  # Eq. 8
+                                       ones)  # Eq. 8
             e_reg = statistical_prior({"albedo": alb_c[None]}, settings.prior)
             loss = settings.w_photo * e_photo + settings.w_reg * e_reg
             losses = {"photo": e_photo, "reg": e_reg}
