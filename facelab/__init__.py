@@ -10,7 +10,8 @@
 
 from importlib import import_module
 
-from facelab import (
+from facelab import (  # _threads first: Numba's threading layer, before any pool starts
+    _threads,  # noqa: F401
     cameras,
     export,
     formation,

@@ -18,7 +18,7 @@ import facelab as fl
 PACKAGE = Path(fl.__file__).resolve().parent
 
 LAYERS = [
-    ("checks", ["facelab._checks"]),
+    ("checks", ["facelab._checks", "facelab._threads"]),
     ("foundations", ["facelab.rotations", "facelab.kernel_sources", "facelab.kernel_launch",
                      "facelab.progress"]),
     ("geometry", ["facelab.cameras", "facelab.camera_objects", "facelab.mesh",

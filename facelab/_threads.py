@@ -1,0 +1,59 @@
+"""Numba and torch share the cores without spinning against each other.
+
+Imported first by ``facelab/__init__.py``, so it runs wherever facelab is imported first
+(scripts, the ``facelab`` command, the tests, a Jupyter kernel) and before any Numba kernel
+launches its thread pool.
+
+The problem: Numba's default threading layer on Linux without TBB is ``omp``, which loads the
+system ``libgomp`` — a second OpenMP runtime beside the ``libgomp`` torch bundles. Each runtime
+keeps its own worker pool, and an OpenMP worker spins after a parallel region before it
+sleeps. With two pools on two cores, torch's workers and Numba's workers spin against each
+other's real work: one 3DDFA_V2 inference went from 2.5-5 ms to 306-416 ms after the first
+Numba kernel (issue 15). ``OMP_WAIT_POLICY=passive`` only helps when set before *both* runtimes
+load, which a library imported after torch cannot do.
+
+The fix at the root: Numba runs on its ``workqueue`` layer, its own pthread pool whose idle
+workers block on a condition variable — no second OpenMP runtime in the process, nothing
+spinning. (``tbb`` would do as well but is not installed by default; ``workqueue`` is always
+there and is fork-safe, which matters for torch ``DataLoader`` workers.) Its one limit:
+parallel Numba kernels must not be launched from two Python threads at once, and facelab
+launches them only from the calling thread.
+
+An explicit ``NUMBA_THREADING_LAYER`` in the environment wins (e.g. ``omp`` to reproduce the
+old behaviour in ``benchmarks/bench_threads.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+__all__ = ["NUMBA_LAYER", "configure_numba_threads"]
+
+NUMBA_LAYER = "workqueue"
+
+
+def configure_numba_threads() -> str:
+    """Select Numba's threading layer (``workqueue`` unless the environment names one).
+
+    Returns the selected layer name. If a Numba parallel kernel already ran in this process
+    (its layer is fixed from then on) and it is an OpenMP one, warns instead.
+    """
+    import numba
+    from numba.np.ufunc import parallel
+
+    wanted = os.environ.get("NUMBA_THREADING_LAYER") or NUMBA_LAYER
+    if parallel._is_initialized:
+        layer = numba.threading_layer()
+        if layer == "omp" and wanted != "omp":
+            warnings.warn(
+                "facelab: a Numba parallel kernel ran before facelab was imported, on the "
+                "'omp' threading layer; Numba and torch may now spin against each other. "
+                "Import facelab first or set NUMBA_THREADING_LAYER=workqueue.",
+                RuntimeWarning, stacklevel=3)
+        return layer
+    numba.config.THREADING_LAYER = wanted
+    return wanted
+
+
+configure_numba_threads()
