@@ -24,11 +24,19 @@ import json
 import numba
 import numpy as np
 import torch
-from bench_shading import EPS, _leaves, make_inputs, step_compiled, step_numpy, step_torch
+from bench_shading import EPS, make_inputs, step_compiled, step_numpy, step_torch
 from timing import interleaved, load_average, paired_ratio, quantiles
 
 from facelab.losses import shaded_photometric_loss
 from facelab.shaded_photometric import reference
+
+
+def _leaves(inp):
+    """Fresh leaf tensors sharing the inputs' storage (no copy inside the timed region)."""
+    out = dict(inp)
+    for k in ("albedo", "normals", "gamma", "positions"):
+        out[k] = inp[k].detach().requires_grad_()
+    return out
 
 
 def step_fused(inp):
@@ -51,12 +59,12 @@ def run(threads: int, batch: int, rounds: int, use_model: bool) -> list[dict]:
         except ImportError:
             model = None
     inp = make_inputs(batch, 38000, 224, model=model)
-    fns = {"fused": lambda: step_fused(_leaves(inp, False)),
-           "chain": lambda: step_compiled(_leaves(inp, False)),
-           "torch": lambda: step_torch(_leaves(inp, False)),
+    fns = {"fused": lambda: step_fused(_leaves(inp)),
+           "chain": lambda: step_compiled(_leaves(inp)),
+           "torch": lambda: step_torch(_leaves(inp)),
            "numpy": lambda: step_numpy(inp, False)}
     times = interleaved(fns, rounds=rounds, warmup=2, every={"numpy": 4})
-    loss = step_fused(_leaves(inp, False)).item()
+    loss = step_fused(_leaves(inp)).item()
     arrays = [inp[k].numpy() for k in ("image", "positions", "albedo", "normals", "gamma")]
     ref, _ = reference.shaded_photometric_forward(
         *arrays, inp["visibility"].numpy().astype(np.float32), EPS)

@@ -31,6 +31,29 @@ CHUNK = 1024  # vertices per parallel work item (and per partial sum)
 BASIS_CONSTANTS = np.array([C0, C1, C1, C1, C2, C2, C3, C2, C4])  # (9,)
 
 
+@numba.njit(cache=True, inline="always")
+def _light(gamma_c, b, k):
+    """The 9 premultiplied coefficients of channel k of image b, as scalars (hoisted out of
+    the vertex loop: the compiler cannot prove the output arrays do not alias gamma_c)."""
+    return (gamma_c[b, 0, k], gamma_c[b, 1, k], gamma_c[b, 2, k], gamma_c[b, 3, k],
+            gamma_c[b, 4, k], gamma_c[b, 5, k], gamma_c[b, 6, k], gamma_c[b, 7, k],
+            gamma_c[b, 8, k])
+
+
+@numba.njit(cache=True, inline="always")
+def _irradiance(g, x, y, h4, h5, h6, h7, h8, z):
+    """s = Σ_j γc_j H_j(n) for one channel's coefficients g (a 9-tuple)."""
+    return (g[0] + g[1] * y + g[2] * z + g[3] * x + g[4] * h4 + g[5] * h5 + g[6] * h6
+            + g[7] * h7 + g[8] * h8)
+
+
+@numba.njit(cache=True, inline="always")
+def _sample(image, b, k, x0, x1, y0, y1, w00, w01, w10, w11):
+    """Bilinear sample of channel k: I(u) with the four neighbours' weights."""
+    return (w00 * image[b, y0, x0, k] + w01 * image[b, y0, x1, k]
+            + w10 * image[b, y1, x0, k] + w11 * image[b, y1, x1, k])
+
+
 def _forward(image, positions, albedo, normals, gamma_c, weights, eps, partial):
     """partial[b, c] = (Σ_{i in chunk c} w_i e_i, Σ_{i in chunk c} w_i): (B, n_chunks, 2)."""
     n_img, height, width = image.shape[0], image.shape[1], image.shape[2]
@@ -41,6 +64,7 @@ def _forward(image, positions, albedo, normals, gamma_c, weights, eps, partial):
     for t in prange(n_img * n_chunks):
         b = t // n_chunks
         c = t - b * n_chunks
+        ga, gb, gc = _light(gamma_c, b, 0), _light(gamma_c, b, 1), _light(gamma_c, b, 2)
         total = zero
         count = zero
         for i in range(c * CHUNK, min(n_vert, c * CHUNK + CHUNK)):
@@ -50,24 +74,41 @@ def _forward(image, positions, albedo, normals, gamma_c, weights, eps, partial):
             if not (ux >= 0 and ux < width and uy >= 0 and uy < height) or w == 0:
                 continue  # outside the image or invisible: w_i = 0
             x0, x1, y0, y1, fx, fy = _bilinear_cell(ux, uy, half, height, width)
+            w00, w01, w10, w11 = (one - fy) * (one - fx), (one - fy) * fx, fy * (one - fx), fy * fx
             x = normals[b, i, 0]
             y = normals[b, i, 1]
             z = normals[b, i, 2]
             h4, h5, h6, h7, h8 = x * y, y * z, three * z * z - one, x * z, x * x - y * y
-            sq = zero
-            for k in range(3):
-                s = (gamma_c[b, 0, k] + gamma_c[b, 1, k] * y + gamma_c[b, 2, k] * z
-                     + gamma_c[b, 3, k] * x + gamma_c[b, 4, k] * h4 + gamma_c[b, 5, k] * h5
-                     + gamma_c[b, 6, k] * h6 + gamma_c[b, 7, k] * h7 + gamma_c[b, 8, k] * h8)
-                sample = ((one - fy) * ((one - fx) * image[b, y0, x0, k]
-                                        + fx * image[b, y0, x1, k])
-                          + fy * ((one - fx) * image[b, y1, x0, k] + fx * image[b, y1, x1, k]))
-                r = sample - albedo[b, i, k] * s  # I(u_i) − c_i, c_i = r_i ⊙ s_i (Eq. 4)
-                sq += r * r
-            total += w * (np.sqrt(sq + eps * eps) - eps)  # Eq. 8
+            # I(u_i) − c_i with c_i = r_i ⊙ s_i (Eq. 4), channel by channel
+            r0 = (_sample(image, b, 0, x0, x1, y0, y1, w00, w01, w10, w11)
+                  - albedo[b, i, 0] * _irradiance(ga, x, y, h4, h5, h6, h7, h8, z))
+            r1 = (_sample(image, b, 1, x0, x1, y0, y1, w00, w01, w10, w11)
+                  - albedo[b, i, 1] * _irradiance(gb, x, y, h4, h5, h6, h7, h8, z))
+            r2 = (_sample(image, b, 2, x0, x1, y0, y1, w00, w01, w10, w11)
+                  - albedo[b, i, 2] * _irradiance(gc, x, y, h4, h5, h6, h7, h8, z))
+            total += w * (np.sqrt(r0 * r0 + r1 * r1 + r2 * r2 + eps * eps) - eps)  # Eq. 8
             count += w
         partial[b, c, 0] = total
         partial[b, c, 1] = count
+
+
+@numba.njit(cache=True, inline="always")
+def _normal_grad(a, g, x, y, z, two, six):
+    """a · ∇_n s for one channel: (∂/∂x, ∂/∂y, ∂/∂z) of Σ_j γc_j H_j(n), times a."""
+    return (a * (g[3] + g[4] * y + g[7] * z + two * g[8] * x),
+            a * (g[1] + g[4] * x + g[5] * z - two * g[8] * y),
+            a * (g[2] + g[5] * y + six * g[6] * z + g[7] * x))
+
+
+@numba.njit(cache=True, inline="always")
+def _position_grad(image, b, k, q, x0, x1, y0, y1, fx, fy, one):
+    """q · ∂I_k/∂u: the (x, y) gradient of the bilinear sample of channel k, times q."""
+    i00 = image[b, y0, x0, k]
+    i01 = image[b, y0, x1, k]
+    i10 = image[b, y1, x0, k]
+    i11 = image[b, y1, x1, k]
+    return (q * ((one - fy) * (i01 - i00) + fy * (i11 - i10)),
+            q * ((one - fx) * (i10 - i00) + fx * (i11 - i01)))
 
 
 def _backward(image, positions, albedo, normals, gamma_c, weights, eps, scale, grad_positions,
@@ -85,18 +126,25 @@ def _backward(image, positions, albedo, normals, gamma_c, weights, eps, scale, g
     for t in prange(n_img * n_chunks):
         b = t // n_chunks
         c = t - b * n_chunks
-        acc = np.zeros((9, 3), dtype=albedo.dtype)
-        for i in range(c * CHUNK, min(n_vert, c * CHUNK + CHUNK)):
+        ga, gb, gc = _light(gamma_c, b, 0), _light(gamma_c, b, 1), _light(gamma_c, b, 2)
+        lo, hi = c * CHUNK, min(n_vert, c * CHUNK + CHUNK)
+        # a_ik of the chunk's vertices (0 where w_i = 0), for the ∂L/∂γ sums after the loop
+        a_chunk = np.zeros((hi - lo, 3), dtype=albedo.dtype)
+        scale_b = scale[b]
+        for i in range(lo, hi):
             ux = positions[b, i, 0]
             uy = positions[b, i, 1]
             w = weights[b, i]
             if not (ux >= 0 and ux < width and uy >= 0 and uy < height) or w == 0 \
-                    or scale[b] == 0:
-                for k in range(3):
-                    if need_albedo:
-                        grad_albedo[b, i, k] = zero
-                    if need_normals:
-                        grad_normals[b, i, k] = zero
+                    or scale_b == 0:
+                if need_albedo:
+                    grad_albedo[b, i, 0] = zero
+                    grad_albedo[b, i, 1] = zero
+                    grad_albedo[b, i, 2] = zero
+                if need_normals:
+                    grad_normals[b, i, 0] = zero
+                    grad_normals[b, i, 1] = zero
+                    grad_normals[b, i, 2] = zero
                 if need_positions:
                     grad_positions[b, i, 0] = zero
                     grad_positions[b, i, 1] = zero
@@ -107,70 +155,75 @@ def _backward(image, positions, albedo, normals, gamma_c, weights, eps, scale, g
             y = normals[b, i, 1]
             z = normals[b, i, 2]
             h4, h5, h6, h7, h8 = x * y, y * z, three * z * z - one, x * z, x * x - y * y
-            s0 = s1 = s2 = r0 = r1 = r2 = zero
-            for k in range(3):
-                s = (gamma_c[b, 0, k] + gamma_c[b, 1, k] * y + gamma_c[b, 2, k] * z
-                     + gamma_c[b, 3, k] * x + gamma_c[b, 4, k] * h4 + gamma_c[b, 5, k] * h5
-                     + gamma_c[b, 6, k] * h6 + gamma_c[b, 7, k] * h7 + gamma_c[b, 8, k] * h8)
-                sample = (w00 * image[b, y0, x0, k] + w01 * image[b, y0, x1, k]
-                          + w10 * image[b, y1, x0, k] + w11 * image[b, y1, x1, k])
-                r = sample - albedo[b, i, k] * s
-                if k == 0:
-                    s0, r0 = s, r
-                elif k == 1:
-                    s1, r1 = s, r
-                else:
-                    s2, r2 = s, r
-            coef = scale[b] * w / np.sqrt(r0 * r0 + r1 * r1 + r2 * r2 + eps * eps)
-            gx = gy = dx = dy = dz = zero
-            for k in range(3):
-                q = coef * (r0 if k == 0 else (r1 if k == 1 else r2))  # ∂L/∂I(u_i); ∂L/∂c = −q
-                if need_positions:
-                    i00 = image[b, y0, x0, k]
-                    i01 = image[b, y0, x1, k]
-                    i10 = image[b, y1, x0, k]
-                    i11 = image[b, y1, x1, k]
-                    gx += q * ((one - fy) * (i01 - i00) + fy * (i11 - i10))  # q · ∂I/∂x
-                    gy += q * ((one - fx) * (i10 - i00) + fx * (i11 - i01))  # q · ∂I/∂y
-                if need_albedo:
-                    grad_albedo[b, i, k] = -q * (s0 if k == 0 else (s1 if k == 1 else s2))
-                a = -q * albedo[b, i, k]  # (∂L/∂c ⊙ r)_k
-                if need_normals:  # Σ_b γ_bk ∇H_b(n)
-                    dx += a * (gamma_c[b, 3, k] + gamma_c[b, 4, k] * y + gamma_c[b, 7, k] * z
-                               + two * gamma_c[b, 8, k] * x)
-                    dy += a * (gamma_c[b, 1, k] + gamma_c[b, 4, k] * x + gamma_c[b, 5, k] * z
-                               - two * gamma_c[b, 8, k] * y)
-                    dz += a * (gamma_c[b, 2, k] + gamma_c[b, 5, k] * y
-                               + six * gamma_c[b, 6, k] * z + gamma_c[b, 7, k] * x)
-                if need_gamma:
-                    acc[0, k] += a
-                    acc[1, k] += a * y
-                    acc[2, k] += a * z
-                    acc[3, k] += a * x
-                    acc[4, k] += a * h4
-                    acc[5, k] += a * h5
-                    acc[6, k] += a * h6
-                    acc[7, k] += a * h7
-                    acc[8, k] += a * h8
+            s0 = _irradiance(ga, x, y, h4, h5, h6, h7, h8, z)
+            s1 = _irradiance(gb, x, y, h4, h5, h6, h7, h8, z)
+            s2 = _irradiance(gc, x, y, h4, h5, h6, h7, h8, z)
+            al0, al1, al2 = albedo[b, i, 0], albedo[b, i, 1], albedo[b, i, 2]
+            r0 = _sample(image, b, 0, x0, x1, y0, y1, w00, w01, w10, w11) - al0 * s0
+            r1 = _sample(image, b, 1, x0, x1, y0, y1, w00, w01, w10, w11) - al1 * s1
+            r2 = _sample(image, b, 2, x0, x1, y0, y1, w00, w01, w10, w11) - al2 * s2
+            coef = scale_b * w / np.sqrt(r0 * r0 + r1 * r1 + r2 * r2 + eps * eps)
+            q0, q1, q2 = coef * r0, coef * r1, coef * r2  # ∂L/∂I(u_i); ∂L/∂c_i = −q_i
             if need_positions:
-                grad_positions[b, i, 0] = gx
-                grad_positions[b, i, 1] = gy
+                gx0, gy0 = _position_grad(image, b, 0, q0, x0, x1, y0, y1, fx, fy, one)
+                gx1, gy1 = _position_grad(image, b, 1, q1, x0, x1, y0, y1, fx, fy, one)
+                gx2, gy2 = _position_grad(image, b, 2, q2, x0, x1, y0, y1, fx, fy, one)
+                grad_positions[b, i, 0] = (gx0 + gx1) + gx2
+                grad_positions[b, i, 1] = (gy0 + gy1) + gy2
+            if need_albedo:
+                grad_albedo[b, i, 0] = -q0 * s0
+                grad_albedo[b, i, 1] = -q1 * s1
+                grad_albedo[b, i, 2] = -q2 * s2
+            e0, e1, e2 = -q0 * al0, -q1 * al1, -q2 * al2  # a_ik = (∂L/∂c ⊙ r)_k
             if need_normals:
-                grad_normals[b, i, 0] = dx
-                grad_normals[b, i, 1] = dy
-                grad_normals[b, i, 2] = dz
-        if need_gamma:
-            for j in range(9):
-                for k in range(3):
-                    partial[b, c, j, k] = acc[j, k]
+                dx0, dy0, dz0 = _normal_grad(e0, ga, x, y, z, two, six)
+                dx1, dy1, dz1 = _normal_grad(e1, gb, x, y, z, two, six)
+                dx2, dy2, dz2 = _normal_grad(e2, gc, x, y, z, two, six)
+                grad_normals[b, i, 0] = (dx0 + dx1) + dx2
+                grad_normals[b, i, 1] = (dy0 + dy1) + dy2
+                grad_normals[b, i, 2] = (dz0 + dz1) + dz2
+            if need_gamma:
+                a_chunk[i - lo, 0] = e0
+                a_chunk[i - lo, 1] = e1
+                a_chunk[i - lo, 2] = e2
+        if need_gamma:  # channel by channel: 9 accumulators stay in registers (L1-hot chunk)
+            for k in range(3):
+                t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = t8 = zero
+                for i in range(lo, hi):
+                    a = a_chunk[i - lo, k]
+                    x = normals[b, i, 0]
+                    y = normals[b, i, 1]
+                    z = normals[b, i, 2]
+                    t0 += a
+                    t1 += a * y
+                    t2 += a * z
+                    t3 += a * x
+                    t4 += a * (x * y)
+                    t5 += a * (y * z)
+                    t6 += a * (three * z * z - one)
+                    t7 += a * (x * z)
+                    t8 += a * (x * x - y * y)
+                partial[b, c, 0, k] = t0
+                partial[b, c, 1, k] = t1
+                partial[b, c, 2, k] = t2
+                partial[b, c, 3, k] = t3
+                partial[b, c, 4, k] = t4
+                partial[b, c, 5, k] = t5
+                partial[b, c, 6, k] = t6
+                partial[b, c, 7, k] = t7
+                partial[b, c, 8, k] = t8
 
 
 # Compiled variants: serial below PARALLEL_MIN vertices (over the batch) or on one thread.
+# FAST lets LLVM reassociate and contract (fused multiply-add) the per-vertex arithmetic:
+# 10-25 % faster, results within a few ulp of the reference (compared with tolerances);
+# no NaN/Inf assumptions (the inputs are checked finite at the boundary anyway).
 PARALLEL_MIN = 4 * CHUNK
-_forward_par = numba.njit(parallel=True, cache=True)(_forward)
-_forward_ser = numba.njit(cache=True)(_forward)
-_backward_par = numba.njit(parallel=True, cache=True)(_backward)
-_backward_ser = numba.njit(cache=True)(_backward)
+FAST = {"contract", "reassoc", "nsz", "arcp"}
+_forward_par = numba.njit(parallel=True, cache=True, fastmath=FAST)(_forward)
+_forward_ser = numba.njit(cache=True, fastmath=FAST)(_forward)
+_backward_par = numba.njit(parallel=True, cache=True, fastmath=FAST)(_backward)
+_backward_ser = numba.njit(cache=True, fastmath=FAST)(_backward)
 
 
 def _pick(parallel, serial, n_work: int):
