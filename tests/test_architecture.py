@@ -29,7 +29,8 @@ LAYERS = [
     ("formation", ["facelab.face_params", "facelab.formation"]),
     ("measures and io", ["facelab.losses", "facelab.metrics", "facelab.export",
                          "facelab.image_io"]),
-    ("applications", ["facelab.data", "facelab.landmarks", "facelab.fitting"]),
+    ("applications", ["facelab.data", "facelab.landmarks", "facelab.fitting",
+                      "facelab.warmup"]),
     ("methods", ["facelab.methods"]),
     ("interfaces", ["facelab.widgets", "facelab.cli", "facelab.fit_cli", "facelab"]),
 ]
