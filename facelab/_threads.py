@@ -19,13 +19,16 @@ there and is fork-safe, which matters for torch ``DataLoader`` workers.) Its one
 parallel Numba kernels must not be launched from two Python threads at once, and facelab
 launches them only from the calling thread.
 
-An explicit ``NUMBA_THREADING_LAYER`` in the environment wins (e.g. ``omp`` to reproduce the
-old behaviour in ``benchmarks/bench_threads.py``).
+When Numba is not imported yet this only sets ``NUMBA_THREADING_LAYER`` (so importing
+facelab stays cheap, and child processes inherit the choice); otherwise it sets
+``numba.config.THREADING_LAYER``. An explicit ``NUMBA_THREADING_LAYER`` in the environment
+wins (e.g. ``omp`` to reproduce the old behaviour in ``benchmarks/bench_threads.py``).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 
 __all__ = ["NUMBA_LAYER", "configure_numba_threads"]
@@ -39,6 +42,9 @@ def configure_numba_threads() -> str:
     Returns the selected layer name. If a Numba parallel kernel already ran in this process
     (its layer is fixed from then on) and it is an OpenMP one, warns instead.
     """
+    if "numba" not in sys.modules:  # Numba reads the variable when its config loads
+        os.environ.setdefault("NUMBA_THREADING_LAYER", NUMBA_LAYER)
+        return os.environ["NUMBA_THREADING_LAYER"]
     import numba
     from numba.np.ufunc import parallel
 

@@ -134,3 +134,23 @@ def test_one_implementation_per_public_op_name():
                 clashes.append(f"{name}: {seen[name][0]} and {module}")
             seen.setdefault(name, (module, obj))
     assert not clashes, "\n".join(clashes)
+
+
+def test_lazy_exports_cover_all_and_resolve():
+    """facelab/__init__ imports lazily: every public name is mapped and resolves."""
+    mapped = set(fl._EXPORTS) | set(fl._SUBMODULES) | {"__version__"}
+    assert mapped >= set(fl.__all__), sorted(set(fl.__all__) - mapped)
+    for name in fl.__all__:
+        assert getattr(fl, name) is not None
+
+
+def test_importing_facelab_does_not_import_torch_or_numba():
+    """``facelab --help`` stays fast: the package import pulls in neither."""
+    import subprocess
+    import sys
+
+    code = ("import sys, facelab; print(sorted(m for m in ('torch', 'numba') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=PACKAGE.parent).stdout.strip()
+    assert out == "[]"
