@@ -172,8 +172,10 @@ def test_undecorated_kernel_is_the_compiled_one():
         zb = np.empty((1, 6, 7), np.float32)  # cleared by the kernel
         fi, bary, depth = (np.empty((1, 6, 7), np.int64), np.empty((1, 6, 7, 3), verts.dtype),
                            np.empty((1, 6, 7), verts.dtype))
-        fn(verts, faces, xs, ys, verts.dtype.type(-np.inf), False, False, one, 2, zb, fi, bary,
-           depth)
+        ranges = np.empty((1, verts.shape[1], 4), np.int32)
+        cpu.vertex_pixel_ranges(verts, 6, 7, ranges)
+        fn(verts, faces, ranges, xs, ys, verts.dtype.type(-np.inf), False, False, one, 2, zb,
+           fi, bary, depth)
         out.append((fi, bary, depth))
     for a, b in zip(out[0], out[1], strict=True):
         np.testing.assert_array_equal(a, b)

@@ -85,8 +85,27 @@ def _pixel_range(lo, hi, size):
 
 
 # --------------------------------------------------------------------------------- rasterize
-def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_correct, one,
-                        n_bands, zbuffer, face_index, bary, depth):
+def _vertex_pixel_ranges_py(verts, height, width, ranges):
+    """Per vertex, the ends of ``_pixel_range`` for a bounding box starting/ending there:
+    ranges[b, v] = (first column, last column, first row, last row) (B, V, 4) int32.
+
+    ceil/floor and the clamps are monotone, so a triangle's pixel range is the min of its
+    vertices' firsts and the max of their lasts — exactly ``_pixel_range`` of its bounding
+    box — computed once per vertex instead of once per triangle corner.
+    """
+    B, V = verts.shape[0], verts.shape[1]
+    for task in prange(B):
+        for v in range(V):
+            x = np.float64(verts[task, v, 0]) - 0.5
+            y = np.float64(verts[task, v, 1]) - 0.5
+            ranges[task, v, 0] = int(min(max(np.ceil(x), 0.0), float(width)))
+            ranges[task, v, 1] = int(max(min(np.floor(x), width - 1.0), -1.0))
+            ranges[task, v, 2] = int(min(max(np.ceil(y), 0.0), float(height)))
+            ranges[task, v, 3] = int(max(min(np.floor(y), height - 1.0), -1.0))
+
+
+def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
+                        perspective_correct, one, n_bands, zbuffer, face_index, bary, depth):
     """One pass: depth test, and where a triangle wins, its barycentrics and depth.
 
     One task per (batch item, band of rows); a task owns its rows of all four buffers
@@ -115,16 +134,17 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
             continue
         for f in range(F):  # increasing ids: strict < keeps the smaller id on ties
             v0, v1, v2 = faces[f, 0], faces[f, 1], faces[f, 2]
-            y0, y1, y2 = verts[b, v0, 1], verts[b, v1, 1], verts[b, v2, 1]
-            i0, i1 = _pixel_range(min(y0, min(y1, y2)), max(y0, max(y1, y2)), H)
-            i0 = max(i0, r_lo)
-            i1 = min(i1, r_hi)
+            # _pixel_range of the bounding box, from the per-vertex ends (ranges)
+            i0 = max(min(ranges[b, v0, 2], min(ranges[b, v1, 2], ranges[b, v2, 2])), r_lo)
+            i1 = min(max(ranges[b, v0, 3], max(ranges[b, v1, 3], ranges[b, v2, 3])), r_hi)
             if i0 > i1:
                 continue  # no pixel-centre row of this band in the bounding box
-            x0, x1, x2 = verts[b, v0, 0], verts[b, v1, 0], verts[b, v2, 0]
-            j0, j1 = _pixel_range(min(x0, min(x1, x2)), max(x0, max(x1, x2)), W)
+            j0 = min(ranges[b, v0, 0], min(ranges[b, v1, 0], ranges[b, v2, 0]))
+            j1 = max(ranges[b, v0, 1], max(ranges[b, v1, 1], ranges[b, v2, 1]))
             if j0 > j1:
                 continue  # no pixel centre in the clipped bounding box (most tiny triangles)
+            x0, x1, x2 = verts[b, v0, 0], verts[b, v1, 0], verts[b, v2, 0]
+            y0, y1, y2 = verts[b, v0, 1], verts[b, v1, 1], verts[b, v2, 1]
             z0, z1, z2 = verts[b, v0, 2], verts[b, v1, 2], verts[b, v2, 2]
             if min(z0, min(z1, z2)) <= near:
                 continue
@@ -280,6 +300,7 @@ def _interpolate_backward_py(grad_out, attrs, face_index, bary, faces, verts, xs
                                v0, v1)
 
 
+vertex_pixel_ranges = njit(cache=True, parallel=True)(_vertex_pixel_ranges_py)
 rasterize_bands = njit(cache=True, parallel=True)(_rasterize_bands_py)
 interpolate_forward = njit(cache=True, parallel=True)(_interpolate_forward_py)
 pixel_barycentrics = njit(cache=True, parallel=True)(_pixel_barycentrics_py)
@@ -325,8 +346,11 @@ def rasterize_numba(verts: np.ndarray, faces: np.ndarray, height: int, width: in
     bary = np.empty((B, height, width, 3), dtype=dtype)
     depth = np.empty((B, height, width), dtype=dtype)
     xs, ys = _pixel_centres(width, dtype), _pixel_centres(height, dtype)
-    rasterize_bands(verts, faces, xs, ys, dtype.type(near), cull_backfaces, perspective_correct,
-                    one, _band_count(B), _zbuffer((B, height, width)), face_index, bary, depth)
+    ranges = np.empty((B, verts.shape[1], 4), dtype=np.int32)
+    vertex_pixel_ranges(verts, height, width, ranges)
+    rasterize_bands(verts, faces, ranges, xs, ys, dtype.type(near), cull_backfaces,
+                    perspective_correct, one, _band_count(B), _zbuffer((B, height, width)),
+                    face_index, bary, depth)
     return face_index, bary, depth
 
 
