@@ -42,9 +42,12 @@ def _grid_mesh(n=138, size=224):
     return v.reshape(-1, 3).astype(np.float32), faces
 
 
-def child(threads: int, numba_threads: int, calls: int) -> dict:
-    import numba
+def child(threads: int, numba_threads: int, calls: int, passive: bool) -> dict:
     import torch
+
+    if passive:  # torch's bundled libgomp has read the environment; Numba's has not loaded
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    import numba
 
     import facelab as fl
     from facelab.methods.tddfa.regressor import load_pretrained
@@ -83,7 +86,22 @@ def child(threads: int, numba_threads: int, calls: int) -> dict:
                 buf.fill(1.0)
             dt, _ = infer()
             control.append(dt)
-    return {"layer": numba.threading_layer(), "threads": threads,
+        kernel = {}
+        for n in (1, 2):  # the bare rasterize kernel on 1 and 2 Numba threads, interleaved
+            numba.set_num_threads(n)
+            kernel[n] = []
+        from facelab.raster import cpu
+
+        for _ in range(calls):
+            for n in (1, 2):
+                numba.set_num_threads(n)
+                t = time.perf_counter()
+                cpu.rasterize_numba(v[None], f, 224, 224, False, False, -np.inf)
+                kernel[n].append(time.perf_counter() - t)
+    layer = numba.threading_layer() + ("+passive" if passive else "")
+    return {"layer": layer, "threads": threads,
+            "kernel_1_ms": [1e3 * t for t in kernel[1]],
+            "kernel_2_ms": [1e3 * t for t in kernel[2]],
             "numba_threads": numba_threads, "alternating_ms": [1e3 * t for t in alternating],
             "control_ms": [1e3 * t for t in control],
             "before_ms": [1e3 * t for t in before], "after_ms": [1e3 * t for t in after],
@@ -99,33 +117,42 @@ def main(argv=None):
     ap.add_argument("--calls", type=int, default=25)
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--repeats", type=int, default=2, help="fresh processes per configuration")
-    ap.add_argument("--child", type=int, nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--child", type=int, nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(child(*args.child, args.calls)))
+        print(json.dumps(child(*args.child[:2], args.calls, bool(args.child[2]))))
         return None
     rows = []
-    configs = [(layer, t) for _ in range(args.repeats) for layer in ("omp", None) for t in (1, 2)]
-    for layer, threads in configs:
+    # the old default, omp with a passive wait policy (Numba's libgomp only), facelab's
+    layers = (("omp", 0), ("omp", 1), (None, 0))
+    configs = [(layer, t) for _ in range(args.repeats) for layer in layers for t in (1, 2)]
+    for (layer, passive), threads in configs:
         env = dict(os.environ)
         env.pop("NUMBA_THREADING_LAYER", None)
+        env.pop("OMP_WAIT_POLICY", None)
         if layer:
             env["NUMBA_THREADING_LAYER"] = layer
-        cmd = [sys.executable, __file__, "--child", str(threads), "2", "--calls", str(args.calls)]
+        cmd = [sys.executable, __file__, "--child", str(threads), "2", str(passive), "--calls",
+               str(args.calls)]
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
         r = json.loads(res.stdout.strip().splitlines()[-1])
         b, a, c = _stats(r["before_ms"]), _stats(r["after_ms"]), _stats(r["alternating_ms"])
         k = _stats(r["control_ms"])
         r["ratio"] = a[0] / b[0]
         r["ratio_alternating"] = c[0] / b[0]
+        k1, k2 = _stats(r["kernel_1_ms"]), _stats(r["kernel_2_ms"])
+        r["kernel_speedup_2"] = float(np.median(np.array(r["kernel_1_ms"])
+                                                / np.array(r["kernel_2_ms"])))
         r["load"] = os.getloadavg()[0]
         rows.append(r)
-        print(f"layer {r['layer']:>9} torch/numba threads {threads}/2: before {b[0]:6.2f} ms "
+        print(f"layer {r['layer']:>11} torch/numba threads {threads}/2: before {b[0]:6.2f} ms "
               f"[{b[1]:.2f}, {b[2]:.2f}], after {a[0]:7.2f} ms [{a[1]:.2f}, {a[2]:.2f}], "
               f"ratio {r['ratio']:5.2f}; alternating with rasterize {c[0]:6.2f} ms "
               f"[{c[1]:.2f}, {c[2]:.2f}], ratio {r['ratio_alternating']:5.2f} "
               f"(control: NumPy fill instead {k[0] / b[0]:5.2f}); "
-              f"same output {r['same_output']}, "
+              f"same output {r['same_output']}; rasterize kernel 1 thread {k1[0]:.2f} ms, "
+              f"2 threads {k2[0]:.2f} [{k2[1]:.2f}, {k2[2]:.2f}] ms, "
+              f"speed-up {r['kernel_speedup_2']:.2f}; "
               f"load {r['load']:.2f}", flush=True)
     if args.json:
         with open(args.json, "w") as fh:

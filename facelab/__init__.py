@@ -40,6 +40,7 @@ _EXPORTS = {
 }
 _SUBMODULES = {"cameras", "export", "fitting", "formation", "landmarks", "lighting", "losses",
                "mesh", "metrics", "progress", "rotations", "widgets"}
+_LAZY = {"widgets", "landmarks"}  # public modules outside __all__ (ipywidgets/pythreejs; mediapipe)
 
 __version__ = "0.1.0"
 

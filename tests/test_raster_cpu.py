@@ -208,3 +208,19 @@ def test_no_out_of_bounds_access(tmp_path):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("ok")
+
+
+@pytest.fixture
+def one_numba_thread():
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(old)
+
+
+@pytest.mark.parametrize("pc", [False, True])
+def test_serial_twins_match_reference(one_numba_thread, pc):
+    """On one Numba thread every kernel runs its serial twin: the same results."""
+    assert cpu._variant(cpu.rasterize_bands, 4) is cpu._SERIAL[cpu.rasterize_bands]
+    test_random_meshes_match_reference(np.float64, pc, False)
+    test_interpolate_forward_backward_match_reference(np.float32, pc)

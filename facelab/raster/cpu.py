@@ -305,6 +305,16 @@ rasterize_bands = njit(cache=True, parallel=True)(_rasterize_bands_py)
 interpolate_forward = njit(cache=True, parallel=True)(_interpolate_forward_py)
 pixel_barycentrics = njit(cache=True, parallel=True)(_pixel_barycentrics_py)
 interpolate_backward = njit(cache=True, parallel=True)(_interpolate_backward_py)
+# Serial twins (prange runs as range): used when one task or one thread would run anyway,
+# since a parallel launch on Numba's workqueue layer costs ~40 µs (facelab._threads).
+_SERIAL = {k: njit(cache=True)(k.py_func) for k in (vertex_pixel_ranges, rasterize_bands,
+                                                  interpolate_forward, pixel_barycentrics,
+                                                  interpolate_backward)}
+
+
+def _variant(kernel, n_tasks: int):
+    """``kernel`` (parallel) or its serial twin when n_tasks <= 1 or on one Numba thread."""
+    return _SERIAL[kernel] if n_tasks <= 1 or numba.get_num_threads() == 1 else kernel
 
 
 # --------------------------------------------------------------------------------- drivers
@@ -347,10 +357,11 @@ def rasterize_numba(verts: np.ndarray, faces: np.ndarray, height: int, width: in
     depth = np.empty((B, height, width), dtype=dtype)
     xs, ys = _pixel_centres(width, dtype), _pixel_centres(height, dtype)
     ranges = np.empty((B, verts.shape[1], 4), dtype=np.int32)
-    vertex_pixel_ranges(verts, height, width, ranges)
-    rasterize_bands(verts, faces, ranges, xs, ys, dtype.type(near), cull_backfaces,
-                    perspective_correct, one, _band_count(B), _zbuffer((B, height, width)),
-                    face_index, bary, depth)
+    _variant(vertex_pixel_ranges, B)(verts, height, width, ranges)
+    n_bands = _band_count(B)
+    _variant(rasterize_bands, B * n_bands)(
+        verts, faces, ranges, xs, ys, dtype.type(near), cull_backfaces, perspective_correct, one,
+        n_bands, _zbuffer((B, height, width)), face_index, bary, depth)
     return face_index, bary, depth
 
 
@@ -359,7 +370,7 @@ def pixel_barycentrics_numba(verts, face_index, faces, perspective_correct):
     dtype = verts.dtype
     B, H, W = face_index.shape
     bary = np.empty((B, H, W, 3), dtype=dtype)
-    pixel_barycentrics(verts, face_index, faces, _pixel_centres(W, dtype),
+    _variant(pixel_barycentrics, B * H)(verts, face_index, faces, _pixel_centres(W, dtype),
                        _pixel_centres(H, dtype), perspective_correct, dtype.type(1), bary)
     return bary
 
@@ -368,7 +379,7 @@ def interpolate_forward_numba(attrs, face_index, bary, faces):
     """(B, H, W, C) interpolated attributes; all inputs NumPy, bary in attrs' dtype."""
     B, H, W = face_index.shape
     out = np.empty((B, H, W, attrs.shape[2]), dtype=attrs.dtype)
-    interpolate_forward(attrs, face_index, bary, faces, out)
+    _variant(interpolate_forward, B * H)(attrs, face_index, bary, faces, out)
     return out
 
 
@@ -376,14 +387,15 @@ def interpolate_backward_numba(grad_out, attrs, face_index, bary, faces, verts,
                                perspective_correct, need_attrs, need_verts):
     """``(grad_attrs (B, V, C) or None, grad_verts (B, V, 3) or None)``."""
     dtype = attrs.dtype
-    _B, H, W = face_index.shape
+    B, H, W = face_index.shape
     grad_attrs = np.zeros(attrs.shape if need_attrs else (1, 1, 1), dtype=dtype)
     if need_verts:
         grad_verts = np.zeros(verts.shape, dtype=dtype)
     else:
         verts = np.zeros((1, 1, 3), dtype=dtype)
         grad_verts = np.zeros((1, 1, 3), dtype=dtype)
-    interpolate_backward(grad_out, attrs, face_index, bary, faces, verts,
-                         _pixel_centres(W, dtype), _pixel_centres(H, dtype),
-                         perspective_correct, need_attrs, need_verts, grad_attrs, grad_verts)
+    _variant(interpolate_backward, B)(grad_out, attrs, face_index, bary, faces, verts,
+                                      _pixel_centres(W, dtype), _pixel_centres(H, dtype),
+                                      perspective_correct, need_attrs, need_verts, grad_attrs,
+                                      grad_verts)
     return (grad_attrs if need_attrs else None), (grad_verts if need_verts else None)
