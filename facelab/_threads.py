@@ -14,10 +14,13 @@ load, which a library imported after torch cannot do.
 
 The fix at the root: Numba runs on its ``workqueue`` layer, its own pthread pool whose idle
 workers block on a condition variable — no second OpenMP runtime in the process, nothing
-spinning. (``tbb`` would do as well but is not installed by default; ``workqueue`` is always
-there and is fork-safe, which matters for torch ``DataLoader`` workers.) Its one limit:
-parallel Numba kernels must not be launched from two Python threads at once, and facelab
-launches them only from the calling thread.
+spinning. It is always there and fork-safe (torch ``DataLoader`` workers). Measured
+alternatives (``benchmarks/bench_threads.py``, loaded 2-core machine): ``omp`` with
+``OMP_WAIT_POLICY=PASSIVE`` for Numba's own libgomp stalled worse; ``tbb`` (``pip install
+tbb``) launched faster but stalled torch once by 3.5x when both ran 2 threads. Costs of
+``workqueue``: ~40 µs per parallel launch (the ops run serial twins on one thread or one
+task) and, on this machine, little 2-thread speed-up; parallel Numba kernels must not be
+launched from two Python threads at once (facelab launches them from the calling thread).
 
 When Numba is not imported yet this only sets ``NUMBA_THREADING_LAYER`` (so importing
 facelab stays cheap, and child processes inherit the choice); otherwise it sets
