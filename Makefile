@@ -13,14 +13,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 
-# torch is installed first, pinned, so nothing later can pull a CUDA build.
+# torch is installed first, pinned, so nothing later can pull a CUDA build. The Numba kernels
+# are compiled into their on-disk cache here (facelab.warmup), not in the user's first call.
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install "torch==2.13.0"
 	$(BIN)/python -m pip install -e .
+	$(BIN)/python -m facelab.warmup
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 	$(BIN)/python -m pip install -e ".[dev,landmarks,video]"
+	$(BIN)/python -m facelab.warmup --float64
 	touch $@
 
 setup: $(VENV)/.installed

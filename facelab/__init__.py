@@ -5,37 +5,42 @@
     verts = model.shape(id_coeffs, exp_coeffs)     # (B, V, 3), MoFA Eq. 2
     frags = fl.rasterize(screen_verts, model.faces, 224, 224)
 
-``facelab.widgets`` (ipywidgets / pythreejs) is imported lazily, on first use.
+Every public name is imported lazily, on first use (PEP 562): ``import facelab`` alone does
+not import torch, so ``facelab --help`` answers at once; ``fl.rasterize`` imports its
+module the first time it is touched. ``facelab.widgets`` (ipywidgets / pythreejs) likewise.
 """
 
 from importlib import import_module
 
-from facelab import (
-    cameras,
-    export,
-    formation,
-    lighting,
-    losses,
-    mesh,
-    metrics,
-    progress,
-    rotations,
-)
-from facelab.export import load_obj, save_obj, save_ply
-from facelab.face_params import FaceParams
-from facelab.fitting import FitResult, FitSettings, fit_image, fit_video
-from facelab.formation import Formation, default_camera, form, render, render_preview
-from facelab.lighting import ambient_sh, random_sh, sh_basis, sh_from_direction, sh_irradiance_basis
-from facelab.mesh import face_normals
-from facelab.model import MorphableModel
-from facelab.model.bfm import load_bfm2009, load_bfm2017
-from facelab.model.flame import load_flame
-from facelab.model.registry import load_model
-from facelab.model.tddfa import load_3ddfa
-from facelab.normals import vertex_normals
-from facelab.raster import Fragments, interpolate, rasterize, vertex_visibility
-from facelab.raster.compose import render_mesh
-from facelab.shading import sh_shade
+# First: Numba's threading layer, before any kernel starts a pool (see _threads.py).
+from facelab import _threads  # noqa: F401
+
+# public name -> the module that defines it (imported on first access)
+_EXPORTS = {
+    "load_obj": "facelab.export", "save_obj": "facelab.export", "save_ply": "facelab.export",
+    "FaceParams": "facelab.face_params",
+    "FitResult": "facelab.fitting", "FitSettings": "facelab.fitting",
+    "fit_image": "facelab.fitting", "fit_video": "facelab.fitting",
+    "Formation": "facelab.formation", "default_camera": "facelab.formation",
+    "form": "facelab.formation", "render": "facelab.formation",
+    "render_preview": "facelab.formation",
+    "ambient_sh": "facelab.lighting", "random_sh": "facelab.lighting",
+    "sh_basis": "facelab.lighting", "sh_from_direction": "facelab.lighting",
+    "sh_irradiance_basis": "facelab.lighting",
+    "face_normals": "facelab.mesh",
+    "MorphableModel": "facelab.model",
+    "load_bfm2009": "facelab.model.bfm", "load_bfm2017": "facelab.model.bfm",
+    "load_flame": "facelab.model.flame", "load_model": "facelab.model.registry",
+    "load_3ddfa": "facelab.model.tddfa",
+    "vertex_normals": "facelab.normals",
+    "Fragments": "facelab.raster", "interpolate": "facelab.raster",
+    "rasterize": "facelab.raster", "vertex_visibility": "facelab.raster",
+    "render_mesh": "facelab.raster.compose",
+    "sh_shade": "facelab.shading",
+}
+_SUBMODULES = {"cameras", "export", "fitting", "formation", "landmarks", "lighting", "losses",
+               "mesh", "metrics", "progress", "rotations", "widgets"}
+_LAZY = {"widgets", "landmarks"}  # public modules outside __all__ (ipywidgets/pythreejs; mediapipe)
 
 __version__ = "0.1.0"
 
@@ -85,10 +90,16 @@ __all__ = [
     "vertex_visibility",
 ]
 
-_LAZY = {"widgets", "landmarks"}  # ipywidgets/pythreejs; mediapipe
-
 
 def __getattr__(name):
-    if name in _LAZY:
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    if name in _SUBMODULES:
         return import_module(f"facelab.{name}")
     raise AttributeError(f"module 'facelab' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

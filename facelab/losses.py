@@ -2,6 +2,8 @@
 
 * :func:`photometric_loss` — dense photometric alignment, MoFA Eq. (8), robust l2,1 over the
   visible vertices with bilinear image sampling (compiled: :mod:`facelab.vertex_losses`);
+* :func:`shaded_photometric_loss` — the same on the SH-shaded colours of MoFA Eq. (4), shading
+  and loss fused into one compiled op per direction (:mod:`facelab.shaded_photometric`);
 * :func:`landmark_loss` — sparse landmark alignment with confidences, MoFA Eq. (9) (plain
   torch: for 68 points the op dispatch, not the arithmetic, is the cost, so a kernel cannot
   pay off; see :mod:`facelab.vertex_losses`);
@@ -25,12 +27,14 @@ from dataclasses import dataclass
 import torch
 
 from facelab._checks import as_tensor, check_finite, check_floating, check_shape, like_input
+from facelab.shaded_photometric import shaded_photometric_per_image
 from facelab.vertex_losses import photometric_per_image
 
 __all__ = [
     "PriorWeights",
     "landmark_loss",
     "photometric_loss",
+    "shaded_photometric_loss",
     "statistical_prior",
 ]
 
@@ -85,6 +89,39 @@ def photometric_loss(image, positions, colors, visibility, *, eps: float = 1e-6,
     """
     _check_reduction(reduction)
     per_image = photometric_per_image(image, positions, colors, visibility, eps=eps)
+    if isinstance(per_image, torch.Tensor):
+        return _reduce(per_image, reduction)
+    return _reduce(torch.from_numpy(per_image), reduction).numpy()
+
+
+def shaded_photometric_loss(image, positions, albedo, normals, gamma, visibility, *,
+                            eps: float = 1e-6, reduction: str = "mean"):
+    """Dense photometric alignment of SH-shaded vertex colours, MoFA Eqs. (4) + (8), fused.
+
+    The value of ``photometric_loss(image, positions, sh_shade(albedo, normals, gamma),
+    visibility)``, computed by one compiled op per direction: no colour buffer, one autograd
+    Function, one pass over the vertices forward and one backward (what MoFA's training and
+    the fitter's colour stage evaluate every step).
+
+    Args:
+        image: (B, H, W, 3) float32/float64 target image in [0, 1]; a constant (no gradient).
+        positions: (B, V, 2) same dtype, projected vertex positions u_i in pixels.
+        albedo: (B, V, 3) same dtype, reflectance r_i (MoFA Eq. 3; ``Formation.albedo``).
+        normals: (B, V, 3) same dtype, unit camera-space normals (``Formation.normals``).
+        gamma: (B, 9, 3) same dtype, SH lighting (``FaceParams.gamma``).
+        visibility: (B, V) bool or non-negative float weights (a constant).
+        eps: positive float, l2-norm smoothing (default 1e-6).
+        reduction: "mean" (default) | "sum" over the batch, or "none" for (B,).
+
+    NumPy arrays are accepted (NumPy comes back). Differentiable (first order) in positions,
+    albedo, normals and gamma.
+
+    Returns:
+        scalar, or (B,) for ``reduction="none"``.
+    """
+    _check_reduction(reduction)
+    per_image = shaded_photometric_per_image(image, positions, albedo, normals, gamma,
+                                             visibility, eps=eps)
     if isinstance(per_image, torch.Tensor):
         return _reduce(per_image, reduction)
     return _reduce(torch.from_numpy(per_image), reduction).numpy()

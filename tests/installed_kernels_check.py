@@ -23,6 +23,8 @@ from facelab.normals import reference as normals_ref
 from facelab.normals.autograd import vertex_face_table
 from facelab.raster import cuda as raster_cuda
 from facelab.raster import reference as raster_ref
+from facelab.shaded_photometric import cuda as shaded_cuda
+from facelab.shaded_photometric import reference as shaded_ref
 from facelab.shading import cuda as shading_cuda
 from facelab.shading import reference as shading_ref
 from facelab.vertex_losses import cuda as losses_cuda
@@ -119,8 +121,33 @@ def check_photometric(dtype, rng):
         _close(g, r, dtype, scale=10)
 
 
+def check_shaded_photometric(dtype, rng):
+    H, W, V, eps = 9, 11, 60, 1e-3
+    image = rng.uniform(0, 1, (2, H, W, 3)).astype(dtype)
+    positions = np.concatenate([rng.uniform(-1, W + 1, (2, V, 1)),
+                                rng.uniform(-1, H + 1, (2, V, 1))], axis=-1).astype(dtype)
+    albedo = rng.uniform(0, 1, (2, V, 3)).astype(dtype)
+    normals = rng.normal(size=(2, V, 3))
+    normals = (normals / np.linalg.norm(normals, axis=-1, keepdims=True)).astype(dtype)
+    gamma = rng.normal(0, 0.3, (2, 9, 3)).astype(dtype)
+    weights = (rng.uniform(size=(2, V)) > 0.2).astype(dtype)
+    grad_loss = rng.normal(size=2).astype(dtype)
+    arrays = (image, positions, albedo, normals, gamma, weights)
+    t = [torch.from_numpy(a) for a in arrays]
+    loss, count = shaded_cuda.shaded_photometric_forward(*t, eps, emulate=True)
+    ref_loss, ref_count = shaded_ref.shaded_photometric_forward(*arrays, eps)
+    np.testing.assert_array_equal(count.numpy(), ref_count)
+    _close(loss, ref_loss, dtype)
+    got = shaded_cuda.shaded_photometric_backward(*t, eps, count, torch.from_numpy(grad_loss),
+                                                  emulate=True)
+    ref = shaded_ref.shaded_photometric_backward(*arrays, eps, ref_count, grad_loss)
+    for g, r in zip(got, ref, strict=True):
+        _close(g, r, dtype, scale=10)
+
+
 CHECKS = {"rasterize+interpolate": check_raster, "sh_shade": check_shading,
-          "vertex_normals": check_normals, "photometric": check_photometric}
+          "vertex_normals": check_normals, "photometric": check_photometric,
+          "shaded_photometric": check_shaded_photometric}
 
 
 def main(prefix: str) -> None:
@@ -132,7 +159,8 @@ def main(prefix: str) -> None:
     assert kdir == package.parent / "_kernels", f"kernel sources found in {kdir}"
     print("facelab", package, "kernels", kdir)
     ops = set(kernel_sources.kernel_names())
-    assert ops == {"rasterize", "interpolate", "sh_shade", "vertex_normals", "photometric"}, ops
+    assert ops == {"rasterize", "interpolate", "sh_shade", "vertex_normals", "photometric",
+                   "shaded_photometric"}, ops
     for name, check in CHECKS.items():
         for dtype in (np.float32, np.float64):
             check(dtype, np.random.default_rng(0))

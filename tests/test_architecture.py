@@ -20,18 +20,19 @@ import facelab as fl
 PACKAGE = Path(fl.__file__).resolve().parent
 
 LAYERS = [
-    ("checks", ["facelab._checks"]),
+    ("checks", ["facelab._checks", "facelab._threads"]),
     ("foundations", ["facelab.rotations", "facelab.kernel_sources", "facelab.kernel_launch",
                      "facelab.progress", "facelab.atomic_io", "facelab.numba_cache"]),
     ("geometry", ["facelab.cameras", "facelab.camera_objects", "facelab.mesh",
                   "facelab.lighting"]),
-    ("ops", ["facelab.raster", "facelab.shading", "facelab.normals", "facelab.vertex_losses"]),
+    ("ops", ["facelab.raster", "facelab.shading", "facelab.normals", "facelab.vertex_losses",
+             "facelab.shaded_photometric"]),
     ("model", ["facelab.model"]),
     ("formation", ["facelab.face_params", "facelab.formation"]),
     ("measures and io", ["facelab.losses", "facelab.metrics", "facelab.export",
                          "facelab.image_io"]),
     ("applications", ["facelab.data", "facelab.landmarks", "facelab.fitting",
-                      "facelab.command_errors"]),
+                      "facelab.command_errors", "facelab.warmup"]),
     ("methods", ["facelab.methods"]),
     ("interfaces", ["facelab.widgets", "facelab.cli", "facelab.fit_cli", "facelab"]),
 ]
@@ -139,3 +140,23 @@ def test_one_implementation_per_public_op_name():
                 clashes.append(f"{name}: {seen[name][0]} and {module}")
             seen.setdefault(name, (module, obj))
     assert not clashes, "\n".join(clashes)
+
+
+def test_lazy_exports_cover_all_and_resolve():
+    """facelab/__init__ imports lazily: every public name is mapped and resolves."""
+    mapped = set(fl._EXPORTS) | set(fl._SUBMODULES) | {"__version__"}
+    assert mapped >= set(fl.__all__), sorted(set(fl.__all__) - mapped)
+    for name in fl.__all__:
+        assert getattr(fl, name) is not None
+
+
+def test_importing_facelab_does_not_import_torch_or_numba():
+    """``facelab --help`` stays fast: the package import pulls in neither."""
+    import subprocess
+    import sys
+
+    code = ("import sys, facelab; print(sorted(m for m in ('torch', 'numba') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=PACKAGE.parent).stdout.strip()
+    assert out == "[]"

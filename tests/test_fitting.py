@@ -334,3 +334,40 @@ def test_fit_video_bad_input(model):
         fit_video(frames[0], model, lms)
     with pytest.raises(ValueError, match="frames"):
         fit_video([], model, lms)
+
+
+def test_adam_is_bit_identical_to_torch_optim_adam():
+    """facelab.fitting.adam.Adam (no torch.optim, no torch._dynamo import) follows
+    torch.optim.Adam's iterates exactly, with parameter groups and a skipped gradient."""
+    from facelab.fitting.adam import Adam
+
+    g = torch.Generator().manual_seed(0)
+    start = [torch.randn(5, generator=g), torch.randn(3, 2, generator=g), torch.randn(4)]
+    ours = [torch.nn.Parameter(t.clone()) for t in start]
+    ref = [torch.nn.Parameter(t.clone()) for t in start]
+    opt_ours = Adam([{"params": ours[:2], "lr": 0.05}, {"params": ours[2:], "lr": 0.3}])
+    opt_ref = torch.optim.Adam([{"params": ref[:2], "lr": 0.05}, {"params": ref[2:], "lr": 0.3}])
+    for step in range(12):
+        for params, opt in ((ours, opt_ours), (ref, opt_ref)):
+            opt.zero_grad()
+            loss = (params[0] ** 2).sum() + torch.sin(params[1]).sum()
+            if step % 3:  # the last parameter gets no gradient every third step
+                loss = loss + (params[2] - 1.5).abs().sum()
+            loss.backward()
+            opt.step()
+        for a, b in zip(ours, ref, strict=True):
+            assert torch.equal(a, b), step
+
+
+def test_adam_does_not_import_torch_dynamo():
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\n"
+            "from facelab.fitting.adam import Adam\n"
+            "p = torch.nn.Parameter(torch.ones(3)); opt = Adam([p], lr=0.1)\n"
+            "p.sum().backward(); opt.step()\n"
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"

@@ -193,6 +193,28 @@ def test_loss_values(dtype):
     assert float(darker["photo"]) > float(off["photo"])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_loss_photo_term_is_the_unfused_chain(dtype):
+    """E_photo (shading and loss fused) equals photometric_loss on decoded.colors, in value and
+    in the gradient with respect to the code."""
+    m = tiny_model(dtype)
+    lay = CodeLayout.for_model(m)
+    f, p = camera(2, dtype)
+    image = torch.rand(2, H, W, 3, dtype=dtype, generator=torch.Generator().manual_seed(4))
+    fused_code = random_code(lay, 2, dtype=dtype, seed=3).requires_grad_(True)
+    chain_code = fused_code.detach().clone().requires_grad_(True)
+    d = decode(fused_code, m, f, p)
+    fused = mofa_loss(d, lay.split(fused_code), image, m)["photo"]
+    d2 = decode(chain_code, m, f, p)
+    vis = visible_vertices(d2, m, H, W, mode=MofaLossConfig().visibility)
+    chain = fl.losses.photometric_loss(image, d2.screen_verts[..., :2], d2.colors, vis)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(fused, chain, **tol)
+    fused.backward()
+    chain.backward()
+    torch.testing.assert_close(fused_code.grad, chain_code.grad, **tol)
+
+
 def test_loss_bad_inputs():
     m = tiny_model()
     lay = CodeLayout.for_model(m)

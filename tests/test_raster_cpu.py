@@ -97,8 +97,8 @@ def test_batch_sizes(B):
     _assert_same(*_both(verts, faces, 12, 13))
 
 
-def test_face_chunks_merge_exactly():
-    """With fewer items than threads, faces are split into chunks and merged per pixel."""
+def test_row_bands_match_exactly_with_ties():
+    """With fewer items than threads, each item's rows are split into bands (one task each)."""
     rng = np.random.default_rng(11)
     verts, faces = random_mesh(rng, 1, 400, 5000, 24, 24)
     verts[..., 2] = np.round(verts[..., 2])  # many equal depths: tie-breaking by id matters
@@ -109,6 +109,16 @@ def test_face_chunks_merge_exactly():
     finally:
         numba.set_num_threads(old)
     _assert_same(ref, got)
+
+
+@pytest.mark.parametrize("n_bands", [1, 2, 3, 7])
+@pytest.mark.parametrize("H", [1, 5, 13])
+def test_any_band_count_matches_reference(monkeypatch, n_bands, H):
+    """Uneven and empty bands (more bands than rows) give the reference's fragments."""
+    rng = np.random.default_rng(H)
+    verts, faces = random_mesh(rng, 2, 60, 300, H, 11)
+    monkeypatch.setattr(cpu, "_band_count", lambda batch: n_bands)
+    _assert_same(*_both(verts, faces, H, 11))
 
 
 def test_face_model_matches_reference():
@@ -158,13 +168,18 @@ def test_undecorated_kernel_is_the_compiled_one():
     xs, ys = cpu._pixel_centres(7, verts.dtype), cpu._pixel_centres(6, verts.dtype)
     one = verts.dtype.type(1)
     out = []
-    for fn in (cpu._rasterize_zbuffer_py, cpu.rasterize_zbuffer):
-        zb = np.full((1, 6, 7), np.inf, np.float32)
-        fi = np.full((1, 6, 7), -1, np.int64)
-        fn(verts, faces, xs, ys, np.float32(-np.inf), False, False, one, 1, zb, fi)
-        out.append(fi)
-    np.testing.assert_array_equal(out[0], out[1])
-    assert (out[0] >= 0).any()
+    for fn in (cpu._rasterize_bands_py, cpu.rasterize_bands):
+        zb = np.empty((1, 6, 7), np.float32)  # cleared by the kernel
+        fi, bary, depth = (np.empty((1, 6, 7), np.int64), np.empty((1, 6, 7, 3), verts.dtype),
+                           np.empty((1, 6, 7), verts.dtype))
+        ranges = np.empty((1, verts.shape[1], 4), np.int32)
+        cpu.vertex_pixel_ranges(verts, 6, 7, ranges)
+        fn(verts, faces, ranges, xs, ys, verts.dtype.type(-np.inf), False, False, one, 2, zb,
+           fi, bary, depth)
+        out.append((fi, bary, depth))
+    for a, b in zip(out[0], out[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert (out[0][0] >= 0).any()
 
 
 @pytest.mark.slow
@@ -193,3 +208,19 @@ def test_no_out_of_bounds_access(tmp_path):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("ok")
+
+
+@pytest.fixture
+def one_numba_thread():
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(old)
+
+
+@pytest.mark.parametrize("pc", [False, True])
+def test_serial_twins_match_reference(one_numba_thread, pc):
+    """On one Numba thread every kernel runs its serial twin: the same results."""
+    assert cpu._variant(cpu.rasterize_bands, 4) is cpu._SERIAL[cpu.rasterize_bands]
+    test_random_meshes_match_reference(np.float64, pc, False)
+    test_interpolate_forward_backward_match_reference(np.float32, pc)

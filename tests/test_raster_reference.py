@@ -293,6 +293,24 @@ def test_rasterize_bad_input(bad, err, match):
         R.rasterize(*args)
 
 
+def test_face_validation_is_cached_per_tensor_but_sees_edits():
+    """A faces tensor is index-checked once per (version, V); in-place edits and another V
+    are checked again."""
+    v, f = grid_mesh(3, 4.0)
+    verts, faces = torch.tensor(v)[None], torch.tensor(f)
+    R.rasterize(verts, faces, 8, 8)  # valid: cached
+    R.rasterize(verts, faces, 8, 8)
+    with pytest.raises(ValueError, match=r"faces: expected indices in \[0, 4\)"):
+        R.rasterize(verts[:, :4], faces, 8, 8)  # another V: checked again
+    faces[0, 0] = 100  # in place: the version changes
+    with pytest.raises(ValueError, match=r"faces: expected indices in \[0, 9\)"):
+        R.rasterize(verts, faces, 8, 8)
+    faces.view(-1)[1] = -1  # through a view: shared version counter
+    faces[0, 0] = 0
+    with pytest.raises(ValueError, match="faces"):
+        R.rasterize(verts, faces, 8, 8)
+
+
 def test_rasterize_bad_near():
     v, f = grid_mesh(3, 4.0)
     with pytest.raises(ValueError, match="near"):

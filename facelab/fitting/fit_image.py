@@ -36,6 +36,7 @@ import torch
 from facelab import cameras
 from facelab._checks import as_tensor, check_finite, check_floating, check_shape
 from facelab.face_params import FaceParams
+from facelab.fitting.adam import Adam
 from facelab.fitting.crop import DEFAULT_CROP_SIZE, crop_image, face_box, to_crop
 from facelab.fitting.pose_init import pose_from_landmarks
 from facelab.formation import Formation, form
@@ -320,12 +321,12 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
         if name != stage:
             stage = name
             if stage == "pose":
-                optimizer = torch.optim.Adam(pose.parameters(), lr=settings.lr_pose)
+                optimizer = Adam(pose.parameters(), lr=settings.lr_pose)
             elif stage == "shape":
                 params = [{"params": list(pose.parameters()), "lr": settings.lr_pose},
                           {"params": [exp_c] + ([id_c] if fit_identity else []),
                            "lr": settings.lr_shape}]
-                optimizer = torch.optim.Adam(params)
+                optimizer = Adam(params)
             else:
                 # geometry is fixed from here: formed once (with its visible face vertices),
                 # then every step re-forms only reflectance and shading on it
@@ -337,7 +338,7 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
                 params = [{"params": [gamma], "lr": settings.lr_color}]
                 if fit_identity:
                     params.append({"params": [alb_c], "lr": settings.lr_color})
-                optimizer = torch.optim.Adam(params)
+                optimizer = Adam(params)
         optimizer.zero_grad()
         if stage == "color":
             f = form(m, face_params(detach_geometry=True), camera, geometry=geo,

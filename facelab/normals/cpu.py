@@ -232,6 +232,12 @@ _gather_grad_buffered_par = numba.njit(parallel=True, cache=True)(_gather_grad_b
 _gather_grad_buffered_ser = numba.njit(cache=True)(_gather_grad_buffered)
 
 
+def _parallel_min() -> int:
+    """Work size from which the parallel variant runs: PARALLEL_MIN, or never on one Numba
+    thread (a parallel launch on Numba's workqueue layer costs ~40 µs; facelab._threads)."""
+    return PARALLEL_MIN if numba.get_num_threads() > 1 else 1 << 62
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
@@ -246,7 +252,7 @@ def vertex_normals_forward(verts, faces, offsets, face_ids, *, variant: str | No
     v = _np(verts)
     normals = np.empty_like(v)
     inv_norm = np.empty(v.shape[:2], dtype=v.dtype)
-    par = v.shape[0] * v.shape[1] >= PARALLEL_MIN
+    par = v.shape[0] * v.shape[1] >= _parallel_min()
     f, off, fid = _np(faces), _np(offsets), _np(face_ids)
     if variant == "gather":
         (_forward_gather_par if par else _forward_gather_ser)(v, f, off, fid, normals, inv_norm)
@@ -274,7 +280,7 @@ def vertex_normals_backward(verts, faces, offsets, face_ids, corners, normals, i
     f, off, fid, cor = _np(faces), _np(offsets), _np(face_ids), _np(corners)
     grad_verts = np.empty_like(v)
     grad_sum = np.empty_like(v)  # ∂L/∂s: (B, V, 3)
-    par = v.shape[0] * v.shape[1] >= PARALLEL_MIN
+    par = v.shape[0] * v.shape[1] >= _parallel_min()
     (_grad_sum_pass_par if par else _grad_sum_pass_ser)(_np(normals), _np(inv_norm),
                                                         _np(grad_out), grad_sum)
     if variant == "gather":

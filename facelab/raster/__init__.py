@@ -18,6 +18,7 @@ raster size against ``MAX_RASTER_PIXELS``. Barycentrics that still come out non-
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 import torch
@@ -54,6 +55,25 @@ MAX_SCREEN_COORD = 1e12
 _MIN_PERSPECTIVE_DEPTH = {torch.float32: 1e-30, torch.float64: 1e-300}
 
 
+_FACES_CHECKED: dict[int, tuple] = {}  # id(faces tensor) -> (its version, V) when valid
+
+
+def _check_face_indices(faces_t: torch.Tensor, n_vert: int) -> None:
+    """``check_indices`` once per faces tensor, vertex count and tensor version.
+
+    A model's faces are rasterized every step; their min/max scan (~0.1 ms at 75k triangles)
+    runs again only after an in-place edit (which bumps ``_version``) or for another V. The
+    entry is dropped when the tensor is garbage-collected, so a reused id cannot match.
+    """
+    key = (faces_t._version, n_vert)
+    if _FACES_CHECKED.get(id(faces_t)) == key:
+        return
+    check_indices(faces_t, n_vert, name="faces")
+    if id(faces_t) not in _FACES_CHECKED:
+        weakref.finalize(faces_t, _FACES_CHECKED.pop, id(faces_t), None)
+    _FACES_CHECKED[id(faces_t)] = key
+
+
 def _check_mesh(screen_verts, faces):
     """Validate (B, V, 3) finite float vertices and (F, 3) in-range faces; return tensors."""
     verts, was_numpy = as_tensor(screen_verts, name="screen_verts")
@@ -63,7 +83,7 @@ def _check_mesh(screen_verts, faces):
     check_bounded(verts, MAX_SCREEN_COORD, name="screen_verts", what="coordinates")
     faces_t, _ = as_tensor(faces, name="faces")
     check_shape(faces_t, "F 3", name="faces")
-    check_indices(faces_t, dims["V"], name="faces")
+    _check_face_indices(faces_t, dims["V"])
     return verts, faces_t.to(device=verts.device, dtype=torch.int64).contiguous(), was_numpy
 
 

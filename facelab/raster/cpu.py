@@ -8,17 +8,19 @@ Arithmetic stays in the dtype of ``screen_verts`` (float32 or float64): constant
 ``one`` are passed in that dtype, because a Python literal would promote float32 to float64.
 
 Parallelism (``parallel=True``) is race-free by construction:
-* ``rasterize_zbuffer``: one task per (batch item, chunk of face ids) with its own z-buffer
-  and face-id buffer; it walks its triangles in increasing id (strict ``<`` on the float32
-  depth key); ``merge_chunks`` then takes, per pixel, the smallest (key, id) over the
-  chunks, so the winner is exactly the reference's.
-* ``resolve_fragments`` / ``pixel_barycentrics`` / ``interpolate_forward``: one task per
-  (batch item, row), each writing only its own row.
+* ``rasterize_bands``: one task per (batch item, band of rows); it owns those rows of the
+  outputs and walks all triangles in increasing id (strict ``<`` on the float32 depth key),
+  writing barycentrics and depth where a triangle wins the depth test (one pass, no
+  resolve), so the winner is exactly the reference's.
+* ``pixel_barycentrics`` / ``interpolate_forward``: one task per (batch item, row), each
+  writing only its own row.
 * ``interpolate_backward``: one task per batch item (gradients of different items never
   share memory; pixels of one item scatter into shared vertices, so they stay sequential).
 """
 
 from __future__ import annotations
+
+import threading
 
 import numba
 import numpy as np
@@ -83,27 +85,66 @@ def _pixel_range(lo, hi, size):
 
 
 # --------------------------------------------------------------------------------- rasterize
-def _rasterize_zbuffer_py(verts, faces, xs, ys, near, cull_backfaces, perspective_correct,
-                          one, n_chunks, zbuffer, face_index):
-    """Pass 1: depth test. One task per (batch item, chunk of face ids), each with its own
-    buffers: zbuffer (B * n_chunks, H, W) float32 keys, face_index (B * n_chunks, H, W)."""
+def _vertex_pixel_ranges_py(verts, height, width, ranges):
+    """Per vertex, the ends of ``_pixel_range`` for a bounding box starting/ending there:
+    ranges[b, v] = (first column, last column, first row, last row) (B, V, 4) int32.
+
+    ceil/floor and the clamps are monotone, so a triangle's pixel range is the min of its
+    vertices' firsts and the max of their lasts — exactly ``_pixel_range`` of its bounding
+    box — computed once per vertex instead of once per triangle corner.
+    """
+    B, V = verts.shape[0], verts.shape[1]
+    for task in prange(B):
+        for v in range(V):
+            x = np.float64(verts[task, v, 0]) - 0.5
+            y = np.float64(verts[task, v, 1]) - 0.5
+            ranges[task, v, 0] = int(min(max(np.ceil(x), 0.0), float(width)))
+            ranges[task, v, 1] = int(max(min(np.floor(x), width - 1.0), -1.0))
+            ranges[task, v, 2] = int(min(max(np.ceil(y), 0.0), float(height)))
+            ranges[task, v, 3] = int(max(min(np.floor(y), height - 1.0), -1.0))
+
+
+def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
+                        perspective_correct, one, n_bands, zbuffer, face_index, bary, depth):
+    """One pass: depth test, and where a triangle wins, its barycentrics and depth.
+
+    One task per (batch item, band of rows); a task owns its rows of all four buffers
+    (zbuffer (B, H, W) float32 keys, face_index (B, H, W), bary (B, H, W, 3), depth (B, H, W)),
+    clears them, and walks every triangle in increasing id, skipping those whose rows miss its
+    band (strict ``<`` on the float32 depth key keeps the smaller id on ties). So each pixel's
+    winner is exactly the sequential reference's, with no private buffers and no merge.
+    """
     B, F = verts.shape[0], faces.shape[0]
     H, W = face_index.shape[1], face_index.shape[2]
-    chunk = -(-F // n_chunks)
-    for task in prange(B * n_chunks):
-        b = task // n_chunks
-        f_lo = (task - b * n_chunks) * chunk
-        f_hi = min(F, f_lo + chunk)
-        for f in range(f_lo, f_hi):  # increasing ids: strict < keeps the smaller id on ties
+    rows = -(-H // n_bands)
+    zero = one - one
+    for task in prange(B * n_bands):
+        b = task // n_bands
+        r_lo = (task - b * n_bands) * rows
+        r_hi = min(H, r_lo + rows) - 1  # inclusive; empty when r_lo > r_hi
+        for i in range(r_lo, r_hi + 1):
+            for j in range(W):
+                zbuffer[b, i, j] = np.inf
+                face_index[b, i, j] = -1
+                bary[b, i, j, 0] = zero
+                bary[b, i, j, 1] = zero
+                bary[b, i, j, 2] = zero
+                depth[b, i, j] = zero
+        if r_lo > r_hi:
+            continue
+        for f in range(F):  # increasing ids: strict < keeps the smaller id on ties
             v0, v1, v2 = faces[f, 0], faces[f, 1], faces[f, 2]
-            x0, x1, x2 = verts[b, v0, 0], verts[b, v1, 0], verts[b, v2, 0]
-            j0, j1 = _pixel_range(min(x0, min(x1, x2)), max(x0, max(x1, x2)), W)
+            # _pixel_range of the bounding box, from the per-vertex ends (ranges)
+            i0 = max(min(ranges[b, v0, 2], min(ranges[b, v1, 2], ranges[b, v2, 2])), r_lo)
+            i1 = min(max(ranges[b, v0, 3], max(ranges[b, v1, 3], ranges[b, v2, 3])), r_hi)
+            if i0 > i1:
+                continue  # no pixel-centre row of this band in the bounding box
+            j0 = min(ranges[b, v0, 0], min(ranges[b, v1, 0], ranges[b, v2, 0]))
+            j1 = max(ranges[b, v0, 1], max(ranges[b, v1, 1], ranges[b, v2, 1]))
             if j0 > j1:
                 continue  # no pixel centre in the clipped bounding box (most tiny triangles)
+            x0, x1, x2 = verts[b, v0, 0], verts[b, v1, 0], verts[b, v2, 0]
             y0, y1, y2 = verts[b, v0, 1], verts[b, v1, 1], verts[b, v2, 1]
-            i0, i1 = _pixel_range(min(y0, min(y1, y2)), max(y0, max(y1, y2)), H)
-            if i0 > i1:
-                continue
             z0, z1, z2 = verts[b, v0, 2], verts[b, v1, 2], verts[b, v2, 2]
             if min(z0, min(z1, z2)) <= near:
                 continue
@@ -131,62 +172,18 @@ def _rasterize_zbuffer_py(verts, faces, xs, ys, near, cull_backfaces, perspectiv
                     r2 = (px - ox2) * dy2 - c2
                     if not (m2 * r2 > 0 or (r2 == 0 and t2)):
                         continue
-                    d = barycentrics_and_depth(g0 * r0, g1 * r1, g2 * r2, z0, z1, z2,
-                                               perspective_correct, one)[3]
+                    # g * r is edge_function(...) bit for bit (same products, exact negation),
+                    # so these are the values the reference's resolve step computes
+                    b0, b1, b2, d = barycentrics_and_depth(g0 * r0, g1 * r1, g2 * r2, z0, z1,
+                                                           z2, perspective_correct, one)
                     key = np.float32(d)
-                    if key < zbuffer[task, i, j]:
-                        zbuffer[task, i, j] = key
-                        face_index[task, i, j] = f
-
-
-def _merge_chunks_py(zbuffer, chunk_index, n_chunks, face_index):
-    """Per pixel, the smallest (depth key, face id) over the chunks' buffers -> (B, H, W)."""
-    B, H, W = face_index.shape
-    for task in prange(B * H):
-        b = task // H
-        i = task - b * H
-        for j in range(W):
-            best_key = zbuffer[b * n_chunks, i, j]
-            best = chunk_index[b * n_chunks, i, j]
-            for c in range(1, n_chunks):
-                key = zbuffer[b * n_chunks + c, i, j]
-                f = chunk_index[b * n_chunks + c, i, j]
-                if f >= 0 and (best < 0 or key < best_key or (key == best_key and f < best)):
-                    best_key = key
-                    best = f
-            face_index[b, i, j] = best
-
-
-def _resolve_fragments_py(verts, faces, xs, ys, perspective_correct, one, face_index,
-                          bary, depth):
-    """Pass 2: barycentrics and depth of each pixel's winning triangle (0 where empty)."""
-    B, H, W = face_index.shape
-    for task in prange(B * H):
-        b = task // H
-        i = task - b * H
-        py = ys[i]
-        for j in range(W):
-            f = face_index[b, i, j]
-            if f < 0:
-                bary[b, i, j, 0] = 0
-                bary[b, i, j, 1] = 0
-                bary[b, i, j, 2] = 0
-                depth[b, i, j] = 0
-                continue
-            px = xs[j]
-            v0, v1, v2 = faces[f, 0], faces[f, 1], faces[f, 2]
-            x0, y0, z0 = verts[b, v0, 0], verts[b, v0, 1], verts[b, v0, 2]
-            x1, y1, z1 = verts[b, v1, 0], verts[b, v1, 1], verts[b, v1, 2]
-            x2, y2, z2 = verts[b, v2, 0], verts[b, v2, 1], verts[b, v2, 2]
-            w0 = edge_function(x1, y1, x2, y2, px, py)
-            w1 = edge_function(x2, y2, x0, y0, px, py)
-            w2 = edge_function(x0, y0, x1, y1, px, py)
-            b0, b1, b2, d = barycentrics_and_depth(w0, w1, w2, z0, z1, z2,
-                                                   perspective_correct, one)
-            bary[b, i, j, 0] = b0
-            bary[b, i, j, 1] = b1
-            bary[b, i, j, 2] = b2
-            depth[b, i, j] = d
+                    if key < zbuffer[b, i, j]:
+                        zbuffer[b, i, j] = key
+                        face_index[b, i, j] = f
+                        bary[b, i, j, 0] = b0
+                        bary[b, i, j, 1] = b1
+                        bary[b, i, j, 2] = b2
+                        depth[b, i, j] = d
 
 
 # --------------------------------------------------------------------------------- interpolate
@@ -303,12 +300,21 @@ def _interpolate_backward_py(grad_out, attrs, face_index, bary, faces, verts, xs
                                v0, v1)
 
 
-rasterize_zbuffer = njit(cache=True, parallel=True)(_rasterize_zbuffer_py)
-merge_chunks = njit(cache=True, parallel=True)(_merge_chunks_py)
-resolve_fragments = njit(cache=True, parallel=True)(_resolve_fragments_py)
+vertex_pixel_ranges = njit(cache=True, parallel=True)(_vertex_pixel_ranges_py)
+rasterize_bands = njit(cache=True, parallel=True)(_rasterize_bands_py)
 interpolate_forward = njit(cache=True, parallel=True)(_interpolate_forward_py)
 pixel_barycentrics = njit(cache=True, parallel=True)(_pixel_barycentrics_py)
 interpolate_backward = njit(cache=True, parallel=True)(_interpolate_backward_py)
+# Serial twins (prange runs as range): used when one task or one thread would run anyway,
+# since a parallel launch on Numba's workqueue layer costs ~40 µs (facelab._threads).
+_SERIAL = {k: njit(cache=True)(k.py_func) for k in (vertex_pixel_ranges, rasterize_bands,
+                                                  interpolate_forward, pixel_barycentrics,
+                                                  interpolate_backward)}
+
+
+def _variant(kernel, n_tasks: int):
+    """``kernel`` (parallel) or its serial twin when n_tasks <= 1 or on one Numba thread."""
+    return _SERIAL[kernel] if n_tasks <= 1 or numba.get_num_threads() == 1 else kernel
 
 
 # --------------------------------------------------------------------------------- drivers
@@ -316,12 +322,21 @@ def _pixel_centres(n: int, dtype) -> np.ndarray:
     return np.arange(n, dtype=dtype) + dtype.type(0.5)  # (n,) centres k + 0.5
 
 
-def _chunk_count(batch: int, n_faces: int) -> int:
-    """Face chunks per batch item: enough tasks to feed every thread, 1 when batch suffices."""
+def _band_count(batch: int) -> int:
+    """Row bands per batch item: enough tasks to feed every thread, 1 when the batch does."""
     threads = numba.get_num_threads()
-    if batch >= threads or n_faces < 4096:
-        return 1
-    return -(-threads // batch)
+    return 1 if batch >= threads else -(-threads // batch)
+
+
+_scratch = threading.local()  # per Python thread: the z-buffer, reused between calls
+
+
+def _zbuffer(shape: tuple) -> np.ndarray:
+    """A (B, H, W) float32 scratch z-buffer (contents undefined; the kernel clears it)."""
+    buf = getattr(_scratch, "zbuffer", None)
+    if buf is None or buf.shape != shape:
+        buf = _scratch.zbuffer = np.empty(shape, dtype=np.float32)
+    return buf
 
 
 def rasterize_numba(verts: np.ndarray, faces: np.ndarray, height: int, width: int,
@@ -329,27 +344,24 @@ def rasterize_numba(verts: np.ndarray, faces: np.ndarray, height: int, width: in
     """Numba rasterizer on validated NumPy inputs (same contract as ``rasterize_reference``).
 
     verts: (B, V, 3) float32/float64 C-contiguous; faces: (F, 3) int64; near: resolved
-    (``reference.resolve_near``). Returns ``(face_index, bary, depth)`` NumPy arrays.
-    With fewer batch items than threads, each item's faces are split into chunks that
-    rasterize into private buffers, merged per pixel by (depth key, face id): race-free and
-    exactly the sequential winner.
+    (``reference.resolve_near``). Returns fresh ``(face_index, bary, depth)`` NumPy arrays.
+    One pass over the triangles (no resolve pass); with fewer batch items than threads each
+    item's rows are split into bands, one task each, which all walk the triangle list and
+    skip those outside their rows: race-free and exactly the sequential winner.
     """
     dtype = verts.dtype
     one = dtype.type(1)
     B = verts.shape[0]
-    n_chunks = _chunk_count(B, faces.shape[0])
-    zbuffer = np.full((B * n_chunks, height, width), np.inf, dtype=np.float32)
-    face_index = np.full((B * n_chunks, height, width), -1, dtype=np.int64)
-    xs, ys = _pixel_centres(width, dtype), _pixel_centres(height, dtype)
-    rasterize_zbuffer(verts, faces, xs, ys, dtype.type(near), cull_backfaces,
-                      perspective_correct, one, n_chunks, zbuffer, face_index)
-    if n_chunks > 1:
-        merged = np.empty((B, height, width), dtype=np.int64)
-        merge_chunks(zbuffer, face_index, n_chunks, merged)
-        face_index = merged
+    face_index = np.empty((B, height, width), dtype=np.int64)
     bary = np.empty((B, height, width, 3), dtype=dtype)
     depth = np.empty((B, height, width), dtype=dtype)
-    resolve_fragments(verts, faces, xs, ys, perspective_correct, one, face_index, bary, depth)
+    xs, ys = _pixel_centres(width, dtype), _pixel_centres(height, dtype)
+    ranges = np.empty((B, verts.shape[1], 4), dtype=np.int32)
+    _variant(vertex_pixel_ranges, B)(verts, height, width, ranges)
+    n_bands = _band_count(B)
+    _variant(rasterize_bands, B * n_bands)(
+        verts, faces, ranges, xs, ys, dtype.type(near), cull_backfaces, perspective_correct, one,
+        n_bands, _zbuffer((B, height, width)), face_index, bary, depth)
     return face_index, bary, depth
 
 
@@ -358,7 +370,7 @@ def pixel_barycentrics_numba(verts, face_index, faces, perspective_correct):
     dtype = verts.dtype
     B, H, W = face_index.shape
     bary = np.empty((B, H, W, 3), dtype=dtype)
-    pixel_barycentrics(verts, face_index, faces, _pixel_centres(W, dtype),
+    _variant(pixel_barycentrics, B * H)(verts, face_index, faces, _pixel_centres(W, dtype),
                        _pixel_centres(H, dtype), perspective_correct, dtype.type(1), bary)
     return bary
 
@@ -367,7 +379,7 @@ def interpolate_forward_numba(attrs, face_index, bary, faces):
     """(B, H, W, C) interpolated attributes; all inputs NumPy, bary in attrs' dtype."""
     B, H, W = face_index.shape
     out = np.empty((B, H, W, attrs.shape[2]), dtype=attrs.dtype)
-    interpolate_forward(attrs, face_index, bary, faces, out)
+    _variant(interpolate_forward, B * H)(attrs, face_index, bary, faces, out)
     return out
 
 
@@ -375,14 +387,15 @@ def interpolate_backward_numba(grad_out, attrs, face_index, bary, faces, verts,
                                perspective_correct, need_attrs, need_verts):
     """``(grad_attrs (B, V, C) or None, grad_verts (B, V, 3) or None)``."""
     dtype = attrs.dtype
-    _B, H, W = face_index.shape
+    B, H, W = face_index.shape
     grad_attrs = np.zeros(attrs.shape if need_attrs else (1, 1, 1), dtype=dtype)
     if need_verts:
         grad_verts = np.zeros(verts.shape, dtype=dtype)
     else:
         verts = np.zeros((1, 1, 3), dtype=dtype)
         grad_verts = np.zeros((1, 1, 3), dtype=dtype)
-    interpolate_backward(grad_out, attrs, face_index, bary, faces, verts,
-                         _pixel_centres(W, dtype), _pixel_centres(H, dtype),
-                         perspective_correct, need_attrs, need_verts, grad_attrs, grad_verts)
+    _variant(interpolate_backward, B)(grad_out, attrs, face_index, bary, faces, verts,
+                                      _pixel_centres(W, dtype), _pixel_centres(H, dtype),
+                                      perspective_correct, need_attrs, need_verts, grad_attrs,
+                                      grad_verts)
     return (grad_attrs if need_attrs else None), (grad_verts if need_verts else None)

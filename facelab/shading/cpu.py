@@ -146,6 +146,12 @@ _backward_par = numba.njit(parallel=True, cache=True)(_backward)
 _backward_ser = numba.njit(cache=True)(_backward)
 
 
+def _parallel_min() -> int:
+    """Work size from which the parallel variant runs: PARALLEL_MIN, or never on one Numba
+    thread (a parallel launch on Numba's workqueue layer costs ~40 µs; facelab._threads)."""
+    return PARALLEL_MIN if numba.get_num_threads() > 1 else 1 << 62
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
@@ -153,7 +159,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
 def sh_shade_forward(albedo: torch.Tensor, normals: torch.Tensor, gamma: torch.Tensor):
     """CPU tensors albedo (B, V, 3), normals (B, V, 3), gamma (B, 9, 3), one dtype → (B, V, 3)."""
     out = torch.empty_like(albedo, memory_format=torch.contiguous_format)
-    kernel = _forward_par if out.shape[0] * out.shape[1] >= PARALLEL_MIN else _forward_ser
+    kernel = _forward_par if out.shape[0] * out.shape[1] >= _parallel_min() else _forward_ser
     kernel(_np(albedo), _np(normals), _np(gamma), out.numpy())
     return out
 
@@ -168,7 +174,7 @@ def sh_shade_backward(albedo, normals, gamma, grad_out, needs=(True, True, True)
     gn = np.empty_like(n) if needs[1] else empty
     n_chunks = (a.shape[1] + CHUNK - 1) // CHUNK
     partial = np.zeros((a.shape[0], n_chunks if needs[2] else 0, 9, 3), dtype=np.float64)
-    kernel = _backward_par if a.shape[0] * a.shape[1] >= PARALLEL_MIN else _backward_ser
+    kernel = _backward_par if a.shape[0] * a.shape[1] >= _parallel_min() else _backward_ser
     kernel(a, n, g, go, ga, gn, partial, bool(needs[0]), bool(needs[1]), bool(needs[2]))
     return (torch.from_numpy(ga) if needs[0] else None,
             torch.from_numpy(gn) if needs[1] else None,

@@ -163,6 +163,12 @@ _backward_by_image_par = numba.njit(parallel=True, cache=True)(_backward_by_imag
 _backward_by_image_ser = numba.njit(cache=True)(_backward_by_image)
 
 
+def _parallel_min() -> int:
+    """Work size from which the parallel variant runs: PARALLEL_MIN, or never on one Numba
+    thread (a parallel launch on Numba's workqueue layer costs ~40 µs; facelab._threads)."""
+    return PARALLEL_MIN if numba.get_num_threads() > 1 else 1 << 62
+
+
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
@@ -173,7 +179,7 @@ def photometric_forward(image, positions, colors, weights, eps: float):
     img, pos, col, wts = _np(image), _np(positions), _np(colors), _np(weights)
     err = np.empty(wts.shape, dtype=col.dtype)
     w_eff = np.empty(wts.shape, dtype=col.dtype)
-    kernel = _forward_par if wts.size >= PARALLEL_MIN else _forward_ser
+    kernel = _forward_par if wts.size >= _parallel_min() else _forward_ser
     kernel(img, pos, col, wts, col.dtype.type(eps), err, w_eff)
     total = err.sum(axis=1, dtype=np.float64)
     count = w_eff.sum(axis=1, dtype=np.float64)
@@ -194,11 +200,11 @@ def photometric_backward(image, positions, colors, weights, eps: float, count, g
     grad_image = None
     if needs[0]:
         grad_image = np.zeros_like(img)
-        kernel = _backward_by_image_par if wts.size >= PARALLEL_MIN else _backward_by_image_ser
+        kernel = _backward_by_image_par if wts.size >= _parallel_min() else _backward_by_image_ser
         kernel(img, pos, col, wts, col.dtype.type(eps), scale, grad_image,
                               grad_positions, grad_colors, bool(needs[1]), bool(needs[2]))
     else:
-        kernel = _backward_by_vertex_par if wts.size >= PARALLEL_MIN else _backward_by_vertex_ser
+        kernel = _backward_by_vertex_par if wts.size >= _parallel_min() else _backward_by_vertex_ser
         kernel(img, pos, col, wts, col.dtype.type(eps), scale, grad_positions,
                                grad_colors, bool(needs[1]), bool(needs[2]))
     return (torch.from_numpy(grad_image) if needs[0] else None,

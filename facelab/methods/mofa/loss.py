@@ -3,7 +3,9 @@
     E_loss(x) = w_land E_land(x) + w_photo E_photo(x) + w_reg E_reg(x)                 (7)
 
 * E_photo — dense photometric alignment, robust l2,1 over the front-facing vertices (Eq. 8),
-  compiled (:func:`facelab.losses.photometric_loss`);
+  on the shaded colours of Eq. (4), shading and loss fused into one compiled op per direction
+  (:func:`facelab.losses.shaded_photometric_loss` on the formation's albedo and normals and the
+  code's gamma: the same value as ``photometric_loss`` on ``decoded.colors``);
 * E_land — the optional landmark surrogate with confidences (Eq. 9),
   :func:`facelab.losses.landmark_loss`;
 * E_reg — statistical regularisation of alpha, beta, delta (Eq. 10),
@@ -21,7 +23,13 @@ import torch
 from facelab import cameras
 from facelab._checks import check_floating, check_shape
 from facelab.formation import Formation, form
-from facelab.losses import PriorWeights, landmark_loss, photometric_loss, statistical_prior
+from facelab.losses import (
+    PriorWeights,
+    landmark_loss,
+    photometric_loss,
+    shaded_photometric_loss,
+    statistical_prior,
+)
 from facelab.methods.mofa.decoder import VISIBILITY_MODES, decode, layout_for, visible_vertices
 from facelab.methods.mofa.layout import CodeParts
 
@@ -95,8 +103,10 @@ def mofa_loss(decoded: Formation, parts: CodeParts, image, model, *,
     check_floating(image, name="image")
     image = image.to(decoded.colors)
     vis = visible_vertices(decoded, model, d["H"], d["W"], mode=config.visibility)  # (B, V)
-    e_photo = photometric_loss(image, decoded.screen_verts[..., :2], decoded.colors,
-                               vis)  # Eq. 8
+    # Eqs. 4 + 8 fused: shading again inside the loss op instead of reading decoded.colors, so
+    # the backward is one compiled pass (form's own shading forward stays unused by the graph)
+    e_photo = shaded_photometric_loss(image, decoded.screen_verts[..., :2], decoded.albedo,
+                                      decoded.normals, parts.gamma.to(image), vis)
     prior = PriorWeights(id=1.0, exp=config.exp, albedo=config.albedo)
     e_reg = statistical_prior({"id": parts.id, "exp": parts.exp, "albedo": parts.albedo},
                               prior)  # Eq. 10

@@ -1,0 +1,202 @@
+"""Rasterizer speed, interleaved, against a serial bounding-box rasterizer in C (Sim3DR class)
+and Open3D.
+
+Issue 15's protocol: each workload's implementations run alternately in one process
+(``--rounds`` rounds after warm-ups); ratios are paired per round, median [p10, p90].
+
+* ``api``: ``facelab.rasterize`` (torch float32 in, validation included);
+* ``kernel``: ``facelab.raster.cpu.rasterize_numba`` (validated NumPy in);
+* ``bbox-c``: the named baseline for 3DDFA_V2's Sim3DR / face3d class — a plain serial C
+  rasterizer written here (compiled with the system C compiler, ``-O3``, loaded with
+  ctypes): per triangle its pixel bounding box, per pixel three edge functions, a
+  barycentric depth and a z-buffer test writing depth, triangle id and barycentrics, like
+  Sim3DR's ``rasterize_triangles``. (The issue measured Sim3DR itself ≈ 1.2× faster than
+  such a loop at 224²; Sim3DR is not installable here.)
+* ``open3d``: ``RaycastingScene.cast_rays``, one orthographic ray per pixel centre (when
+  ``open3d`` imports).
+
+Workloads: a 38k-vertex face-like grid (76k triangles) at 120², 224², 512²; the built-in
+"bfm" model at 224²; the teaching model at 512². Correctness beside each timing: the share of
+pixels covered by both on which facelab's face id equals the C baseline's (they differ only
+where an edge passes exactly through a pixel centre, which the top-left rule decides).
+
+Usage: python benchmarks/bench_raster_peers.py [--threads 1 2] [--rounds 25] [--json out]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numba
+import numpy as np
+import torch
+from bench_raster import screen_verts
+from timing import interleaved, load_average, paired_ratio, quantiles
+
+import facelab as fl
+from facelab.raster import cpu
+
+C_SOURCE = r"""
+#include <math.h>
+#include <stdint.h>
+/* verts (V, 3) float32 screen x, y, depth; faces (F, 3) int32; outputs (H, W). Serial. */
+void bbox_rasterize(const float* verts, const int32_t* faces, int F, int H, int W,
+                    float* zbuf, int32_t* tri, float* bary) {
+    for (int p = 0; p < H * W; ++p) { zbuf[p] = INFINITY; tri[p] = -1; }
+    for (int f = 0; f < F; ++f) {
+        const float* a = verts + 3 * faces[3 * f];
+        const float* b = verts + 3 * faces[3 * f + 1];
+        const float* c = verts + 3 * faces[3 * f + 2];
+        float xmin = fminf(a[0], fminf(b[0], c[0])), xmax = fmaxf(a[0], fmaxf(b[0], c[0]));
+        float ymin = fminf(a[1], fminf(b[1], c[1])), ymax = fmaxf(a[1], fmaxf(b[1], c[1]));
+        int j0 = (int)fmaxf(ceilf(xmin - 0.5f), 0.f), j1 = (int)fminf(floorf(xmax - 0.5f), W - 1.f);
+        int i0 = (int)fmaxf(ceilf(ymin - 0.5f), 0.f), i1 = (int)fminf(floorf(ymax - 0.5f), H - 1.f);
+        float area = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]);
+        if (area == 0.f) continue;
+        float inv = 1.f / area;
+        for (int i = i0; i <= i1; ++i) {
+            float py = i + 0.5f;
+            for (int j = j0; j <= j1; ++j) {
+                float px = j + 0.5f;
+                float w0 = ((b[0] - px) * (c[1] - py) - (b[1] - py) * (c[0] - px)) * inv;
+                float w1 = ((c[0] - px) * (a[1] - py) - (c[1] - py) * (a[0] - px)) * inv;
+                float w2 = 1.f - w0 - w1;
+                if (w0 < 0.f || w1 < 0.f || w2 < 0.f) continue;
+                float z = w0 * a[2] + w1 * b[2] + w2 * c[2];
+                int p = i * W + j;
+                if (z < zbuf[p]) {
+                    zbuf[p] = z; tri[p] = f;
+                    bary[3 * p] = w0; bary[3 * p + 1] = w1; bary[3 * p + 2] = w2;
+                }
+            }
+        }
+    }
+}
+"""
+
+
+def c_baseline():
+    """The compiled serial bounding-box rasterizer, or None without a C compiler."""
+    folder = Path(tempfile.mkdtemp(prefix="facelab-bbox-"))
+    (folder / "bbox.c").write_text(C_SOURCE)
+    try:
+        subprocess.run(["cc", "-O3", "-march=native", "-shared", "-fPIC", "-o",
+                        str(folder / "bbox.so"), str(folder / "bbox.c"), "-lm"], check=True,
+                       capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    lib = ctypes.CDLL(str(folder / "bbox.so"))
+    lib.bbox_rasterize.restype = None
+    return lib.bbox_rasterize
+
+
+def grid_mesh(n=138):
+    """A face-like height field: n² vertices (38,044 for n=138), 2 (n-1)² triangles."""
+    y, x = np.meshgrid(np.linspace(-1, 1, n), np.linspace(-1, 1, n), indexing="ij")
+    z = 40 * np.exp(-2 * (x**2 + y**2))
+    v = np.stack([75 * x, 95 * y, z], -1).reshape(-1, 3)
+    idx = np.arange(n * n).reshape(n, n)
+    a, b, c, d = (idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, :-1].ravel(),
+                  idx[1:, 1:].ravel())
+    return v, np.concatenate([np.stack([a, c, b], 1), np.stack([b, c, d], 1)])
+
+
+def workloads():
+    v, f = grid_mesh()
+    out = [(f"38k grid {s}²", v, f, s) for s in (120, 224, 512)]
+    try:
+        from facelab.model.registry import load_model
+
+        bfm = load_model("synthetic", resolution="bfm")
+        out.append(("bfm model 224²", bfm.mean_shape.double().numpy(), bfm.faces.numpy(), 224))
+        teach = load_model("synthetic", resolution="teaching")
+        out.append(("teaching model 512²", teach.mean_shape.double().numpy(),
+                    teach.faces.numpy(), 512))
+    except ImportError:
+        pass
+    return out
+
+
+def open3d_peer(sv, faces, size, threads):
+    try:
+        import open3d as o3d
+    except ImportError:
+        return None
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor(sv), o3d.core.Tensor(faces.astype(np.uint32)))
+    j, i = np.meshgrid(np.arange(size) + 0.5, np.arange(size) + 0.5)
+    z = np.zeros_like(i)
+    rays = o3d.core.Tensor(np.stack([j, i, z, z, z, z + 1], -1).astype(np.float32))
+    return lambda: scene.cast_rays(rays, nthreads=threads)
+
+
+def run(threads: int, rounds: int) -> list[dict]:
+    numba.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    bbox = c_baseline()
+    rows = []
+    for name, v, faces, size in workloads():
+        sv = np.ascontiguousarray(screen_verts(v, size).astype(np.float32))
+        faces64 = np.ascontiguousarray(faces, dtype=np.int64)
+        faces32 = np.ascontiguousarray(faces, dtype=np.int32)
+        verts_t, faces_t = torch.from_numpy(sv)[None], torch.from_numpy(faces64)
+        verts_np = sv[None]
+        fns = {"api": lambda vt=verts_t, ft=faces_t, s=size: fl.rasterize(vt, ft, s, s),
+               "kernel": lambda vn=verts_np, f=faces64, s=size: cpu.rasterize_numba(
+                   vn, f, s, s, False, False, -np.inf)}
+        zbuf = np.empty((size, size), np.float32)
+        tri = np.empty((size, size), np.int32)
+        bary = np.empty((size, size, 3), np.float32)
+        if bbox is not None:
+            ptr = [a.ctypes.data_as(ctypes.c_void_p) for a in (sv, faces32, zbuf, tri, bary)]
+            n_faces, c_size = ctypes.c_int(len(faces32)), ctypes.c_int(size)
+            fns["bbox-c"] = lambda p=ptr, n=n_faces, s=c_size: bbox(p[0], p[1], n, s, s, p[2],
+                                                                    p[3], p[4])
+        peer = open3d_peer(sv, faces32, size, threads)
+        if peer is not None:
+            fns["open3d"] = peer
+        times = interleaved(fns, rounds=rounds, warmup=3)
+        check = ""
+        if bbox is not None:
+            ours = cpu.rasterize_numba(verts_np, faces64, size, size, False, False, -np.inf)[0][0]
+            both = (ours >= 0) & (tri >= 0)
+            check = (f"ids = bbox-c on {100 * float((ours[both] == tri[both]).mean()):.3f} % "
+                     f"of {int(both.sum())} px")
+        load = load_average()
+        for impl in fns:
+            med, p10, p90 = quantiles(1e3 * times[impl])
+            ratio = {ref: paired_ratio(times[impl], times[ref]) for ref in ("kernel", "api")}
+            rows.append(dict(benchmark="rasterize", workload=name, threads=threads, impl=impl,
+                             median_ms=med, p10_ms=p10, p90_ms=p90, ratio_to="kernel",
+                             ratio=ratio["kernel"], ratio_api=ratio["api"], check=check,
+                             load=load, faces=len(faces)))
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--rounds", type=int, default=25)
+    ap.add_argument("--json", help="write the rows here (for run_all.py)")
+    args = ap.parse_args(argv)
+    rows = []
+    for threads in args.threads:
+        for r in run(threads, args.rounds):
+            rows.append(r)
+            m, lo, hi = r["ratio"]
+            print(f"{r['workload']:>20} thr {threads} {r['impl']:>7}: {r['median_ms']:7.2f} ms "
+                  f"[{r['p10_ms']:.2f}, {r['p90_ms']:.2f}], ÷ kernel {m:5.2f} [{lo:.2f}, {hi:.2f}]"
+                  f"; {r['check']}; load {r['load']:.2f}", flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Run every benchmark, each in a fresh process, and write one markdown table (RESULTS.md).
+
+The protocol (README.md): a fresh process per tool and thread count (1 and 2), warm-ups,
+implementations interleaved round by round (>= 20 timed rounds), medians with p10/p90, ratios
+to a named peer paired per round in the same run, a correctness check beside each timing,
+and the load average at the time. The interleaved benchmarks write JSON rows that become the
+tables; the older benchmarks (sequential timing) are run too and their output is appended
+verbatim.
+
+Usage: python benchmarks/run_all.py [--quick] [--out benchmarks/RESULTS.md] [--skip-legacy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+LEGACY = [  # (script, arguments): sequential timing, reported verbatim
+    ("bench_fwpdc.py", ["--threads", "1"]),
+    ("bench_normals.py", ["--threads", "1", "2"]),
+    ("bench_tddfa_inference.py", ["--threads", "1"]),
+    ("bench_mofa_inference.py", ["--threads", "1"]),
+]
+
+
+def _run(script: str, args: list[str], timeout: int = 1800) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p))
+    return subprocess.run([sys.executable, str(HERE / script), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _json_rows(script: str, args: list[str]) -> list[dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rows.json"
+        proc = _run(script, [*args, "--json", str(out)])
+        if proc.returncode != 0:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"{script} failed")
+        print(proc.stdout, flush=True)
+        return json.loads(out.read_text())
+
+
+def _r(r) -> str:
+    m, lo, hi = r
+    return f"{m:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def _ms(row) -> str:
+    return f"{row['median_ms']:.2f} [{row['p10_ms']:.2f}, {row['p90_ms']:.2f}]"
+
+
+def raster_table(rows: list[dict]) -> list[str]:
+    lines = ["| workload | threads | facelab kernel ms | facelab API ms | bbox-c ms | Open3D ms "
+             "| bbox-c ÷ kernel | bbox-c ÷ API | Open3D ÷ API | check | load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["workload"], r["threads"]), {})[r["impl"]] = r
+    for (workload, threads), g in groups.items():
+        k, a = g["kernel"], g["api"]
+        c, o = g.get("bbox-c"), g.get("open3d")
+        lines.append(
+            f"| {workload} | {threads} | {_ms(k)} | {_ms(a)} | {_ms(c) if c else '—'} | "
+            f"{_ms(o) if o else '—'} | {_r(c['ratio']) if c else '—'} | "
+            f"{_r(c['ratio_api']) if c else '—'} | {_r(o['ratio_api']) if o else '—'} | "
+            f"{k['check']} | {k['load']:.1f} |")
+    return lines
+
+
+def shaded_table(rows: list[dict]) -> list[str]:
+    lines = ["| workload | threads | fused ms/image | NumPy ÷ fused | two ops ÷ fused "
+             "| plain torch ÷ fused | check | load |", "|---|---|---|---|---|---|---|---|"]
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["workload"], r["threads"]), {})[r["impl"]] = r
+    for (workload, threads), g in groups.items():
+        f = g["fused"]
+        lines.append(f"| {workload} | {threads} | {_ms(f)} | {_r(g['numpy']['ratio'])} | "
+                     f"{_r(g['chain']['ratio'])} | {_r(g['torch']['ratio'])} | {f['check']} | "
+                     f"{f['load']:.1f} |")
+    return lines
+
+
+def threads_table(rows: list[dict]) -> list[str]:
+    import numpy as np
+
+    def q(x):
+        return f"{np.median(x):.2f} [{np.percentile(x, 10):.2f}, {np.percentile(x, 90):.2f}]"
+
+    lines = ["| Numba layer | torch / Numba threads | inference before ms | after ms "
+             "| after ÷ before | alternating with rasterize ÷ before | same output | load |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['layer']} | {r['threads']} / {r['numba_threads']} | "
+                     f"{q(r['before_ms'])} | {q(r['after_ms'])} | {r['ratio']:.2f} | "
+                     f"{r['ratio_alternating']:.2f} | {r['same_output']} | {r['load']:.1f} |")
+    return lines
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="20 rounds instead of 25")
+    ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    ap.add_argument("--skip-legacy", action="store_true", help="only the interleaved ones")
+    args = ap.parse_args(argv)
+    rounds = ["--rounds", "20" if args.quick else "25"]
+    start = os.getloadavg()[0]
+    raster, shaded = [], []
+    for threads in ("1", "2"):  # a fresh process per tool and thread count
+        raster += _json_rows("bench_raster_peers.py", ["--threads", threads, *rounds])
+        shaded += _json_rows("bench_shaded_loss.py", ["--threads", threads, *rounds])
+    threads_rows = _json_rows("bench_threads.py", ["--calls", "20" if args.quick else "25"])
+    legacy = []
+    if not args.skip_legacy:
+        for script, extra in LEGACY:
+            proc = _run(script, extra)
+            legacy.append((script, extra, proc.stdout + (proc.stderr[-2000:] if proc.returncode
+                                                          else "")))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmark results", "",
+        f"Written by `benchmarks/run_all.py` at {now}, commit `{commit}`, {os.cpu_count()} "
+        f"CPUs, load average {start:.1f} at the start and {os.getloadavg()[0]:.1f} at the end. "
+        "Median [p10, p90] over interleaved rounds; ratios paired per round (> 1: facelab "
+        "faster). Protocol: `benchmarks/README.md`. Timings are comparable only within one "
+        "run: on a shared machine the load inflates everything.", "",
+        "## Rasterize (1 item, float32; bbox-c = serial bounding-box C rasterizer, the "
+        "Sim3DR-class baseline)", "", *raster_table(raster), "",
+        "## SH shading + photometric loss, forward + backward (fused op vs the NumPy "
+        "reference, the two separate compiled ops and plain torch)", "",
+        *shaded_table(shaded), "",
+        "## Thread coexistence: torch inference (3DDFA_V2 MobileNet, batch 1) before and after "
+        "a Numba kernel", "", *threads_table(threads_rows), "",
+    ]
+    for script, extra, text in legacy:
+        lines += [f"## {script} {' '.join(extra)} (sequential timing)", "", "```",
+                  text.rstrip(), "```", ""]
+    Path(args.out).write_text("\n".join(lines))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""The timing protocol every benchmark here shares (see README.md).
+
+Implementations of one workload are timed *interleaved*: each round calls every one of them
+once, in the same order, so load from other processes on the shared machine hits them alike;
+``warmup`` rounds first (compilation, caches), then ``rounds`` timed rounds. A ratio to a
+peer is paired per round (peer time / our time in the same round) and reported as the median
+with p10/p90, next to the one-minute load average at the time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+__all__ = ["interleaved", "load_average", "paired_ratio", "quantiles"]
+
+
+def interleaved(fns: dict, rounds: int = 25, warmup: int = 3, every: dict | None = None) -> dict:
+    """{name: (n,) seconds} from calling every fn once per round. ``every[name] = k`` times
+    that fn only every k-th round (slow references); it still sits between the others."""
+    every = every or {}
+    times = {name: [] for name in fns}
+    for r in range(warmup + rounds):
+        for name, fn in fns.items():
+            if (r - warmup) % every.get(name, 1) and r >= warmup:
+                continue
+            t = time.perf_counter()
+            fn()
+            if r >= warmup:
+                times[name].append(time.perf_counter() - t)
+    return {name: np.array(t) for name, t in times.items()}
+
+
+def quantiles(x) -> tuple[float, float, float]:
+    """(median, p10, p90)."""
+    x = np.asarray(x, dtype=float)
+    return float(np.median(x)), float(np.percentile(x, 10)), float(np.percentile(x, 90))
+
+
+def paired_ratio(peer, ours, every: int = 1) -> tuple[float, float, float]:
+    """(median, p10, p90) of peer/ours per round; with ``every`` > 1 the peer ran only every
+    k-th round and is paired with ours from the same rounds."""
+    peer = np.asarray(peer)
+    ours = np.asarray(ours)[::every][: len(peer)]
+    return quantiles(peer[: len(ours)] / ours)
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]

@@ -1,0 +1,124 @@
+"""Shading + photometric loss (MoFA Eqs. 4 and 8) as one torch.autograd.Function, and its
+validated per-image wrapper."""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from facelab._checks import (
+    as_tensor,
+    check_finite,
+    check_floating,
+    check_positive,
+    check_shape,
+    like_input,
+)
+from facelab.shaded_photometric import cpu
+
+__all__ = ["ShadedPhotometricLoss", "shaded_photometric_per_image"]
+
+
+def _backend(t: torch.Tensor):
+    if t.device.type == "cpu":
+        return cpu
+    if t.device.type == "cuda":
+        from facelab.shaded_photometric import cuda
+
+        return cuda
+    raise ValueError(f"shaded photometric loss: expected CPU or CUDA tensors, got device "
+                     f"{t.device}")
+
+
+class ShadedPhotometricLoss(torch.autograd.Function):
+    """Per-image photometric loss of SH-shaded vertex colours, compiled both ways.
+
+    apply(image (B,H,W,3), positions (B,V,2), albedo (B,V,3), normals (B,V,3), gamma (B,9,3),
+    weights (B,V), eps) → (B,). Inputs must be validated, of one dtype and device.
+    Differentiable (first order) in positions, albedo, normals and gamma; image (the target),
+    weights and eps are constants.
+    """
+
+    @staticmethod
+    def forward(ctx, image, positions, albedo, normals, gamma, weights, eps):
+        loss, count = _backend(albedo).shaded_photometric_forward(
+            image, positions, albedo, normals, gamma, weights, eps)
+        ctx.save_for_backward(image, positions, albedo, normals, gamma, weights, count)
+        ctx.eps = eps
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss):
+        image, positions, albedo, normals, gamma, weights, count = ctx.saved_tensors
+        needs = tuple(bool(n) for n in ctx.needs_input_grad[1:5])
+        grads = _backend(albedo).shaded_photometric_backward(
+            image, positions, albedo, normals, gamma, weights, ctx.eps, count,
+            grad_loss.contiguous(), needs)
+        return (None, *grads, None, None)
+
+
+def shaded_photometric_per_image(image, positions, albedo, normals, gamma, visibility, *,
+                                 eps: float = 1e-6):
+    """Dense photometric alignment of SH-shaded colours per image, MoFA Eqs. (4) + (8), fused.
+
+    Same value as ``photometric_per_image(image, positions, sh_shade(albedo, normals, gamma),
+    visibility, eps=eps)``, computed in one compiled pass per direction (no colour buffer, one
+    autograd Function):
+
+        c_i = r_i ⊙ Σ_b γ_b H_b(n_i)                                          (Eq. 4)
+        E_b = (1 / Σ_i w_i) Σ_i w_i (sqrt(||I(u_i) − c_i||² + ε²) − ε)           (Eq. 8)
+
+    with I(u) the bilinear image sample at u (pixel centres at (j + 0.5, i + 0.5), neighbours
+    clamped to the border) and w_i = visibility_i × [u_i inside [0, W) × [0, H)]. An image
+    without visible vertices gives 0 and zero gradients.
+
+    Args:
+        image: (B, H, W, 3) float32/float64 target image in [0, 1]; a constant (no gradient).
+        positions: (B, V, 2) same dtype, screen positions u_i in pixels.
+        albedo: (B, V, 3) same dtype, reflectance r_i (MoFA Eq. 3).
+        normals: (B, V, 3) same dtype, unit normals in the frame of ``gamma`` (camera space).
+        gamma: (B, 9, 3) same dtype, SH lighting coefficients.
+        visibility: (B, V) bool or non-negative float weights (a constant).
+        eps: positive float, l2-norm smoothing (default 1e-6).
+
+    NumPy arrays are accepted (NumPy comes back). All float inputs share dtype and device.
+
+    Returns:
+        (B,) per-image loss; differentiable (first order) in positions, albedo, normals, gamma.
+    """
+    eps = check_positive(eps, name="eps")
+    d: dict = {}
+    specs = (("image", image, "B H W 3"), ("positions", positions, "B V 2"),
+             ("albedo", albedo, "B V 3"), ("normals", normals, "B V 3"),
+             ("gamma", gamma, "B 9 3"))
+    was_numpy = False
+    floats = []
+    for name, x, spec in specs:
+        check_shape(x, spec, name=name, dims=d)
+        check_floating(x, name=name)
+        check_finite(x, name=name)
+        t, was_np = as_tensor(x, name=name)
+        was_numpy = was_numpy or was_np
+        floats.append(t)
+    check_shape(visibility, "B V", name="visibility", dims=d)
+    vis_t, was_np = as_tensor(visibility, name="visibility")
+    was_numpy = was_numpy or was_np
+    if vis_t.is_complex() or not (vis_t.dtype == torch.bool or vis_t.is_floating_point()):
+        raise TypeError(f"visibility: expected bool or float, got {vis_t.dtype}")
+    if vis_t.is_floating_point():
+        check_finite(vis_t, name="visibility")
+        if vis_t.numel() and bool((vis_t < 0).any()):
+            raise ValueError("visibility: expected values >= 0, got negative weights")
+    first = floats[0]
+    for (name, _, _), t in zip(specs[1:], floats[1:], strict=True):
+        if t.dtype != first.dtype:
+            raise TypeError(f"{name}: expected dtype {first.dtype} (that of image), got {t.dtype}")
+        if t.device != first.device:
+            raise ValueError(f"{name}: expected device {first.device} (that of image), got "
+                             f"{t.device}")
+    if vis_t.device != first.device:
+        raise ValueError(f"visibility: expected device {first.device} (that of image), got "
+                         f"{vis_t.device}")
+    loss = ShadedPhotometricLoss.apply(*floats, vis_t.detach().to(first.dtype), eps)
+    return like_input(loss, was_numpy)

@@ -1,0 +1,95 @@
+"""Compile the Numba kernels ahead of use: ``python -m facelab.warmup [--float64]``.
+
+Every compiled op caches its machine code on disk (``njit(cache=True)``), but only once a
+kernel has run for a given signature. Without this step the user's first call pays the
+compilation: a cold first ``rasterize`` took 7.5 s and the first fit 10.9 s (issue 15). The
+Makefile runs this module during setup (``make demo`` / ``make test``), so the first call
+finds the cache.
+
+It drives the public image-formation path on the built-in teaching model — ``form`` (vertex
+normals, SH shading), ``render`` (rasterize, interpolate), ``vertex_visibility``, the
+photometric losses (separate and fused) with their backward passes — at batch 1 and 2 and on
+1 and all threads, so both the serial and the parallel variants of every kernel get
+compiled with exactly the signatures the library calls them with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numba
+import torch
+
+from facelab.face_params import FaceParams
+from facelab.formation import default_camera, form, render
+from facelab.lighting import random_sh
+from facelab.losses import photometric_loss, shaded_photometric_loss
+from facelab.model.registry import load_model
+from facelab.raster import rasterize, vertex_visibility
+from facelab.rotations import head_rotation
+
+__all__ = ["warm_up"]
+
+
+def _one_pass(model, batch: int, dtype: torch.dtype, size: int = 64) -> None:
+    """Form, render and differentiate the losses once (all kernels, both directions)."""
+    g = torch.Generator().manual_seed(0)
+    camera, translation = default_camera(batch, size, size, dtype=dtype)
+    params = FaceParams(
+        id=0.5 * torch.randn(batch, model.n_id, generator=g, dtype=dtype),
+        exp=0.3 * torch.randn(batch, model.n_exp, generator=g, dtype=dtype),
+        albedo=0.5 * torch.randn(batch, model.n_albedo, generator=g, dtype=dtype),
+        rotation=head_rotation(0.2 * torch.randn(batch, 3, generator=g, dtype=dtype)),
+        translation=translation, gamma=random_sh(batch, generator=g, dtype=dtype),
+        jaw=torch.zeros(batch, 3, dtype=dtype) if model.jaw_joint is not None else None)
+    params = params.replace(id=params.id.requires_grad_(), gamma=params.gamma.requires_grad_())
+    formed = form(model, params, camera)
+    image, _ = render(formed, size, size)
+    target = image.detach().flip(-1)
+    positions = formed.screen_verts[..., :2]
+    visible = vertex_visibility(formed.screen_verts.detach(), model.faces, size, size)
+    loss = (photometric_loss(target, positions, formed.colors, visible)
+            + shaded_photometric_loss(target, positions, formed.albedo, formed.normals,
+                                      params.gamma, visible) + image.mean())
+    loss.backward()
+    rasterize(formed.screen_verts.detach(), model.faces, size, size, perspective_correct=True)
+
+
+def warm_up(dtypes=(torch.float32,), verbose: bool = False) -> float:
+    """Run every Numba kernel once per dtype, batch size (1, 2) and thread count (1, all).
+
+    dtypes: torch float dtypes to compile for (float32: the demo and the fitter; float64: the
+    tests and gradchecks). Returns the seconds it took (compilation or cache loading).
+    """
+    t0 = time.perf_counter()
+    model = load_model("synthetic", resolution="teaching")
+    threads = numba.get_num_threads()
+    try:
+        for n_threads in sorted({1, threads}):
+            numba.set_num_threads(n_threads)
+            for dtype in dtypes:
+                m = model.to(dtype=dtype)
+                for batch in (1, 2):
+                    _one_pass(m, batch, dtype)
+                    if verbose:
+                        print(f"  {dtype!s:>13} batch {batch} threads {n_threads}: "
+                              f"{time.perf_counter() - t0:5.1f} s", flush=True)
+    finally:
+        numba.set_num_threads(threads)
+    return time.perf_counter() - t0
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m facelab.warmup",
+                                 description=__doc__.splitlines()[0])
+    ap.add_argument("--float64", action="store_true", help="also compile the float64 kernels")
+    args = ap.parse_args(argv)
+    dtypes = (torch.float32, torch.float64) if args.float64 else (torch.float32,)
+    print("facelab: compiling the Numba kernels (cached for later runs) ...", flush=True)
+    seconds = warm_up(dtypes, verbose=True)
+    print(f"facelab: kernels ready in {seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
