@@ -146,7 +146,7 @@ def _subset_rows(m: MorphableModel, rows: torch.Tensor) -> dict:
 
 
 def form(model: MorphableModel, params: FaceParams, camera, *, vertex_subset=None,
-         geometry: Formation | None = None) -> Formation:
+         geometry: Formation | None = None, shade: bool = True) -> Formation:
     """Form faces: geometry, pose, camera, normals, reflectance and SH shading (MoFA Eq. 5).
 
     model: a :class:`MorphableModel`; its bases are cast to the parameters' dtype/device.
@@ -163,6 +163,8 @@ def form(model: MorphableModel, params: FaceParams, camera, *, vertex_subset=Non
         that the geometry is unchanged; gradients then reach only albedo, offsets and gamma.
         With ``vertex_subset`` too, only those vertices are re-shaded (a photometric loss on
         the visible vertices); their normals and colours are then set, faces still None.
+    shade: False leaves ``colors`` None (albedo and normals are formed): for a loss that
+        shades inside its own fused op (:func:`facelab.losses.shaded_photometric_loss`).
 
     Returns a :class:`Formation`; differentiable in every float block of ``params`` and in the
     camera's tensors, through the compiled normals and SH ops.
@@ -185,7 +187,7 @@ def form(model: MorphableModel, params: FaceParams, camera, *, vertex_subset=Non
         check_indices(rows, m.num_vertices, name="vertex_subset")
         rows = rows.to(device=dev, dtype=torch.int64)
     if geometry is not None:
-        return _reshade(m, params, geometry, rows)
+        return _reshade(m, params, geometry, rows, shade)
     arrays = {"mean": m.mean_shape, "id": m.id_basis, "exp": m.exp_basis,
               "skin": None if m.skeleton is None else m.skeleton.weights}
     if rows is not None:
@@ -210,7 +212,7 @@ def form(model: MorphableModel, params: FaceParams, camera, *, vertex_subset=Non
     table = vertex_face_table(faces, m.num_vertices, dev)  # cached per faces tensor
     normals = VertexNormals.apply(verts_cam, table)  # (B, V, 3) camera space
     albedo = _reflectance(m, params)  # MoFA Eq. 3
-    colors = ShShade.apply(albedo, normals, params.gamma)  # (B, V, 3), MoFA Eq. 4
+    colors = ShShade.apply(albedo, normals, params.gamma) if shade else None  # MoFA Eq. 4
     lm = m.landmarks
     landmarks_2d = screen[:, lm, :2] if lm is not None else screen[:, :0, :2]
     return Formation(verts, verts_cam, screen, normals, albedo, colors, landmarks_2d, faces,
@@ -230,7 +232,8 @@ def _reflectance(m: MorphableModel, params: FaceParams, rows=None) -> torch.Tens
     return albedo + (off if rows is None else off[:, rows])
 
 
-def _reshade(m: MorphableModel, params: FaceParams, geometry: Formation, rows) -> Formation:
+def _reshade(m: MorphableModel, params: FaceParams, geometry: Formation, rows,
+             shade: bool) -> Formation:
     """:func:`form` with the geometry of an earlier formation: reflectance and shading only,
     on every vertex or on the subset ``rows`` (then the result is that subset's)."""
     if not isinstance(geometry, Formation) or geometry.normals is None:
@@ -241,12 +244,11 @@ def _reshade(m: MorphableModel, params: FaceParams, geometry: Formation, rows) -
         raise TypeError(f"geometry: expected dtype {params.dtype} (that of params), got "
                         f"{geometry.normals.dtype}")
     albedo = _reflectance(m, params, rows)
+    normals = geometry.normals if rows is None else geometry.normals[:, rows]  # (B, V|S, 3)
+    colors = ShShade.apply(albedo, normals, params.gamma) if shade else None  # MoFA Eq. 4
     if rows is None:
-        colors = ShShade.apply(albedo, geometry.normals, params.gamma)  # MoFA Eq. 4
         return geometry._replace(albedo=albedo, colors=colors)
-    normals = geometry.normals[:, rows]  # (B, S, 3)
     screen = geometry.screen_verts[:, rows]
-    colors = ShShade.apply(albedo, normals, params.gamma)
     return Formation(geometry.verts[:, rows], geometry.verts_cam[:, rows], screen, normals,
                      albedo, colors, screen[..., :2], None, geometry.perspective_correct)
 
@@ -312,6 +314,8 @@ def render(formation: Formation, height: int, width: int, *, background=None, co
     if s > MAX_ANTIALIAS:
         raise ValueError(f"antialias: expected a factor in [1, {MAX_ANTIALIAS}], got {s}")
     cols = formation.colors if colors is None else colors
+    if cols is None:
+        raise ValueError("colors: the formation was formed with shade=False; pass colors=")
     if s == 1:
         return render_mesh(formation.screen_verts, formation.faces, cols, height, width,
                            background=background,

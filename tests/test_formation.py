@@ -262,3 +262,18 @@ def test_antialias_is_differentiable_and_validated(model):
     with pytest.raises(ValueError, match="background: expected \\(B, H, W, 3\\)"):
         fl.render(f, 32, 32, antialias=2, background=torch.zeros(1, 16, 16, 3,
                                                                  dtype=torch.float64))
+
+
+def test_shade_false_forms_everything_but_the_colours(model):
+    p, camera = _setup(model)
+    full = fl.form(model, p, camera)
+    bare = fl.form(model, p, camera, shade=False)
+    assert bare.colors is None
+    for name in ("verts", "screen_verts", "normals", "albedo"):
+        assert torch.equal(getattr(bare, name), getattr(full, name)), name
+    with pytest.raises(ValueError, match="shade=False; pass colors="):
+        fl.render(bare, 32, 32)
+    image, _ = fl.render(bare, 32, 32, colors=full.colors)
+    assert torch.equal(image, fl.render(full, 32, 32)[0])
+    again = fl.form(model, p, camera, geometry=full, shade=False)
+    assert again.colors is None and torch.equal(again.albedo, full.albedo)

@@ -62,7 +62,8 @@ def layout_for(model, layout: CodeLayout | None) -> CodeLayout:
     return layout
 
 
-def decode(code, model, focal, principal, *, layout: CodeLayout | None = None) -> Formation:
+def decode(code, model, focal, principal, *, layout: CodeLayout | None = None,
+           shade: bool = True) -> Formation:
     """The model-based decoder, MoFA Sec. 5 / Eq. (5): code vectors -> per-vertex u_i and c_i.
 
     code: (B, D) float32/float64 semantic code vectors, MoFA Eq. (1) (D = layout.size, 257).
@@ -70,6 +71,8 @@ def decode(code, model, focal, principal, *, layout: CodeLayout | None = None) -
     focal: (B,) or (B, 2) pixels; principal: (B, 2) pixels (pinhole intrinsics, fixed per image;
         cast to the code's dtype and device).
     layout: the :class:`CodeLayout` (default: sized for ``model``, i.e. MoFA's for 80/64/80).
+    shade: False leaves ``colors`` None, for :func:`.loss.mofa_loss`, which shades inside its
+        fused photometric op (``form(..., shade=False)``).
 
     Returns the :class:`facelab.Formation` of :func:`facelab.form`: ``verts`` is V(alpha, delta)
     (Eq. 2, model space), ``screen_verts[..., :2]`` the u_i, ``normals`` T n_i, ``albedo``
@@ -79,7 +82,7 @@ def decode(code, model, focal, principal, *, layout: CodeLayout | None = None) -
     params = layout_for(model, layout).to_face(code)
     camera = cameras.Pinhole(torch.as_tensor(focal).to(params.rotation),
                              torch.as_tensor(principal).to(params.rotation))
-    return form(model, params, camera)
+    return form(model, params, camera, shade=shade)
 
 
 def visible_vertices(decoded: Formation, model, height: int, width: int, *,

@@ -156,7 +156,7 @@ def fit_optimization(model, image, focal, principal, *, config: FitConfig | None
     progress = track(range(config.steps), callback=callback, desc="fit mofa")
     for _ in progress:
         code = offset + scale * z  # (B, D)
-        d = decode(code, model, focal, principal, layout=layout)
+        d = decode(code, model, focal, principal, layout=layout, shade=False)
         terms = mofa_loss(d, layout.split(code), image, model, config=loss_config,
                           landmarks=landmarks)
         optimizer.zero_grad(set_to_none=True)

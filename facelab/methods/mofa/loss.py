@@ -99,9 +99,9 @@ def mofa_loss(decoded: Formation, parts: CodeParts, image, model, *,
     config = MofaLossConfig() if config is None else config
     if not isinstance(config, MofaLossConfig):
         raise TypeError(f"config: expected MofaLossConfig, got {type(config).__name__}")
-    d = check_shape(image, "B H W 3", name="image", dims={"B": decoded.colors.shape[0]})
+    d = check_shape(image, "B H W 3", name="image", dims={"B": decoded.albedo.shape[0]})
     check_floating(image, name="image")
-    image = image.to(decoded.colors)
+    image = image.to(decoded.albedo)
     vis = visible_vertices(decoded, model, d["H"], d["W"], mode=config.visibility)  # (B, V)
     # Eqs. 4 + 8 fused: shading again inside the loss op instead of reading decoded.colors, so
     # the backward is one compiled pass (form's own shading forward stays unused by the graph)

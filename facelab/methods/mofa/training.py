@@ -151,7 +151,8 @@ def train(model, config: TrainConfig | None = None, *, encoder: MofaEncoder | No
     for step in progress:
         batch = corpus.get((step * config.batch_size) % config.corpus_size)
         code = encoder(batch["image"])  # (B, D)
-        decoded = decode(code, model, batch["focal"], batch["principal"], layout=layout)
+        decoded = decode(code, model, batch["focal"], batch["principal"], layout=layout,
+                         shade=False)  # mofa_loss shades inside its fused op
         terms = mofa_loss(decoded, layout.split(code), batch["image"], model,
                           config=loss_config, landmarks=batch["landmarks_2d"])
         optimizer.zero_grad(set_to_none=True)
