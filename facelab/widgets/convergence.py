@@ -129,6 +129,7 @@ class ConvergencePlot:
             self.image_widget.add_class("facelab-image")
             row.append(self.image_widget)
         self.widget = w.VBox([w.HBox([self.log_toggle, self.status]), w.HBox(row)])
+        self.widget.add_class("facelab-convergence-plot")
         # Draw the empty axes now: the first Agg draw in a process loads fonts (~1 s), which
         # belongs to construction, not to the loop.
         # A second, timed draw seeds the adaptive throttle with this machine's redraw cost.

@@ -105,6 +105,7 @@ class MotionPlayer:
                    for t, v in zip(self.titles, self.views, strict=True)]
         self.widget = w.VBox([w.HBox([self.play, self.slider, self.fps_slider]),
                               w.HBox(columns, layout=w.Layout(flex_flow="row wrap"))])
+        self.widget.add_class("facelab-motion")
 
     @property
     def fps(self) -> int:

@@ -102,8 +102,12 @@ class MeshView:
         self.camera = three.PerspectiveCamera(
             position=self._view_position(0.0, 0.0), fov=40.0,
             aspect=width / height, near=radius * 0.05, far=radius * 20.0,
-            children=[three.DirectionalLight(color="white", intensity=0.6,
-                                             position=[0.0, 0.0, 1.0])])
+            children=[three.DirectionalLight(
+                color="white", intensity=0.6, position=[0.0, 0.0, 1.0],
+                # An explicit shadow model: with the default (unset) one, pythreejs 2.4 raises
+                # "Error setting state: t.on is not a function" in the browser for every view.
+                shadow=three.DirectionalLightShadow(
+                    camera=three.OrthographicCamera(-1.0, 1.0, 1.0, -1.0)))])
         self.scene = three.Scene(children=[*children, self.camera,
                                            three.AmbientLight(color="white", intensity=0.55)],
                                  background=background)
@@ -131,10 +135,15 @@ class MeshView:
         self.camera.position = self._view_position(float(azimuth), float(elevation))
         self.camera.up = [0.0, 1.0, 0.0]
         self.controls.target = list(self._center)
+        # Orbiting in the browser moves the front-end camera without telling the kernel, so the
+        # kernel's values may equal the new ones and traitlets would send nothing: send them.
+        self.camera.send_state(["position", "up"])
+        self.controls.send_state(["target"])
         self.camera.lookAt(list(self._center))
 
     def reset_view(self) -> None:
-        """Back to the starting front view (undoes any orbiting with the mouse)."""
+        """Back to the starting front view (undoes any orbiting, panning and zooming)."""
+        self.controls.reset()  # three.js OrbitControls.reset: the saved start state
         self.set_view(0.0, 0.0)
 
     def show_landmarks(self, visible: bool) -> None:
