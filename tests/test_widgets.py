@@ -602,11 +602,12 @@ def test_convergence_sparse_terms_as_markers_legend_outside_nothing_clipped():
     plot = ConvergencePlot(interactive=True, title="a long title for the fit", show_image=True)
     for s in range(60):
         plot.on_step(s, {"total": 1.0 / (s + 1), "val": 0.5 / (s + 1) if s % 10 == 0
-                         else float("nan"), "unused": float("nan")},
+                         else float("nan"), "unused": float("nan"),
+                         "a_rather_long_loss_term_name": 2.0 / (s + 1)},
                      state={"image": np.full((8, 8, 3), 0.3, np.float32)})
     plot._redraw()
     lines = plot._lines
-    assert set(lines) == {"total", "val"}  # a term never reported is left out
+    assert set(lines) == {"total", "val", "a_rather_long_loss_term_name"}  # never reported: out
     assert lines["total"].get_linestyle() == "-" and lines["total"].get_marker() in ("None", "")
     assert lines["val"].get_linestyle() == "None" and lines["val"].get_marker() == "o"
     np.testing.assert_array_equal(lines["val"].get_xdata(), np.arange(0, 60, 10))

@@ -196,7 +196,7 @@ class ConvergencePlot:
             else:
                 x_plot, y_plot = steps, y
             if name not in lines:
-                label = f"{name} (every few steps)" if sparse else name
+                label = f"{name} (sparse)" if sparse else name
                 style = dict(marker="o", markersize=3.5, linestyle="none") if sparse \
                     else dict(linewidth=1.4)
                 (lines[name],) = ax.plot(x_plot, y_plot, label=label, **style)
@@ -204,15 +204,30 @@ class ConvergencePlot:
                 lines[name].set_data(x_plot, y_plot)
         terms = tuple(lines)
         if terms != getattr(ax, "_facelab_legend", ()):
-            ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9,
-                      frameon=False, borderaxespad=0.0)
+            legend = ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9,
+                               frameon=False, borderaxespad=0.0)
             ax._facelab_legend = terms
+            self._fit_legend(ax, legend)
         scale = "log" if self._log else "linear"
         if getattr(ax, "_facelab_scale", None) != scale:  # set_yscale rebuilds the tickers
             ax.set_yscale(scale)
             ax._facelab_scale = scale
         ax.relim()
         ax.autoscale_view()
+
+    @staticmethod
+    def _fit_legend(ax, legend) -> None:
+        """Narrow the curves' axes so the legend (outside, on the right) fits in the figure
+        and stops before the image panel, whatever the length of the term names."""
+        fig = ax.figure
+        renderer = fig.canvas.get_renderer()
+        width = legend.get_window_extent(renderer).width / fig.bbox.width  # figure fraction
+        others = [a.get_position().x0 for a in fig.axes if a is not ax]
+        limit = (min(others) if others else 1.0) - 0.01
+        box = ax.get_position()
+        gap = 0.02 * box.width + 0.01  # bbox_to_anchor x = 1.02 plus a margin
+        right = min(box.x1, limit - width - gap)
+        ax.set_position((box.x0, box.y0, max(right - box.x0, 0.25), box.height))
 
     def _redraw(self) -> None:
         t0 = time.perf_counter()
