@@ -54,3 +54,14 @@ def test_notebooks_with_widgets_are_covered():
     counts = {p.stem: len(widget_outputs(nbformat.read(p, as_version=4))) for p in NOTEBOOKS}
     assert counts["00_foundations"] >= 3 and counts["01_mofa"] >= 2, counts
     assert counts["03_3ddfa_v2"] >= 1, counts
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_training_loops_end_with_the_final_static_figure(path):
+    """A loop reporting to a live ConvergencePlot (``callback=plot``) leaves the converged
+    curves as a picture in its own cell's output (ConvergencePlot.on_end in Jupyter)."""
+    nb = nbformat.read(path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and "callback=plot" in cell.source:
+            assert any("image/png" in out.get("data", {}) for out in cell.get("outputs", [])), \
+                f"{path.name} cell {i}: the loop's final figure is missing"
