@@ -653,6 +653,29 @@ def test_convergence_cadence_about_one_redraw_a_second_under_five_percent(monkey
     assert c["redraws"] >= int(30 / (expected + slack)) - 1, c
 
 
+def test_convergence_one_slow_redraw_does_not_stall_the_plot(monkeypatch):
+    """A single 0.5 s redraw (the machine was busy) must not push the next one 10 s away."""
+    import facelab.widgets.convergence as conv
+
+    clock = [1000.0]
+    monkeypatch.setattr(conv.time, "perf_counter", lambda: clock[0])
+    plot = ConvergencePlot(interactive=True)
+    costs = iter([0.5] + [0.03] * 1000)  # the first redraw of the loop is slow
+
+    def draw(real=plot._canvas.draw):
+        real()
+        clock[0] += next(costs) if plot._running else 0.03
+
+    monkeypatch.setattr(plot._canvas, "draw", draw)
+    for step in range(100):  # 10 s of loop
+        clock[0] += 0.1
+        plot.on_step(step, {"loss": 1.0 / (step + 1)})
+    plot.on_end()
+    gaps = np.diff(plot.redraw_times)
+    assert gaps.max() < 2.0, gaps  # back to ~1 s right after the slow one
+    assert len(plot.redraw_times) >= 7
+
+
 def test_convergence_bad_input():
     with pytest.raises(ValueError, match="min_interval"):
         ConvergencePlot(min_interval=0.0, interactive=False)

@@ -9,8 +9,8 @@ It implements :class:`facelab.progress.Callback`, so every fitting or training l
 
 Redraws are throttled so the loop is not slowed down: about once a second (``min_interval``)
 and, adaptively, no more often than keeps drawing time under ``max_overhead`` (5 %) of wall
-time: the interval is ``max(min_interval, cost / max_overhead)`` with ``cost`` a running
-average of the redraw time (~30-50 ms on a laptop core, so the 1 s cadence holds). Recording
+time: the interval is ``max(min_interval, cost / max_overhead)`` with ``cost`` the running
+median of the last redraw times (~30-50 ms on a laptop core, so the 1 s cadence holds). Recording
 a step costs microseconds. The figure is a plain matplotlib ``Figure`` drawn by Agg into an
 ``ipywidgets.Image`` (no pyplot state, works in JupyterLab and classic notebook); its lines,
 legend and layout are built once and only their data change, which keeps a redraw cheap.
@@ -103,6 +103,7 @@ class ConvergencePlot:
         self._legend_terms: tuple = ()
         self._last_draw = -np.inf
         self._last_cost = 0.0
+        self._costs: list[float] = []
         self._running = False
         self._last_capture = -np.inf
         self._image_dirty = False
@@ -140,6 +141,7 @@ class ConvergencePlot:
             rgba = np.asarray(self._canvas.buffer_rgba())  # (h, w, 4) uint8
             self.plot_widget.value = static.png_bytes(rgba[..., :3])
             self._last_cost = time.perf_counter() - t0
+            self._costs.append(self._last_cost)  # seeds the median of redraw costs
 
     def _on_log(self, change) -> None:
         self._log = bool(change["new"])
@@ -244,8 +246,10 @@ class ConvergencePlot:
             last = ", ".join(f"{k} {v[-1]:.4g}" for k, v in self.history.losses.items())
             self.status.value = f"<code>step {self.history.steps[-1]}: {last}</code>"
         cost = time.perf_counter() - t0
-        # A running average, so one slow draw (a busy machine) does not stall the plot.
-        self._last_cost = cost if self.redraws == 0 else 0.5 * (self._last_cost + cost)
+        # The median of the last few redraws: one slow draw (a busy machine) must not stretch
+        # the next interval to many seconds, and a lasting slowdown still widens it.
+        self._costs = [*self._costs[-4:], cost]
+        self._last_cost = float(np.median(self._costs))
         self._last_draw = time.perf_counter()
         self.redraws += 1
         if self._running:
