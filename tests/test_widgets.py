@@ -654,7 +654,8 @@ def test_convergence_cadence_about_one_redraw_a_second_under_five_percent(monkey
 
 
 def test_convergence_one_slow_redraw_does_not_stall_the_plot(monkeypatch):
-    """A single 0.5 s redraw (the machine was busy) must not push the next one 10 s away."""
+    """A single 0.5 s redraw (the machine was busy) must not push the next one 10 s away
+    (0.5 / 5 %), and the cadence returns to 1 s once it leaves the five-draw window."""
     import facelab.widgets.convergence as conv
 
     clock = [1000.0]
@@ -667,13 +668,16 @@ def test_convergence_one_slow_redraw_does_not_stall_the_plot(monkeypatch):
         clock[0] += next(costs) if plot._running else 0.03
 
     monkeypatch.setattr(plot._canvas, "draw", draw)
-    for step in range(100):  # 10 s of loop
+    for step in range(300):  # 30 s of loop
         clock[0] += 0.1
         plot.on_step(step, {"loss": 1.0 / (step + 1)})
     plot.on_end()
     gaps = np.diff(plot.redraw_times)
-    assert gaps.max() < 2.0, gaps  # back to ~1 s right after the slow one
-    assert len(plot.redraw_times) >= 7
+    # the slow draw widens the next intervals (at most 0.5 s / 3 costs / 5 % = 3.3 s, not
+    # 10 s), then the cadence is back to ~1 s; drawing stays within 5 % of the loop
+    assert gaps.max() < 3.6, gaps
+    assert np.all(np.abs(gaps[-5:] - 1.0) < 0.2), gaps
+    assert plot.cadence()["overhead"] <= 0.05, plot.cadence()
 
 
 def test_convergence_bad_input():

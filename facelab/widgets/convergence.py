@@ -9,8 +9,8 @@ It implements :class:`facelab.progress.Callback`, so every fitting or training l
 
 Redraws are throttled so the loop is not slowed down: about once a second (``min_interval``)
 and, adaptively, no more often than keeps drawing time under ``max_overhead`` (5 %) of wall
-time: the interval is ``max(min_interval, cost / max_overhead)`` with ``cost`` the running
-median of the last redraw times (~30-50 ms on a laptop core, so the 1 s cadence holds). Recording
+time: the interval is ``max(min_interval, cost / max_overhead)`` with ``cost`` the mean of
+the last five redraw times (~30-50 ms on a laptop core, so the 1 s cadence holds). Recording
 a step costs microseconds. The figure is a plain matplotlib ``Figure`` drawn by Agg into an
 ``ipywidgets.Image`` (no pyplot state, works in JupyterLab and classic notebook); its lines,
 legend and layout are built once and only their data change, which keeps a redraw cheap.
@@ -141,7 +141,7 @@ class ConvergencePlot:
             rgba = np.asarray(self._canvas.buffer_rgba())  # (h, w, 4) uint8
             self.plot_widget.value = static.png_bytes(rgba[..., :3])
             self._last_cost = time.perf_counter() - t0
-            self._costs.append(self._last_cost)  # seeds the median of redraw costs
+            self._costs.append(self._last_cost)  # seeds the mean of redraw costs
 
     def _on_log(self, change) -> None:
         self._log = bool(change["new"])
@@ -246,10 +246,11 @@ class ConvergencePlot:
             last = ", ".join(f"{k} {v[-1]:.4g}" for k, v in self.history.losses.items())
             self.status.value = f"<code>step {self.history.steps[-1]}: {last}</code>"
         cost = time.perf_counter() - t0
-        # The median of the last few redraws: one slow draw (a busy machine) must not stretch
-        # the next interval to many seconds, and a lasting slowdown still widens it.
+        # The mean of the last five redraws: drawing stays ~max_overhead of the loop on
+        # average, while one slow draw (a busy machine) only widens the next few intervals by
+        # a fifth of its cost / max_overhead instead of stalling the plot.
         self._costs = [*self._costs[-4:], cost]
-        self._last_cost = float(np.median(self._costs))
+        self._last_cost = float(np.mean(self._costs))
         self._last_draw = time.perf_counter()
         self.redraws += 1
         if self._running:
