@@ -35,8 +35,11 @@ demo: setup
 	@echo ""
 	@echo "Open the notebooks with:  $(BIN)/jupyter lab notebooks/"
 
+# Two passes: everything but the browser tests in the 2-worker pool, then the browser tests
+# alone (they drive JupyterLab + Chromium and must not compete with the pool for 2 cores).
 test: setup-dev
-	$(BIN)/python -m pytest -n 2 --dist loadscope --nbval-lax --nbval-current-env tests notebooks
+	$(BIN)/python -m pytest -n 2 --dist loadscope --nbval-lax --nbval-current-env -m "not browser" tests notebooks
+	$(BIN)/python -m pytest -p no:xdist -m browser tests/browser
 
 lint: setup-dev
 	$(BIN)/ruff check facelab tests benchmarks

@@ -41,6 +41,7 @@ fitting uses it by default.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import NamedTuple
 
@@ -94,10 +95,36 @@ class Detection(NamedTuple):
     mesh: np.ndarray
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null for the duration (MediaPipe's C++ side — TFLite and
+    absl logging — writes INFO/WARNING lines straight to it, which a notebook shows as a red
+    stderr block; Python warnings are filtered separately). Python exceptions still propagate."""
+    import os
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real fd 2: nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def mediapipe_available() -> bool:
     """True when ``mediapipe`` can be imported (the ``facelab[landmarks]`` extra)."""
     try:
-        import mediapipe  # noqa: F401
+        with _native_stderr_silenced():  # its native libraries log on import
+            import mediapipe  # noqa: F401
     except ImportError:
         return False
     return True
@@ -106,20 +133,22 @@ def mediapipe_available() -> bool:
 _SOLVERS: dict = {}
 
 
+
 def _solvers():
     """The MediaPipe face detector and face mesh, created once (they hold TFLite graphs)."""
     if not _SOLVERS:
         try:
-            with warnings.catch_warnings():  # protobuf deprecation noise inside mediapipe
-                warnings.simplefilter("ignore", UserWarning)
+            with warnings.catch_warnings(), _native_stderr_silenced():
+                warnings.simplefilter("ignore", UserWarning)  # protobuf deprecation noise
                 import mediapipe as mp
         except ImportError as err:
             raise ImportError(_EXTRA_MESSAGE) from err
-        _SOLVERS["detector"] = mp.solutions.face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=0.5)
-        _SOLVERS["mesh"] = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, refine_landmarks=False,
-            min_detection_confidence=0.5)
+        with _native_stderr_silenced():
+            _SOLVERS["detector"] = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=0.5)
+            _SOLVERS["mesh"] = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=False,
+                min_detection_confidence=0.5)
     return _SOLVERS["detector"], _SOLVERS["mesh"]
 
 
@@ -139,7 +168,7 @@ def detect(image) -> Detection | None:
     rgb = to_uint8(as_rgb_image(image))  # (H, W, 3) uint8, what MediaPipe expects
     detector, mesh = _solvers()
     h, w = rgb.shape[:2]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _native_stderr_silenced():
         warnings.simplefilter("ignore", UserWarning)
         result = mesh.process(rgb)
         found = detector.process(rgb)

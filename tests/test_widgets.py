@@ -4,6 +4,7 @@ No browser here (see tests/browser/ for that): moving a slider is setting ``.val
 3D buffers are the pythreejs ``BufferAttribute.array`` traits the front end receives.
 """
 
+import base64
 import math
 import subprocess
 import sys
@@ -280,6 +281,102 @@ def test_explorer_update_time_recorded(explorer):
     explorer.reset()
 
 
+def test_explorer_light_controls_write_the_sh(explorer):
+    from facelab.lighting import sh_from_direction
+    from facelab.widgets.explorer import light_direction, light_sh
+
+    explorer.reset()
+    np.testing.assert_allclose(light_direction(0, 0).numpy(), [0, 0, -1], atol=1e-7)
+    np.testing.assert_allclose(light_direction(90, 0).numpy(), [1, 0, 0], atol=1e-7)
+    np.testing.assert_allclose(light_direction(0, 90).numpy(), [0, -1, 0], atol=1e-7)  # up = -y
+    col = explorer.view.geometry.attributes["color"].array.copy()
+    pos = explorer.view.geometry.attributes["position"].array.copy()
+    light = explorer.light
+    light["azimuth"].value = 60.0
+    gamma = explorer.coefficients()["gamma"][0]
+    expected = sh_from_direction(light_direction(60.0, light["elevation"].value),
+                                 intensity=light["intensity"].value,
+                                 ambient=light["ambient"].value)[0]
+    np.testing.assert_allclose(gamma.numpy(), expected.numpy(), atol=0.006)  # 0.01 grid
+    np.testing.assert_array_equal(explorer.view.geometry.attributes["position"].array, pos)
+    assert np.abs(explorer.view.geometry.attributes["color"].array - col).max() > 0.05
+    light["color"].value = "#ff0000"  # a red light: green and blue coefficients vanish
+    gamma = explorer.coefficients()["gamma"][0]
+    assert gamma[:, 1:].abs().max() == 0 and gamma[:, 0].abs().max() > 0.1
+    np.testing.assert_allclose(light_sh(10, 20, 0.5, 0.3, (1, 0.5, 0))[:, 1].numpy(),
+                               0.5 * light_sh(10, 20, 0.5, 0.3)[:, 1].numpy(), atol=1e-7)
+    explorer.reset()
+    np.testing.assert_allclose(explorer.view.geometry.attributes["color"].array, col, atol=1e-6)
+    assert light["azimuth"].value == 0.0 and light["color"].value == "#ffffff"
+
+
+def test_explorer_labels_toggles_views_and_buttons(explorer, model, tmp_path):
+    from facelab.widgets.viewer import VIEWS
+
+    explorer.reset()
+    # Readable labels: no identifiers with underscores, wide enough label column.
+    labels = [s.description for s in explorer.sliders.values()]
+    assert not any("_" in d for d in labels)
+    assert "jaw open" in labels
+    width = int(explorer.sliders["jaw"].style.description_width.rstrip("px"))
+    assert width >= 7 * max(len(d) for d in labels if not d.startswith("Y"))
+    # Toggles: landmarks as markers in 3D and in the image; wireframe over the mesh.
+    view = explorer.view
+    assert view.landmark_points is not None and not view.landmark_points.visible
+    assert view.landmark_points.material.size >= 5 and not view.landmark_points.material \
+        .sizeAttenuation
+    plain = explorer.image_widget.value
+    explorer.toggles["landmarks"].value = True
+    assert view.landmark_points.visible and explorer.image_widget.value != plain
+    marked = explorer.shown_image()
+    assert (np.abs(marked - explorer.image).max(axis=-1) > 0.2).sum() >= 68
+    explorer.toggles["wireframe"].value = True
+    assert view.wireframe.visible and view.wireframe.geometry is view.geometry
+    # Preset views and reset: the camera moves, reset puts it back in front.
+    front = list(view.camera.position)
+    explorer.view_preset.value = "left profile"
+    assert abs(view.camera.position[0] - front[2] + view.controls.target[2]) < 1e-3
+    explorer.buttons["reset_view"].click()
+    np.testing.assert_allclose(view.camera.position, front, atol=1e-6)
+    assert explorer.view_preset.value == "front" and set(VIEWS) >= {"front", "left ¾"}
+    # Randomise: seeded, one update, values on the sliders; reset all undoes everything.
+    n = len(explorer.update_ms)
+    explorer.buttons["randomise"].click()
+    assert len(explorer.update_ms) == n + 1
+    assert any(explorer.sliders[f"id_{i}"].value != 0 for i in range(4))
+    explorer.view_preset.value = "from above"
+    explorer.buttons["reset"].click()
+    assert all(explorer.sliders[f"id_{i}"].value == 0 for i in range(4))
+    assert not explorer.toggles["landmarks"].value and not view.wireframe.visible
+    np.testing.assert_allclose(view.camera.position, front, atol=1e-6)
+    # Save PNG / OBJ from the buttons.
+    explorer.path.value = str(tmp_path / "sub" / "me")
+    (tmp_path / "sub").mkdir()
+    explorer.buttons["save_png"].click()
+    explorer.buttons["save_obj"].click()
+    assert (tmp_path / "sub" / "me.png").read_bytes()[:4] == b"\x89PNG"
+    obj = (tmp_path / "sub" / "me.obj").read_text().splitlines()
+    assert sum(line.startswith("v ") for line in obj) == model.num_vertices
+    assert "saved" in explorer.message.value
+
+
+def test_widgets_display_a_static_png_beside_the_live_view(explorer, model):
+    verts, faces = dome()
+    plot = ConvergencePlot(interactive=True)
+    for step in range(5):
+        plot.on_step(step, {"a": 1.0 / (step + 1)})
+    plot.on_end()
+    widgets = [explorer, show_mesh(verts, faces, landmarks=torch.arange(5)),
+               GradientView(verts, faces, torch.ones(72), image_size=32), plot,
+               MotionPlayer(torch.stack([verts, verts * 1.1]), faces)]
+    for widget in widgets:
+        data, _ = widget._repr_mimebundle_()
+        name = type(widget).__name__
+        assert base64.b64decode(data["image/png"])[:4] == b"\x89PNG", name
+        assert "model_id" in data["application/vnd.jupyter.widget-view+json"], name
+        assert "children=" not in data["text/plain"], name
+
+
 def test_explorer_static_and_bad_input(explorer, tmp_path):
     fig = explorer.static()
     assert len(fig.axes) == 2
@@ -337,7 +434,7 @@ def test_gradient_view_colour_map_and_heat_map():
     i, j = np.unravel_index(np.argmax(heat), heat.shape)
     screen = screen_vertices(view.verts, view.framing)[0, apex]
     assert abs(j + 0.5 - float(screen[0])) <= 2 and abs(i + 0.5 - float(screen[1])) <= 2
-    # Shared scale: 'neural' (magnitude 1 everywhere) is 1/5 of the top of the scale.
+    # Shared scale: 'neural' (magnitude 1 everywhere) sits below the shared top of the scale.
     shared = view.views[1].geometry.attributes["color"].array.copy()
     view.shared_toggle.value = False
     separate = view.views[1].geometry.attributes["color"].array
@@ -359,7 +456,52 @@ def test_gradient_view_callable_log_scale_and_update():
     assert live_widgets() == n_widgets
     assert view.views[0].geometry is geometry and geometry.attributes["color"] is attr
     fig = view.static()
-    assert len(fig.axes) == 2
+    assert len(fig.axes) == 3  # 3D front view, image space, colour bar
+    assert "loss / mm" in fig.axes[2].get_xlabel()
+
+
+def test_robust_range_percentile_and_sparse():
+    from facelab.widgets.gradients import robust_range
+
+    values = np.concatenate([np.linspace(1.0, 100.0, 1000), [1e6]])  # one outlier
+    lo, hi = robust_range([values])
+    assert lo == 0.0 and 95.0 < hi < 101.0  # the outlier saturates instead of setting the top
+    sparse = np.zeros(5000)
+    sparse[:20] = np.linspace(1.0, 2.0, 20)  # 0.4 % non-zero: the 99th percentile of all is 0
+    lo, hi = robust_range([sparse])
+    assert hi == pytest.approx(np.percentile(sparse[:20], 99.0))
+    lo, hi = robust_range([sparse], log_decades=3.0)
+    assert lo == pytest.approx(hi / 1e3)
+
+
+def test_gradient_view_unlit_colours_match_the_bar_and_own_shapes():
+    import matplotlib
+    import pythreejs as three
+
+    verts, faces = dome()
+    moved = verts.clone()
+    moved[:, 2] += 10.0 * torch.linspace(0, 1, verts.shape[0])
+    loss = lambda v: (v[:, 2] ** 2).sum()  # noqa: E731
+    view = GradientView([verts, moved], faces, [loss, loss], ["start", "moved"],
+                        shared_scale=False, image_size=48, units="px² / mm")
+    # Gradients are taken on each panel's own shape and the views show that shape.
+    np.testing.assert_allclose(view.magnitudes[1], 2 * moved[:, 2].abs().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(view.views[1].geometry.attributes["position"].array,
+                               moved.numpy())
+    for v in view.views:
+        assert isinstance(v.mesh.material, three.MeshBasicMaterial)  # unlit
+    # The vertex colours are exactly the colour map at the normalised magnitude.
+    lo, hi = view.ranges[1]
+    assert lo == 0.0  # linear scale
+    expected = matplotlib.colormaps["inferno"](np.clip(view.magnitudes[1] / hi, 0, 1))[:, :3]
+    np.testing.assert_allclose(view.views[1].geometry.attributes["color"].array, expected,
+                               atol=1e-6)
+    assert all(b.value[:4] == b"\x89PNG" for b in view.colorbar_widgets)
+    fig = view.static()
+    labels = [ax.get_xlabel() for ax in fig.axes if ax.get_xlabel()]
+    assert labels == ["|∂L/∂v|  (px² / mm)"] * 2
+    with pytest.raises(ValueError, match="one mesh or 2 meshes"):
+        GradientView([verts, verts, verts], faces, [loss, loss])
 
 
 def test_gradient_view_bad_input():
@@ -452,8 +594,90 @@ def test_convergence_static_fallback(tmp_path):
     from PIL import Image
 
     assert Image.open(path).size[0] > 200
-    bundle = plot._repr_mimebundle_()
-    assert bundle["image/png"][:4] == b"\x89PNG"
+    bundle, _ = plot._repr_mimebundle_()
+    assert base64.b64decode(bundle["image/png"])[:4] == b"\x89PNG"
+
+
+def test_convergence_sparse_terms_as_markers_legend_outside_nothing_clipped():
+    plot = ConvergencePlot(interactive=True, title="a long title for the fit", show_image=True)
+    for s in range(60):
+        plot.on_step(s, {"total": 1.0 / (s + 1), "val": 0.5 / (s + 1) if s % 10 == 0
+                         else float("nan"), "unused": float("nan"),
+                         "a_rather_long_loss_term_name": 2.0 / (s + 1)},
+                     state={"image": np.full((8, 8, 3), 0.3, np.float32)})
+    plot._redraw()
+    lines = plot._lines
+    assert set(lines) == {"total", "val", "a_rather_long_loss_term_name"}  # never reported: out
+    assert lines["total"].get_linestyle() == "-" and lines["total"].get_marker() in ("None", "")
+    assert lines["val"].get_linestyle() == "None" and lines["val"].get_marker() == "o"
+    np.testing.assert_array_equal(lines["val"].get_xdata(), np.arange(0, 60, 10))
+    for fig in (plot._fig, plot.static()):
+        renderer = fig.canvas.get_renderer()
+        ax = fig.axes[0]
+        legend = ax.get_legend().get_window_extent(renderer)
+        assert legend.x0 >= ax.get_window_extent(renderer).x1  # outside the axes
+        box, drawn = fig.bbox, ax.get_tightbbox(renderer)  # ticks, labels, legend as drawn
+        for e in (drawn, fig._suptitle.get_window_extent(renderer)):
+            assert box.x0 - 1 <= e.x0 and e.x1 <= box.x1 + 1, (e, box)
+            assert box.y0 - 1 <= e.y0 and e.y1 <= box.y1 + 1, (e, box)
+        if len(fig.axes) > 1:  # the legend does not run into the image
+            assert legend.x1 <= fig.axes[1].get_window_extent(renderer).x0
+
+
+@pytest.mark.parametrize("cost", [0.03, 0.08])
+def test_convergence_cadence_about_one_redraw_a_second_under_five_percent(monkeypatch, cost):
+    """The throttle on a fake clock (deterministic on a loaded machine): a loop of 100 ms
+    steps, a redraw costing ``cost`` seconds. Cheap redraws come once a second (the 1 s
+    floor); expensive ones are spaced to keep drawing at 5 % of the loop's wall time."""
+    import facelab.widgets.convergence as conv
+
+    clock = [1000.0]
+    monkeypatch.setattr(conv.time, "perf_counter", lambda: clock[0])
+    plot = ConvergencePlot(interactive=True)  # defaults: 1 s, 5 %
+    assert plot.min_interval == 1.0 and plot.max_overhead == 0.05
+
+    def draw(real=plot._canvas.draw):
+        real()
+        clock[0] += cost  # what a redraw costs on this imaginary machine
+
+    monkeypatch.setattr(plot._canvas, "draw", draw)
+    for step in range(300):  # 30 s of loop
+        clock[0] += 0.1
+        plot.on_step(step, {"loss": 1.0 / (step + 1)})
+    plot.on_end()
+    c = plot.cadence()
+    expected = max(1.0, cost / 0.05)
+    slack = cost + 0.1 + 1e-6  # the interval runs from the end of a draw; 0.1 s step granularity
+    assert expected <= c["mean_interval_s"] <= expected + slack, c
+    assert c["overhead"] <= 0.05 + 1e-9, c
+    assert c["redraws"] >= int(30 / (expected + slack)) - 1, c
+
+
+def test_convergence_one_slow_redraw_does_not_stall_the_plot(monkeypatch):
+    """A single 0.5 s redraw (the machine was busy) must not push the next one 10 s away
+    (0.5 / 5 %), and the cadence returns to 1 s once it leaves the five-draw window."""
+    import facelab.widgets.convergence as conv
+
+    clock = [1000.0]
+    monkeypatch.setattr(conv.time, "perf_counter", lambda: clock[0])
+    plot = ConvergencePlot(interactive=True)
+    costs = iter([0.5] + [0.03] * 1000)  # the first redraw of the loop is slow
+
+    def draw(real=plot._canvas.draw):
+        real()
+        clock[0] += next(costs) if plot._running else 0.03
+
+    monkeypatch.setattr(plot._canvas, "draw", draw)
+    for step in range(300):  # 30 s of loop
+        clock[0] += 0.1
+        plot.on_step(step, {"loss": 1.0 / (step + 1)})
+    plot.on_end()
+    gaps = np.diff(plot.redraw_times)
+    # the slow draw widens the next intervals (at most 0.5 s / 3 costs / 5 % = 3.3 s, not
+    # 10 s), then the cadence is back to ~1 s; drawing stays within 5 % of the loop
+    assert gaps.max() < 3.6, gaps
+    assert np.all(np.abs(gaps[-5:] - 1.0) < 0.2), gaps
+    assert plot.cadence()["overhead"] <= 0.05, plot.cadence()
 
 
 def test_convergence_bad_input():

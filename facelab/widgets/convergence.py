@@ -7,16 +7,22 @@ It implements :class:`facelab.progress.Callback`, so every fitting or training l
     fit(..., callback=plot)             # loops call plot.on_step(step, losses, state)
     plot.save("convergence.png")        # static figure, anywhere
 
-Redraws are throttled so the loop is not slowed down: at most every ``min_interval`` seconds
-and, adaptively, no more often than keeps drawing time under ``max_overhead`` of wall time
-(one redraw of ~30 ms with max_overhead 0.03 means at most one per second). Recording a
-step costs microseconds; the figure is a plain matplotlib ``Figure`` drawn by Agg into an
-``ipywidgets.Image`` (no pyplot state, works in JupyterLab and classic notebook).
+Redraws are throttled so the loop is not slowed down: about once a second (``min_interval``)
+and, adaptively, no more often than keeps drawing time under ``max_overhead`` (5 %) of wall
+time: the interval is ``max(min_interval, cost / max_overhead)`` with ``cost`` the mean of
+the last five redraw times (~30-50 ms on a laptop core, so the 1 s cadence holds). Recording
+a step costs microseconds. The figure is a plain matplotlib ``Figure`` drawn by Agg into an
+``ipywidgets.Image`` (no pyplot state, works in JupyterLab and classic notebook); its lines,
+legend and layout are built once and only their data change, which keeps a redraw cheap.
+
+Terms reported at only some steps (validation errors, terms logged every k steps) are drawn
+as markers — a line through NaN gaps would be invisible — and terms never reported are left
+out; the legend sits outside the axes. When a loop ends inside Jupyter, the final static
+figure is displayed below the loop's cell, so saved notebooks and HTML exports show it.
 """
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -64,16 +70,20 @@ class ConvergencePlot:
     min_interval: seconds between redraws at least; max_overhead: the share of wall time
         redraws may take (adaptive throttle).
     title: figure title. interactive: build and update widgets (None: only inside Jupyter).
+    show_final: display the final static figure in the loop's cell when a loop ends (inside
+        Jupyter only), so exported notebooks show the converged curves.
 
     State: ``history`` (a :class:`facelab.progress.History` of every step), ``redraws`` (count),
-    ``draw_seconds`` (total time spent drawing), ``plot_widget`` / ``image_widget`` /
-    ``log_toggle`` / ``widget`` (None when not interactive).
+    ``draw_seconds`` (total time spent drawing during loops), ``loop_seconds`` (wall time of
+    the loops so far), ``redraw_times`` (perf_counter time of each redraw during a loop),
+    ``plot_widget`` / ``image_widget`` / ``log_toggle`` / ``widget`` (None when not
+    interactive). :meth:`cadence` summarises the redraw interval and the drawing overhead.
     """
 
     def __init__(self, terms: Sequence[str] | None = None, *, log_scale: bool = True,
-                 show_image: bool = False, min_interval: float = 0.2,
-                 max_overhead: float = 0.03, title: str | None = None,
-                 interactive: bool | None = None):
+                 show_image: bool = False, min_interval: float = 1.0,
+                 max_overhead: float = 0.05, title: str | None = None,
+                 interactive: bool | None = None, show_final: bool = True):
         from facelab._checks import check_positive
 
         self.terms = None if terms is None else [str(t) for t in terms]
@@ -85,8 +95,15 @@ class ConvergencePlot:
         self.image: np.ndarray | None = None
         self.redraws = 0
         self.draw_seconds = 0.0
+        self.loop_seconds = 0.0
+        self.redraw_times: list[float] = []
+        self.show_final = bool(show_final)
+        self._loop_start = None
+        self._yscale = None
+        self._legend_terms: tuple = ()
         self._last_draw = -np.inf
         self._last_cost = 0.0
+        self._costs: list[float] = []
         self._running = False
         self._last_capture = -np.inf
         self._image_dirty = False
@@ -113,62 +130,111 @@ class ConvergencePlot:
             self.image_widget.add_class("facelab-image")
             row.append(self.image_widget)
         self.widget = w.VBox([w.HBox([self.log_toggle, self.status]), w.HBox(row)])
+        self.widget.add_class("facelab-convergence-plot")
         # Draw the empty axes now: the first Agg draw in a process loads fonts (~1 s), which
         # belongs to construction, not to the loop.
         # A second, timed draw seeds the adaptive throttle with this machine's redraw cost.
-        self._fig, self._canvas, self._ax, _ = self._figure(False)
+        self._fig, self._canvas, self._ax, _ = self._figure(False, live=True)
         for _ in range(2):
             t0 = time.perf_counter()
             self._canvas.draw()
             rgba = np.asarray(self._canvas.buffer_rgba())  # (h, w, 4) uint8
             self.plot_widget.value = static.png_bytes(rgba[..., :3])
             self._last_cost = time.perf_counter() - t0
+            self._costs.append(self._last_cost)  # seeds the mean of redraw costs
 
     def _on_log(self, change) -> None:
         self._log = bool(change["new"])
         if self._ax is not None:
             self._redraw()
 
-    def _figure(self, with_image: bool):
+    def _figure(self, with_image: bool, live: bool = False):
+        """A fresh figure: the curves' axes (legend room on the right) and an image axes.
+
+        The layout is fixed (no tight/constrained layout per draw): margins leave room for
+        the tick labels, the axis labels, the title and a legend outside the axes.
+        """
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        fig = Figure(figsize=(8.5 if with_image else 6.0, 3.4), dpi=80)
+        dpi = 96 if live else static.FIGURE_DPI
+        width = 6.4 if live else (9.6 if with_image else 6.8)
+        fig = Figure(figsize=(width, 3.3), dpi=dpi)
         canvas = FigureCanvasAgg(fig)
+        curves_right = 0.47 if with_image else 0.70  # legend between curves and image
+        top = 0.86 if self.title else 0.95
+        ax = fig.add_axes((0.11, 0.15, curves_right - 0.11, top - 0.15))
+        img_ax = None
         if with_image:
-            ax = fig.add_subplot(1, 2, 1)
-            img_ax = fig.add_subplot(1, 2, 2)
+            img_ax = fig.add_axes((0.70, 0.10, 0.28, top - 0.10))
             img_ax.set_axis_off()
-        else:
-            ax, img_ax = fig.add_subplot(1, 1, 1), None
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
+        ax.set_xlabel("step", fontsize=10)
+        ax.set_ylabel("loss", fontsize=10)
+        ax.tick_params(labelsize=9)
         ax.grid(True, alpha=0.3)
         if self.title:
-            fig.suptitle(self.title)
+            fig.suptitle(self.title, fontsize=11)
         return fig, canvas, ax, img_ax
 
     def _plot_terms(self) -> list[str]:
-        names = list(self.history.losses)
+        """Terms to draw: the requested ones that were reported at least once."""
+        names = [n for n, v in self.history.losses.items() if np.isfinite(v).any()]
         return names if self.terms is None else [t for t in self.terms if t in names]
 
+    @staticmethod
+    def _is_sparse(y: np.ndarray) -> bool:
+        """Reported at fewer than half the steps: a line would vanish between NaN gaps."""
+        return bool(np.isfinite(y).mean() < 0.5)
+
     def _update_axes(self, ax, lines: dict) -> None:
-        steps = np.asarray(self.history.steps)
+        n = len(self.history.steps)  # a snapshot: lists only grow
+        steps = np.asarray(self.history.steps[:n])
         for name in self._plot_terms():
-            y = np.asarray(self.history.losses[name], dtype=np.float64)
-            if name not in lines:
-                (lines[name],) = ax.plot(steps, y, label=name, linewidth=1.2)
-                ax.legend(loc="upper right", fontsize=8)
+            y = np.asarray(self.history.losses[name][:n], dtype=np.float64)
+            sparse = self._is_sparse(y)
+            if sparse:  # only the reported points, as markers
+                keep = np.isfinite(y)
+                x_plot, y_plot = steps[keep], y[keep]
             else:
-                lines[name].set_data(steps, y)
-        ax.set_yscale("log" if self._log else "linear")
+                x_plot, y_plot = steps, y
+            if name not in lines:
+                label = f"{name} (sparse)" if sparse else name
+                style = dict(marker="o", markersize=3.5, linestyle="none") if sparse \
+                    else dict(linewidth=1.4)
+                (lines[name],) = ax.plot(x_plot, y_plot, label=label, **style)
+            else:
+                lines[name].set_data(x_plot, y_plot)
+        terms = tuple(lines)
+        if terms != getattr(ax, "_facelab_legend", ()):
+            legend = ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9,
+                               frameon=False, borderaxespad=0.0)
+            ax._facelab_legend = terms
+            self._fit_legend(ax, legend)
+        scale = "log" if self._log else "linear"
+        if getattr(ax, "_facelab_scale", None) != scale:  # set_yscale rebuilds the tickers
+            ax.set_yscale(scale)
+            ax._facelab_scale = scale
         ax.relim()
         ax.autoscale_view()
+
+    @staticmethod
+    def _fit_legend(ax, legend) -> None:
+        """Narrow the curves' axes so the legend (outside, on the right) fits in the figure
+        and stops before the image panel, whatever the length of the term names."""
+        fig = ax.figure
+        renderer = fig.canvas.get_renderer()
+        width = legend.get_window_extent(renderer).width / fig.bbox.width  # figure fraction
+        others = [a.get_position().x0 for a in fig.axes if a is not ax]
+        limit = (min(others) if others else 1.0) - 0.01
+        box = ax.get_position()
+        gap = 0.02 * box.width + 0.01  # bbox_to_anchor x = 1.02 plus a margin
+        right = min(box.x1, limit - width - gap)
+        ax.set_position((box.x0, box.y0, max(right - box.x0, 0.25), box.height))
 
     def _redraw(self) -> None:
         t0 = time.perf_counter()
         if self._ax is None:
-            self._fig, self._canvas, self._ax, _ = self._figure(False)
+            self._fig, self._canvas, self._ax, _ = self._figure(False, live=True)
         self._update_axes(self._ax, self._lines)
         self._canvas.draw()
         rgba = np.asarray(self._canvas.buffer_rgba())  # (h, w, 4) uint8
@@ -180,10 +246,16 @@ class ConvergencePlot:
             last = ", ".join(f"{k} {v[-1]:.4g}" for k, v in self.history.losses.items())
             self.status.value = f"<code>step {self.history.steps[-1]}: {last}</code>"
         cost = time.perf_counter() - t0
-        self._last_cost = cost
+        # The mean of the last five redraws: drawing stays ~max_overhead of the loop on
+        # average, while one slow draw (a busy machine) only widens the next few intervals by
+        # a fifth of its cost / max_overhead instead of stalling the plot.
+        self._costs = [*self._costs[-4:], cost]
+        self._last_cost = float(np.mean(self._costs))
         self._last_draw = time.perf_counter()
-        self.draw_seconds += cost
         self.redraws += 1
+        if self._running:
+            self.draw_seconds += cost
+            self.redraw_times.append(self._last_draw)
 
     # ---------------------------------------------------------------- callback
     def on_step(self, step: int, losses: Mapping[str, float],
@@ -198,6 +270,7 @@ class ConvergencePlot:
         if not self._running:  # first step of a loop: start the clock, draw min_interval later
             self._running = True
             self._last_draw = now
+            self._loop_start = now
             return
         interval = max(self.min_interval, self._last_cost / self.max_overhead)
         if self.interactive and now - self._last_draw >= interval:
@@ -216,18 +289,34 @@ class ConvergencePlot:
         synchronous.
         """
         self.history.on_end()
+        if self._running and self._loop_start is not None:
+            self.loop_seconds += time.perf_counter() - self._loop_start
         self._running = False  # a later loop reusing this plot starts a fresh clock
         if not (self.interactive and self.history.steps):
             return
         if in_notebook():
             import asyncio
 
+            if self.show_final:
+                from IPython.display import Image, display
+
+                display(Image(data=self.png(), format="png"))
             try:
                 asyncio.get_running_loop().call_soon(self._redraw)
                 return
             except RuntimeError:  # no running loop: draw now
                 pass
         self._redraw()
+
+    def cadence(self) -> dict:
+        """How the live plot kept up: ``redraws`` during loops, ``mean_interval_s`` between
+        them, ``max_interval_s``, ``overhead`` (drawing time / loop wall time)."""
+        t = np.asarray(self.redraw_times)
+        gaps = np.diff(t) if t.size > 1 else np.zeros(0)
+        return {"redraws": int(t.size),
+                "mean_interval_s": float(gaps.mean()) if gaps.size else float("nan"),
+                "max_interval_s": float(gaps.max()) if gaps.size else float("nan"),
+                "overhead": self.draw_seconds / self.loop_seconds if self.loop_seconds else 0.0}
 
     # ---------------------------------------------------------------- fallback
     def static(self):
@@ -237,8 +326,7 @@ class ConvergencePlot:
         self._update_axes(ax, {})
         if img_ax is not None:
             img_ax.imshow(np.clip(image, 0.0, 1.0))
-            img_ax.set_title("current render", fontsize=9)
-        fig.tight_layout()
+            img_ax.set_title("current render", fontsize=10)
         return fig
 
     def save(self, path) -> str:
@@ -247,14 +335,10 @@ class ConvergencePlot:
 
     def png(self) -> bytes:
         """:meth:`static` as PNG bytes."""
-        buf = io.BytesIO()
-        self.static().savefig(buf, format="png")
-        return buf.getvalue()
+        return static.figure_png(self.static())
 
-    def _repr_mimebundle_(self, **kwargs):
-        if self.widget is not None:
-            return self.widget._repr_mimebundle_(**kwargs)
-        return {"image/png": self.png(), "text/plain": repr(self)}
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        return static.display_bundle(self.widget, self.static(), repr(self), include, exclude)
 
     def __repr__(self) -> str:
         return (f"ConvergencePlot(steps={len(self.history)}, terms={list(self.history.losses)}, "

@@ -5,7 +5,9 @@ side in lock step, one 3D view each; a shorter sequence holds its last frame. Po
 normals of every frame are prepared once as float32 arrays, so a frame change only assigns
 arrays to the views' existing ``BufferAttribute`` objects. ``ipywidgets.Play`` drives the frame
 slider in the browser (linked on the front end, so playback does not depend on the kernel's
-timing); a frame-rate slider sets the Play interval.
+timing); a frame-rate slider sets the Play interval. Playback loops by default, and the
+views' cameras are linked on the front end (position, orientation and orbit target), so
+orbiting one view turns them all and the sequences stay comparable.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ class MotionPlayer:
     faces: (F, 3) int.
     fps: initial frame rate (1 to 60). titles: one label per sequence.
     colors: (V, 3) per-vertex colours in [0, 1] shared by all views, or None (grey).
-    view_size: 3D canvas size in pixels.
+    view_size: 3D canvas size in pixels. loop: play in a loop (default) or stop at the end.
+    link_views: orbiting one view moves every view's camera the same way.
 
     State: ``frame`` (current index), ``slider`` (IntSlider), ``play`` (ipywidgets.Play),
     ``fps_slider``, ``views`` (one :class:`MeshView` per sequence), ``widget``. Setting
@@ -58,7 +61,8 @@ class MotionPlayer:
     """
 
     def __init__(self, sequences, faces, *, fps: int = 25, titles: Sequence[str] | None = None,
-                 colors=None, view_size: int = 280):
+                 colors=None, view_size: int = 280, loop: bool = True,
+                 link_views: bool = True):
         import ipywidgets as w
 
         from facelab.normals import vertex_normals
@@ -81,7 +85,15 @@ class MotionPlayer:
         self.frame = 0
         last = self.num_frames - 1
         self.play = w.Play(value=0, min=0, max=last, step=1, interval=round(1000 / fps),
-                           description="play")
+                           description="play", repeat=bool(loop), show_repeat=True)
+        self.play.add_class("facelab-play")
+        self.links = []
+        if link_views:  # front-end links: no kernel round trip while dragging
+            first = self.views[0]
+            for view in self.views[1:]:
+                for attr in ("position", "quaternion", "up", "zoom"):
+                    self.links.append(w.jslink((first.camera, attr), (view.camera, attr)))
+                self.links.append(w.jslink((first.controls, "target"), (view.controls, "target")))
         self.slider = w.IntSlider(value=0, min=0, max=last, description="frame",
                                   continuous_update=True)
         self.slider.add_class("facelab-slider-frame")
@@ -93,6 +105,7 @@ class MotionPlayer:
                    for t, v in zip(self.titles, self.views, strict=True)]
         self.widget = w.VBox([w.HBox([self.play, self.slider, self.fps_slider]),
                               w.HBox(columns, layout=w.Layout(flex_flow="row wrap"))])
+        self.widget.add_class("facelab-motion")
 
     @property
     def fps(self) -> int:
@@ -154,5 +167,7 @@ class MotionPlayer:
                      duration=round(1000 / self.fps), loop=0)
         return path
 
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        return static.display_bundle(self.widget, self.static(),
+                                     f"MotionPlayer({', '.join(self.titles)}, "
+                                     f"{self.num_frames} frames)", include, exclude)

@@ -12,6 +12,7 @@ viewer sits at +z, so depth grows away from it); ``s`` fits the bounding box wit
 
 from __future__ import annotations
 
+import base64
 import io
 from typing import NamedTuple
 
@@ -28,11 +29,13 @@ from facelab._checks import (
 )
 
 __all__ = [
-    "Framing", "as_colors", "as_mesh", "frame_mesh", "jpeg_bytes", "mesh_figure", "mesh_image",
-    "png_bytes", "save_figure", "screen_vertices",
+    "Framing", "as_colors", "as_mesh", "display_bundle", "draw_points", "figure_png",
+    "frame_mesh", "jpeg_bytes", "mesh_figure", "mesh_image", "png_bytes", "save_figure",
+    "screen_vertices",
 ]
 
 BACKGROUND = (0.13, 0.13, 0.15)
+FIGURE_DPI = 110  # legible on a laptop screen and in HTML exports
 DEFAULT_GREY = 0.75
 
 
@@ -129,6 +132,26 @@ def mesh_image(verts, faces, colors=None, *, height: int = 256, width: int = 256
     return image[0].clamp(0.0, 1.0).numpy()
 
 
+def draw_points(image, xy, color="#ff3030", radius: int = 2) -> np.ndarray:
+    """Mark points on a copy of an image: (H, W, 3) float in [0, 1], xy (L, 2) pixel (x, y).
+
+    Each point becomes a filled (2 radius + 1)^2 square in ``color`` (hex string or (3,) float);
+    points outside the image are skipped. Returns the new (H, W, 3) float32 image.
+    """
+    from matplotlib.colors import to_rgb
+
+    out = np.array(image, dtype=np.float32, copy=True)
+    H, W = out.shape[:2]
+    rgb = np.asarray(to_rgb(color) if isinstance(color, str) else color, np.float32)
+    for x, y in np.asarray(xy, dtype=np.float64).reshape(-1, 2):
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        j, i = int(np.floor(x)), int(np.floor(y))  # pixel (i, j) covers [j, j+1) x [i, i+1)
+        if 0 <= i < H and 0 <= j < W:
+            out[max(0, i - radius):i + radius + 1, max(0, j - radius):j + radius + 1] = rgb
+    return out
+
+
 def png_bytes(image, compress_level: int = 1) -> bytes:
     """Encode an (H, W, 3) or (H, W) float image in [0, 1] (or uint8) as PNG bytes."""
     from PIL import Image
@@ -161,7 +184,7 @@ def mesh_figure(images, titles=None, *, ncols: int | None = None, panel_inches: 
     n = len(images)
     ncols = n if ncols is None else max(1, min(ncols, n))
     nrows = (n + ncols - 1) // ncols
-    fig = Figure(figsize=(panel_inches * ncols, panel_inches * nrows), dpi=100)
+    fig = Figure(figsize=(panel_inches * ncols, panel_inches * nrows), dpi=FIGURE_DPI)
     for i, img in enumerate(images):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         ax.imshow(np.asarray(img))
@@ -177,3 +200,33 @@ def save_figure(fig, path) -> str:
     path = str(path)
     fig.savefig(path, dpi=fig.dpi, facecolor="white")
     return path
+
+
+def figure_png(fig) -> bytes:
+    """A matplotlib figure encoded as PNG bytes (white background, the figure's dpi)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi, facecolor="white")
+    return buf.getvalue()
+
+
+def display_bundle(widget, figure, text: str, include=None, exclude=None) -> dict:
+    """What a facelab widget shows in Jupyter: the live view plus a static picture of it.
+
+    widget: the ipywidget (its ``application/vnd.jupyter.widget-view+json`` entry is the live
+        view). figure: a matplotlib figure of the current state, stored as ``image/png`` beside
+        it, so HTML exports, GitHub and notebooks opened without the widget state show a
+        picture (nbconvert and JupyterLab drop the widget entry when its state is missing).
+    text: the ``text/plain`` entry (instead of ``VBox(children=...)``).
+    Returns a (data, metadata) pair for ``_repr_mimebundle_``.
+    """
+    data, metadata = {}, {}
+    if widget is not None:
+        bundle = widget._repr_mimebundle_(include=include, exclude=exclude)
+        if isinstance(bundle, tuple):
+            data, metadata = dict(bundle[0]), dict(bundle[1] or {})
+        else:
+            data = dict(bundle or {})
+    # base64 text, as Jupyter stores images in notebooks
+    data["image/png"] = base64.b64encode(figure_png(figure)).decode("ascii")
+    data["text/plain"] = text
+    return data, metadata

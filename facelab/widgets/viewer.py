@@ -19,6 +19,12 @@ from facelab.widgets import static
 __all__ = ["MeshView", "show_mesh"]
 
 LANDMARK_COLOR = "#ff3030"
+LANDMARK_PIXELS = 7.0  # marker size on screen, independent of zoom
+WIREFRAME_COLOR = "#101010"
+# Preset views: (azimuth, elevation) in degrees; azimuth turns about the model's y (up) axis,
+# positive toward the face's left (+x), elevation lifts the camera toward +y.
+VIEWS = {"front": (0.0, 0.0), "left ¾": (45.0, 0.0), "right ¾": (-45.0, 0.0),
+         "left profile": (90.0, 0.0), "right profile": (-90.0, 0.0), "from above": (0.0, 35.0)}
 
 
 def _f32(x: torch.Tensor) -> np.ndarray:
@@ -40,7 +46,8 @@ class MeshView:
     """
 
     def __init__(self, verts, faces, colors=None, landmarks=None, *, width: int = 360,
-                 height: int = 360, lit: bool = True, background: str = "#202124"):
+                 height: int = 360, lit: bool = True, background: str = "#202124",
+                 wireframe: bool = False):
         import pythreejs as three
 
         v, f = static.as_mesh(verts, faces)
@@ -72,20 +79,35 @@ class MeshView:
         else:
             material = three.MeshBasicMaterial(vertexColors="VertexColors", side="DoubleSide")
         self.mesh = three.Mesh(geometry=self.geometry, material=material)
-        children = [self.mesh]
+        # The wireframe shares the geometry (so it follows every update); hidden by default.
+        self.wireframe = three.Mesh(geometry=self.geometry, visible=bool(wireframe),
+                                    material=three.MeshBasicMaterial(
+                                        color=WIREFRAME_COLOR, wireframe=True, transparent=True,
+                                        opacity=0.35))
+        children = [self.mesh, self.wireframe]
         self.landmark_geometry = None
+        self.landmark_points = None
         if lm_pos is not None:
             self.landmark_geometry = three.BufferGeometry(attributes={
                 "position": three.BufferAttribute(_f32(lm_pos), normalized=False)})
-            points = three.Points(geometry=self.landmark_geometry, material=three.PointsMaterial(
-                color=LANDMARK_COLOR, size=radius * 0.03, sizeAttenuation=True))
-            children.append(points)
+            # Fixed on-screen size (no attenuation) and no depth test, so markers stay visible.
+            self.landmark_points = three.Points(
+                geometry=self.landmark_geometry, material=three.PointsMaterial(
+                    color=LANDMARK_COLOR, size=LANDMARK_PIXELS, sizeAttenuation=False,
+                    depthTest=False))
+            children.append(self.landmark_points)
+        self._center = center
+        self._distance = 3.2 * radius
         # Head light: a directional light attached to the camera, plus ambient light.
         self.camera = three.PerspectiveCamera(
-            position=[center[0], center[1], center[2] + 3.2 * radius], fov=40.0,
+            position=self._view_position(0.0, 0.0), fov=40.0,
             aspect=width / height, near=radius * 0.05, far=radius * 20.0,
-            children=[three.DirectionalLight(color="white", intensity=0.6,
-                                             position=[0.0, 0.0, 1.0])])
+            children=[three.DirectionalLight(
+                color="white", intensity=0.6, position=[0.0, 0.0, 1.0],
+                # An explicit shadow model: with the default (unset) one, pythreejs 2.4 raises
+                # "Error setting state: t.on is not a function" in the browser for every view.
+                shadow=three.DirectionalLightShadow(
+                    camera=three.OrthographicCamera(-1.0, 1.0, 1.0, -1.0)))])
         self.scene = three.Scene(children=[*children, self.camera,
                                            three.AmbientLight(color="white", intensity=0.55)],
                                  background=background)
@@ -95,6 +117,43 @@ class MeshView:
                                        antialias=True)
         self.renderer.add_class("facelab-mesh-view")
         self.widget = self.renderer
+
+    # ------------------------------------------------------------------ camera
+    def _view_position(self, azimuth: float, elevation: float) -> list[float]:
+        a, e = np.radians(azimuth), np.radians(elevation)
+        d = self._distance
+        offset = (d * np.cos(e) * np.sin(a), d * np.sin(e), d * np.cos(e) * np.cos(a))
+        return [float(c + o) for c, o in zip(self._center, offset, strict=True)]
+
+    def set_view(self, azimuth: float = 0.0, elevation: float = 0.0) -> None:
+        """Put the camera at ``azimuth`` / ``elevation`` degrees around the mesh centre.
+
+        azimuth turns about the model's up (y) axis, positive toward +x; elevation raises the
+        camera toward +y. (0, 0) is the front view the view starts with. Named presets:
+        :data:`VIEWS`, e.g. ``view.set_view(*VIEWS["left ¾"])``.
+        """
+        self.camera.position = self._view_position(float(azimuth), float(elevation))
+        self.camera.up = [0.0, 1.0, 0.0]
+        self.controls.target = list(self._center)
+        # Orbiting in the browser moves the front-end camera without telling the kernel, so the
+        # kernel's values may equal the new ones and traitlets would send nothing: send them.
+        self.camera.send_state(["position", "up"])
+        self.controls.send_state(["target"])
+        self.camera.lookAt(list(self._center))
+
+    def reset_view(self) -> None:
+        """Back to the starting front view (undoes any orbiting, panning and zooming)."""
+        self.controls.reset()  # three.js OrbitControls.reset: the saved start state
+        self.set_view(0.0, 0.0)
+
+    def show_landmarks(self, visible: bool) -> None:
+        """Show or hide the landmark markers (no-op without landmarks)."""
+        if self.landmark_points is not None:
+            self.landmark_points.visible = bool(visible)
+
+    def show_wireframe(self, visible: bool) -> None:
+        """Show or hide the triangle edges over the surface."""
+        self.wireframe.visible = bool(visible)
 
     # -------------------------------------------------------------- validation
     def _colors(self, colors) -> torch.Tensor:
@@ -174,9 +233,17 @@ class MeshView:
 
     # ---------------------------------------------------------------- fallback
     def image(self, height: int = 256, width: int = 256) -> np.ndarray:
-        """The current mesh rendered statically (front view): (H, W, 3) float32 in [0, 1]."""
-        return static.mesh_image(self.verts, self.faces, self.colors, height=height,
-                                 width=width)
+        """The current mesh rendered statically (front view): (H, W, 3) float32 in [0, 1].
+
+        Landmark markers are drawn when the view has them and they are visible.
+        """
+        framing = static.frame_mesh(self.verts, height, width)
+        img = static.mesh_image(self.verts, self.faces, self.colors, framing=framing)
+        if self.landmark_geometry is not None and self.landmark_points.visible:
+            lm = torch.from_numpy(np.asarray(self.landmark_geometry.attributes["position"].array))
+            xy = static.screen_vertices(lm, framing)[0, :, :2].numpy()  # (L, 2) pixels
+            img = static.draw_points(img, xy, LANDMARK_COLOR)
+        return img
 
     def static(self, title: str | None = None):
         """A matplotlib figure of the current mesh (front view), for scripts and CI."""
@@ -186,8 +253,9 @@ class MeshView:
         """Write :meth:`static` as an image file (PNG by extension); returns the path."""
         return static.save_figure(self.static(), path)
 
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        return static.display_bundle(self.widget, self.static(), "MeshView (3D, drag to rotate)",
+                                     include, exclude)
 
 
 def show_mesh(verts, faces, colors=None, landmarks=None, *, width: int = 360, height: int = 360,

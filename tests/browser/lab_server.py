@@ -40,8 +40,36 @@ class LabServer:
     root: Path
     log_path: Path
 
-    def notebook_url(self, name: str) -> str:
-        return f"{self.url}/lab/tree/{name}?token={self.token}"
+    def notebook_url(self, name: str, workspace: str | None = None) -> str:
+        """URL opening ``name``; a fresh ``workspace`` name opens it alone (JupyterLab would
+        otherwise restore the tabs of earlier pages from the default workspace)."""
+        where = f"workspaces/{workspace}/tree" if workspace else "tree"
+        return f"{self.url}/lab/{where}/{name}?token={self.token}"
+
+    def api(self, path: str, method: str = "GET"):
+        """Call the server's REST API (token in the header); returns the decoded JSON or None."""
+        req = urllib.request.Request(f"{self.url}/api/{path}", method=method,
+                                     headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            body = r.read()
+        return json.loads(body) if body else None
+
+    def kernel_state(self, notebook: str) -> str | None:
+        """The execution state ('starting', 'idle', 'busy') of the notebook's kernel, or None
+        while the notebook has no session/kernel yet."""
+        try:
+            sessions = self.api("sessions")
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+            return None
+        for s in sessions:
+            if s.get("path", "").endswith(notebook) and s.get("kernel"):
+                return s["kernel"].get("execution_state")
+        return None
+
+    def shutdown_sessions(self) -> None:
+        """Stop every session's kernel (between notebooks, so kernels do not pile up)."""
+        for s in self.api("sessions") or []:
+            self.api(f"sessions/{s['id']}", method="DELETE")
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
@@ -73,8 +101,13 @@ def _wait_ready(url: str, token: str, proc: subprocess.Popen, timeout: float) ->
 
 
 @contextlib.contextmanager
-def start_lab(root: Path, state_dir: Path, timeout: float = 90.0):
-    """Run JupyterLab serving ``root``; Jupyter's own state lives under ``state_dir``."""
+def start_lab(root: Path, state_dir: Path, timeout: float = 90.0,
+              python_path: Path | None = None):
+    """Run JupyterLab serving ``root``; Jupyter's own state lives under ``state_dir``.
+
+    python_path: a folder put first on the kernels' PYTHONPATH (the checkout under test, so
+    its notebooks import this facelab even when another copy is installed).
+    """
     port, token = free_port(), secrets.token_hex(16)
     state_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -83,6 +116,9 @@ def start_lab(root: Path, state_dir: Path, timeout: float = 90.0):
         env[var] = str(state_dir / sub)
     env["JUPYTER_PLATFORM_DIRS"] = "1"
     env.pop("JUPYTER_DATA_DIR", None)  # keep the venv's kernelspec and lab extensions
+    if python_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(python_path), *filter(None, [env.get("PYTHONPATH")])])
     cmd = [
         sys.executable, "-m", "jupyterlab",
         "--no-browser", "--allow-root", "--ServerApp.open_browser=False",
@@ -95,11 +131,21 @@ def start_lab(root: Path, state_dir: Path, timeout: float = 90.0):
         "--LabApp.extension_manager=readonly",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--ServerApp.terminals_enabled=False",
+        # window.jupyterapp: the test runs Lab's own commands and reads the kernel's status.
+        "--LabApp.expose_app_in_browser=True",
     ]
+    # No build check: it POSTs /lab/api/build, which answers 500 here (a console error).
+    labconfig = state_dir / "config" / "labconfig"
+    labconfig.mkdir(parents=True, exist_ok=True)
+    (labconfig / "page_config.json").write_text('{"buildCheck": false, "buildAvailable": false}')
     # No "get notified about Jupyter news?" toast over the screenshots.
     notification = state_dir / "settings" / "@jupyterlab" / "apputils-extension"
     notification.mkdir(parents=True, exist_ok=True)
     (notification / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    # Every cell attached to the DOM (no windowing), so the test sees every output and prompt.
+    tracker = state_dir / "settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True, exist_ok=True)
+    (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     log_path = state_dir / "jupyterlab.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
