@@ -143,12 +143,19 @@ def _solvers():
                 import mediapipe as mp
         except ImportError as err:
             raise ImportError(_EXTRA_MESSAGE) from err
-        with _native_stderr_silenced():
+        with warnings.catch_warnings(), _native_stderr_silenced():
+            warnings.simplefilter("ignore", UserWarning)
             _SOLVERS["detector"] = mp.solutions.face_detection.FaceDetection(
                 model_selection=1, min_detection_confidence=0.5)
             _SOLVERS["mesh"] = mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=True, max_num_faces=1, refine_landmarks=False,
                 min_detection_confidence=0.5)
+            # The graphs open their calculators (TFLite, which logs a warning to fd 2) on
+            # worker threads, possibly after the constructors return: one blank frame through
+            # each, still silenced, waits until every calculator is open.
+            blank = np.zeros((64, 64, 3), np.uint8)
+            _SOLVERS["mesh"].process(blank)
+            _SOLVERS["detector"].process(blank)
     return _SOLVERS["detector"], _SOLVERS["mesh"]
 
 
