@@ -25,26 +25,7 @@
 //   grad_colors:    (B, V, 3)    if need_colors
 // Launch: grid (gx, B, 1), block (bx, 1, 1); grid-stride loop over the V vertices of image
 // b = blockIdx.y.
-#include "facelab_cuda.h"
-
-// Bilinear footprint of (ux, uy): returns whether the point is inside the image, and the
-// clamped neighbour indices and fractional weights (reference.bilinear_cell).
-template <typename T>
-__device__ __forceinline__ bool bilinear_cell(T ux, T uy, int H, int W, int& x0, int& x1,
-                                              int& y0, int& y1, T& fx, T& fy) {
-    const bool inside = ux >= (T)0 && ux < (T)W && uy >= (T)0 && uy < (T)H;
-    if (!inside) return false;
-    const T x = ux - (T)0.5, y = uy - (T)0.5;
-    const T xf = floor(x), yf = floor(y);
-    fx = x - xf;
-    fy = y - yf;
-    const int xi = (int)xf, yi = (int)yf;  // in [-1, W-1] / [-1, H-1] because inside
-    x0 = xi < 0 ? 0 : xi;
-    x1 = xi + 1 > W - 1 ? W - 1 : xi + 1;
-    y0 = yi < 0 ? 0 : yi;
-    y1 = yi + 1 > H - 1 ? H - 1 : yi + 1;
-    return true;
-}
+#include "photometric_common.cuh"
 
 template <typename T>
 __device__ void photometric_forward_impl(const T* __restrict__ image,
