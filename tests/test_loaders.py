@@ -550,7 +550,7 @@ def test_flame_skeleton_poses_neck_jaw_eyes_by_lbs(tmp_path):
     m = load_flame(tmp_path / "f.pkl").to(dtype=torch.float64)
     assert m.skeleton.names == ("neck", "jaw", "eye_left", "eye_right")
     assert m.skeleton.parents == (-1, 0, 0, 0)
-    ids = torch.randn(1, 300, dtype=torch.float64)
+    ids = torch.randn(1, 300, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     verts = m.shape(ids)
     # joints follow the shape: J(beta) = J_regressor @ verts (FLAME), rows 1..4
     torch.testing.assert_close(m.joint_positions(verts)[0],
@@ -562,7 +562,8 @@ def test_flame_skeleton_poses_neck_jaw_eyes_by_lbs(tmp_path):
     J = m.joint_positions(verts)[0, 0]
     w = torch.from_numpy(a["weights"][:, 1:].sum(1, keepdims=True))
     want = verts[0] + w * ((verts[0] - J) @ R.T + J - verts[0])
-    torch.testing.assert_close(posed[0], want)
+    # the file's float32 weights vs the float64 ones here: ~1e-7 relative, on ~100 mm
+    torch.testing.assert_close(posed[0], want, rtol=1e-6, atol=1e-5)
     params = fl.FaceParams(id=ids, neck=neck, jaw=torch.tensor([[0.2, 0, 0]], dtype=torch.float64),
                            eyes=torch.zeros(1, 2, 3, dtype=torch.float64),
                            translation=torch.tensor([[0.0, 0.0, 0.6]], dtype=torch.float64))

@@ -60,9 +60,9 @@ def test_truncated_cache_file_no_longer_breaks_facelab(tmp_path):
     # a copy of the package (with its compiled cache, mtimes kept so the cache is valid)
     shutil.copytree(PACKAGE, tmp_path / "facelab", ignore=shutil.ignore_patterns("*.pt"))
     cache = tmp_path / "facelab" / "raster" / "__pycache__"
-    if not list(cache.glob("cpu._rasterize_zbuffer_py-*.nbi")):  # fresh checkout: compile
+    if not list(cache.glob("cpu._rasterize_bands_py-*.nbi")):  # fresh checkout: compile
         assert _run(tmp_path).returncode == 0
-    index = next(cache.glob("cpu._rasterize_zbuffer_py-*.nbi"))
+    index = next(cache.glob("cpu._rasterize_bands_py-*.nbi"))
     index.write_bytes(index.read_bytes()[:50])  # what a killed writer or a full disk leaves
     proc = _run(tmp_path)
     assert proc.returncode == 0, proc.stderr[-1500:]

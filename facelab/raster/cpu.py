@@ -306,10 +306,12 @@ interpolate_forward = njit(cache=True, parallel=True)(_interpolate_forward_py)
 pixel_barycentrics = njit(cache=True, parallel=True)(_pixel_barycentrics_py)
 interpolate_backward = njit(cache=True, parallel=True)(_interpolate_backward_py)
 # Serial twins (prange runs as range): used when one task or one thread would run anyway,
-# since a parallel launch on Numba's workqueue layer costs ~40 µs (facelab._threads).
-_SERIAL = {k: njit(cache=True)(k.py_func) for k in (vertex_pixel_ranges, rasterize_bands,
-                                                  interpolate_forward, pixel_barycentrics,
-                                                  interpolate_backward)}
+# since a parallel launch on Numba's workqueue layer costs ~40 µs (facelab._threads). They
+# use NumPy's error model, as parallel=True does, so a degenerate triangle gives inf/NaN
+# (which the public functions turn into a ValueError) in both, never a ZeroDivisionError.
+_SERIAL = {k: njit(cache=True, error_model="numpy")(k.py_func) for k in (
+    vertex_pixel_ranges, rasterize_bands, interpolate_forward, pixel_barycentrics,
+    interpolate_backward)}
 
 
 def _variant(kernel, n_tasks: int):
