@@ -142,3 +142,25 @@ def test_empty_bases_are_allowed():
     v = m.shape(torch.zeros(1, 4, dtype=torch.float64), torch.zeros(1, 0, dtype=torch.float64))
     assert v.shape == (1, 5, 3)
     assert m.albedo(torch.zeros(1, 0, dtype=torch.float64)).shape == (1, 5, 3)
+
+
+def test_digest_tracks_bases_not_dtype():
+    import facelab as fl
+
+    m = fl.load_model("synthetic", "teaching", version=1)
+    d = m.digest()
+    assert len(d) == 16 and d == m.to(dtype=torch.float64).digest()
+    assert m.truncated(40, 10).digest() != d
+    edited = m.to()
+    edited.id_basis = edited.id_basis.clone()
+    edited.id_basis[0, 0, 0] += 1e-3
+    assert edited.digest() != d
+
+
+def test_load_model_version_is_checked():
+    import facelab as fl
+
+    with pytest.raises(ValueError, match="version"):
+        fl.load_model("synthetic", version=99)
+    with pytest.raises(TypeError, match="version"):
+        fl.load_model("synthetic", version="1")

@@ -330,6 +330,27 @@ class MorphableModel:
                 changes[f.name] = value.to(device=device, dtype=dtype)
         return dataclasses.replace(self, **changes)
 
+    def digest(self) -> str:
+        """A 16-hex-digit fingerprint of what results depend on.
+
+        SHA-256 over the float32 bytes of ``mean_shape``, the three bases, the mean albedo,
+        and the int64 ``faces`` and ``landmarks``, in that order (dtype and device do not
+        change it; truncation and any edit to the bases do). Weights and cached results
+        record it and refuse to load against a model with another digest.
+        """
+        import hashlib
+
+        h = hashlib.sha256()
+        for t in (self.mean_shape, self.id_basis, self.exp_basis, self.mean_albedo,
+                  self.albedo_basis):
+            a = np.ascontiguousarray(t.detach().cpu().to(torch.float32).numpy())
+            h.update(str(a.shape).encode())
+            h.update(a.tobytes())
+        for t in (self.faces, self.landmarks):
+            if t is not None:
+                h.update(np.ascontiguousarray(t.detach().cpu().to(torch.int64).numpy()).tobytes())
+        return h.hexdigest()[:16]
+
     def truncated(self, n_id: int | None = None, n_exp: int | None = None,
                   n_albedo: int | None = None) -> MorphableModel:
         """A copy keeping only the leading modes of each basis (e.g. 3DDFA's 40/10)."""

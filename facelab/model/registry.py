@@ -11,13 +11,14 @@ import torch
 
 from facelab.model.morphable import MorphableModel
 
-__all__ = ["MODEL_NAMES", "load_model"]
+__all__ = ["MODEL_NAMES", "SYNTHETIC_VERSIONS", "load_model"]
 
 MODEL_NAMES = ("synthetic",)
+SYNTHETIC_VERSIONS = (1,)
 
 
-def load_model(name: str = "synthetic", resolution="teaching", *, cache: bool = True,
-               dtype: torch.dtype = torch.float32) -> MorphableModel:
+def load_model(name: str = "synthetic", resolution="teaching", *, version: int | None = None,
+               cache: bool = True, dtype: torch.dtype = torch.float32) -> MorphableModel:
     """Load a built-in morphable model.
 
     name: ``"synthetic"``, the license-free model made by code
@@ -26,6 +27,9 @@ def load_model(name: str = "synthetic", resolution="teaching", *, cache: bool = 
     resolution: ``"teaching"`` (~3k vertices), ``"medium"`` (~12k), ``"bfm"``
         (~38k vertices / ~76k triangles, 3DDFA_V2's BFM scale), ``"high"`` (~50k),
         or an int (approximate vertex count, 1000 to 250000).
+    version: the generator version of the synthetic model (one of ``SYNTHETIC_VERSIONS``);
+        None means the newest. Pin it (``version=1``) wherever results or weights must stay
+        comparable across releases.
     cache: keep generated arrays in memory and in ``$FACELAB_CACHE`` or
         ``~/.cache/facelab`` (the first "bfm"/"high" build takes a few seconds).
     dtype: torch.float32 or torch.float64.
@@ -35,6 +39,13 @@ def load_model(name: str = "synthetic", resolution="teaching", *, cache: bool = 
         raise TypeError(f"name: expected a str, got {type(name).__name__}")
     if name != "synthetic":
         raise ValueError(f"name: expected one of {list(MODEL_NAMES)}, got {name!r}")
+    if version is None:
+        version = SYNTHETIC_VERSIONS[-1]
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise TypeError(f"version: expected an int or None, got {type(version).__name__}")
+    if version not in SYNTHETIC_VERSIONS:
+        raise ValueError(f"version: expected one of {list(SYNTHETIC_VERSIONS)} or None, "
+                         f"got {version}")
     from facelab.model.synthetic import synthetic_model
 
     return synthetic_model(resolution, cache=cache, dtype=dtype)
