@@ -164,3 +164,51 @@ def test_load_model_version_is_checked():
         fl.load_model("synthetic", version=99)
     with pytest.raises(TypeError, match="version"):
         fl.load_model("synthetic", version="1")
+
+
+def _textured(model, ht=8, wt=6):
+    import dataclasses
+
+    g = torch.Generator().manual_seed(0)
+    k = model.n_albedo
+    uv = torch.rand(model.num_vertices, 2, generator=g)
+    return dataclasses.replace(
+        model, uv=uv, uv_faces=model.faces.clone(),
+        albedo_texture=torch.rand(ht, wt, 3, generator=g),
+        albedo_texture_basis=torch.randn(ht, wt, 3, k, generator=g) * 0.01,
+    )
+
+
+def test_albedo_map_is_eq3_per_texel_and_truncates():
+    import facelab as fl
+
+    m = _textured(fl.load_model("synthetic", "teaching", version=1))
+    beta = torch.randn(2, 5)
+    maps = m.albedo_map(beta)
+    assert maps.shape == (2, 8, 6, 3)
+    want = m.albedo_texture + (m.albedo_texture_basis[..., :5] * beta[1]).sum(-1)
+    torch.testing.assert_close(maps[1], want)
+    t = m.truncated(n_albedo=5)
+    assert t.albedo_texture_basis.shape[-1] == 5
+    assert t.digest() != m.digest()
+    with pytest.raises(ValueError, match="albedo_map"):
+        fl.load_model("synthetic", "teaching", version=1).albedo_map(beta)
+
+
+def test_texture_fields_are_validated():
+    import dataclasses
+
+    import facelab as fl
+
+    m = fl.load_model("synthetic", "teaching", version=1)
+    with pytest.raises(ValueError, match="uv and uv_faces"):
+        dataclasses.replace(m, uv=torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="uv_faces"):
+        dataclasses.replace(m, uv=torch.zeros(3, 2), uv_faces=torch.zeros(4, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="albedo_texture"):
+        dataclasses.replace(m, albedo_texture=torch.zeros(4, 4, 3),
+                            albedo_texture_basis=torch.zeros(4, 4, 3, m.n_albedo))
+    with pytest.raises(ValueError, match="albedo_texture_basis"):
+        _textured(m).__class__(**{**{f.name: getattr(_textured(m), f.name)
+                                      for f in dataclasses.fields(m)},
+                                   "albedo_texture_basis": torch.zeros(8, 6, 3, 2)})

@@ -60,6 +60,16 @@ class MorphableModel:
             into each mode (mm for geometry); informative, and ordered decreasing
             for the built-in model.
         source: where the model came from (a path, or ``"built-in"``).
+        uv: (Vt, 2) float texture coordinates in [0, 1], OBJ convention (u to the right,
+            v up: texel row = (1 - v) * Ht, column = u * Wt, row 0 the top of the image),
+            or None for models without a UV layout (BFM, FLAME files without one).
+        uv_faces: (F, 3) int64 indices into ``uv``, one per triangle corner (a UV layout may
+            have seams, so Vt may exceed V); required with ``uv``.
+        albedo_texture: (Ht, Wt, 3) float, the mean linear-RGB reflectance as a texture map
+            (row 0 at the top), or None.
+        albedo_texture_basis: (Ht, Wt, 3, Kalb) float, the reflectance modes as texture maps,
+            scaled by ``albedo_std`` and driven by the same coefficients as ``albedo_basis``
+            (MoFA Eq. 3 per texel); required with ``albedo_texture``.
     """
 
     name: str
@@ -79,6 +89,10 @@ class MorphableModel:
     albedo_std: torch.Tensor | None = None
     source: str = "built-in"
     skeleton: Skeleton | None = None
+    uv: torch.Tensor | None = None
+    uv_faces: torch.Tensor | None = None
+    albedo_texture: torch.Tensor | None = None
+    albedo_texture_basis: torch.Tensor | None = None
 
     def __post_init__(self):
         tensors = {}
@@ -134,6 +148,31 @@ class MorphableModel:
             if self.skeleton is None:
                 self.skeleton = Skeleton(("jaw",), (-1,), self.jaw_joint[None],
                                          self.jaw_weights[:, None])
+        if (self.uv is None) != (self.uv_faces is None):
+            raise ValueError("uv and uv_faces: give both or neither")
+        if self.uv is not None:
+            check_shape(self.uv, "Vt 2", name="uv")
+            check_floating(self.uv, name="uv")
+            check_finite(self.uv, name="uv")
+            if tuple(self.uv_faces.shape) != tuple(self.faces.shape):
+                raise ValueError(f"uv_faces: expected shape {tuple(self.faces.shape)} (one uv "
+                                 f"index per triangle corner), got {tuple(self.uv_faces.shape)}")
+            check_indices(self.uv_faces, self.uv.shape[0], name="uv_faces")
+            self.uv = self.uv.to(dtype)
+            self.uv_faces = self.uv_faces.long()
+        if (self.albedo_texture is None) != (self.albedo_texture_basis is None):
+            raise ValueError("albedo_texture and albedo_texture_basis: give both or neither")
+        if self.albedo_texture is not None:
+            if self.uv is None:
+                raise ValueError("albedo_texture: needs uv and uv_faces to be given")
+            check_shape(self.albedo_texture, "Ht Wt 3", name="albedo_texture", dims=d)
+            check_shape(self.albedo_texture_basis, "Ht Wt 3 Kalb",
+                        name="albedo_texture_basis", dims=d)
+            for n in ("albedo_texture", "albedo_texture_basis"):
+                t = getattr(self, n)
+                check_floating(t, name=n)
+                check_finite(t, name=n)
+                setattr(self, n, t.to(dtype))
         for key, coeffs in list(self.expressions.items()):
             coeffs = torch.as_tensor(coeffs)
             check_shape(coeffs, "Kexp", name=f"expressions[{key!r}]", dims=d)
@@ -237,6 +276,27 @@ class MorphableModel:
         mean = self.mean_albedo.to(device=b.device, dtype=b.dtype)
         return like_input(mean.unsqueeze(0) + self._combine(mean, self.albedo_basis, b), was_numpy)
 
+    @property
+    def has_texture(self) -> bool:
+        """True when the model carries a UV layout and albedo texture maps."""
+        return self.albedo_texture is not None
+
+    def albedo_map(self, albedo_coeffs):
+        """Reflectance as texture maps, MoFA Eq. (3) per texel.
+
+        albedo_coeffs: (B, k_alb) float with k_alb <= Kalb (the same beta as :meth:`albedo`).
+        Returns (B, Ht, Wt, 3) linear RGB, row 0 at the top (see ``uv``). Raises ValueError
+        for a model without texture maps.
+        """
+        if self.albedo_texture is None:
+            raise ValueError(f"albedo_map: model {self.name!r} has no albedo texture maps "
+                             f"(use albedo() for per-vertex reflectance)")
+        b, was_numpy = self._coeffs(albedo_coeffs, self.n_albedo, "albedo_coeffs", None)
+        mean = self.albedo_texture.to(device=b.device, dtype=b.dtype)
+        basis = self.albedo_texture_basis[..., : b.shape[1]].to(device=b.device, dtype=b.dtype)
+        out = mean.unsqueeze(0) + torch.einsum("hwck,bk->bhwc", basis, b)
+        return like_input(out, was_numpy)
+
     def expression(self, name: str, amount: float = 1.0) -> torch.Tensor:
         """The (Kexp,) coefficients of a named semantic expression, scaled by ``amount``."""
         if name not in self.expressions:
@@ -334,7 +394,8 @@ class MorphableModel:
         """A 16-hex-digit fingerprint of what results depend on.
 
         SHA-256 over the float32 bytes of ``mean_shape``, the three bases, the mean albedo,
-        and the int64 ``faces`` and ``landmarks``, in that order (dtype and device do not
+        the texture maps and UVs when present, and the int64 ``faces``, ``landmarks`` and
+        ``uv_faces``, in that order (dtype and device do not
         change it; truncation and any edit to the bases do). Weights and cached results
         record it and refuse to load against a model with another digest.
         """
@@ -342,11 +403,13 @@ class MorphableModel:
 
         h = hashlib.sha256()
         for t in (self.mean_shape, self.id_basis, self.exp_basis, self.mean_albedo,
-                  self.albedo_basis):
+                  self.albedo_basis, self.albedo_texture, self.albedo_texture_basis, self.uv):
+            if t is None:
+                continue
             a = np.ascontiguousarray(t.detach().cpu().to(torch.float32).numpy())
             h.update(str(a.shape).encode())
             h.update(a.tobytes())
-        for t in (self.faces, self.landmarks):
+        for t in (self.faces, self.landmarks, self.uv_faces):
             if t is not None:
                 h.update(np.ascontiguousarray(t.detach().cpu().to(torch.int64).numpy()).tobytes())
         return h.hexdigest()[:16]
@@ -364,10 +427,14 @@ class MorphableModel:
         id_basis, id_std = cut(self.id_basis, self.id_std, n_id, "n_id")
         exp_basis, exp_std = cut(self.exp_basis, self.exp_std, n_exp, "n_exp")
         alb_basis, alb_std = cut(self.albedo_basis, self.albedo_std, n_albedo, "n_albedo")
+        tex_basis = self.albedo_texture_basis
+        if tex_basis is not None and n_albedo is not None:
+            tex_basis = tex_basis[..., :n_albedo].contiguous()
         k = exp_basis.shape[2]
         # Named expressions keep their (projected) leading coefficients.
         expressions = {name: c[:k].clone() for name, c in self.expressions.items()}
         return dataclasses.replace(
             self, id_basis=id_basis, id_std=id_std, exp_basis=exp_basis, exp_std=exp_std,
             albedo_basis=alb_basis, albedo_std=alb_std, expressions=expressions,
+            albedo_texture_basis=tex_basis,
         )
