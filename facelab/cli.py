@@ -254,6 +254,7 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
             from facelab.methods.mofa.training import load_encoder
 
             load_encoder(args.mofa_weights)  # a bad file fails here, before any rendering
+            # (its model is checked where the demo decodes with it)
     elif args.command == "info":
         args.resolution = check_resolution(args.resolution)
 

@@ -758,3 +758,21 @@ def test_motion_player_bad_input():
     player = MotionPlayer(seq, faces)
     with pytest.raises(ValueError, match=r"index: expected a frame in \[0, 6\)"):
         player.show_frame(6)
+
+
+def test_convergence_layout_redraw_does_not_set_the_pace():
+    """The once-per-loop layout redraw (legend measured, y scale built) counts towards the
+    overhead but not towards the mean redraw cost that spaces the live redraws."""
+    from facelab.widgets.convergence import ConvergencePlot
+
+    p = ConvergencePlot(interactive=True)
+    seeded = list(p._costs)
+    for s in range(3):
+        p.on_step(s, {"a": 1.0 / (s + 1), "b": 2.0 / (s + 1)})
+    p._redraw()  # the legend appears: a layout redraw
+    assert p._costs == seeded
+    p.on_step(3, {"a": 0.2, "b": 0.4})
+    p._redraw()  # a plain data redraw
+    assert len(p._costs) == min(len(seeded) + 1, 5) and p._costs[:-1] == seeded[-4:]
+    p.log_toggle.value = not p.log_toggle.value  # new y scale: layout again
+    assert len(p._costs) == min(len(seeded) + 1, 5)

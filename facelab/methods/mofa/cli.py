@@ -81,13 +81,14 @@ def train_main(argv=None) -> int:
     args = _parser().parse_args(argv)
     out = _validate(args)
     torch.set_num_threads(args.threads)
+    from facelab.model.provenance import model_record
     from facelab.model.registry import load_model
 
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                          image_size=args.image_size, corpus_size=args.corpus_size,
                          seed=args.seed, surrogate=args.surrogate, z_scale=args.z_scale)
     print(f"facelab train mofa: writing weights to {out.resolve()}", flush=True)
-    model = load_model("synthetic", "teaching")
+    model = load_model("synthetic", "teaching", version=1)
     start = time.perf_counter()
 
     def checkpoint(encoder, step):  # keep the latest weights on disk during a long run
@@ -101,7 +102,7 @@ def train_main(argv=None) -> int:
     meta = {"config": {k: getattr(config, k) for k in ("steps", "batch_size", "lr", "image_size",
                                                         "corpus_size", "seed", "surrogate",
                                                         "z_scale")},
-            "model": "synthetic/teaching", "threads": args.threads,
+            "model": model_record(model), "threads": args.threads,
             "train_seconds": round(seconds, 1), "final_losses": last,
             "history": {"steps": history.steps,
                         **{k: [round(x, 6) for x in v] for k, v in history.losses.items()}}}
@@ -125,9 +126,9 @@ def evaluate_main(argv=None) -> int:
     from facelab.methods.mofa.training import load_encoder
     from facelab.model.registry import load_model
 
-    model = load_model("synthetic", "teaching")
-    encoders = {"MoFA photometric only": load_encoder("photo"),
-                "MoFA + landmark surrogate": load_encoder("surrogate")}
+    model = load_model("synthetic", "teaching", version=1)
+    encoders = {"MoFA photometric only": load_encoder("photo", model),
+                "MoFA + landmark surrogate": load_encoder("surrogate", model)}
     rows = run_evaluation(model, encoders, count=args.count, fit_count=args.fit_count,
                           fit_steps=args.fit_steps)
     print(format_table(rows))
@@ -174,8 +175,8 @@ def reconstruct_demo(out_dir, *, weights: str = "surrogate", index: int = 0, sca
     scale = check_int(scale, name="scale", minimum=1)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = load_model("synthetic", "teaching")
-    encoder = load_encoder(weights)
+    model = load_model("synthetic", "teaching", version=1)
+    encoder = load_encoder(weights, model)
     size = encoder.image_size
     batch = {k: v[index:index + 1] for k, v in test_batch(model, index + 1, size).items()}
     with torch.no_grad():

@@ -25,6 +25,7 @@ from facelab.methods.mofa.decoder import decode
 from facelab.methods.mofa.encoder import MofaEncoder
 from facelab.methods.mofa.layout import CodeLayout
 from facelab.methods.mofa.loss import MofaLossConfig, mofa_loss
+from facelab.model.morphable import MorphableModel
 from facelab.progress import History, track
 
 __all__ = ["TrainConfig", "code_from_batch", "load_encoder", "mofa_sampling", "save_encoder",
@@ -188,10 +189,14 @@ def save_encoder(encoder: MofaEncoder, path, **metadata) -> Path:
     return path
 
 
-def load_encoder(name_or_path="photo") -> MofaEncoder:
+def load_encoder(name_or_path="photo", model: MorphableModel | None = None) -> MofaEncoder:
     """Load a saved encoder: a path, or the committed weights ``"photo"`` (unsupervised) /
     ``"surrogate"`` (with the landmark surrogate) from ``facelab/weights/mofa_<name>.pt``.
 
+    model: the morphable model the codes will be decoded with; when given, the file's
+        recorded model (``metadata["model"]``, :func:`facelab.model.provenance.model_record`)
+        must match it, else ValueError naming the training command (files without a record
+        were trained on version 1 of the built-in model and fit only its models).
     Returns the encoder in eval mode; its training metadata is in ``encoder.metadata``.
     """
     if isinstance(name_or_path, str) and name_or_path in ("photo", "surrogate"):
@@ -213,4 +218,9 @@ def load_encoder(name_or_path="photo") -> MofaEncoder:
                          f"save_encoder / facelab train mofa ({type(exc).__name__}: {first})"
                          ) from exc
     encoder.metadata = blob.get("metadata", {}) if isinstance(blob, dict) else {}
+    if model is not None:
+        from facelab.model.provenance import check_model
+
+        check_model(encoder.metadata.get("model"), model, what=f"MoFA weights {str(path)!r}",
+                    retrain="facelab train mofa")
     return encoder.eval()

@@ -31,6 +31,7 @@ from facelab.methods.tddfa.corpus import (
 )
 from facelab.methods.tddfa.regressor import save_pretrained
 from facelab.methods.tddfa.training import LOSS_OPTIONS, TrainConfig, train_tddfa
+from facelab.model.provenance import model_record
 
 __all__ = ["DEFAULT_OUT", "ablation_options", "load_data", "train_main"]
 
@@ -158,7 +159,8 @@ def train_main(argv=None) -> int:
     meta = {"config": cfg.__dict__, "image_size": args.size, "resolution": "teaching",
             "train_count": args.train_count, "clip_frames": args.clip_frames,
             "train_minutes": minutes, "threads": args.threads, "choices": res.choices,
-            "evaluation": numbers, "torch": str(torch.__version__)}
+            "evaluation": numbers, "torch": str(torch.__version__),
+            "model": model_record(model)}
     save_pretrained(args.out, res.net, res.stats, meta, overwrite=args.force)
     t1 = numbers["table1"]
     print(f"trained {cfg.loss} (lrr={cfg.lrr}, svs={cfg.video}) for {cfg.steps} steps in "

@@ -37,10 +37,12 @@ TDDFA_SAMPLING = FaceSampling(yaw_deg=(-90.0, 90.0), pitch_deg=(-25.0, 25.0),
 
 
 def tddfa_model(resolution="teaching") -> MorphableModel:
-    """The built-in model truncated to 3DDFA_V2's 40 identity / 10 expression modes."""
+    """The built-in model (version 1, which the committed weights were trained on) truncated
+    to 3DDFA_V2's 40 identity / 10 expression modes."""
     from facelab.model.registry import load_model
 
-    return load_model("synthetic", resolution=resolution).truncated(n_id=40, n_exp=10)
+    return load_model("synthetic", resolution=resolution, version=1).truncated(n_id=40,
+                                                                               n_exp=10)
 
 
 @dataclass(frozen=True)

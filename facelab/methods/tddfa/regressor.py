@@ -98,8 +98,10 @@ def save_pretrained(path, net: MobileNetRegressor, stats: ParamStats, meta: dict
 def load_pretrained(path=None, model: MorphableModel | None = None) -> TDDFARegressor:
     """Load a :class:`TDDFARegressor` (eval mode) from ``path`` (default: committed weights).
 
-    model: the morphable model; default ``load_model("synthetic").truncated(40, 10)`` at the
-    resolution recorded in the file.
+    model: the morphable model; default ``load_model("synthetic", version=1).truncated(40, 10)``
+    at the resolution recorded in the file. The file's recorded model (``meta["model"]``,
+    :func:`facelab.model.provenance.model_record`) must match it, else ValueError naming the
+    training command (files without a record were trained on version 1 of the built-in model).
     """
     path = DEFAULT_WEIGHTS if path is None else Path(path)
     if not path.exists():
@@ -117,6 +119,10 @@ def load_pretrained(path=None, model: MorphableModel | None = None) -> TDDFARegr
         from facelab.methods.tddfa.corpus import tddfa_model
 
         model = tddfa_model(blob["meta"].get("resolution", "teaching"))
+    from facelab.model.provenance import check_model
+
+    check_model(blob["meta"].get("model"), model, what=f"3DDFA_V2 weights {str(path)!r}",
+                retrain="facelab train tddfa")
     reg = TDDFARegressor(net, ParamStats(blob["param_mean"], blob["param_std"]), model,
                          blob["meta"]["image_size"])
     reg.meta = blob["meta"]
