@@ -51,7 +51,8 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model = load_model("synthetic", resolution=args.resolution).truncated(n_id=40, n_exp=10)
+    model = load_model("synthetic", resolution=args.resolution, version=1)
+    model = model.truncated(n_id=40, n_exp=10)
     pred, target = random_pair(args.batch)
     t0 = time.perf_counter()
     w_naive = wpdc_weights(pred, target, model)  # slow: timed once

@@ -40,7 +40,7 @@ def main(argv=None) -> None:
     p.add_argument("--weights", default="photo")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model = load_model("synthetic", "teaching")
+    model = load_model("synthetic", "teaching", version=1)
     encoder = mofa.load_encoder(args.weights)
     data = mofa.test_batch(model, count=32, size=encoder.image_size)
     print(f"MoFA inference, {args.threads} thread(s), teaching model "

@@ -122,7 +122,7 @@ def main():
     # left idle pool threads competing for the cores (torch's peer ran 5x slower at batch 1).
     torch.set_num_threads(args.threads[0])
     numba.set_num_threads(args.threads[0])
-    model = load_model("synthetic", "bfm")
+    model = load_model("synthetic", "bfm", version=1)
     for threads in args.threads:
         bench(model, args.batch, threads, args.rounds, args.numpy_every, args.forward_only)
 

@@ -34,7 +34,7 @@ def face_mesh():
     try:
         from facelab.model.registry import load_model
 
-        m = load_model("synthetic", resolution="bfm")
+        m = load_model("synthetic", resolution="bfm", version=1)
         return m.mean_shape.double().numpy(), m.faces.numpy(), m.name
     except ImportError:
         n = 196

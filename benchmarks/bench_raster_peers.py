@@ -112,9 +112,9 @@ def workloads():
     try:
         from facelab.model.registry import load_model
 
-        bfm = load_model("synthetic", resolution="bfm")
+        bfm = load_model("synthetic", resolution="bfm", version=1)
         out.append(("bfm model 224²", bfm.mean_shape.double().numpy(), bfm.faces.numpy(), 224))
-        teach = load_model("synthetic", resolution="teaching")
+        teach = load_model("synthetic", resolution="teaching", version=1)
         out.append(("teaching model 512²", teach.mean_shape.double().numpy(),
                     teach.faces.numpy(), 512))
     except ImportError:

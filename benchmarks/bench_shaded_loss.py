@@ -55,7 +55,7 @@ def run(threads: int, batch: int, rounds: int, use_model: bool) -> list[dict]:
         try:
             from facelab.model.registry import load_model
 
-            model = load_model("synthetic", resolution="bfm")
+            model = load_model("synthetic", resolution="bfm", version=1)
         except ImportError:
             model = None
     inp = make_inputs(batch, 38000, 224, model=model)

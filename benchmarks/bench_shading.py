@@ -177,7 +177,7 @@ def profile_step(batch, threads, repeats):
 
     torch.set_num_threads(threads)
     numba.set_num_threads(threads)
-    model = load_model("synthetic", "bfm")
+    model = load_model("synthetic", "bfm", version=1)
     g = torch.Generator().manual_seed(0)
     alpha = torch.randn(batch, model.n_id, generator=g)
     delta = torch.randn(batch, model.n_exp, generator=g)
@@ -250,7 +250,7 @@ def main():
     if not args.random:
         from facelab.model.registry import load_model
 
-        model = load_model("synthetic", "bfm")
+        model = load_model("synthetic", "bfm", version=1)
     for threads in args.threads:
         bench(args.batch, threads, args.vertices, args.size, args.repeats, args.image_grad,
               model)

@@ -9,7 +9,7 @@ from facelab.data import FaceSampling, SyntheticFaces, random_backgrounds
 
 @pytest.fixture(scope="module")
 def model():
-    return fl.load_model("synthetic", resolution="teaching")
+    return fl.load_model("synthetic", resolution="teaching", version=1)
 
 
 @pytest.mark.parametrize("camera", ["perspective", "scaled_orthographic"])

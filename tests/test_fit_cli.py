@@ -89,7 +89,7 @@ def _synthetic_clip(T=3, size=160):
     from facelab.lighting import random_sh
     from facelab.model.registry import load_model
 
-    model = load_model("synthetic", resolution="teaching")
+    model = load_model("synthetic", resolution="teaching", version=1)
     g = torch.Generator().manual_seed(5)
     angles = torch.zeros(T, 3)
     angles[:, 1] = torch.linspace(-0.2, 0.2, T)

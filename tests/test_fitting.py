@@ -33,7 +33,7 @@ FAST = FitSettings(steps_pose=20, steps_shape=50, steps_color=30)
 
 @pytest.fixture(scope="module")
 def model():
-    return load_model("synthetic", resolution="teaching")
+    return load_model("synthetic", resolution="teaching", version=1)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from facelab.rotations import head_rotation
 
 @pytest.fixture(scope="module")
 def model():
-    return fl.load_model("synthetic", resolution="teaching")
+    return fl.load_model("synthetic", resolution="teaching", version=1)
 
 
 def _setup(model, batch=2, dtype=torch.float32, size=64, seed=0, jaw=False):

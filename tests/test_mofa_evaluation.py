@@ -23,7 +23,7 @@ from facelab.metrics import aligned_vertex_error
 
 @pytest.fixture(scope="module")
 def model():
-    return fl.load_model("synthetic", "teaching")
+    return fl.load_model("synthetic", "teaching", version=1)
 
 
 @pytest.fixture(scope="module")

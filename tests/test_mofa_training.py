@@ -14,7 +14,7 @@ from facelab.progress import History
 
 @pytest.fixture(scope="module")
 def model():
-    return fl.load_model("synthetic", "teaching")
+    return fl.load_model("synthetic", "teaching", version=1)
 
 
 def test_ground_truth_code_decodes_to_the_corpus(model):

@@ -206,7 +206,7 @@ def test_compiled_matches_reference(impl, dtype, case):
 
 @pytest.fixture(scope="module")
 def teaching_face():
-    m = facelab.load_model("synthetic", "teaching")
+    m = facelab.load_model("synthetic", "teaching", version=1)
     g = torch.Generator().manual_seed(0)
     verts = m.shape(torch.randn(2, m.n_id, generator=g), torch.randn(2, m.n_exp, generator=g))
     return verts.detach().double(), m.faces

@@ -123,7 +123,7 @@ def test_any_band_count_matches_reference(monkeypatch, n_bands, H):
 
 def test_face_model_matches_reference():
     registry = pytest.importorskip("facelab.model.registry")
-    model = registry.load_model("synthetic", resolution="teaching")
+    model = registry.load_model("synthetic", resolution="teaching", version=1)
     v = model.mean_shape.double().numpy()
     scale = 40 / (v[:, 0].max() - v[:, 0].min())
     poses = []

@@ -46,7 +46,7 @@ def flame_like_model(dtype=torch.float64, regressor=False):
 
 
 def test_single_joint_is_the_jaw_formula():
-    m = fl.load_model("synthetic", resolution="teaching").to(dtype=torch.float64)
+    m = fl.load_model("synthetic", resolution="teaching", version=1).to(dtype=torch.float64)
     assert m.skeleton.names == ("jaw",)
     verts = m.shape(torch.randn(2, 10, dtype=torch.float64))
     jaw = torch.tensor([[0.2, 0.0, 0.0], [0.1, 0.05, 0.0]], dtype=torch.float64)
@@ -145,7 +145,7 @@ def test_skeleton_and_pose_validation():
                           exp_basis=m.exp_basis, mean_albedo=m.mean_albedo,
                           albedo_basis=m.albedo_basis, faces=m.faces).pose_joints(
             m.mean_shape[None], {})
-    teaching = fl.load_model("synthetic", resolution="teaching")
+    teaching = fl.load_model("synthetic", resolution="teaching", version=1)
     p = fl.FaceParams(neck=torch.zeros(1, 3))
     with pytest.raises(ValueError, match="params.neck: model .* has no joint neck"):
         fl.form(teaching, p, fl.cameras.Pinhole.from_fov(32, 32))

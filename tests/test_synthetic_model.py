@@ -25,7 +25,7 @@ def _private_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model() -> MorphableModel:
-    return load_model("synthetic", "teaching")
+    return load_model("synthetic", "teaching", version=1)
 
 
 @pytest.fixture(scope="module")
@@ -64,21 +64,21 @@ def test_smoke_and_counts(model):
 
 @pytest.mark.parametrize("resolution, lo, hi", [("medium", 11000, 13000), (5000, 4500, 5500)])
 def test_other_resolutions(resolution, lo, hi):
-    m = load_model(resolution=resolution)
+    m = load_model(resolution=resolution, version=1)
     assert lo <= m.num_vertices <= hi
     assert m.landmarks.shape == (68,) and m.n_id == 80
 
 
 @pytest.mark.slow
 def test_bfm_resolution():
-    m = load_model(resolution="bfm")
+    m = load_model(resolution="bfm", version=1)
     assert 36000 <= m.num_vertices <= 40000
     assert 72000 <= m.num_faces <= 80000
     _check_mesh(m, syn.synthetic_arrays("bfm")["kind"])
 
 
 def test_float64(model):
-    m64 = load_model(resolution="teaching", dtype=torch.float64)
+    m64 = load_model(resolution="teaching", dtype=torch.float64, version=1)
     assert m64.mean_shape.dtype == torch.float64 and m64.id_basis.dtype == torch.float64
     assert m64.expressions["smile"].dtype == torch.float64
     # float64 holds the same (float32-generated) numbers
@@ -247,7 +247,7 @@ def test_corrupted_and_stale_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(syn, "_MEMORY", {})
     path = syn_cache.cache_path(syn.cache_key(), 1500)
     path.write_bytes(b"not an npz file")
-    m = load_model(resolution=1500)
+    m = load_model(resolution=1500, version=1)
     assert m.num_vertices > 1000
     with np.load(path) as data:  # regenerated and rewritten
         assert str(data["version"]) == syn.cache_key()
@@ -421,27 +421,27 @@ def test_face_mask(model, arrays):
 # ----------------------------------------------------------- bad arguments
 def test_bad_arguments():
     with pytest.raises(ValueError, match="synthetic"):
-        load_model("bfm9999")
+        load_model("bfm9999", version=1)
     with pytest.raises(ValueError, match="teaching"):
-        load_model("synthetic", "huge")
+        load_model("synthetic", "huge", version=1)
     with pytest.raises(ValueError, match="resolution"):
-        load_model("synthetic", 10)
+        load_model("synthetic", 10, version=1)
     with pytest.raises(ValueError, match="resolution"):
-        load_model("synthetic", 10**7)
+        load_model("synthetic", 10**7, version=1)
     with pytest.raises(TypeError, match="resolution"):
-        load_model("synthetic", 3000.0)
+        load_model("synthetic", 3000.0, version=1)
     with pytest.raises(TypeError, match="resolution"):
-        load_model("synthetic", True)
+        load_model("synthetic", True, version=1)
     with pytest.raises(TypeError, match="dtype"):
-        load_model("synthetic", dtype=torch.int32)
+        load_model("synthetic", dtype=torch.int32, version=1)
     with pytest.raises(TypeError, match="name"):
-        load_model(3)
+        load_model(3, version=1)
     assert registry.MODEL_NAMES == ("synthetic",)
 
 
 def test_prints_nothing(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("FACELAB_CACHE", str(tmp_path))
     monkeypatch.setattr(syn, "_MEMORY", {})
-    load_model(resolution=1200)
+    load_model(resolution=1200, version=1)
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""

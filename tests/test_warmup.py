@@ -18,7 +18,7 @@ import gc, json, numba, torch
 from numba.core.registry import CPUDispatcher
 from facelab.model.registry import load_model
 from facelab.warmup import _one_pass
-model = load_model("synthetic", resolution="teaching")
+model = load_model("synthetic", resolution="teaching", version=1)
 for threads in (1, 2):                      # other sizes and batches than the warm-up's
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     _one_pass(model, 1, torch.float32, size=48)

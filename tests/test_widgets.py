@@ -54,7 +54,7 @@ def live_widgets() -> int:
 def model():
     from facelab.model.registry import load_model
 
-    return load_model("synthetic", resolution="teaching")
+    return load_model("synthetic", resolution="teaching", version=1)
 
 
 @pytest.fixture(scope="module")
