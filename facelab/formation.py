@@ -72,7 +72,7 @@ class AlbedoMaps:
     the looked-up texture by :func:`render`.
     """
 
-    __slots__ = ("_model", "_coeffs", "offsets", "_cache")
+    __slots__ = ("_cache", "_coeffs", "_model", "offsets")
 
     def __init__(self, model: MorphableModel, coeffs: torch.Tensor, offsets=None):
         self._model, self._coeffs, self.offsets = model, coeffs, offsets

@@ -159,8 +159,7 @@ def test_albedo_offsets_are_added_to_the_texture(model):
 def test_textured_render_is_differentiable_in_albedo_light_and_geometry(model):
     p, camera = setup(model, batch=1, dtype=torch.float64)
     leaves = {k: getattr(p, k).clone().requires_grad_() for k in ("albedo", "gamma", "id")}
-    image, mask = fl.render(fl.form(model, p.replace(**leaves), camera), SIZE, SIZE,
-                            antialias=2)
+    image, _ = fl.render(fl.form(model, p.replace(**leaves), camera), SIZE, SIZE, antialias=2)
     (image * torch.linspace(0, 1, SIZE, dtype=torch.float64)[:, None, None]).sum().backward()
     for name, leaf in leaves.items():
         assert torch.isfinite(leaf.grad).all() and leaf.grad.abs().sum() > 0, name

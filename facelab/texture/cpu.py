@@ -165,9 +165,9 @@ def sample_texture_backward(texture, uv, mask, grad_out, needs=(True, True)):
         n_parts = min(height, -(-numba.get_num_threads() // max(n_img, 1)))
     grad_texture = np.zeros_like(tex) if needs[0] else np.zeros((0, 0, 0, 0), tex.dtype)
     if needs[0] and n_parts > 1:
-        parts = np.zeros((n_img, n_parts) + tex.shape[1:], dtype=tex.dtype)
+        parts = np.zeros((n_img, n_parts, *tex.shape[1:]), dtype=tex.dtype)
     elif needs[0]:
-        parts = grad_texture.reshape((n_img, 1) + tex.shape[1:])  # a view: no reduction
+        parts = grad_texture.reshape((n_img, 1, *tex.shape[1:]))  # a view: no reduction
     else:
         parts = np.zeros((n_img, 1, 0, 0, 0), dtype=tex.dtype)
     grad_uv = np.empty_like(coords) if needs[1] else np.empty((0, 0, 0, 2), coords.dtype)

@@ -14,7 +14,7 @@ a rasterizer interpolates over a mesh's UV layout, nvdiffrast's ``texture`` stag
 * bilinear weights of the four texels around (x, y), with x0 = floor(x), fx = x - x0
   (likewise y0, fy)::
 
-      T(u, v) = (1-fy) [(1-fx) T[y0, x0] + fx T[y0, x1]] + fy [(1-fx) T[y1, x0] + fx T[y1, x1]]   (2)
+      T(u, v) = (1-fy) [(1-fx) T[y0,x0] + fx T[y0,x1]] + fy [(1-fx) T[y1,x0] + fx T[y1,x1]]   (2)
 
 * clamp-to-edge addressing: the neighbour indices x0, x1 = x0 + 1 (and y0, y1) are clamped
   to [0, Wt - 1] ([0, Ht - 1]), so outside the texture (and in its outer half texel) the
