@@ -318,3 +318,42 @@ def test_function_is_the_public_ops_engine():
     tex, uv, mask, _ = make_inputs(1, 3, 3, 2, 2, 3, torch.float64)
     np.testing.assert_array_equal(SampleTexture.apply(tex, uv, mask).numpy(),
                                   sample_texture(tex, uv, mask).numpy())
+
+
+# ------------------------------------------------------------------------ property
+ADVERSARIAL = [float("nan"), float("inf"), -float("inf"), 1e13, -3e38, 3e38, 1e-30, -1e-30,
+               0.0, 5e-324, 1.0, 0.5]
+
+
+def _property_test():
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    coord = st.one_of(st.floats(-2.0, 3.0, allow_nan=False, width=32),
+                      st.sampled_from(ADVERSARIAL))
+
+    @hypothesis.given(t_h=st.integers(1, 4), t_w=st.integers(1, 4), channels=st.integers(1, 3),
+                      coords=st.lists(coord, min_size=6, max_size=6),
+                      dtype=st.sampled_from(DTYPES), masked=st.booleans())
+    def check(t_h, t_w, channels, coords, dtype, masked):
+        """A ValueError naming uv, or the reference's finite values and finite gradients."""
+        tex = torch.rand(1, t_h, t_w, channels, dtype=dtype,
+                         generator=torch.Generator().manual_seed(t_h * 7 + t_w))
+        uv = torch.tensor(coords, dtype=torch.float64).reshape(1, 1, 3, 2).to(dtype)
+        mask = torch.tensor([[[True, False, True]]]) if masked else None
+        if not torch.isfinite(uv).all():
+            with pytest.raises(ValueError, match="^uv: expected finite values"):
+                sample_texture(tex, uv, mask)
+            return
+        leaves = [tex.clone().requires_grad_(), uv.clone().requires_grad_()]
+        out = sample_texture(*leaves, mask)
+        ref = reference.sample_texture_forward(tex.numpy(), uv.numpy(), _np(mask))
+        np.testing.assert_allclose(out.detach().numpy(), ref, **TOL[dtype])
+        out.sum().backward()
+        assert all(torch.isfinite(t.grad).all() for t in leaves)
+
+    return check
+
+
+def test_property_error_or_the_reference_with_finite_gradients():
+    _property_test()()
