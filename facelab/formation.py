@@ -292,8 +292,9 @@ def _texturing(m: MorphableModel, params: FaceParams, normals: torch.Tensor, sha
     textured render differs from ``texture=False`` only in where the reflectance comes from.
     SH lighting of bands 0-2 is smooth: against per-pixel shading (interpolated normals,
     renormalised) the v1 teaching model at 256² differs by 1.4e-3 on average (a third of a
-    grey level), 0.03 at the 99th percentile and at most 0.13 in creases (lips, nostrils),
-    for ~1/25 of the cost (``benchmarks/bench_texture.py``, "shading").
+    grey level) and 0.03 at the 99th percentile; the 1.5 % of face pixels off by more than
+    0.02 lie along the lips and the nose, where the normal turns within a triangle (at most
+    0.13). Per-pixel shading costs ~20 times more (``benchmarks/bench_texture.py``).
     """
     if m.uv is None:
         return None, None, None, None
