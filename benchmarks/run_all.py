@@ -91,6 +91,28 @@ def shaded_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def texture_tables(rows: list[dict]) -> list[str]:
+    lines = ["| workload | stage | threads | facelab ms/image | grid_sample ÷ facelab "
+             "| NumPy ÷ facelab | check (facelab; grid_sample) | load |",
+             "|---|---|---|---|---|---|---|---|"]
+    groups: dict = {}
+    for r in rows:
+        if r["benchmark"] == "texture_lookup":
+            groups.setdefault((r["workload"], r["stage"], r["threads"]), {})[r["impl"]] = r
+    for (workload, stage, threads), g in groups.items():
+        f = g["facelab"]
+        lines.append(f"| {workload} | {stage} | {threads} | {_ms(f)} | "
+                     f"{_r(g['grid_sample']['ratio'])} | {_r(g['numpy']['ratio'])} | "
+                     f"{f['check']}; {g['grid_sample']['check']} | {f['load']:.1f} |")
+    lines += ["", "| workload | threads | implementation | ms | ÷ first row | check | load |",
+              "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["benchmark"] in ("texture_shading", "texture_render"):
+            lines.append(f"| {r['workload']} | {r['threads']} | {r['impl']} | {_ms(r)} | "
+                         f"{_r(r['ratio'])} | {r['check']} | {r['load']:.1f} |")
+    return lines
+
+
 def threads_table(rows: list[dict]) -> list[str]:
     import numpy as np
 
@@ -115,10 +137,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
     rounds = ["--rounds", "20" if args.quick else "25"]
     start = os.getloadavg()[0]
-    raster, shaded = [], []
+    raster, shaded, texture = [], [], []
     for threads in ("1", "2"):  # a fresh process per tool and thread count
         raster += _json_rows("bench_raster_peers.py", ["--threads", threads, *rounds])
         shaded += _json_rows("bench_shaded_loss.py", ["--threads", threads, *rounds])
+        texture += _json_rows("bench_texture.py", ["--threads", threads, *rounds])
     threads_rows = _json_rows("bench_threads.py", ["--calls", "20" if args.quick else "25"])
     legacy = []
     if not args.skip_legacy:
@@ -141,6 +164,9 @@ def main(argv=None):
         "## SH shading + photometric loss, forward + backward (fused op vs the NumPy "
         "reference, the two separate compiled ops and plain torch)", "",
         *shaded_table(shaded), "",
+        "## Textured rendering: bilinear texture lookup (vs grid_sample, same convention, and "
+        "the NumPy reference), per-vertex vs per-pixel shading, textured vs per-vertex render",
+        "", *texture_tables(texture), "",
         "## Thread coexistence: torch inference (3DDFA_V2 MobileNet, batch 1) before and after "
         "a Numba kernel", "", *threads_table(threads_rows), "",
     ]

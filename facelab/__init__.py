@@ -37,6 +37,7 @@ _EXPORTS = {
     "rasterize": "facelab.raster", "vertex_visibility": "facelab.raster",
     "render_mesh": "facelab.raster.compose",
     "sh_shade": "facelab.shading",
+    "sample_texture": "facelab.texture",
 }
 _SUBMODULES = {"cameras", "export", "fitting", "formation", "landmarks", "lighting", "losses",
                "mesh", "metrics", "progress", "rotations", "widgets"}
@@ -80,6 +81,7 @@ __all__ = [
     "render_mesh",
     "render_preview",
     "rotations",
+    "sample_texture",
     "save_obj",
     "save_ply",
     "sh_basis",

@@ -7,6 +7,9 @@
     n      = vertex normals of X_cam (compiled)
     albedo = mean + E_alb beta (+ albedo offsets)                      MoFA Eq. (3)
     c      = albedo * (H(n) gamma)  (compiled SH shading)              MoFA Eq. (4)
+    textured models (a UV layout): albedo maps T = mean + E_alb beta per texel (Eq. 3), the
+    irradiance s = H(n) gamma per vertex (Eq. 4, unit albedo); a pixel p shows
+    T(uv(p)) * s(p), uv and s interpolated over the triangle, T looked up bilinearly
 
 :func:`form` is the only place in facelab that chains these steps (MoFA Sec. 5, "Parametric
 model-based decoder"; Eq. 5 evaluates u_i and c_i per vertex); :func:`render` rasterizes a
@@ -22,10 +25,18 @@ from __future__ import annotations
 import weakref
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from facelab import cameras
-from facelab._checks import as_tensor, check_finite, check_indices, check_int, check_shape
+from facelab._checks import (
+    as_tensor,
+    check_finite,
+    check_floating,
+    check_indices,
+    check_int,
+    check_shape,
+)
 from facelab.cameras import _rigid
 from facelab.face_params import JOINT_BLOCKS, FaceParams
 from facelab.model.morphable import MorphableModel
@@ -34,9 +45,10 @@ from facelab.normals.autograd import VertexNormals, vertex_face_table
 from facelab.raster.compose import render_mesh
 from facelab.rotations import head_rotation
 from facelab.shading.autograd import ShShade
+from facelab.texture.compose import render_textured_mesh
 
 __all__ = ["DEFAULT_DISTANCE_MM", "DEFAULT_FOV_DEG", "MAX_ANTIALIAS", "PICTURE_ANTIALIAS",
-           "Formation", "default_camera", "form", "render", "render_preview"]
+           "AlbedoMaps", "Formation", "default_camera", "form", "render", "render_preview"]
 
 DEFAULT_FOV_DEG = 16.0
 DEFAULT_DISTANCE_MM = 800.0
@@ -45,6 +57,42 @@ PICTURE_ANTIALIAS = 3
 3 x 3 samples per pixel. Losses and the training corpora render with 1 (no anti-aliasing), as
 the papers do."""
 MAX_ANTIALIAS = 8
+
+
+class AlbedoMaps:
+    """A formation's reflectance as texture maps, MoFA Eq. (3) per texel, formed on first use.
+
+    ``texture()`` returns (B, Ht, Wt, 3) = ``model.albedo_map(coeffs)``: mean map + basis maps
+    @ beta. Forming it reads the whole (Ht, Wt, 3, K) basis (100 modes: 79 MB at 256², 315 MB
+    at 512²; measured 40 and 120 ms per image on one thread of the shared teaching machine),
+    so :func:`form` only records what it needs and :func:`render` forms it when it paints the
+    texture: fitters and losses that never render pay nothing. The result
+    is kept (per grad mode), so several renders of one formation form it once.
+
+    offsets: (B, V, 3) per-vertex reflectance offsets of the parameters (or None), added to
+    the looked-up texture by :func:`render`.
+    """
+
+    __slots__ = ("_cache", "_coeffs", "_model", "offsets")
+
+    def __init__(self, model: MorphableModel, coeffs: torch.Tensor, offsets=None):
+        self._model, self._coeffs, self.offsets = model, coeffs, offsets
+        self._cache: dict = {}
+
+    @property
+    def shape(self) -> tuple:
+        """(B, Ht, Wt, 3), without forming the maps."""
+        return (self._coeffs.shape[0], *self._model.albedo_texture.shape)
+
+    def texture(self) -> torch.Tensor:
+        """(B, Ht, Wt, 3) linear-RGB reflectance maps, row 0 at the top (v = 1)."""
+        key = torch.is_grad_enabled()
+        if key not in self._cache:
+            self._cache[key] = self._model.albedo_map(self._coeffs)
+        return self._cache[key]
+
+    def __repr__(self) -> str:
+        return f"AlbedoMaps(shape={self.shape}, model={self._model.name!r})"
 
 
 class Formation(NamedTuple):
@@ -62,6 +110,14 @@ class Formation(NamedTuple):
         the subset's own points with ``vertex_subset``).
     faces: (F, 3) int64 triangles (on the vertices' device); None with ``vertex_subset``.
     perspective_correct: whether the camera needs perspective-correct barycentrics.
+
+    For models with a UV layout (``model.uv``; None otherwise and with ``vertex_subset``):
+    uv: (Vt, 2) texture coordinates (OBJ: u right, v up); uv_faces: (F, 3) int64 indices
+        into ``uv`` per triangle corner.
+    irradiance: (B, V, 3) SH irradiance H(n) gamma, MoFA Eq. (4) with unit albedo (so
+        ``colors == albedo * irradiance``); None with ``shade=False``.
+    albedo_maps: an :class:`AlbedoMaps` (reflectance as texture maps, formed on first use)
+        for models with ``albedo_texture``, else None; ``albedo_texture`` forms them.
     """
 
     verts: torch.Tensor
@@ -73,6 +129,15 @@ class Formation(NamedTuple):
     landmarks_2d: torch.Tensor
     faces: torch.Tensor | None
     perspective_correct: bool
+    uv: torch.Tensor | None = None
+    uv_faces: torch.Tensor | None = None
+    irradiance: torch.Tensor | None = None
+    albedo_maps: AlbedoMaps | None = None
+
+    @property
+    def albedo_texture(self) -> torch.Tensor | None:
+        """(B, Ht, Wt, 3) reflectance maps (MoFA Eq. 3 per texel), or None without any."""
+        return None if self.albedo_maps is None else self.albedo_maps.texture()
 
 
 def _check_camera(camera, batch: int):
@@ -216,7 +281,28 @@ def form(model: MorphableModel, params: FaceParams, camera, *, vertex_subset=Non
     lm = m.landmarks
     landmarks_2d = screen[:, lm, :2] if lm is not None else screen[:, :0, :2]
     return Formation(verts, verts_cam, screen, normals, albedo, colors, landmarks_2d, faces,
-                     camera.perspective_correct)
+                     camera.perspective_correct, *_texturing(m, params, normals, shade))
+
+
+def _texturing(m: MorphableModel, params: FaceParams, normals: torch.Tensor, shade: bool):
+    """(uv, uv_faces, irradiance, albedo_maps) of a formation; all None without a UV layout.
+
+    The irradiance is H(n) gamma per vertex (MoFA Eq. 4 with unit albedo), interpolated over
+    each triangle by :func:`render` — the shading the per-vertex colours already use, so a
+    textured render differs from ``texture=False`` only in where the reflectance comes from.
+    SH lighting of bands 0-2 is smooth: against per-pixel shading (interpolated normals,
+    renormalised) the v1 teaching model at 256² differs by 1.4e-3 on average (a third of a
+    grey level) and 0.03 at the 99th percentile; the 1.5 % of face pixels off by more than
+    0.02 lie along the lips and the nose, where the normal turns within a triangle (at most
+    0.13). Per-pixel shading costs ~20 times more (``benchmarks/bench_texture.py``).
+    """
+    if m.uv is None:
+        return None, None, None, None
+    irradiance = None
+    if shade:
+        irradiance = ShShade.apply(torch.ones_like(normals), normals, params.gamma)  # (B, V, 3)
+    maps = AlbedoMaps(m, params.albedo, params.albedo_offsets) if m.has_texture else None
+    return m.uv, m.uv_faces, irradiance, maps
 
 
 def _reflectance(m: MorphableModel, params: FaceParams, rows=None) -> torch.Tensor:
@@ -247,7 +333,9 @@ def _reshade(m: MorphableModel, params: FaceParams, geometry: Formation, rows,
     normals = geometry.normals if rows is None else geometry.normals[:, rows]  # (B, V|S, 3)
     colors = ShShade.apply(albedo, normals, params.gamma) if shade else None  # MoFA Eq. 4
     if rows is None:
-        return geometry._replace(albedo=albedo, colors=colors)
+        _, _, irradiance, maps = _texturing(m, params, normals, shade)
+        return geometry._replace(albedo=albedo, colors=colors, irradiance=irradiance,
+                                 albedo_maps=maps)
     screen = geometry.screen_verts[:, rows]
     return Formation(geometry.verts[:, rows], geometry.verts_cam[:, rows], screen, normals,
                      albedo, colors, screen[..., :2], None, geometry.perspective_correct)
@@ -290,21 +378,33 @@ _JOINT_BASES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def render(formation: Formation, height: int, width: int, *, background=None, colors=None,
-           antialias: int = 1, cull_backfaces: bool = False):
+           antialias: int = 1, cull_backfaces: bool = False, texture=None):
     """Rasterize a :class:`Formation`: ``(images (B, H, W, 3), mask (B, H, W) bool)``.
 
     height, width: image size in pixels.
     background: None (black), a (3,) colour or a (B, H, W, 3) image (e.g. the input photo).
     colors: optional (B, V, 3) per-vertex colours to paint instead of ``formation.colors``
-        (albedo, a geometry shading, an error map).
+        (albedo, a geometry shading, an error map); never textured.
+    texture: what colours the surface —
+        None (default): the formation's own reflectance maps when its model has them
+        (``formation.albedo_texture``: pictures of a textured model), else per-vertex colours;
+        False: per-vertex colours ``formation.colors`` (MoFA Eq. 4 per vertex: what the
+        papers' losses and training corpora use);
+        a (B, Ht, Wt, 3) or (1, Ht, Wt, 3) tensor: these maps over the model's UV layout
+        (e.g. a texture extracted from a photo).
+        Textured, a pixel p shows (T(uv(p)) + o(p)) * s(p): the UVs interpolated over
+        ``uv_faces``, T looked up bilinearly (:func:`facelab.sample_texture`), the per-vertex
+        albedo offsets o (own maps only) and the SH irradiance s (MoFA Eq. 4, unit albedo)
+        interpolated like any attribute.
     antialias: supersampling factor s in [1, MAX_ANTIALIAS]: the face is rendered at
         (s H, s W) — the same camera with pixels s times smaller, so u and v scale by s and
         the depth is unchanged — and each s x s block is averaged (a box filter over the
         pixel's area), so silhouettes and colour edges get fractional coverage. 1 (default)
         is the plain rasterizer, as losses and training corpora use;
         :data:`PICTURE_ANTIALIAS` for figures. ``mask`` is then "any sample covered".
-    Perspective-correct barycentrics when the camera is a pinhole. Differentiable in the
-    colours, the background and (interior pixels) the screen positions.
+    Perspective-correct barycentrics (and UVs) when the camera is a pinhole. Differentiable in
+    the colours, the texture, the lighting, the background and (interior pixels) the screen
+    positions.
     """
     if not isinstance(formation, Formation):
         raise TypeError(f"formation: expected a Formation, got {type(formation).__name__}")
@@ -313,14 +413,24 @@ def render(formation: Formation, height: int, width: int, *, background=None, co
     s = check_int(antialias, name="antialias", minimum=1)
     if s > MAX_ANTIALIAS:
         raise ValueError(f"antialias: expected a factor in [1, {MAX_ANTIALIAS}], got {s}")
+    maps, offsets = _surface_texture(formation, colors, texture)
     cols = formation.colors if colors is None else colors
-    if cols is None:
+    if maps is None and cols is None:
         raise ValueError("colors: the formation was formed with shade=False; pass colors=")
+
+    def paint(screen, h, w, bg):
+        if maps is None:
+            return render_mesh(screen, formation.faces, cols, h, w, background=bg,
+                               perspective_correct=formation.perspective_correct,
+                               cull_backfaces=cull_backfaces)
+        return render_textured_mesh(screen, formation.faces, formation.uv, formation.uv_faces,
+                                    maps, formation.irradiance, h, w, albedo_offsets=offsets,
+                                    background=bg,
+                                    perspective_correct=formation.perspective_correct,
+                                    cull_backfaces=cull_backfaces)
+
     if s == 1:
-        return render_mesh(formation.screen_verts, formation.faces, cols, height, width,
-                           background=background,
-                           perspective_correct=formation.perspective_correct,
-                           cull_backfaces=cull_backfaces)
+        return paint(formation.screen_verts, height, width, background)
     height = check_int(height, name="height", minimum=1)
     width = check_int(width, name="width", minimum=1)
     screen = formation.screen_verts
@@ -332,13 +442,50 @@ def render(formation: Formation, height: int, width: int, *, background=None, co
             check_shape(bg, "B H W 3", name="background",
                         dims={"B": screen.shape[0], "H": height, "W": width})
             bg = bg.repeat_interleave(s, dim=1).repeat_interleave(s, dim=2)
-    image, mask = render_mesh(screen * scale, formation.faces, cols, s * height, s * width,
-                              background=bg, perspective_correct=formation.perspective_correct,
-                              cull_backfaces=cull_backfaces)
+    image, mask = paint(screen * scale, s * height, s * width, bg)
     B = image.shape[0]
     image = image.reshape(B, height, s, width, s, 3).mean(dim=(2, 4))  # (B, H, W, 3) box filter
     mask = mask.reshape(B, height, s, width, s).any(dim=4).any(dim=2)  # (B, H, W)
     return image, mask
+
+
+def _surface_texture(formation: Formation, colors, texture):
+    """(maps (B, Ht, Wt, 3) or None, albedo offsets or None) that :func:`render` paints.
+
+    None maps: per-vertex colours. Validates an explicit ``texture`` and casts it to the
+    formation's dtype and device.
+    """
+    if texture is False:
+        return None, None
+    if texture is None:
+        if colors is not None or formation.albedo_maps is None:
+            return None, None
+        if formation.irradiance is None:
+            raise ValueError("texture: the formation was formed with shade=False (no "
+                             "irradiance); form it with shade=True or pass texture=False")
+        maps = formation.albedo_maps
+        return maps.texture(), maps.offsets
+    if texture is True or not isinstance(texture, (torch.Tensor, np.ndarray)):
+        raise TypeError(f"texture: expected None, False or a (B, Ht, Wt, 3) tensor, got "
+                        f"{type(texture).__name__}")
+    if colors is not None:
+        raise ValueError("colors, texture: give per-vertex colours or a texture, not both")
+    if formation.uv is None:
+        raise ValueError("texture: the formation's model has no UV layout (uv, uv_faces); "
+                         "render it with per-vertex colours")
+    if formation.irradiance is None:
+        raise ValueError("texture: the formation was formed with shade=False (no irradiance); "
+                         "form it with shade=True")
+    tex, _ = as_tensor(texture, name="texture")
+    check_floating(tex, name="texture")
+    B = formation.screen_verts.shape[0]
+    check_shape(tex, "N Ht Wt 3", name="texture")
+    if tex.shape[0] not in (1, B):
+        raise ValueError(f"texture: expected (B, Ht, Wt, 3) with B=1 or {B}, got "
+                         f"{tuple(tex.shape)}")
+    screen = formation.screen_verts
+    tex = tex.to(dtype=screen.dtype, device=screen.device)
+    return tex.expand(B, -1, -1, -1), None
 
 
 def default_camera(batch: int, height: int, width: int, *, fov_deg: float = DEFAULT_FOV_DEG,

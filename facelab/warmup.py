@@ -8,7 +8,8 @@ finds the cache.
 
 It drives the public image-formation path on the built-in teaching model — ``form`` (vertex
 normals, SH shading), ``render`` (rasterize, interpolate), ``vertex_visibility``, the
-photometric losses (separate and fused) with their backward passes — at batch 1 and 2 and on
+photometric losses (separate and fused) and the texture lookup of textured rendering
+(``sample_texture``) with their backward passes — at batch 1 and 2 and on
 1 and all threads, so both the serial and the parallel variants of every kernel get
 compiled with exactly the signatures the library calls them with.
 """
@@ -28,6 +29,7 @@ from facelab.losses import photometric_loss, shaded_photometric_loss
 from facelab.model.registry import load_model
 from facelab.raster import rasterize, vertex_visibility
 from facelab.rotations import head_rotation
+from facelab.texture import sample_texture
 
 __all__ = ["warm_up"]
 
@@ -54,6 +56,10 @@ def _one_pass(model, batch: int, dtype: torch.dtype, size: int = 64) -> None:
                                       params.gamma, visible) + image.mean())
     loss.backward()
     rasterize(formed.screen_verts.detach(), model.faces, size, size, perspective_correct=True)
+    # textured rendering's lookup, on 128² pixels per image: enough for the parallel variants
+    texture = torch.rand(batch, 16, 16, 3, generator=g, dtype=dtype).requires_grad_()
+    uv = torch.rand(batch, 128, 128, 2, generator=g, dtype=dtype).requires_grad_()
+    sample_texture(texture, uv, uv[..., 0].detach() > 0.2).sum().backward()
 
 
 def warm_up(dtypes=(torch.float32,), verbose: bool = False) -> float:

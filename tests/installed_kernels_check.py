@@ -27,6 +27,8 @@ from facelab.shaded_photometric import cuda as shaded_cuda
 from facelab.shaded_photometric import reference as shaded_ref
 from facelab.shading import cuda as shading_cuda
 from facelab.shading import reference as shading_ref
+from facelab.texture import cuda as texture_cuda
+from facelab.texture import reference as texture_ref
 from facelab.vertex_losses import cuda as losses_cuda
 from facelab.vertex_losses import reference as losses_ref
 
@@ -145,9 +147,23 @@ def check_shaded_photometric(dtype, rng):
         _close(g, r, dtype, scale=10)
 
 
+def check_texture(dtype, rng):
+    texture = rng.uniform(0, 1, (2, 5, 7, 3)).astype(dtype)
+    uv = rng.uniform(-0.2, 1.2, (2, 6, 8, 2)).astype(dtype)
+    mask = rng.uniform(size=(2, 6, 8)) > 0.3
+    grad = rng.normal(size=(2, 6, 8, 3)).astype(dtype)
+    t = [torch.from_numpy(a) for a in (texture, uv, mask)]
+    out = texture_cuda.sample_texture_forward(*t, emulate=True)
+    _close(out, texture_ref.sample_texture_forward(texture, uv, mask), dtype)
+    got = texture_cuda.sample_texture_backward(*t, torch.from_numpy(grad), emulate=True)
+    ref = texture_ref.sample_texture_backward(texture, uv, mask, grad)
+    for g, r in zip(got, ref, strict=True):
+        _close(g, r, dtype, scale=10)
+
+
 CHECKS = {"rasterize+interpolate": check_raster, "sh_shade": check_shading,
           "vertex_normals": check_normals, "photometric": check_photometric,
-          "shaded_photometric": check_shaded_photometric}
+          "shaded_photometric": check_shaded_photometric, "texture": check_texture}
 
 
 def main(prefix: str) -> None:
@@ -160,7 +176,7 @@ def main(prefix: str) -> None:
     print("facelab", package, "kernels", kdir)
     ops = set(kernel_sources.kernel_names())
     assert ops == {"rasterize", "interpolate", "sh_shade", "vertex_normals", "photometric",
-                   "shaded_photometric"}, ops
+                   "shaded_photometric", "texture"}, ops
     for name, check in CHECKS.items():
         for dtype in (np.float32, np.float64):
             check(dtype, np.random.default_rng(0))

@@ -26,7 +26,7 @@ LAYERS = [
     ("geometry", ["facelab.cameras", "facelab.camera_objects", "facelab.mesh",
                   "facelab.lighting"]),
     ("ops", ["facelab.raster", "facelab.shading", "facelab.normals", "facelab.vertex_losses",
-             "facelab.shaded_photometric"]),
+             "facelab.shaded_photometric", "facelab.texture"]),
     ("model", ["facelab.model"]),
     ("formation", ["facelab.face_params", "facelab.formation"]),
     ("measures and io", ["facelab.losses", "facelab.metrics", "facelab.export",

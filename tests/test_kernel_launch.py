@@ -22,11 +22,12 @@ from facelab.normals import cuda as normals_cuda
 from facelab.raster import cuda as raster_cuda
 from facelab.shaded_photometric import cuda as shaded_cuda
 from facelab.shading import cuda as shading_cuda
+from facelab.texture import cuda as texture_cuda
 from facelab.vertex_losses import cuda as losses_cuda
 
 ALL_TABLES = [raster_cuda.RASTERIZE_KERNELS, raster_cuda.INTERPOLATE_KERNELS,
               shading_cuda.KERNELS, normals_cuda.KERNELS, losses_cuda.KERNELS,
-              shaded_cuda.KERNELS]
+              shaded_cuda.KERNELS, texture_cuda.KERNELS]
 
 
 @pytest.fixture

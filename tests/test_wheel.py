@@ -83,6 +83,6 @@ def test_installed_wheel_runs_every_kernel_against_the_reference(wheel, tmp_path
     out = _run([python, ROOT / "tests" / "installed_kernels_check.py", venv], cwd=work, env=env)
     assert f"facelab {venv.resolve()}" in out
     for op in ("rasterize+interpolate", "sh_shade", "vertex_normals", "photometric",
-               "shaded_photometric"):
+               "shaded_photometric", "texture"):
         for dtype in ("float32", "float64"):
             assert f"ok {op} {dtype}" in out, out
