@@ -425,11 +425,18 @@ EXPECTED = {"00_foundations.ipynb": {"explorer": 1, "motion": 1, "mesh_view": 1}
             "03_3ddfa_v2.ipynb": {"convergence": 1}}
 
 
+ACTION_TIMEOUT_MS = 120_000
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_in_jupyterlab(name, lab, browser, shots_dir):
     t0 = time.monotonic()
     console: list[str] = []
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    # Every click and wait polls for the element's real readiness; this is only the ceiling.
+    # Playwright's 30 s default was hit on a 2-core machine at load 12 (six sessions sharing
+    # it) while the kernel redrew a widget: the page was ready a little later.
+    page.set_default_timeout(ACTION_TIMEOUT_MS)
     page.on("console", lambda m: console.append(f"{m.type}: {m.text}")
             if m.type == "error" else None)
     page.on("pageerror", lambda err: console.append(f"pageerror: {err}"))
