@@ -20,7 +20,11 @@ alternatives (``benchmarks/bench_threads.py``, loaded 2-core machine): ``omp`` w
 tbb``) launched faster but stalled torch once by 3.5x when both ran 2 threads. Costs of
 ``workqueue``: ~40 µs per parallel launch (the ops run serial twins on one thread or one
 task) and, on this machine, little 2-thread speed-up; parallel Numba kernels must not be
-launched from two Python threads at once (facelab launches them from the calling thread).
+launched from two Python threads at once: the layer then terminates the whole process
+("Concurrent access has been detected"). So facelab launches its parallel kernels from the
+main thread only; on any other thread (a Dask worker's task threads, a user's thread pool, a
+kernel subshell) :func:`parallel_threads` is 1 and every op runs its serial twin, which needs no
+thread pool.
 
 When Numba is not imported yet this only sets ``NUMBA_THREADING_LAYER`` (so importing
 facelab stays cheap, and child processes inherit the choice); otherwise it sets
@@ -32,9 +36,10 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import warnings
 
-__all__ = ["NUMBA_LAYER", "configure_numba_threads"]
+__all__ = ["NUMBA_LAYER", "configure_numba_threads", "parallel_threads"]
 
 NUMBA_LAYER = "workqueue"
 
@@ -63,6 +68,20 @@ def configure_numba_threads() -> str:
         return layer
     numba.config.THREADING_LAYER = wanted
     return wanted
+
+
+def parallel_threads() -> int:
+    """Numba threads a facelab op may use from the calling thread.
+
+    ``numba.get_num_threads()`` on the process's main thread, 1 on every other thread: the
+    ops pick their serial twins there, so two Python threads never launch parallel kernels
+    at once (fatal on the workqueue layer, see the module docstring).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return 1
+    import numba
+
+    return numba.get_num_threads()
 
 
 configure_numba_threads()

@@ -22,7 +22,7 @@ import threading
 import warnings
 from pathlib import Path
 
-__all__ = ["corrupt_cache_files", "repair_numba_cache"]
+__all__ = ["corrupt_cache_files", "repair_numba_cache", "serial_twin"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _DONE = False
@@ -108,3 +108,29 @@ def repair_numba_cache(dirs=None, *, force: bool = False) -> list[Path]:
                 f"({', '.join(sorted({p.name for p in removed})[:4])}); the kernels are "
                 "recompiled on their next call", RuntimeWarning, stacklevel=2)
         return removed
+
+
+def serial_twin(py_func, **options):
+    """``numba.njit(cache=True, **options)`` of a renamed copy of ``py_func``.
+
+    A kernel's parallel variant (``njit(parallel=True, cache=True)(f)``) and a serial twin
+    compiled from the *same* function would share one on-disk cache entry: Numba names cache
+    files by the function's qualified name and line and keys the index by signature and
+    bytecode, not by the compile options. Whichever variant a process compiled first was then
+    loaded for both, so a "serial" twin could run the parallel code — on the workqueue layer,
+    two threads doing that at once terminate the process (facelab._threads). The copy has
+    the qualified name ``<name>_serial``, so the twin gets cache files of its own.
+    """
+    import types
+
+    import numba
+
+    twin = types.FunctionType(py_func.__code__, py_func.__globals__,
+                              f"{py_func.__name__}_serial", py_func.__defaults__,
+                              py_func.__closure__)
+    twin.__qualname__ = f"{py_func.__qualname__}_serial"
+    twin.__kwdefaults__ = py_func.__kwdefaults__
+    twin.__module__ = py_func.__module__
+    twin.__doc__ = py_func.__doc__
+    return numba.njit(cache=True, **options)(twin)
+

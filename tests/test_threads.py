@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,3 +46,29 @@ def test_warns_when_an_omp_pool_started_before_facelab():
             "import facelab\n")
     out = _run(code)
     assert "threading layer" in out.stderr and "omp" in out.stderr
+
+
+def test_parallel_ops_from_several_python_threads_do_not_abort():
+    """Numba's workqueue layer terminates the process when two threads launch parallel
+    kernels at once; facelab runs serial twins off the main thread, so this survives."""
+    script = textwrap.dedent("""
+        import threading, numba, torch
+        import facelab as fl
+        from facelab._threads import parallel_threads
+        numba.set_num_threads(2)
+        m = fl.load_model("synthetic", "teaching", version=1)
+        cam, t = fl.default_camera(8, 160, 160)
+        f = fl.form(m, fl.FaceParams(id=torch.zeros(8, m.n_id), translation=t), cam)
+        seen = []
+        def work():
+            seen.append(parallel_threads())
+            for _ in range(15):
+                fl.render(f, 160, 160)
+        ths = [threading.Thread(target=work) for _ in range(3)]
+        [th.start() for th in ths]; work(); [th.join() for th in ths]
+        assert sorted(seen) == [1, 1, 1, 2], seen
+        print("survived")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0 and "survived" in out.stdout, out.stderr[-2000:]

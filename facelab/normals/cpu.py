@@ -31,7 +31,9 @@ import numpy as np
 import torch
 from numba import prange
 
+from facelab._threads import parallel_threads
 from facelab.normals.reference import NORMAL_EPS
+from facelab.numba_cache import serial_twin
 
 __all__ = ["BACKWARD", "CHUNK", "FORWARD", "vertex_normals_backward", "vertex_normals_forward"]
 
@@ -217,25 +219,25 @@ def _gather_grad_buffered(verts, faces, offsets, face_ids, corners, grad_cross, 
 # the work below PARALLEL_MIN vertices (over the batch).
 PARALLEL_MIN = 4 * CHUNK
 _forward_gather_par = numba.njit(parallel=True, cache=True)(_forward_gather)
-_forward_gather_ser = numba.njit(cache=True)(_forward_gather)
+_forward_gather_ser = serial_twin(_forward_gather)
 _face_cross_pass_par = numba.njit(parallel=True, cache=True)(_face_cross_pass)
-_face_cross_pass_ser = numba.njit(cache=True)(_face_cross_pass)
+_face_cross_pass_ser = serial_twin(_face_cross_pass)
 _gather_normalize_par = numba.njit(parallel=True, cache=True)(_gather_normalize)
-_gather_normalize_ser = numba.njit(cache=True)(_gather_normalize)
+_gather_normalize_ser = serial_twin(_gather_normalize)
 _grad_sum_pass_par = numba.njit(parallel=True, cache=True)(_grad_sum_pass)
-_grad_sum_pass_ser = numba.njit(cache=True)(_grad_sum_pass)
+_grad_sum_pass_ser = serial_twin(_grad_sum_pass)
 _gather_grad_par = numba.njit(parallel=True, cache=True)(_gather_grad)
-_gather_grad_ser = numba.njit(cache=True)(_gather_grad)
+_gather_grad_ser = serial_twin(_gather_grad)
 _face_grad_pass_par = numba.njit(parallel=True, cache=True)(_face_grad_pass)
-_face_grad_pass_ser = numba.njit(cache=True)(_face_grad_pass)
+_face_grad_pass_ser = serial_twin(_face_grad_pass)
 _gather_grad_buffered_par = numba.njit(parallel=True, cache=True)(_gather_grad_buffered)
-_gather_grad_buffered_ser = numba.njit(cache=True)(_gather_grad_buffered)
+_gather_grad_buffered_ser = serial_twin(_gather_grad_buffered)
 
 
 def _parallel_min() -> int:
     """Work size from which the parallel variant runs: PARALLEL_MIN, or never on one Numba
     thread (a parallel launch on Numba's workqueue layer costs ~40 µs; facelab._threads)."""
-    return PARALLEL_MIN if numba.get_num_threads() > 1 else 1 << 62
+    return PARALLEL_MIN if parallel_threads() > 1 else 1 << 62
 
 
 def _np(t: torch.Tensor) -> np.ndarray:

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import threading
 
-import numba
 import numpy as np
 from numba import njit, prange
 from numba.extending import register_jitable
+
+from facelab._threads import parallel_threads
+from facelab.numba_cache import serial_twin
 
 __all__ = [
     "rasterize_numba",
@@ -309,14 +311,14 @@ interpolate_backward = njit(cache=True, parallel=True)(_interpolate_backward_py)
 # since a parallel launch on Numba's workqueue layer costs ~40 µs (facelab._threads). They
 # use NumPy's error model, as parallel=True does, so a degenerate triangle gives inf/NaN
 # (which the public functions turn into a ValueError) in both, never a ZeroDivisionError.
-_SERIAL = {k: njit(cache=True, error_model="numpy")(k.py_func) for k in (
+_SERIAL = {k: serial_twin(k.py_func, error_model="numpy") for k in (
     vertex_pixel_ranges, rasterize_bands, interpolate_forward, pixel_barycentrics,
     interpolate_backward)}
 
 
 def _variant(kernel, n_tasks: int):
     """``kernel`` (parallel) or its serial twin when n_tasks <= 1 or on one Numba thread."""
-    return _SERIAL[kernel] if n_tasks <= 1 or numba.get_num_threads() == 1 else kernel
+    return _SERIAL[kernel] if n_tasks <= 1 or parallel_threads() == 1 else kernel
 
 
 # --------------------------------------------------------------------------------- drivers
@@ -326,7 +328,7 @@ def _pixel_centres(n: int, dtype) -> np.ndarray:
 
 def _band_count(batch: int) -> int:
     """Row bands per batch item: enough tasks to feed every thread, 1 when the batch does."""
-    threads = numba.get_num_threads()
+    threads = parallel_threads()
     return 1 if batch >= threads else -(-threads // batch)
 
 

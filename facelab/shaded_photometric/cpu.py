@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from numba import prange
 
+from facelab._threads import parallel_threads
+from facelab.numba_cache import serial_twin
 from facelab.shading.reference import C0, C1, C2, C3, C4
 from facelab.vertex_losses.cpu import _bilinear_cell
 
@@ -221,13 +223,13 @@ def _backward(image, positions, albedo, normals, gamma_c, weights, eps, scale, g
 PARALLEL_MIN = 4 * CHUNK
 FAST = {"contract", "reassoc", "nsz", "arcp"}
 _forward_par = numba.njit(parallel=True, cache=True, fastmath=FAST)(_forward)
-_forward_ser = numba.njit(cache=True, fastmath=FAST)(_forward)
+_forward_ser = serial_twin(_forward, fastmath=FAST)
 _backward_par = numba.njit(parallel=True, cache=True, fastmath=FAST)(_backward)
-_backward_ser = numba.njit(cache=True, fastmath=FAST)(_backward)
+_backward_ser = serial_twin(_backward, fastmath=FAST)
 
 
 def _pick(parallel, serial, n_work: int):
-    return parallel if n_work >= PARALLEL_MIN and numba.get_num_threads() > 1 else serial
+    return parallel if n_work >= PARALLEL_MIN and parallel_threads() > 1 else serial
 
 
 def _np(t: torch.Tensor) -> np.ndarray:

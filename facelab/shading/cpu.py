@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from numba import prange
 
+from facelab._threads import parallel_threads
+from facelab.numba_cache import serial_twin
 from facelab.shading.reference import C0, C1, C2, C3, C4
 
 __all__ = ["CHUNK", "sh_shade_backward", "sh_shade_forward"]
@@ -141,15 +143,15 @@ def _backward(albedo, normals, gamma, grad_out, grad_albedo, grad_normals, parti
 # the work below PARALLEL_MIN vertices (over the batch).
 PARALLEL_MIN = 4 * CHUNK
 _forward_par = numba.njit(parallel=True, cache=True)(_forward)
-_forward_ser = numba.njit(cache=True)(_forward)
+_forward_ser = serial_twin(_forward)
 _backward_par = numba.njit(parallel=True, cache=True)(_backward)
-_backward_ser = numba.njit(cache=True)(_backward)
+_backward_ser = serial_twin(_backward)
 
 
 def _parallel_min() -> int:
     """Work size from which the parallel variant runs: PARALLEL_MIN, or never on one Numba
     thread (a parallel launch on Numba's workqueue layer costs ~40 µs; facelab._threads)."""
-    return PARALLEL_MIN if numba.get_num_threads() > 1 else 1 << 62
+    return PARALLEL_MIN if parallel_threads() > 1 else 1 << 62
 
 
 def _np(t: torch.Tensor) -> np.ndarray:

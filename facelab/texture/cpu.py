@@ -21,6 +21,9 @@ import numpy as np
 import torch
 from numba import prange
 
+from facelab._threads import parallel_threads
+from facelab.numba_cache import serial_twin
+
 __all__ = ["sample_texture_backward", "sample_texture_forward"]
 
 PARALLEL_MIN = 16384  # pixels (over the batch) from which the parallel variants run
@@ -116,15 +119,15 @@ def _backward(texture, uv, mask, has_mask, grad_out, parts, grad_uv, need_textur
 
 
 _forward_par = numba.njit(parallel=True, cache=True)(_forward)
-_forward_ser = numba.njit(cache=True)(_forward)
+_forward_ser = serial_twin(_forward)
 _backward_par = numba.njit(parallel=True, cache=True)(_backward)
-_backward_ser = numba.njit(cache=True)(_backward)
+_backward_ser = serial_twin(_backward)
 
 
 def _parallel(n_pixels: int) -> bool:
     """Run the parallel variant: enough pixels, and more than one Numba thread (a parallel
     launch on one thread only adds the pool's overhead; facelab._threads)."""
-    return n_pixels >= PARALLEL_MIN and numba.get_num_threads() > 1
+    return n_pixels >= PARALLEL_MIN and parallel_threads() > 1
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -161,8 +164,8 @@ def sample_texture_backward(texture, uv, mask, grad_out, needs=(True, True)):
     parallel = _parallel(n_pix)
     # Private accumulators: one per (image, band of rows) work item, P = ceil(threads / B).
     n_parts = 1
-    if parallel and needs[0] and n_img < numba.get_num_threads():
-        n_parts = min(height, -(-numba.get_num_threads() // max(n_img, 1)))
+    if parallel and needs[0] and n_img < parallel_threads():
+        n_parts = min(height, -(-parallel_threads() // max(n_img, 1)))
     grad_texture = np.zeros_like(tex) if needs[0] else np.zeros((0, 0, 0, 0), tex.dtype)
     if needs[0] and n_parts > 1:
         parts = np.zeros((n_img, n_parts, *tex.shape[1:]), dtype=tex.dtype)

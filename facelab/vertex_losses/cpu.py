@@ -21,6 +21,9 @@ import numpy as np
 import torch
 from numba import prange
 
+from facelab._threads import parallel_threads
+from facelab.numba_cache import serial_twin
+
 __all__ = ["photometric_backward", "photometric_forward"]
 
 
@@ -156,17 +159,17 @@ def _backward_by_image(image, positions, colors, weights, eps, scale, grad_image
 # the work below PARALLEL_MIN vertices (over the batch).
 PARALLEL_MIN = 4 * CHUNK
 _forward_par = numba.njit(parallel=True, cache=True)(_forward)
-_forward_ser = numba.njit(cache=True)(_forward)
+_forward_ser = serial_twin(_forward)
 _backward_by_vertex_par = numba.njit(parallel=True, cache=True)(_backward_by_vertex)
-_backward_by_vertex_ser = numba.njit(cache=True)(_backward_by_vertex)
+_backward_by_vertex_ser = serial_twin(_backward_by_vertex)
 _backward_by_image_par = numba.njit(parallel=True, cache=True)(_backward_by_image)
-_backward_by_image_ser = numba.njit(cache=True)(_backward_by_image)
+_backward_by_image_ser = serial_twin(_backward_by_image)
 
 
 def _parallel_min() -> int:
     """Work size from which the parallel variant runs: PARALLEL_MIN, or never on one Numba
     thread (a parallel launch on Numba's workqueue layer costs ~40 µs; facelab._threads)."""
-    return PARALLEL_MIN if numba.get_num_threads() > 1 else 1 << 62
+    return PARALLEL_MIN if parallel_threads() > 1 else 1 << 62
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
