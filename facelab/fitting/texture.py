@@ -41,8 +41,14 @@ import torch
 import torch.nn.functional as F
 
 from facelab import cameras
-from facelab._checks import as_tensor, check_finite, check_floating, check_indices, check_int
-from facelab._checks import check_shape
+from facelab._checks import (
+    as_tensor,
+    check_finite,
+    check_floating,
+    check_indices,
+    check_int,
+    check_shape,
+)
 from facelab.formation import Formation
 from facelab.image_io import as_rgb_image
 from facelab.model.morphable import MorphableModel
