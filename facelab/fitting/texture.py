@@ -10,7 +10,9 @@ For every texel of the layout (a point on the mesh surface), :func:`bake_texture
    (pixel (i, j) sampled at its centre, as everywhere in facelab);
 4. weights the sample by ``visibility x max(0, cos(n, -ray))``: visible when ``X`` is no
    deeper than the z-buffer of the image-space rasterization at its pixel (plus a small
-   tolerance, as :func:`facelab.vertex_visibility`), ``n`` the interpolated vertex normal and
+   tolerance, as :func:`facelab.vertex_visibility`; the farthest of the pixel's 3 x 3
+   neighbourhood, so texels on steep slopes between pixel centres pass), ``n`` the
+   interpolated vertex normal and
    ``ray`` the unit direction from the camera centre to ``X`` (the optical axis for the
    orthographic cameras). Foreshortened texels (small cos) are the least reliable, as in
    every texture-fusion pipeline (e.g. Thies et al., Face2Face, the colour term; the
@@ -25,8 +27,8 @@ For every texel of the layout (a point on the mesh surface), :func:`bake_texture
    on chart borders never blend in the empty background.
 
 Blending is soft: a texel seen with weight ``w`` keeps ``a = min(1, w / full_weight)`` of its
-photo colour and takes ``1 - a`` from the fill (``full_weight`` = 0.3 by default: seen at
-more than ~73° from grazing counts as fully seen), so seams between photo and fill fade.
+photo colour and takes ``1 - a`` from the fill (``full_weight`` = 0.3 by default: a surface
+seen within ~73° of head-on counts as fully seen), so seams between photo and fill fade.
 
 Models without a UV layout (v1 synthetic, BFM) get :func:`cylindrical_uv`.
 """
@@ -323,10 +325,15 @@ def bake_texture(image, formation: Formation, camera, uv, uv_faces, *, size: int
         inside = (x >= 0) & (x < W) & (y >= 0) & (y < H)
         i = y.floor().clamp(0, H - 1).long()
         j = x.floor().clamp(0, W - 1).long()
-        fid, depth = zbuf.face_index[0][i, j], zbuf.depth[0][i, j]  # (N,)
+        # the z-buffer's farthest surface among the pixel and its 8 neighbours: a texel on a
+        # steep slope lies between pixel centres' depths, an occluded one far behind them
+        depth = torch.where(zbuf.face_index[0] >= 0, zbuf.depth[0],
+                            torch.tensor(-torch.inf, dtype=dt))
+        depth = F.max_pool2d(depth[None, None], 3, stride=1, padding=1)[0, 0]  # (H, W)
+        fid, zmax = zbuf.face_index[0][i, j], depth[i, j]  # (N,)
         zs = screen[0, :, 2]
         slack = float(tolerance) * float((zs.amax() - zs.amin()).clamp(min=1e-9))
-        visible = inside & (fid >= 0) & ((fid == fi) | (z <= depth + slack))
+        visible = inside & (fid >= 0) & ((fid == fi) | (z <= zmax + slack))
         grid = torch.stack([2 * x / W - 1, 2 * y / H - 1], dim=1)  # (N, 2) align_corners=False
         sampled = F.grid_sample(photo.permute(2, 0, 1)[None].to(dt), grid[None, None],
                                 mode="bilinear", padding_mode="border",
