@@ -95,34 +95,38 @@ def upsample(image, size: int) -> np.ndarray:
     return np.asarray(pil, dtype=np.float32) / 255.0
 
 
-def normalize_display(image, mask=None, *, low: float = 1.0, high: float = 99.0,
+def normalize_display(image, mask=None, *, low: float | None = 1.0, high: float = 99.0,
                       gamma: float = 1.0) -> np.ndarray:
     """Stretch the contrast for display: the ``low``/``high`` percentiles of the luminance
     (over ``mask`` when given) map to 0 and 1, colours keep their ratios; (H, W, 3) float32.
 
     image: (H, W, 3) float in [0, 1]. mask: optional (H, W) bool, where the statistics are
-    taken (e.g. the rendered face; the rest is stretched alike). gamma: applied after the
-    stretch (< 1 brightens mid-tones, e.g. 1/2.2 for a linear-light shading image).
-    A flat image (no contrast inside the mask) is returned unchanged.
+    taken (e.g. the rendered face, eroded by a pixel so anti-aliased edges do not count);
+    pixels outside it are left as they are. low: None keeps 0 at 0 (a pure scaling, for
+    quantities whose zero means something: irradiance, errors). gamma: applied after the
+    stretch (< 1 brightens mid-tones). A flat image (no contrast inside the mask) is
+    returned unchanged.
     """
     img = _image(image)
     lum = img @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)  # (H, W)
+    keep = None
     if mask is not None:
         m, _ = as_tensor(mask, name="mask")
         check_shape(m, "H W", name="mask", dims={"H": img.shape[0], "W": img.shape[1]})
-        sel = lum[m.detach().cpu().numpy().astype(bool)]
+        inside = m.detach().cpu().numpy().astype(bool)
+        sel, keep = lum[inside], ~inside
     else:
         sel = lum.reshape(-1)
     if sel.size == 0:
         return img
-    lo, hi = np.percentile(sel, [low, high])
+    hi = float(np.percentile(sel, high))
+    lo = 0.0 if low is None else float(np.percentile(sel, low))
     if not hi - lo > 1e-6:
         return img
     out = ((img - lo) / (hi - lo)).clip(0.0, 1.0)
     if gamma != 1.0:
         out = out ** float(gamma)
-    if mask is not None:  # outside the face: untouched
-        keep = ~m.detach().cpu().numpy().astype(bool)
+    if keep is not None:
         out[keep] = img[keep]
     return out.astype(np.float32)
 
