@@ -249,7 +249,7 @@ def test_textured_obj_refuses_to_overwrite_and_bad_inputs(tmp_path):
 def test_load_obj_uv_absent_or_partial(tmp_path):
     verts, faces, _ = sphere_mesh()
     path = save_obj(tmp_path / "plain.obj", verts, faces)
-    v, f, c, t, tf = load_obj(path, uv=True)
+    _, f, _, t, tf = load_obj(path, uv=True)
     assert t is None and tf is None and f.shape == faces.shape
     mixed = tmp_path / "mixed.obj"
     mixed.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nvt 0 0\nvt 1 0\nvt 0 1\n"
