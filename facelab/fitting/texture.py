@@ -224,7 +224,7 @@ def _layout_fragments(uv: torch.Tensor, uv_faces: torch.Tensor, size: int):
     """Rasterize the layout: texel (i, j) -> (face (Ht, Wt), bary (Ht, Wt, 3)), OBJ v up."""
     screen = torch.stack([uv[:, 0] * size, (1.0 - uv[:, 1]) * size,
                           torch.ones_like(uv[:, 0])], dim=1)  # (Vt, 3) texel pixels
-    frags = rasterize(screen[None].to(torch.float64), uv_faces, size, size)
+    frags = rasterize(screen[None].to(torch.float32), uv_faces, size, size)  # the usual kernel
     return frags.face_index[0], frags.bary[0]  # (Ht, Wt), (Ht, Wt, 3)
 
 
@@ -311,6 +311,7 @@ def bake_texture(image, formation: Formation, camera, uv, uv_faces, *, size: int
         face, bary = _layout_fragments(uv_t, uvf, size)  # (Ht, Wt), (Ht, Wt, 3)
         covered = face >= 0  # (Ht, Wt)
         fi, b = face[covered], bary[covered].to(dt)  # (N,), (N, 3)
+        b = b / b.sum(1, keepdim=True)  # float32 barycentrics, renormalised in float64
         X = _layout_interpolate(verts_cam, fi, b, faces)  # (N, 3) camera space
         n = F.normalize(_layout_interpolate(normals, fi, b, faces), dim=1)  # (N, 3)
         proj = cam.project(X[None])[0]  # (N, 3) (u, v, depth) photo pixels
@@ -320,14 +321,15 @@ def bake_texture(image, formation: Formation, camera, uv, uv_faces, *, size: int
             ray = torch.tensor([0.0, 0.0, 1.0], dtype=dt).expand_as(X)  # the optical axis
         cos = (-(n * ray).sum(1)).clamp(0.0, 1.0)  # (N,)
 
-        zbuf = rasterize(screen, faces, H, W, perspective_correct=camera.perspective_correct)
+        zbuf = rasterize(screen.to(torch.float32), faces, H, W,  # float32: the usual kernel
+                         perspective_correct=camera.perspective_correct)
         x, y, z = proj[:, 0], proj[:, 1], proj[:, 2]
         inside = (x >= 0) & (x < W) & (y >= 0) & (y < H)
         i = y.floor().clamp(0, H - 1).long()
         j = x.floor().clamp(0, W - 1).long()
         # the z-buffer's farthest surface among the pixel and its 8 neighbours: a texel on a
         # steep slope lies between pixel centres' depths, an occluded one far behind them
-        depth = torch.where(zbuf.face_index[0] >= 0, zbuf.depth[0],
+        depth = torch.where(zbuf.face_index[0] >= 0, zbuf.depth[0].to(dt),
                             torch.tensor(-torch.inf, dtype=dt))
         depth = F.max_pool2d(depth[None, None], 3, stride=1, padding=1)[0, 0]  # (H, W)
         fid, zmax = zbuf.face_index[0][i, j], depth[i, j]  # (N,)
