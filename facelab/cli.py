@@ -48,6 +48,7 @@ def _sample_faces(model, count: int, seed: int, size: int):
     import torch
 
     from facelab.face_params import FaceParams
+    from facelab.figures import framing_translation
     from facelab.formation import default_camera
     from facelab.lighting import random_sh
     from facelab.rotations import head_rotation
@@ -66,7 +67,8 @@ def _sample_faces(model, count: int, seed: int, size: int):
         chosen.append(name)
     angles = (torch.rand(count, 3, generator=g) * 2 - 1) * torch.tensor([0.2, 0.5, 0.12])
     gamma = random_sh(count, generator=g, front=(0.0, 0.0, -1.0))
-    camera, translation = default_camera(count, size, size)
+    camera, _ = default_camera(count, size, size)
+    translation = framing_translation(model, batch=count)  # the whole model in the picture
     params = FaceParams(id=id_coeffs, exp=exp_coeffs, albedo=albedo_coeffs,
                         rotation=head_rotation(angles), translation=translation, gamma=gamma)
     return dict(params=params, camera=camera, angles=angles, expressions=chosen)
@@ -78,6 +80,7 @@ def _expression_faces(model, size: int):
     import torch
 
     from facelab.face_params import FaceParams
+    from facelab.figures import framing_translation
     from facelab.formation import default_camera
     from facelab.lighting import sh_from_direction
 
@@ -85,7 +88,8 @@ def _expression_faces(model, size: int):
     exp = torch.zeros(len(names), model.n_exp)
     for i, name in enumerate(names[1:], start=1):
         exp[i] = model.expression(name, 1.0)
-    camera, translation = default_camera(len(names), size, size)
+    camera, _ = default_camera(len(names), size, size)
+    translation = framing_translation(model, batch=len(names))
     light = sh_from_direction(torch.tensor([-0.3, -0.4, -1.0]), intensity=0.55, ambient=0.6)
     params = FaceParams(exp=exp, rotation=torch.eye(3).expand(len(names), 3, 3),
                         translation=translation, gamma=light.expand(len(names), 9, 3))

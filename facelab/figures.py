@@ -17,7 +17,8 @@ import torch
 from facelab._checks import as_tensor, check_finite, check_floating, check_int, check_shape
 
 __all__ = ["CAPTION_BACKGROUND", "CAPTION_TEXT", "MIN_FIGURE_SIZE", "caption",
-           "captioned_grid", "draw_landmarks", "normalize_display", "upsample"]
+           "captioned_grid", "draw_landmarks", "framing_translation", "normalize_display",
+           "upsample"]
 
 #: Smallest side, in pixels, of every picture facelab writes for people to look at.
 MIN_FIGURE_SIZE = 224
@@ -195,3 +196,32 @@ def captioned_grid(images, captions, *, ncols: int | None = None, size: int = MI
     if title is not None:
         out = np.concatenate([_band(title, out.shape[1], max(24, size // 7)), out], axis=0)
     return out
+
+
+def framing_translation(model, *, fov_deg: float | None = None, fill: float = 0.88,
+                        batch: int = 1) -> torch.Tensor:
+    """Camera-space translation (B, 3) that frames a whole model in a portrait picture.
+
+    The model's mean shape (its bounding box half-extent r in x and y, centre c_y) fills
+    ``fill`` of the half field of view: distance ``max(DEFAULT_DISTANCE_MM, r / (fill
+    tan(fov / 2)))``, so the built-in face mask keeps :func:`facelab.default_camera`'s 800 mm
+    and a full head with neck moves back until it fits; ``t_y = c_y`` puts the box's centre on
+    the optical axis (camera y = -model y + t_y, the flip diag(1, -1, -1)).
+    fov_deg: vertical field of view (default :data:`facelab.formation.DEFAULT_FOV_DEG`).
+    """
+    import math
+
+    from facelab.formation import DEFAULT_DISTANCE_MM, DEFAULT_FOV_DEG
+    from facelab.model.morphable import MorphableModel
+
+    if not isinstance(model, MorphableModel):
+        raise TypeError(f"model: expected a MorphableModel, got {type(model).__name__}")
+    fov = DEFAULT_FOV_DEG if fov_deg is None else float(fov_deg)
+    if not (0.0 < fov < 180.0) or not (0.0 < float(fill) <= 1.0):
+        raise ValueError(f"fov_deg, fill: expected (0, 180) and (0, 1], got {fov}, {fill}")
+    v = model.mean_shape.detach().cpu().double()
+    lo, hi = v.amin(0), v.amax(0)
+    r = float(torch.maximum(hi[:2] - lo[:2], torch.zeros(2)).max()) / 2
+    distance = max(DEFAULT_DISTANCE_MM, r / (float(fill) * math.tan(math.radians(fov) / 2)))
+    t = torch.tensor([0.0, float(lo[1] + hi[1]) / 2, distance], dtype=torch.float32)
+    return t.expand(check_int(batch, name="batch", minimum=1), 3).clone()

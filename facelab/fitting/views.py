@@ -144,11 +144,13 @@ def render_novel_views(result: FitResult, texture, *, yaws=NOVEL_YAWS,
                        size: int = 384) -> list[torch.Tensor]:
     """The fitted head (identity, expression, joints) with the photo's texture, turned to
     each yaw (degrees; positive turns the face toward the image's right) in front of the
-    default camera (:func:`facelab.default_camera`): a list of (size, size, 3) float32.
+    default camera (:func:`facelab.default_camera`), moved back until the whole model fits
+    (:func:`facelab.figures.framing_translation`): a list of (size, size, 3) float32.
 
     texture: the :class:`~facelab.fitting.texture.ExtractedTexture` of the fit.
     """
     from facelab._checks import check_int
+    from facelab.figures import framing_translation
     from facelab.fitting.texture import ExtractedTexture
     from facelab.rotations import head_rotation
 
@@ -156,7 +158,8 @@ def render_novel_views(result: FitResult, texture, *, yaws=NOVEL_YAWS,
     if not isinstance(texture, ExtractedTexture):
         raise TypeError(f"texture: expected an ExtractedTexture, got {type(texture).__name__}")
     size = check_int(size, name="size", minimum=16)
-    camera, translation = default_camera(1, size, size)
+    camera, _ = default_camera(1, size, size)
+    translation = framing_translation(result.model)  # the whole head in the picture
     views = []
     for yaw in yaws:
         angles = torch.tensor([[0.0, float(yaw) * torch.pi / 180.0, 0.0]])
