@@ -116,9 +116,12 @@ def _check_photo(result: FitResult, image) -> torch.Tensor:
 def _textured_colors(result: FitResult, texture) -> torch.Tensor:
     """Per-vertex colours of the extracted texture: (1, V, 3).
 
-    The one place to switch to textured rendering (``render(..., texture=)``) when it
-    exists: until then the texture is sampled at the vertices' texture coordinates
-    (:func:`facelab.fitting.texture.texture_vertex_colors`), which is as sharp as the mesh.
+    The texture is sampled at the vertices' texture coordinates
+    (:func:`facelab.fitting.texture.texture_vertex_colors`), so the picture is as sharp as the
+    mesh. :func:`render_textured` is the one place to switch to per-pixel textured rendering
+    (``render(formed, size, size, texture=texture.texture[None], ...)`` for a model with its
+    own UV layout; the views are formed under unit ambient light, so the irradiance factor
+    of a textured render is 1 and the photo's baked-in light is shown as it is).
     """
     from facelab.fitting.texture import texture_vertex_colors
 
@@ -152,6 +155,7 @@ def render_novel_views(result: FitResult, texture, *, yaws=NOVEL_YAWS,
     from facelab._checks import check_int
     from facelab.figures import framing_translation
     from facelab.fitting.texture import ExtractedTexture
+    from facelab.lighting import ambient_sh
     from facelab.rotations import head_rotation
 
     result = _check_result(result)
@@ -163,7 +167,8 @@ def render_novel_views(result: FitResult, texture, *, yaws=NOVEL_YAWS,
     views = []
     for yaw in yaws:
         angles = torch.tensor([[0.0, float(yaw) * torch.pi / 180.0, 0.0]])
-        params = result.params.replace(rotation=head_rotation(angles), translation=translation)
+        params = result.params.replace(rotation=head_rotation(angles), translation=translation,
+                                       gamma=ambient_sh(1.0)[None])  # unlit: light is baked in
         views.append(render_textured(result, texture, params, camera, size))
     return views
 
