@@ -18,6 +18,7 @@ from facelab.fitting.texture import (
     SOURCE_PHOTO,
     _layout_fragments,
     _layout_interpolate,
+    _outer_depth,
     bake_texture,
     cylindrical_uv,
     extract_texture,
@@ -65,7 +66,8 @@ def _scene(model, yaw: float):
 
 def _truth(formation, uv, uv_faces, size):
     """Albedo x shading (the formation's per-vertex colours) over the layout: (Ht, Wt, 3)."""
-    face, bary = _layout_fragments(uv, uv_faces, size)
+    depth = _outer_depth(formation.verts[0].double(), formation.faces, uv_faces, len(uv))
+    face, bary = _layout_fragments(uv, uv_faces, size, depth)
     covered = face >= 0
     out = torch.zeros(size, size, 3, dtype=torch.float64)
     out[covered] = _layout_interpolate(formation.colors[0].double(), face[covered],

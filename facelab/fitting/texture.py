@@ -4,6 +4,8 @@ For every texel of the layout (a point on the mesh surface), :func:`bake_texture
 
 1. finds its triangle and barycentrics by rasterizing the layout itself
    (:func:`facelab.rasterize` on ``(u W, (1 - v) H)``: texel (i, j) covers pixel (i, j));
+   where a layout is not one-to-one (the cylindrical fallback folds the lips and nostrils
+   onto themselves) the surface farthest from the head's vertical axis wins;
 2. lifts it onto the fitted mesh, ``X = sum_k b_k X_k`` in camera space (the layout is
    affine per triangle, so the texel's barycentrics are those of the surface point);
 3. projects ``X`` with the fit's camera and samples the photo there bilinearly
@@ -220,12 +222,29 @@ def _check_formation(formation, camera) -> None:
 
 
 # ------------------------------------------------------------------------------- baking
-def _layout_fragments(uv: torch.Tensor, uv_faces: torch.Tensor, size: int):
-    """Rasterize the layout: texel (i, j) -> (face (Ht, Wt), bary (Ht, Wt, 3)), OBJ v up."""
-    screen = torch.stack([uv[:, 0] * size, (1.0 - uv[:, 1]) * size,
-                          torch.ones_like(uv[:, 0])], dim=1)  # (Vt, 3) texel pixels
+def _layout_fragments(uv: torch.Tensor, uv_faces: torch.Tensor, size: int, depth=None):
+    """Rasterize the layout: texel (i, j) -> (face (Ht, Wt), bary (Ht, Wt, 3)), OBJ v up.
+
+    depth: optional (Vt,) per texture coordinate; where charts overlap (a layout that is not
+    one-to-one, e.g. the folded lips in a cylindrical one) the smallest depth wins.
+    """
+    z = torch.ones_like(uv[:, 0]) if depth is None else depth.to(uv.dtype)
+    screen = torch.stack([uv[:, 0] * size, (1.0 - uv[:, 1]) * size, z], dim=1)  # (Vt, 3)
     frags = rasterize(screen[None].to(torch.float32), uv_faces, size, size)  # the usual kernel
     return frags.face_index[0], frags.bary[0]  # (Ht, Wt), (Ht, Wt, 3)
+
+
+def _outer_depth(verts: torch.Tensor, faces: torch.Tensor, uv_faces: torch.Tensor,
+                 num_uv: int) -> torch.Tensor:
+    """(Vt,) layout depth that lets the outermost surface win: ``1 + r_max - r`` with ``r``
+    the distance of the texture coordinate's vertex from the vertical axis through the
+    centre of the mesh's bounding box (model space). verts (V, 3); faces, uv_faces (F, 3)."""
+    lo, hi = verts.amin(0), verts.amax(0)
+    c = 0.5 * (lo + hi)
+    r = torch.hypot(verts[:, 0] - c[0], verts[:, 2] - c[2])  # (V,)
+    vertex_of = torch.zeros(num_uv, dtype=torch.int64)
+    vertex_of[uv_faces.reshape(-1)] = faces.reshape(-1)  # the vertex of each texture corner
+    return 1.0 + float(r.max()) - r[vertex_of]
 
 
 def _layout_interpolate(values: torch.Tensor, face, bary, corners) -> torch.Tensor:
@@ -308,7 +327,9 @@ def bake_texture(image, formation: Formation, camera, uv, uv_faces, *, size: int
         screen = formation.screen_verts.detach().cpu().to(dt)  # (1, V, 3)
         cam = camera.to(dtype=dt, device="cpu")
 
-        face, bary = _layout_fragments(uv_t, uvf, size)  # (Ht, Wt), (Ht, Wt, 3)
+        depth = _outer_depth(formation.verts[0].detach().cpu().to(dt), faces, uvf,
+                             uv_t.shape[0])
+        face, bary = _layout_fragments(uv_t, uvf, size, depth)  # (Ht, Wt), (Ht, Wt, 3)
         covered = face >= 0  # (Ht, Wt)
         fi, b = face[covered], bary[covered].to(dt)  # (N,), (N, 3)
         b = b / b.sum(1, keepdim=True)  # float32 barycentrics, renormalised in float64
