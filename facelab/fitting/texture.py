@@ -327,9 +327,9 @@ def bake_texture(image, formation: Formation, camera, uv, uv_faces, *, size: int
         screen = formation.screen_verts.detach().cpu().to(dt)  # (1, V, 3)
         cam = camera.to(dtype=dt, device="cpu")
 
-        depth = _outer_depth(formation.verts[0].detach().cpu().to(dt), faces, uvf,
-                             uv_t.shape[0])
-        face, bary = _layout_fragments(uv_t, uvf, size, depth)  # (Ht, Wt), (Ht, Wt, 3)
+        outer = _outer_depth(formation.verts[0].detach().cpu().to(dt), faces, uvf,
+                             uv_t.shape[0])  # (Vt,)
+        face, bary = _layout_fragments(uv_t, uvf, size, outer)  # (Ht, Wt), (Ht, Wt, 3)
         covered = face >= 0  # (Ht, Wt)
         fi, b = face[covered], bary[covered].to(dt)  # (N,), (N, 3)
         b = b / b.sum(1, keepdim=True)  # float32 barycentrics, renormalised in float64
