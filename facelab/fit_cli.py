@@ -180,7 +180,7 @@ def fit_figures(result, image, texture) -> dict:
     )
 
     overlay = render_mesh_overlay(result, image)
-    panels = render_panels(result, image, crop=True)
+    panels = render_panels(result, image, crop=True, overlay=overlay)
     size = max(256, MIN_FIGURE_SIZE)
     captions = {"input": "photo", "overlay": "fit (landmarks: green detected, red fitted)",
                 "geometry": "geometry", "reflectance": "reflectance (albedo)",

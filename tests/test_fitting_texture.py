@@ -266,6 +266,17 @@ def test_extract_texture_from_a_fit(model, textured):
     truth, _ = _truth(f, out.uv, out.uv_faces, side)  # the fit is close: colours agree
     err = (out.texture - truth).abs().amax(-1)[out.weight > 0.5]
     assert float(err.median()) < 0.05
+    from facelab.fitting.views import render_novel_views
+
+    views = render_novel_views(fit, out, yaws=(-45.0, 45.0), size=96)
+    assert len(views) == 2 and views[0].shape == (96, 96, 3)
+    covered = [(v - views[0][0, 0]).abs().amax(-1) > 1e-3 for v in views]  # not backdrop
+    assert all(0.05 < float(c.float().mean()) < 0.9 for c in covered)
+    # turned the other way: the silhouette's centre moves sideways
+    cols = [float((c.float().sum(0) * torch.arange(96)).sum() / c.float().sum()) for c in covered]
+    assert abs(cols[0] - cols[1]) > 5
+    with pytest.raises(TypeError, match="texture"):
+        render_novel_views(fit, out.texture)
     with pytest.raises(ValueError, match="image"):
         extract_texture(image[:100], fit)
     with pytest.raises(TypeError, match="fit"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from facelab._checks import as_tensor, check_shape
 from facelab.fitting.fit_image import FitResult
 from facelab.formation import PICTURE_ANTIALIAS, default_camera, form, render
 from facelab.image_io import as_rgb_image
@@ -173,10 +174,13 @@ def render_novel_views(result: FitResult, texture, *, yaws=NOVEL_YAWS,
     return views
 
 
-def render_panels(result: FitResult, image, *, crop: bool = False) -> dict[str, torch.Tensor]:
+def render_panels(result: FitResult, image, *, crop: bool = False,
+                  overlay=None) -> dict[str, torch.Tensor]:
     """Five (H, W, 3) pictures keyed by :data:`PANEL_NAMES`.
 
     crop: cut every panel to the fit's face box (clipped to the photo), e.g. for a close-up.
+    overlay: the (H, W, 3) :func:`render_mesh_overlay` of this photo when already made (saves
+        rendering it again); None renders it.
 
     input: the photo; overlay: :func:`render_mesh_overlay` (grey mesh and landmarks over
     the photo); geometry: the mesh in grey under a fixed light from the upper left (shape
@@ -193,7 +197,8 @@ def render_panels(result: FitResult, image, *, crop: bool = False) -> dict[str, 
     lighting = lighting / lighting.max().clamp(min=1e-6)  # shading pattern, brightest = 1
     panels = {
         "input": photo,
-        "overlay": render_mesh_overlay(result, photo),
+        "overlay": (render_mesh_overlay(result, photo) if overlay is None
+                    else _given_overlay(overlay, photo)),
         "geometry": _render(result, geometry.clamp(0, 1), dark)[0],
         "reflectance": _render(result, result.albedo.clamp(0, 1), dark)[0],
         "lighting": _render(result, lighting.clamp(0, 1), dark)[0],
@@ -205,6 +210,12 @@ def render_panels(result: FitResult, image, *, crop: bool = False) -> dict[str, 
         x1, y1 = min(w, round(x1)), min(h, round(y1))
         panels = {k: v[y0:y1, x0:x1] for k, v in panels.items()}
     return panels
+
+
+def _given_overlay(overlay, photo: torch.Tensor) -> torch.Tensor:
+    t, _ = as_tensor(overlay, name="overlay")
+    check_shape(t, "H W 3", name="overlay", dims={"H": photo.shape[0], "W": photo.shape[1]})
+    return t.to(torch.float32)
 
 
 def side_by_side(panels: dict[str, torch.Tensor], *, height: int | None = None) -> torch.Tensor:
