@@ -114,40 +114,42 @@ def _check_photo(result: FitResult, image) -> torch.Tensor:
     return photo
 
 
-def _textured_colors(result: FitResult, texture) -> torch.Tensor:
-    """Per-vertex colours of the extracted texture: (1, V, 3).
-
-    The texture is sampled at the vertices' texture coordinates
-    (:func:`facelab.fitting.texture.texture_vertex_colors`), so the picture is as sharp as the
-    mesh. :func:`render_textured` is the one place to switch to per-pixel textured rendering
-    (``render(formed, size, size, texture=texture.texture[None], ...)`` for a model with its
-    own UV layout; the views are formed under unit ambient light, so the irradiance factor
-    of a textured render is 1 and the photo's baked-in light is shown as it is).
-    """
-    from facelab.fitting.texture import texture_vertex_colors
-
-    model = result.model
-    return texture_vertex_colors(texture.texture, texture.uv, texture.uv_faces, model.faces,
-                                 model.num_vertices)[None]
-
-
 def render_textured(result: FitResult, texture, params, camera, size: int,
                     background=_BACKDROP) -> torch.Tensor:
-    """The fitted head with the photo's texture, unlit (the photo's light is in the texture),
-    formed with ``params`` (FaceParams, B = 1) and ``camera``: (size, size, 3) float32."""
-    colors = _textured_colors(result, texture)
+    """The fitted head painted with the extracted texture, formed with ``params`` (FaceParams,
+    B = 1) and ``camera``: (size, size, 3) float32, anti-aliased.
+
+    Per pixel: the texture coordinates interpolated over the texture's own layout
+    (``texture.uv`` / ``texture.uv_faces``: the model's, or the cylindrical one of a model
+    without a layout) and the texture looked up bilinearly (:func:`facelab.render` with
+    ``texture=``), times the SH irradiance of ``params.gamma`` (MoFA Eq. 4 with the texture as
+    albedo). The texture already carries the photo's light, so pass unit ambient light
+    (``ambient_sh(1.0)``) to show it as it is.
+    """
+    from facelab.fitting.texture import ExtractedTexture
+
+    if not isinstance(texture, ExtractedTexture):
+        raise TypeError(f"texture: expected an ExtractedTexture, got {type(texture).__name__}")
     with torch.no_grad():
         formed = form(result.model, params, camera)
-        image, _ = render(formed, size, size, colors=colors.to(formed.verts),
-                          background=torch.tensor(background, dtype=formed.verts.dtype),
+        dev, dt = formed.verts.device, formed.verts.dtype
+        irradiance = formed.irradiance  # formed for models with their own layout only
+        if irradiance is None:  # MoFA Eq. 4 with unit albedo
+            irradiance = sh_shade(torch.ones_like(formed.normals), formed.normals,
+                                  params.gamma.to(dev, dt))
+        formed = formed._replace(uv=texture.uv.to(device=dev, dtype=dt),  # the texture's layout
+                                 uv_faces=texture.uv_faces.to(dev), irradiance=irradiance)
+        image, _ = render(formed, size, size, texture=texture.texture[None].to(dev, dt),
+                          background=torch.tensor(background, dtype=dt),
                           antialias=PICTURE_ANTIALIAS)
     return image[0].clamp(0, 1)
 
 
 def render_novel_views(result: FitResult, texture, *, yaws=NOVEL_YAWS,
                        size: int = 384) -> list[torch.Tensor]:
-    """The fitted head (identity, expression, joints) with the photo's texture, turned to
-    each yaw (degrees; positive turns the face toward the image's right) in front of the
+    """The fitted head (identity, expression, joints) painted with the photo's texture per
+    pixel (:func:`render_textured`), turned to each yaw (degrees; positive turns the face
+    toward the image's right) in front of the
     default camera (:func:`facelab.default_camera`), moved back until the whole model fits
     (:func:`facelab.figures.framing_translation`): a list of (size, size, 3) float32.
 
@@ -169,7 +171,7 @@ def render_novel_views(result: FitResult, texture, *, yaws=NOVEL_YAWS,
     for yaw in yaws:
         angles = torch.tensor([[0.0, float(yaw) * torch.pi / 180.0, 0.0]])
         params = result.params.replace(rotation=head_rotation(angles), translation=translation,
-                                       gamma=ambient_sh(1.0)[None])  # unlit: light is baked in
+                                       gamma=ambient_sh(1.0)[None])  # irradiance 1: as baked
         views.append(render_textured(result, texture, params, camera, size))
     return views
 
