@@ -13,7 +13,10 @@ changes something), which runs the widget's own observer: parameters from the sl
   geometry's fragments reused, re-shading only);
 * ``light direction`` (azimuth): rewrites the 27 SH sliders, then the appearance path;
 * ``form + render only``: the explorer's ``_evaluate(geometry=True)`` alone, the compute
-  share of a geometry move (no widget traffic).
+  share of a geometry move (no widget traffic);
+* ``form + textured render`` (models with albedo texture maps): ``fl.render`` painting the
+  model's maps per pixel instead of the explorer's per-vertex colours, what a textured
+  explorer image would cost (no anti-aliasing).
 
 Reported: median ms [p10, p90] per kind, whether the median and the p90 meet the 50 ms
 budget, and the load average. Correctness beside the timing: after the last move the image
@@ -52,6 +55,16 @@ def _moves(explorer) -> dict:
     moves["SH coefficient"] = toggle(sliders["sh_1_r"], -0.2, 0.2)
     moves["light direction"] = toggle(light["azimuth"], -30.0, 30.0)
     moves["form + render only"] = lambda: explorer._evaluate(geometry=True)
+    if explorer.model.has_texture:  # what a per-pixel textured image would cost instead
+        import torch
+
+        s = explorer.image_size
+        camera, _ = fl.default_camera(1, s, s)
+
+        def textured():
+            with torch.no_grad():
+                fl.render(fl.form(explorer.model, explorer.face_params(), camera), s, s)
+        moves["form + textured render"] = textured
     return moves
 
 
