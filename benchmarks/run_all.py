@@ -129,6 +129,17 @@ def threads_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def explorer_table(rows: list[dict]) -> list[str]:
+    lines = ["| workload | slider move | threads | ms per move | <= 50 ms (median / p90) "
+             "| check | load |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ok = f"{'yes' if r['within_budget'] else 'no'} / "
+        ok += "yes" if r["p90_within_budget"] else "no"
+        lines.append(f"| {r['workload']} | {r['move']} | {r['threads']} | {_ms(r)} | {ok} | "
+                     f"{r['check']} | {r['load']:.1f} |")
+    return lines
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="20 rounds instead of 25")
@@ -143,6 +154,7 @@ def main(argv=None):
         shaded += _json_rows("bench_shaded_loss.py", ["--threads", threads, *rounds])
         texture += _json_rows("bench_texture.py", ["--threads", threads, *rounds])
     threads_rows = _json_rows("bench_threads.py", ["--calls", "20" if args.quick else "25"])
+    explorer = _json_rows("bench_explorer.py", ["--threads", "1", *rounds])
     legacy = []
     if not args.skip_legacy:
         for script, extra in LEGACY:
@@ -169,6 +181,8 @@ def main(argv=None):
         "", *texture_tables(texture), "",
         "## Thread coexistence: torch inference (3DDFA_V2 MobileNet, batch 1) before and after "
         "a Numba kernel", "", *threads_table(threads_rows), "",
+        "## ModelExplorer: one slider move, no browser (goal <= 50 ms on one thread at 256²)",
+        "", *explorer_table(explorer), "",
     ]
     for script, extra, text in legacy:
         lines += [f"## {script} {' '.join(extra)} (sequential timing)", "", "```",

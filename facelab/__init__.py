@@ -18,6 +18,7 @@ from facelab import _threads  # noqa: F401
 # public name -> the module that defines it (imported on first access)
 _EXPORTS = {
     "load_obj": "facelab.export", "save_obj": "facelab.export", "save_ply": "facelab.export",
+    "save_textured_obj": "facelab.export", "extract_texture": "facelab.fitting.texture",
     "FaceParams": "facelab.face_params",
     "FitResult": "facelab.fitting", "FitSettings": "facelab.fitting",
     "fit_image": "facelab.fitting", "fit_video": "facelab.fitting",
@@ -57,6 +58,7 @@ __all__ = [
     "cameras",
     "default_camera",
     "export",
+    "extract_texture",
     "face_normals",
     "fit_image",
     "fit_video",
@@ -84,6 +86,7 @@ __all__ = [
     "sample_texture",
     "save_obj",
     "save_ply",
+    "save_textured_obj",
     "sh_basis",
     "sh_from_direction",
     "sh_irradiance_basis",

@@ -42,10 +42,13 @@ TRAINERS = {"mofa": "facelab.methods.mofa.cli", "tddfa": "facelab.methods.tddfa.
 
 
 def _sample_faces(model, count: int, seed: int, size: int):
-    """Random identities, expressions, poses and lights for the demo (fixed seed)."""
+    """Random identities, poses and lights for the demo (fixed seed), each face wearing one
+    named expression at coefficient 1 (no random expression on top, so it looks like its
+    name), the names taken in turn from a random starting point."""
     import torch
 
     from facelab.face_params import FaceParams
+    from facelab.figures import framing_translation
     from facelab.formation import default_camera
     from facelab.lighting import random_sh
     from facelab.rotations import head_rotation
@@ -53,67 +56,102 @@ def _sample_faces(model, count: int, seed: int, size: int):
     g = torch.Generator().manual_seed(seed)
     id_coeffs = 0.8 * torch.randn(count, model.n_id, generator=g)
     albedo_coeffs = 0.8 * torch.randn(count, model.n_albedo, generator=g)
-    exp_coeffs = 0.3 * torch.randn(count, model.n_exp, generator=g)
+    exp_coeffs = torch.zeros(count, model.n_exp)
     names = model.expression_names
+    start = int(torch.randint(max(1, len(names)), (1,), generator=g))
     chosen = []
     for i in range(count):
-        name = names[int(torch.randint(len(names), (1,), generator=g))] if names else None
-        if name is not None:
-            exp_coeffs[i] += model.expression(name, 0.6 + 0.4 * float(torch.rand(1, generator=g)))
-        chosen.append(name or "neutral")
-    angles = (torch.rand(count, 3, generator=g) * 2 - 1) * torch.tensor([0.25, 0.6, 0.15])
-    jaw = torch.zeros(count, 3)
-    if model.jaw_joint is not None:
-        jaw[:, 0] = 0.15 * torch.rand(count, generator=g)
+        name = names[(start + i) % len(names)] if names else "neutral"
+        if names:
+            exp_coeffs[i] = model.expression(name, 1.0)
+        chosen.append(name)
+    angles = (torch.rand(count, 3, generator=g) * 2 - 1) * torch.tensor([0.2, 0.5, 0.12])
     gamma = random_sh(count, generator=g, front=(0.0, 0.0, -1.0))
-    camera, translation = default_camera(count, size, size)
+    camera, _ = default_camera(count, size, size)
+    translation = framing_translation(model, batch=count)  # the whole model in the picture
     params = FaceParams(id=id_coeffs, exp=exp_coeffs, albedo=albedo_coeffs,
-                        rotation=head_rotation(angles), translation=translation, gamma=gamma,
-                        jaw=jaw if model.jaw_joint is not None else None)
+                        rotation=head_rotation(angles), translation=translation, gamma=gamma)
     return dict(params=params, camera=camera, angles=angles, expressions=chosen)
 
 
-def _to_uint8(image):
-    import numpy as np
+def _expression_faces(model, size: int):
+    """The mean face, neutral and with each named expression at coefficient 1, frontal,
+    under a key light from the upper left: (FaceParams, camera, names)."""
+    import torch
 
-    return (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+    from facelab.face_params import FaceParams
+    from facelab.figures import framing_translation
+    from facelab.formation import default_camera
+    from facelab.lighting import sh_from_direction
+
+    names = ["neutral", *model.expression_names]
+    exp = torch.zeros(len(names), model.n_exp)
+    for i, name in enumerate(names[1:], start=1):
+        exp[i] = model.expression(name, 1.0)
+    camera, _ = default_camera(len(names), size, size)
+    translation = framing_translation(model, batch=len(names))
+    light = sh_from_direction(torch.tensor([-0.3, -0.4, -1.0]), intensity=0.55, ambient=0.6)
+    params = FaceParams(exp=exp, rotation=torch.eye(3).expand(len(names), 3, 3),
+                        translation=translation, gamma=light.expand(len(names), 9, 3))
+    return params, camera, names
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ")
 
 
 MAX_DEMO_COUNT = 64  # faces per demo run
+MIN_DEMO_SIZE = 224  # every picture the demo writes is at least this large (figures.py)
 MAX_DEMO_SIZE = 2048  # image side (pixels) of the demo renders
 _MOFA_PANELS = ("input", "overlay", "geometry", "reflectance", "illumination", "error", "strip")
+_BACKGROUND = (0.18, 0.2, 0.24)
 
 
 def demo_outputs(out: Path, count: int) -> list[Path]:
     """Every file ``facelab demo`` writes into ``out`` for ``count`` faces."""
     names = [f"face_{i:02d}.png" for i in range(count)]
-    names += ["contact_sheet.png", "face_00.obj", "face_00_landmarks.txt"]
+    names += ["contact_sheet.png", "expressions.png", "face_00.obj", "face_00_landmarks.txt"]
     return [out / n for n in names] + [out / "mofa" / f"mofa_{n}.png" for n in _MOFA_PANELS]
 
 
-def _save_png(path: Path, array, force: bool) -> Path:
+def _save_png(path: Path, image, force: bool) -> Path:
     from PIL import Image
 
+    from facelab.image_io import to_uint8
+
     with atomic_path(path, overwrite=force) as tmp:
-        Image.fromarray(array).save(tmp)
+        Image.fromarray(to_uint8(image)).save(tmp)
     return path
+
+
+def _render_batch(model, params, camera, size: int):
+    """(B, size, size, 3) anti-aliased renders and the formation."""
+    import torch
+
+    from facelab.formation import PICTURE_ANTIALIAS, form, render
+
+    with torch.no_grad():
+        formed = form(model, params, camera)
+        image, _ = render(formed, size, size, background=torch.tensor(_BACKGROUND),
+                          antialias=PICTURE_ANTIALIAS)
+    return image.clamp(0, 1), formed
 
 
 def run_demo(out: Path, count: int, seed: int, resolution, size: int, *, force: bool = False,
              mofa_weights: str = "surrogate") -> list[Path]:
-    """Render ``count`` random faces of the built-in model.
+    """Render ``count`` random faces of the built-in model, and its named expressions.
 
-    Writes one PNG per face, a contact sheet, and the first face as an OBJ with per-vertex
-    albedo colours and a landmark sidecar; returns the paths written. Existing outputs
-    raise FileExistsError before anything is rendered unless ``force``.
+    Writes one captioned PNG per face (random identity, reflectance, pose and light, one
+    named expression at coefficient 1), a captioned contact sheet, ``expressions.png`` (the
+    mean face with each named expression at coefficient 1), and the first face as an OBJ
+    with per-vertex albedo colours and a landmark sidecar; then MoFA's reconstruction of a
+    held-out face into ``mofa/``. Returns the paths written. Existing outputs raise
+    FileExistsError before anything is rendered unless ``force``.
     mofa_weights: the MoFA encoder for the reconstruction: ``"surrogate"``, ``"photo"``
         (the shipped weights) or the path of weights from ``facelab train mofa``.
     """
-    import numpy as np
-    import torch
-
     from facelab.export import save_obj
-    from facelab.formation import PICTURE_ANTIALIAS, form, render
+    from facelab.figures import caption, captioned_grid
     from facelab.model.registry import load_model
 
     refuse_package_path(out, name="--out")
@@ -124,25 +162,26 @@ def run_demo(out: Path, count: int, seed: int, resolution, size: int, *, force: 
     model = load_model("synthetic", resolution=resolution)
     t_model = time.perf_counter() - t0
     p = _sample_faces(model, count, seed, size)
-    background = torch.tensor([0.18, 0.2, 0.24])
     t0 = time.perf_counter()
-    with torch.no_grad():
-        formed = form(model, p["params"], p["camera"])
-        image, _ = render(formed, size, size, background=background,
-                          antialias=PICTURE_ANTIALIAS)
+    images, formed = _render_batch(model, p["params"], p["camera"], size)
     t_render = time.perf_counter() - t0
-    images = image.numpy()
-    written = []
+    captions = []
     for i in range(count):
-        written.append(_save_png(out / f"face_{i:02d}.png", _to_uint8(images[i]), force))
-    cols = min(count, 4)
-    rows = math.ceil(count / cols)
-    sheet = np.zeros((rows * size, cols * size, 3), dtype=np.float32)
-    sheet[:] = background.numpy()
-    for i in range(count):
-        rr, cc = divmod(i, cols)
-        sheet[rr * size:(rr + 1) * size, cc * size:(cc + 1) * size] = images[i]
-    written.append(_save_png(out / "contact_sheet.png", _to_uint8(sheet), force))
+        yaw = math.degrees(float(p["angles"][i, 1]))
+        captions.append(f"face {i:02d}: {_label(p['expressions'][i])}, yaw {yaw:+.0f} deg")
+    written = [_save_png(out / f"face_{i:02d}.png", caption(images[i], captions[i]), force)
+               for i in range(count)]
+    sheet = captioned_grid(list(images), captions, ncols=min(count, 4), size=size,
+                           title=f"{model.name}: random identities, one named expression each")
+    written.append(_save_png(out / "contact_sheet.png", sheet, force))
+    t0 = time.perf_counter()
+    e_params, e_camera, e_names = _expression_faces(model, size)
+    e_images, _ = _render_batch(model, e_params, e_camera, size)
+    t_expr = time.perf_counter() - t0
+    grid = captioned_grid(list(e_images), [_label(n) for n in e_names],
+                          ncols=min(len(e_names), 5), size=size,
+                          title="named expressions at coefficient 1 on the mean face")
+    written.append(_save_png(out / "expressions.png", grid, force))
     obj_path = save_obj(out / "face_00.obj", formed.verts[0], model.faces,
                         colors=formed.albedo[0].clamp(0, 1), landmarks=model.landmarks,
                         overwrite=force)
@@ -152,7 +191,7 @@ def run_demo(out: Path, count: int, seed: int, resolution, size: int, *, force: 
         written.append(landmarks_path)
     print(f"facelab demo: {model!r}")
     print(f"  model ready in {t_model:.2f} s; rendered {count} faces at {size}x{size} "
-          f"in {t_render:.2f} s")
+          f"in {t_render:.2f} s and {len(e_names)} expressions in {t_expr:.2f} s")
     for i in range(count):
         pitch, yaw, roll = (math.degrees(float(a)) for a in p["angles"][i])
         print(f"  face_{i:02d}: expression={p['expressions'][i]:<16} yaw={yaw:+6.1f} deg "
@@ -198,11 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser(
         "demo", help="render the built-in face under random identities, expressions, poses, lights",
-        description="Render the built-in synthetic face under random identities, expressions, "
-                    "poses and lights; write one PNG per face, a contact sheet and the first face "
-                    "as an OBJ with per-vertex colours (+ landmarks sidecar) into --out; then "
-                    "reconstruct a held-out synthetic face with the committed MoFA encoder "
-                    "(overlay, geometry, reflectance, illumination, error) into --out/mofa.")
+        description="Render the built-in synthetic face under random identities, poses and "
+                    "lights, each with one named expression; write one captioned PNG per face, "
+                    "a contact sheet, the named expressions on the mean face "
+                    "(expressions.png) and the first face as an OBJ with per-vertex colours "
+                    "(+ landmarks sidecar) into --out; then reconstruct a held-out synthetic "
+                    "face with the committed MoFA encoder (overlay, geometry, reflectance, "
+                    "illumination, error; captioned) into --out/mofa.")
     demo.add_argument("--out", type=Path, default=Path("facelab-demo"),
                       help="output folder (default: facelab-demo)")
     demo.add_argument("--count", type=int, default=8,
@@ -212,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="model resolution: teaching, medium, bfm, high or a vertex count "
                            "(default: teaching)")
     demo.add_argument("--size", type=int, default=256,
-                      help=f"image size in pixels, 16 to {MAX_DEMO_SIZE} (default: 256)")
+                      help=f"image size in pixels, {MIN_DEMO_SIZE} to {MAX_DEMO_SIZE} "
+                           "(default: 256)")
     demo.add_argument("--force", action="store_true",
                       help="overwrite files of the same names in --out (default: refuse)")
     demo.add_argument("--mofa-weights", default="surrogate", metavar="WEIGHTS",
@@ -239,7 +281,7 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
     """Option values checked before any work starts (ValueError / FileNotFoundError)."""
     if args.command == "demo":
         check_count(args.count, "--count", maximum=MAX_DEMO_COUNT)
-        check_count(args.size, "--size", minimum=16, maximum=MAX_DEMO_SIZE)
+        check_count(args.size, "--size", minimum=MIN_DEMO_SIZE, maximum=MAX_DEMO_SIZE)
         from facelab.raster import MAX_RASTER_PIXELS
 
         if args.count * args.size * args.size > MAX_RASTER_PIXELS:

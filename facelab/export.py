@@ -6,6 +6,11 @@ squeezed, any other batch size is an error (save each mesh separately).
 * OBJ: ``v x y z`` or, with colours, ``v x y z r g b`` (r, g, b floats in [0, 1]; the common
   vertex-colour extension read by MeshLab and trimesh); ``f i j k`` with 1-based indices.
   Coordinates are written with 9 significant digits, so float32 values round-trip exactly.
+* Textured OBJ (:func:`save_textured_obj`): ``face.obj`` with ``v``, ``vt u v`` and
+  ``f v/vt`` records, ``mtllib face.mtl`` and ``usemtl``; ``face.mtl`` with one material whose
+  ``map_Kd`` is ``face_texture.png`` (row 0 = v 1, the OBJ convention). The three files are
+  written atomically, the image first and the OBJ last, so a reader never sees an OBJ whose
+  material or texture is missing; with ``overwrite=False`` all three are checked first.
 * PLY: ``binary_little_endian 1.0``; vertex properties float x, y, z (+ uchar red, green, blue
   = round(255 * colour)); faces as ``list uchar int vertex_indices``.
 * Landmarks (both formats): a sidecar text file ``<stem>_landmarks.txt`` next to the mesh
@@ -34,7 +39,7 @@ from facelab._checks import (
 )
 from facelab.atomic_io import atomic_path, refuse_existing
 
-__all__ = ["load_obj", "save_obj", "save_ply"]
+__all__ = ["load_obj", "save_obj", "save_ply", "save_textured_obj", "textured_obj_paths"]
 
 
 # ------------------------------------------------------------------------------ validation
@@ -139,25 +144,34 @@ def save_obj(path, verts, faces, colors=None, landmarks=None, *, overwrite: bool
 
 
 def _obj_lines(fh, path):
-    """(line number, line) of the 'v' and 'f' records, streamed (other lines are skipped)."""
+    """(line number, line) of the 'v', 'vt' and 'f' records, streamed (others are skipped)."""
     for lineno, line in enumerate(fh, 1):
-        if line.lstrip()[:2] in ("v ", "f ", "v\t", "f\t"):
+        if line.lstrip()[:2] in ("v ", "f ", "v\t", "f\t") or line.lstrip()[:3] in ("vt ", "vt\t"):
             yield lineno, line
 
 
-def load_obj(path, *, dtype: torch.dtype = torch.float32):
+def _resolve(i: int, n: int) -> int:
+    """A 1-based (or negative, relative) OBJ index -> 0-based, given n records so far."""
+    return i - 1 if i > 0 else n + i
+
+
+def load_obj(path, *, dtype: torch.dtype = torch.float32, uv: bool = False):
     """Read the vertices, triangles and vertex colours of an OBJ (minimal reader).
 
     path: str or Path.
-    dtype: floating dtype of the returned vertices and colours.
+    dtype: floating dtype of the returned vertices, colours and texture coordinates.
+    uv: also return the texture coordinates (what :func:`save_textured_obj` writes).
     Returns ``(verts (V, 3), faces (F, 3) int64 0-based, colors (V, 3) or None)`` as torch
-    tensors. Understands ``v x y z [r g b]``, ``f`` with ``i``, ``i/t``, ``i//n``, ``i/t/n``
-    and negative (relative) indices; polygons are fan-triangulated; every other line is ignored.
+    tensors; with ``uv=True`` also ``uv (Vt, 2)`` and ``uv_faces (F, 3)`` int64 0-based (both
+    None unless every face corner has a ``vt`` index). Understands ``v x y z [r g b]``,
+    ``vt u v [w]``, ``f`` with ``i``, ``i/t``, ``i//n``, ``i/t/n`` and negative (relative)
+    indices; polygons are fan-triangulated; every other line is ignored.
     ``colors`` is None unless every vertex line has r g b.
     """
     if not isinstance(path, (str, Path)):
         raise TypeError(f"path: expected a str or pathlib.Path, got {type(path).__name__}")
-    verts, colors, faces = [], [], []
+    verts, colors, faces, tex, tex_faces = [], [], [], [], []
+    all_corners_textured = True
     with open(path, "rb") as fh:
         head = fh.read(4096)
     if b"\0" in head or head.startswith((b"\x89PNG", b"\xff\xd8", b"GIF8", b"ply")):
@@ -180,14 +194,26 @@ def load_obj(path, *, dtype: torch.dtype = torch.float32):
                     raise ValueError("'v' needs 3 coordinates")
                 verts.append(values[:3])
                 colors.append(values[3:6] if len(values) >= 6 else None)
+            elif parts[0] == "vt":
+                values = [float(x) for x in parts[1:]]
+                if len(values) < 2:
+                    raise ValueError("'vt' needs 2 coordinates")
+                tex.append(values[:2])
             elif parts[0] == "f":
-                idx = []
+                idx, tidx = [], []
                 for token in parts[1:]:
-                    i = int(token.split("/")[0])
-                    idx.append(i - 1 if i > 0 else len(verts) + i)
+                    fields = token.split("/")
+                    idx.append(_resolve(int(fields[0]), len(verts)))
+                    if len(fields) > 1 and fields[1]:
+                        tidx.append(_resolve(int(fields[1]), len(tex)))
                 if len(idx) < 3:
                     raise ValueError("'f' needs 3 vertices")
-                faces.extend([idx[0], idx[k], idx[k + 1]] for k in range(1, len(idx) - 1))
+                fan = [(0, k, k + 1) for k in range(1, len(idx) - 1)]
+                faces.extend([idx[a], idx[b], idx[c]] for a, b, c in fan)
+                if len(tidx) == len(idx):
+                    tex_faces.extend([tidx[a], tidx[b], tidx[c]] for a, b, c in fan)
+                else:
+                    all_corners_textured = False
         except ValueError as exc:
             raise ValueError(f"path: line {lineno} of {path}: {exc}") from exc
     if not verts:
@@ -200,7 +226,102 @@ def load_obj(path, *, dtype: torch.dtype = torch.float32):
     c = torch.tensor(colors, dtype=dtype).reshape(-1, 3) if has_colors else None
     if c is not None:
         check_finite(c, name="colors (in file)")
-    return v, f, c
+    if not uv:
+        return v, f, c
+    if not (tex and tex_faces and all_corners_textured):
+        return v, f, c, None, None
+    t = torch.tensor(tex, dtype=dtype).reshape(-1, 2)
+    check_finite(t, name="texture coordinates (in file)")
+    tf = torch.tensor(tex_faces, dtype=torch.int64).reshape(-1, 3)
+    check_indices(tf, t.shape[0], name="face texture indices (in file)")
+    return v, f, c, t, tf
+
+
+# -------------------------------------------------------------------------- textured OBJ
+def textured_obj_paths(path) -> list[Path]:
+    """The files :func:`save_textured_obj` writes for ``path``: [.obj, .mtl, _texture.png]."""
+    p = _as_obj_path(path)
+    return [p, p.with_suffix(".mtl"), p.with_name(f"{p.stem}_texture.png")]
+
+
+def _as_obj_path(path) -> Path:
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"path: expected a str or pathlib.Path, got {type(path).__name__}")
+    p = Path(path)
+    if p.suffix.lower() != ".obj":
+        raise ValueError(f"path: expected a file name ending in '.obj', got {str(p)!r}")
+    return p
+
+
+def _texture_uint8(texture) -> np.ndarray:
+    t, _ = as_tensor(texture, name="texture")
+    check_shape(t, "Ht Wt 3", name="texture")
+    if t.dtype == torch.uint8:
+        return t.detach().cpu().numpy()
+    check_floating(t, name="texture")
+    check_finite(t, name="texture")
+    if t.numel() and (float(t.min()) < 0.0 or float(t.max()) > 1.0):
+        raise ValueError(f"texture: expected values in [0, 1], got values in "
+                         f"[{float(t.min()):.4g}, {float(t.max()):.4g}] (clamp them first)")
+    return (t.detach().cpu().double().numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
+def save_textured_obj(path, verts, faces, uv, uv_faces, texture, landmarks=None, *,
+                      overwrite: bool = True, material: str = "face") -> Path:
+    """Write a textured Wavefront OBJ: ``.obj`` + ``.mtl`` + ``_texture.png`` (module docs).
+
+    path: str or Path ending in ``.obj``; the material goes to the same stem with ``.mtl``
+        and the image to ``<stem>_texture.png`` beside it (:func:`textured_obj_paths`).
+    verts: (V, 3) float ((1, V, 3) squeezed), model space (mm). faces: (F, 3) int, 0-based.
+    uv: (Vt, 2) float texture coordinates, OBJ convention (u right, v up, [0, 1]).
+    uv_faces: (F, 3) int indices into ``uv``, one per corner of ``faces``.
+    texture: (Ht, Wt, 3) uint8, or float in [0, 1]; row 0 is the top (v = 1).
+    landmarks: optional (L,) vertex indices -> ``<stem>_landmarks.txt`` (as :func:`save_obj`).
+    overwrite: when False, any of the files existing raises ``FileExistsError`` before
+        anything is written. material: the material's name (letters, digits, ``_-.``).
+    Returns the OBJ's Path. Read back with ``load_obj(path, uv=True)`` or
+    ``trimesh.load(path, process=False)``.
+    """
+    from PIL import Image
+
+    v, f, _, lm = _mesh_arrays(verts, faces, None, landmarks)
+    uvt, _ = as_tensor(uv, name="uv")
+    check_shape(uvt, "Vt 2", name="uv")
+    check_floating(uvt, name="uv")
+    check_finite(uvt, name="uv")
+    uvf, _ = as_tensor(uv_faces, name="uv_faces")
+    check_shape(uvf, "F 3", name="uv_faces", dims={"F": f.shape[0]})
+    check_indices(uvf, uvt.shape[0], name="uv_faces")
+    image = _texture_uint8(texture)
+    if not isinstance(material, str) or not material or not all(
+            ch.isalnum() or ch in "_-." for ch in material):
+        raise ValueError(f"material: expected a name of letters, digits, '_', '-', '.', "
+                         f"got {material!r}")
+    obj_path, mtl_path, png_path = textured_obj_paths(path)
+    _prepare_path(obj_path, ".obj")
+    if not overwrite:
+        refuse_existing([obj_path, mtl_path, png_path]
+                        + ([_landmark_path(obj_path)] if lm is not None else []),
+                        option="overwrite=True")
+    with atomic_path(png_path, overwrite=overwrite) as tmp:
+        Image.fromarray(image).save(tmp)
+    with atomic_path(mtl_path, overwrite=overwrite) as tmp, \
+            open(tmp, "w", encoding="ascii") as fh:
+        fh.write(f"# facelab material\nnewmtl {material}\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\n"
+                 f"d 1\nillum 1\nmap_Kd {png_path.name}\n")
+    uv_np = uvt.detach().cpu().double().numpy()
+    corners = np.stack([f + 1, uvf.detach().cpu().long().numpy() + 1], axis=2)  # (F, 3, 2)
+    with atomic_path(obj_path, overwrite=overwrite) as tmp, \
+            open(tmp, "w", encoding="ascii") as fh:
+        fh.write(f"# facelab textured OBJ: {v.shape[0]} vertices, {uv_np.shape[0]} texture "
+                 f"coordinates, {f.shape[0]} faces\nmtllib {mtl_path.name}\n")
+        np.savetxt(fh, v, fmt="v %.9g %.9g %.9g")
+        np.savetxt(fh, uv_np, fmt="vt %.9g %.9g")
+        fh.write(f"usemtl {material}\n")
+        np.savetxt(fh, corners.reshape(-1, 6), fmt="f %d/%d %d/%d %d/%d")
+    if lm is not None:
+        _save_landmarks(obj_path, v, lm, overwrite)
+    return obj_path
 
 
 # ------------------------------------------------------------------------------------- PLY

@@ -11,12 +11,17 @@ Wiring into the main ``facelab`` parser is two lines per command::
 ``fit_main(argv)`` / ``fit_video_main(argv)`` run a command on its own (tests, scripts).
 
 ``fit`` writes into OUT (default ``facelab-fit``), for a photo named STEM:
-STEM_overlay.png (the fitted face over the photo), STEM_panels.png (input | overlay | geometry |
-reflectance | lighting, cropped to the face), STEM.obj and STEM.ply (mesh in model space, mm,
-with per-vertex reflectance colours; + STEM_landmarks.txt), STEM_params.npz (every fitted
-parameter, :meth:`facelab.fitting.FitResult.parameters`).
-``fit-video`` writes frames/frame_NNNN_overlay.png and .obj per frame, params.npz (arrays
-stacked over frames), overlay.gif, and overlay.mp4 when imageio-ffmpeg is installed.
+STEM_overlay.png (the fitted mesh as shaded grey geometry blended over the photo, detected
+landmarks green, fitted red; photo-sized), STEM_panels.png (captioned: photo | overlay |
+geometry | reflectance | lighting, cropped to the face), STEM_views.png (captioned: the
+textured head at yaw -45, 0, +45 degrees and the extracted texture with its visibility
+weights), STEM.obj + STEM.mtl + STEM_texture.png (the mesh in model space, mm, textured with
+the photo's colours, :func:`facelab.fitting.texture.extract_texture`; + STEM_landmarks.txt),
+STEM.ply (the mesh with per-vertex colours sampled from that texture), STEM_params.npz
+(every fitted parameter, :meth:`facelab.fitting.FitResult.parameters`).
+``fit-video`` writes frames/frame_NNNN_overlay.png (the grey-mesh overlay) and .obj per frame,
+params.npz (arrays stacked over frames), overlay.gif, and overlay.mp4 when imageio-ffmpeg is
+installed.
 
 Option values, input files and optional extras are checked before any fitting starts.
 Every file is written atomically (:mod:`facelab.atomic_io`), and a file that already exists
@@ -110,8 +115,9 @@ def add_fit_parser(subparsers) -> argparse.ArgumentParser:
         "fit", help="fit the 3D face model to a photo (offline, CPU)",
         description="Fit the built-in morphable model to one photo: landmarks (MediaPipe, or "
                     "--landmarks), pose, identity, expression, reflectance and SH light. "
-                    "Writes an overlay, side-by-side panels, the mesh (OBJ/PLY) and the "
-                    "parameters (.npz).")
+                    "Writes a grey-mesh overlay with landmarks, captioned panels, novel views "
+                    "of the head textured with the photo, the textured mesh (OBJ + MTL + "
+                    "PNG), a PLY and the parameters (.npz).")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("path", nargs="?", type=Path, help="photo file (PNG, JPEG, ...)")
     src.add_argument("--sample", choices=("astronaut", "grace_hopper"),
@@ -136,8 +142,64 @@ def add_fit_parser(subparsers) -> argparse.ArgumentParser:
 
 def fit_outputs(out: Path, stem: str) -> list[Path]:
     """Every file ``facelab fit`` writes into ``out`` for a photo named ``stem``."""
-    names = ("_overlay.png", "_panels.png", ".obj", ".ply", "_landmarks.txt", "_params.npz")
+    names = ("_overlay.png", "_panels.png", "_views.png", ".obj", ".mtl", "_texture.png",
+             ".ply", "_landmarks.txt", "_params.npz")
     return [out / f"{stem}{n}" for n in names]
+
+
+def _save_textured(out: Path, stem: str, result, texture, force: bool) -> list[Path]:
+    """The textured OBJ (+ .mtl, texture PNG, landmarks) and a PLY with the texture's colours
+    sampled at the vertices."""
+    from facelab.export import save_ply, save_textured_obj, textured_obj_paths
+    from facelab.fitting.texture import texture_vertex_colors
+
+    model = result.model
+    obj = save_textured_obj(out / f"{stem}.obj", result.verts, model.faces, texture.uv,
+                            texture.uv_faces, texture.texture, landmarks=model.landmarks,
+                            overwrite=force)
+    colors = texture_vertex_colors(texture.texture, texture.uv, texture.uv_faces, model.faces,
+                                   model.num_vertices)
+    ply = save_ply(out / f"{stem}.ply", result.verts, model.faces, colors=colors,
+                   overwrite=force)
+    sidecar = out / f"{stem}_landmarks.txt"
+    return [*textured_obj_paths(obj), *([sidecar] if sidecar.exists() else []), Path(ply)]
+
+
+def fit_figures(result, image, texture) -> dict:
+    """The pictures ``facelab fit`` writes: ``overlay`` (photo-sized), ``panels`` and
+    ``views`` (captioned), as (H, W, 3) float32 NumPy arrays."""
+    import numpy as np
+
+    from facelab.figures import MIN_FIGURE_SIZE, captioned_grid, upsample
+    from facelab.fitting.texture import SOURCE_MIRROR, SOURCE_MODEL, SOURCE_PHOTO
+    from facelab.fitting.views import (
+        NOVEL_YAWS,
+        render_mesh_overlay,
+        render_novel_views,
+        render_panels,
+    )
+
+    overlay = render_mesh_overlay(result, image)
+    panels = render_panels(result, image, crop=True, overlay=overlay)
+    size = max(256, MIN_FIGURE_SIZE)
+    captions = {"input": "photo", "overlay": "fit (landmarks: green detected, red fitted)",
+                "geometry": "geometry", "reflectance": "reflectance (albedo)",
+                "lighting": "lighting (fitted SH)"}
+    panel_image = captioned_grid([upsample(panels[k], size) for k in captions],
+                                 list(captions.values()), size=size)
+    views = render_novel_views(result, texture, yaws=NOVEL_YAWS, size=384)
+    weight = texture.weight.numpy()
+    source = texture.source.numpy()
+    # where each texel came from: photo (its weight, white), mirror (blue), model (orange)
+    where = np.repeat(weight[..., None], 3, axis=-1)
+    where[source == SOURCE_MIRROR] = (0.25, 0.45, 0.95)
+    where[source == SOURCE_MODEL] = (0.95, 0.55, 0.15)
+    where[source == SOURCE_PHOTO] = np.repeat(weight[source == SOURCE_PHOTO][:, None], 3, 1)
+    images = [*views, texture.texture, where]
+    names = [f"textured, yaw {y:+.0f} deg" for y in NOVEL_YAWS]
+    names += ["texture (UV layout)", "photo weight / mirror / model"]
+    views_image = captioned_grid(images, names, size=384)
+    return {"overlay": overlay, "panels": panel_image, "views": views_image}
 
 
 def _require_landmark_detector(option_hint: str) -> None:
@@ -179,7 +241,7 @@ def run_fit(args: argparse.Namespace) -> int:
 
     from facelab.data.photos import sample_landmarks, sample_photo
     from facelab.fitting import fit_image, read_image
-    from facelab.fitting.views import render_overlay, render_panels, side_by_side
+    from facelab.fitting.texture import extract_texture
     from facelab.model.registry import load_model
     from facelab.progress import History
 
@@ -199,13 +261,23 @@ def run_fit(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     result = fit_image(image, model, landmarks, callback=History() if args.quiet else None)
     t_fit = time.perf_counter() - t0
-    written = [_save_png(out / f"{stem}_overlay.png", render_overlay(result, image), force)]
-    panels = side_by_side(render_panels(result, image, crop=True), height=256)
-    written.append(_save_png(out / f"{stem}_panels.png", panels, force))
-    written += _save_mesh(out, stem, result, force)
+    t0 = time.perf_counter()
+    texture = extract_texture(image, result)
+    t_texture = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    figures = fit_figures(result, image, texture)
+    t_figures = time.perf_counter() - t0
+    written = [_save_png(out / f"{stem}_{name}.png", figures[name], force)
+               for name in ("overlay", "panels", "views")]
+    written += _save_textured(out, stem, result, texture, force)
     written.append(_save_npz(out / f"{stem}_params.npz", result.parameters(), force))
+    seen = float((texture.source == 1).float().mean() / (texture.source > 0).float().mean())
     print(f"facelab fit: {stem} ({result.image_size[0]}x{result.image_size[1]}) with "
-          f"{model.name}: {t_fit:.2f} s")
+          f"{model.name}: fit {t_fit:.2f} s, texture {t_texture:.2f} s, figures "
+          f"{t_figures:.2f} s")
+    print(f"  texture: {texture.texture.shape[0]}x{texture.texture.shape[1]}, "
+          f"{100 * seen:.0f} % of the layout seen in the photo, the rest filled "
+          f"({'mirror, then ' if texture.symmetric else ''}fitted reflectance)")
     yaw, pitch, roll = (float(a) * 57.29578 for a in result.angles[[1, 0, 2]])
     print(f"  pose: yaw {yaw:+.1f} deg, pitch {pitch:+.1f} deg, roll {roll:+.1f} deg")
     print(f"  landmark NME (bbox): {100 * result.nme_init:.2f} % after the closed-form pose -> "
@@ -284,7 +356,7 @@ def run_fit_video(args: argparse.Namespace) -> int:
     import torch
 
     from facelab.fitting import fit_video, read_video
-    from facelab.fitting.views import render_overlay
+    from facelab.fitting.views import render_mesh_overlay
     from facelab.image_io import to_uint8
     from facelab.model.registry import load_model
     from facelab.progress import History
@@ -308,7 +380,7 @@ def run_fit_video(args: argparse.Namespace) -> int:
     t_fit = time.perf_counter() - t0
     written, overlays = [], []
     for i, (frame, res) in enumerate(zip(frames, results, strict=True)):
-        overlay = render_overlay(res, frame)
+        overlay = render_mesh_overlay(res, frame)
         overlays.append(to_uint8(overlay))
         written.append(_save_png(out / "frames" / f"frame_{i:04d}_overlay.png", overlay, force))
         written += _save_mesh(out / "frames", f"frame_{i:04d}", res, force)

@@ -30,7 +30,7 @@ LAYERS = [
     ("model", ["facelab.model"]),
     ("formation", ["facelab.face_params", "facelab.formation"]),
     ("measures and io", ["facelab.losses", "facelab.metrics", "facelab.export",
-                         "facelab.image_io"]),
+                         "facelab.image_io", "facelab.figures"]),
     ("applications", ["facelab.data", "facelab.landmarks", "facelab.fitting",
                       "facelab.command_errors", "facelab.warmup"]),
     ("methods", ["facelab.methods"]),

@@ -51,7 +51,7 @@ def photo(tmp_path):
 @pytest.mark.parametrize(("argv", "command", "pattern"), [
     (["demo", "--count", "0"], "demo", "--count: expected an int >= 1"),
     (["demo", "--count", "100000"], "demo", "<= 64"),
-    (["demo", "--size", "4"], "demo", "--size: expected an int >= 16"),
+    (["demo", "--size", "4"], "demo", "--size: expected an int >= 224"),
     (["demo", "--size", "20000"], "demo", "<= 2048"),
     (["demo", "--count", "abc"], "demo", "invalid int value"),
     (["demo", "--resolution", "huge"], "demo", "--resolution: expected one of teaching"),
@@ -156,7 +156,7 @@ def test_bad_weights_file_is_one_line(tmp_path, capsys):
     bad = tmp_path / "w.pt"
     bad.write_bytes(b"PK\x03\x04 truncated")
     line = _one_line_error(capsys, _run(["demo", "--out", str(tmp_path / "d"), "--count", "1",
-                                         "--size", "32", "--mofa-weights", str(bad)]), "demo")
+                                         "--size", "224", "--mofa-weights", str(bad)]), "demo")
     assert "is not a MoFA encoder file" in line
     assert not (tmp_path / "d").exists()  # refused before any rendering
 

@@ -166,3 +166,101 @@ def test_bad_input(tmp_path, writer, suffix):
     with pytest.raises(TypeError, match=r"path: expected a str or pathlib\.Path"):
         writer(3, verts, faces)
     assert not Path(p).parent.exists()  # nothing written (no folder) on bad input
+
+
+# --------------------------------------------------------------------------- textured OBJ
+def textured_sphere(seed=0):
+    """A sphere with a UV layout that has a seam (Vt > V) and a random texture."""
+    verts, faces, _ = sphere_mesh()
+    x, y, z = verts.double().unbind(1)
+    u = 0.5 + torch.atan2(x, z) / (2 * np.pi)
+    v = 0.5 + torch.asin((y / verts.double().norm(dim=1)).clamp(-1, 1)) / np.pi
+    uv = torch.stack([u, v], 1).float()  # (V, 2)
+    uv_faces = faces.clone()
+    wrap = (uv[faces][..., 0].amax(1) - uv[faces][..., 0].amin(1)) > 0.5  # across the seam
+    fi, ki = torch.nonzero(wrap[:, None] & (uv[faces][..., 0] < 0.5), as_tuple=True)
+    extra = uv[faces[fi, ki]] + torch.tensor([1.0, 0.0])
+    uv_faces[fi, ki] = len(uv) + torch.arange(len(fi))
+    uv = torch.cat([uv, extra.clamp(max=1.0)])
+    gen = torch.Generator().manual_seed(seed)
+    texture = torch.rand(32, 48, 3, generator=gen)
+    return verts, faces, uv, uv_faces, texture
+
+
+def test_textured_obj_round_trip_through_trimesh(tmp_path):
+    from PIL import Image
+
+    from facelab.export import save_textured_obj, textured_obj_paths
+
+    verts, faces, uv, uv_faces, texture = textured_sphere()
+    assert len(uv) > len(verts)  # a seam: corners of one vertex with different uv
+    path = save_textured_obj(tmp_path / "head.obj", verts, faces, uv, uv_faces, texture)
+    obj, mtl, png = textured_obj_paths(path)
+    assert [p.name for p in (obj, mtl, png)] == ["head.obj", "head.mtl", "head_texture.png"]
+    assert all(p.is_file() for p in (obj, mtl, png))
+    assert "map_Kd head_texture.png" in mtl.read_text()
+    # facelab's own reader
+    v, f, c, t, tf = load_obj(path, uv=True)
+    assert torch.equal(v, verts) and torch.equal(f, faces) and c is None
+    torch.testing.assert_close(t, uv, rtol=0, atol=1e-7)
+    assert torch.equal(tf, uv_faces)
+    assert load_obj(path)[1].shape == faces.shape  # the plain reader ignores vt
+    # trimesh (it may split vertices by texture coordinate: compare per corner)
+    mesh = trimesh.load(path, process=False)
+    corners = np.asarray(mesh.vertices)[np.asarray(mesh.faces)]  # (F, 3, 3)
+    np.testing.assert_allclose(corners, verts.numpy()[faces.numpy()], atol=1e-5)
+    uv_tm = np.asarray(mesh.visual.uv)[np.asarray(mesh.faces)]  # (F, 3, 2)
+    np.testing.assert_allclose(uv_tm, uv.numpy()[uv_faces.numpy()], atol=1e-6)
+    image = np.asarray(mesh.visual.material.image.convert("RGB"))
+    expected = (texture.numpy() * 255 + 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(image, expected)
+    np.testing.assert_array_equal(np.asarray(Image.open(png)), expected)
+
+
+def test_textured_obj_refuses_to_overwrite_and_bad_inputs(tmp_path):
+    from facelab.export import save_textured_obj
+
+    verts, faces, uv, uv_faces, texture = textured_sphere()
+    (tmp_path / "head_texture.png").write_bytes(b"a user's picture")
+    with pytest.raises(FileExistsError, match="head_texture.png"):
+        save_textured_obj(tmp_path / "head.obj", verts, faces, uv, uv_faces, texture,
+                          overwrite=False)
+    assert not (tmp_path / "head.obj").exists() and not (tmp_path / "head.mtl").exists()
+    assert (tmp_path / "head_texture.png").read_bytes() == b"a user's picture"
+    save_textured_obj(tmp_path / "head.obj", verts, faces, uv, uv_faces, texture)  # overwrite
+    with pytest.raises(ValueError, match="uv_faces"):
+        save_textured_obj(tmp_path / "b.obj", verts, faces, uv, uv_faces[:-1], texture)
+    with pytest.raises(ValueError, match="uv_faces"):
+        save_textured_obj(tmp_path / "b.obj", verts, faces, uv, uv_faces + len(uv), texture)
+    with pytest.raises(ValueError, match="texture"):
+        save_textured_obj(tmp_path / "b.obj", verts, faces, uv, uv_faces, texture * 2)
+    with pytest.raises(ValueError, match="texture"):
+        save_textured_obj(tmp_path / "b.obj", verts, faces, uv, uv_faces, texture[..., :2])
+    with pytest.raises(ValueError, match="uv"):
+        save_textured_obj(tmp_path / "b.obj", verts, faces, uv[:, :1], uv_faces, texture)
+    with pytest.raises(ValueError, match=r"\.obj"):
+        save_textured_obj(tmp_path / "b.ply", verts, faces, uv, uv_faces, texture)
+    with pytest.raises(ValueError, match="material"):
+        save_textured_obj(tmp_path / "b.obj", verts, faces, uv, uv_faces, texture,
+                          material="a b")
+    assert not (tmp_path / "b.obj").exists()
+
+
+def test_load_obj_uv_absent_or_partial(tmp_path):
+    verts, faces, _ = sphere_mesh()
+    path = save_obj(tmp_path / "plain.obj", verts, faces)
+    _, f, _, t, tf = load_obj(path, uv=True)
+    assert t is None and tf is None and f.shape == faces.shape
+    mixed = tmp_path / "mixed.obj"
+    mixed.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nvt 0 0\nvt 1 0\nvt 0 1\n"
+                     "f 1/1 2/2 3/3\nf 2 4 3\n")
+    assert load_obj(mixed, uv=True)[3:] == (None, None)  # not every corner textured
+    quad = tmp_path / "quad.obj"
+    quad.write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\n"
+                    "f 1/1 2/2 3/3 4/4\n")
+    _, f, _, t, tf = load_obj(quad, uv=True)
+    assert f.tolist() == [[0, 1, 2], [0, 2, 3]] and tf.tolist() == f.tolist()
+    bad = tmp_path / "bad.obj"
+    bad.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nf 1/1 2/5 3/1\n")
+    with pytest.raises(ValueError, match="texture"):
+        load_obj(bad, uv=True)

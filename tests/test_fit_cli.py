@@ -22,23 +22,61 @@ from facelab.image_io import read_image, read_video, to_uint8
 
 
 def test_fit_sample_writes_everything(tmp_path, capsys):
+    import trimesh
+
+    from facelab.fit_cli import fit_outputs
+
     out = tmp_path / "out"
     assert fit_main(["--sample", "astronaut", "-o", str(out), "--quiet"]) == 0
-    names = ["astronaut_overlay.png", "astronaut_panels.png", "astronaut.obj", "astronaut.ply",
-             "astronaut_params.npz"]
-    for name in names:
-        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    for path in fit_outputs(out, "astronaut"):
+        assert path.is_file() and path.stat().st_size > 0, path.name
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        p.name for p in fit_outputs(out, "astronaut"))
+    photo = sample_photo("astronaut").numpy()
     with Image.open(out / "astronaut_overlay.png") as im:
-        assert im.size == (512, 512)
+        assert im.size == (512, 512)  # photo-sized: lines up with the photo
+        overlay = np.asarray(im.convert("RGB"), dtype=np.float64) / 255
+    box = slice(100, 160), slice(190, 260)  # on the face: grey mesh blended in
+    assert np.abs(overlay[box] - photo[box]).mean() > 0.02
+    np.testing.assert_allclose(overlay[400:, :50], photo[400:, :50], atol=1 / 255 + 1e-6)
+    lm = sample_landmarks("astronaut", as_numpy=True)
+    red = (overlay[..., 0] > 0.9) & (overlay[..., 1] < 0.35) & (overlay[..., 2] < 0.35)
+    green = (overlay[..., 1] > 0.85) & (overlay[..., 0] < 0.3)
+    assert red.sum() > 68 and green.sum() > 68  # both sets of landmarks drawn
+    x0, y0 = lm.min(0) - 10
+    x1, y1 = lm.max(0) + 10
+    assert green[int(y0):int(y1), int(x0):int(x1)].sum() == green.sum()  # around the face
+    for name in ("panels", "views"):
+        with Image.open(out / f"astronaut_{name}.png") as im:
+            img = np.asarray(im.convert("RGB"), dtype=np.float64) / 255
+        assert img.shape[0] >= 224 + 20, name  # picture + caption band
+        band = img[-12:]  # the caption: dark band with light text
+        assert band.mean() < 0.35 and band.max() > 0.8, name
     with Image.open(out / "astronaut_panels.png") as im:
-        assert im.size[1] == 256 and im.size[0] >= 5 * 200  # five panels side by side
+        assert im.size[0] >= 5 * 224  # five panels side by side
+    with Image.open(out / "astronaut_views.png") as im:
+        assert im.size[0] >= 5 * 384 and im.size[1] >= 384  # 3 views, texture, weights
     params = np.load(out / "astronaut_params.npz")
     for key in ("id_coeffs", "exp_coeffs", "albedo_coeffs", "gamma", "rotation", "translation",
                 "focal", "principal", "landmarks"):
         assert key in params and np.isfinite(params[key]).all(), key
-    verts, faces = load_obj(out / "astronaut.obj")[:2]
-    assert verts.shape[1] == 3 and faces.shape[1] == 3
-    assert "landmark NME" in capsys.readouterr().out
+    verts, faces, _, uv, uv_faces = load_obj(out / "astronaut.obj", uv=True)
+    assert verts.shape[1] == 3 and faces.shape[1] == 3 and uv_faces.shape == faces.shape
+    assert float(uv.min()) >= 0 and float(uv.max()) <= 1
+    mesh = trimesh.load(out / "astronaut.obj", process=False)
+    np.testing.assert_allclose(np.asarray(mesh.vertices)[np.asarray(mesh.faces)],
+                               verts.numpy()[faces.numpy()], atol=1e-4)
+    texture = np.asarray(mesh.visual.material.image.convert("RGB"))
+    assert texture.shape == (512, 512, 3)
+    with Image.open(out / "astronaut_texture.png") as im:
+        np.testing.assert_array_equal(texture, np.asarray(im.convert("RGB")))
+    skin = texture[texture.shape[0] // 2 - 20: texture.shape[0] // 2 + 20,
+                   texture.shape[1] // 2 - 60: texture.shape[1] // 2 - 20] / 255.0  # a cheek
+    assert 0.35 < skin.mean() < 0.95 and skin[..., 0].mean() > skin[..., 2].mean()  # skin-ish
+    ply = trimesh.load(out / "astronaut.ply", process=False)
+    assert len(ply.vertices) == len(verts) and ply.visual.kind == "vertex"
+    printed = capsys.readouterr().out
+    assert "landmark NME" in printed and "texture" in printed
 
 
 def test_fit_path_with_landmark_file(tmp_path):

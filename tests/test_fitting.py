@@ -20,7 +20,13 @@ from facelab.fitting import (
     pose_from_landmarks,
     to_crop,
 )
-from facelab.fitting.views import PANEL_NAMES, render_overlay, render_panels, side_by_side
+from facelab.fitting.views import (
+    PANEL_NAMES,
+    render_mesh_overlay,
+    render_overlay,
+    render_panels,
+    side_by_side,
+)
 from facelab.formation import default_camera
 from facelab.image_io import as_rgb_image
 from facelab.lighting import random_sh
@@ -204,6 +210,19 @@ def test_views(astronaut_fit):
     assert sbs.shape == (512, 5 * 512, 3)
     with pytest.raises(ValueError, match="image"):
         render_overlay(res, image[:256])
+    mesh = render_mesh_overlay(res, image)  # grey mesh blended in, landmarks drawn
+    assert mesh.shape == (512, 512, 3)
+    assert float((mesh[100:160, 190:260] - image[100:160, 190:260]).abs().mean()) > 0.01
+    torch.testing.assert_close(mesh[400:, :50], image[400:, :50])
+    no_marks = render_mesh_overlay(res, image, landmarks=False)
+    assert float((mesh - no_marks).abs().amax(-1).gt(0.2).float().sum()) > 68  # the dots
+    torch.testing.assert_close(render_panels(res, image, overlay=mesh)["overlay"], mesh)
+    with pytest.raises(ValueError, match="alpha"):
+        render_mesh_overlay(res, image, alpha=2.0)
+    with pytest.raises(ValueError, match="light"):
+        render_mesh_overlay(res, image, light="sun")
+    with pytest.raises(ValueError, match="overlay"):
+        render_panels(res, image, overlay=mesh[:10])
 
 
 def test_warm_start_keeps_identity(model, astronaut_fit):

@@ -135,14 +135,47 @@ def evaluate_main(argv=None) -> int:
     return 0
 
 
-def _save_png(image, path: Path, scale: int, overwrite: bool = True) -> Path:
+# Captions of the reconstruction's panels; the shading layers are normalised for display.
+_PANEL_CAPTIONS = {"input": "input (64 px synthetic)", "overlay": "reconstruction over input",
+                   "geometry": "geometry (contrast stretched)",
+                   "reflectance": "reflectance (unlit, true colours)",
+                   "illumination": "illumination (brightest = white)",
+                   "error": "|error| (white = {:.2f})"}
+
+
+def _display(image, name: str, side: int):
+    """A panel as shown: (H, W, 3) NumPy and its caption.
+
+    The shading layers are normalised over the face (the rendered pixels, less the
+    anti-aliased rim): geometry stretched between its 1st and 99th luminance percentiles;
+    illumination and error scaled so the 99th percentile is white (0 stays black: irradiance
+    and error are magnitudes). Reflectance keeps its true colours. Then every panel is
+    upsampled smoothly (Lanczos) to ``side`` pixels.
+    """
+    import torch.nn.functional as F
+
+    from facelab.figures import normalize_display, upsample
+
+    img = image.detach().clamp(0, 1).cpu()
+    text = _PANEL_CAPTIONS[name]
+    if name in ("geometry", "illumination", "error"):
+        covered = (img.sum(-1) > 1e-4).float()[None, None]  # (1, 1, H, W), black background
+        mask = (-F.max_pool2d(-covered, 3, stride=1, padding=1))[0, 0] > 0  # eroded 1 px
+        zero = name in ("illumination", "error")
+        if name == "error":
+            lum = img[mask].mean(-1) if bool(mask.any()) else img.new_zeros(1)
+            text = text.format(float(lum.quantile(0.99)) if lum.numel() else 0.0)
+        img = normalize_display(img, mask, low=None if zero else 1.0, high=99.0)
+    return upsample(img, side), text
+
+
+def _save_png(image, path: Path, overwrite: bool = True) -> Path:
     from PIL import Image
 
-    arr = (image.detach().clamp(0, 1).cpu().numpy() * 255).round().astype("uint8")  # (H, W, 3)
-    img = Image.fromarray(arr)
-    img = img.resize((arr.shape[1] * scale, arr.shape[0] * scale), Image.NEAREST)
+    from facelab.image_io import to_uint8
+
     with atomic_path(path, overwrite=overwrite) as tmp:
-        img.save(tmp)
+        Image.fromarray(to_uint8(image)).save(tmp)
     return path
 
 
@@ -154,14 +187,18 @@ def reconstruct_demo(out_dir, *, weights: str = "surrogate", index: int = 0, sca
     surrogate; the default, the committed model that reconstructs well) or "photo" (fully
     unsupervised; collapses to a degenerate pose, see notebook 01), or a weights path.
     index: which held-out test image (seed 1).
-    scale: nearest-neighbour upscaling of the 64 px images in the PNGs.
+    scale: upscaling of the 64 px images in the PNGs (smooth, Lanczos; at least to
+        :data:`facelab.figures.MIN_FIGURE_SIZE` pixels). The shading layers (geometry,
+        illumination, error) are contrast-normalised over the face for display
+        (:func:`facelab.figures.normalize_display`; reflectance keeps its colours); every
+        PNG has a caption band.
     overwrite: when False, an existing PNG raises FileExistsError (files are written
         atomically either way).
 
     Writes ``mofa_input.png``, ``mofa_overlay.png`` (reconstruction over the input),
     ``mofa_geometry.png``, ``mofa_reflectance.png``, ``mofa_illumination.png``,
-    ``mofa_error.png`` (per-pixel RGB error on the face, x3 for visibility) and
-    ``mofa_strip.png`` (all side by side). Returns {"paths": [...], "errors": {name: float},
+    ``mofa_error.png`` (per-pixel RGB error on the face) and ``mofa_strip.png`` (all side by
+    side, captioned). Returns {"paths": [...], "errors": {name: float},
     "ms_per_image": float (encoder, current threads)}; prints a summary when ``verbose``.
     """
     from facelab._checks import check_int
@@ -188,15 +225,21 @@ def reconstruct_demo(out_dir, *, weights: str = "surrogate", index: int = 0, sca
         face = layers["image"]
         _, mask = render(decoded, size, size)
         error = ((face - batch["image"]).norm(dim=-1, keepdim=True) * mask[..., None])  # (1,H,W,1)
-        error = (3.0 * error).clamp(0, 1).expand(-1, -1, -1, 3)
+        error = error.clamp(0, 1).expand(-1, -1, -1, 3)
     errors = mean_errors(reconstruction_errors(code, batch, model))
     panels = {"input": batch["image"][0], "overlay": face[0], "geometry": layers["geometry"][0],
               "reflectance": layers["reflectance"][0],
               "illumination": layers["illumination"][0], "error": error[0]}
-    paths = [_save_png(img, out / f"mofa_{name}.png", scale, overwrite)
-             for name, img in panels.items()]
-    strip = torch.cat(list(panels.values()), dim=1)  # (H, 6 W, 3)
-    paths.append(_save_png(strip, out / "mofa_strip.png", scale, overwrite))
+    from facelab.figures import MIN_FIGURE_SIZE, caption, captioned_grid
+
+    side = max(MIN_FIGURE_SIZE, scale * size)
+    shown = {name: _display(img, name, side) for name, img in panels.items()}
+    paths = [_save_png(caption(img, text), out / f"mofa_{name}.png", overwrite)
+             for name, (img, text) in shown.items()]
+    strip = captioned_grid([img for img, _ in shown.values()],
+                           [text for _, text in shown.values()], size=side,
+                           title=f"MoFA ({weights} encoder) on a held-out face")
+    paths.append(_save_png(strip, out / "mofa_strip.png", overwrite))
     if verbose:
         print(f"MoFA ({weights}) on held-out image {index}: geometry "
               f"{errors['geometry_mm']:.2f} mm, photometric {errors['photometric']:.3f}, "
