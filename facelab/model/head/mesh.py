@@ -44,7 +44,8 @@ class Shell:
     (eyeball/teeth vertices carry 0); kind (V,) int8; psi (V,) angle round the pouch;
     mirror (V,) index of each vertex's mirror image; spacing: lattice edge (warped mm);
     uv_gh (Vt, 2) texture-space points in warped mm (shell) or island-local coordinates;
-    uv_faces (F, 3); uv_island (Vt,) int8 (0 shell, 1/2 right/left eye, 3 pouch, 4 teeth);
+    uv_faces (F, 3); uv_island (Vt,) int8 (0 shell, 1/2 right/left eye, 3/13 right/left half
+    of the pouch, 4/14 and 5/15 of the upper and lower teeth);
     eye_dir (V, 3) for eyeball vertices their unit direction from the eyeball centre (else 0).
     """
 
@@ -286,7 +287,8 @@ def _teeth(n_arch: int, n_prof: int, anchor: np.ndarray, upper: bool, first: int
     """One dental arch as a closed swept tube: (verts, faces, arch parameter t, profile q).
 
     anchor: (3,) the mouth line's midpoint (design frame). The upper arch's cutting edge sits
-    0.6 mm below the mouth line, 7 mm behind the lips; the lower arch is 2 mm further back.
+    2.5 mm below the mouth line (it shows under the upper lip when the mouth opens), 7 mm
+    behind the lips; the lower arch's edge is at the mouth line, 2 mm further back.
     """
     t = np.linspace(-1.0, 1.0, n_arch)
     ang = 1.15 * t
@@ -297,7 +299,7 @@ def _teeth(n_arch: int, n_prof: int, anchor: np.ndarray, upper: bool, first: int
     z = anchor[2] - 7.0 - 0.5 * thick - back - 11.0 * (1.0 - np.cos(ang)) / (1.0 - np.cos(1.15))
     height = 9.0 - 4.0 * t**2
     sgn = 1.0 if upper else -1.0
-    yc = anchor[1] + sgn * (0.5 * height - 0.6)
+    yc = anchor[1] + sgn * 0.5 * height - (2.5 if upper else 0.0)
     q = 2.0 * np.pi * np.arange(n_prof) / n_prof
     cy, sy = np.cos(q), np.sin(q)
     py = np.sign(cy) * np.abs(cy) ** 0.5  # rounded-rectangle profile
@@ -470,7 +472,7 @@ def build_shell(n_vertices: int) -> Shell:
         tf_uv, tuv = _split_island_faces(
             tf - len(verts), np.sign(tv[:, 0]) * 1.0,
             lambda idx, tt=tt, tq=tq: np.stack([np.abs(tt[idx]), tq[idx] / (2 * np.pi)], -1),
-            first_uv=len(uv_gh), island_codes=(4, 4))
+            first_uv=len(uv_gh), island_codes=(4, 14))
         uv_faces = np.concatenate([uv_faces, tf_uv[0]])
         uv_gh = np.concatenate([uv_gh, tuv])
         uv_island = np.concatenate([uv_island, tf_uv[1] + (0 if upper else 1)])
@@ -556,14 +558,15 @@ def _psi_of(idx, psi_all, kind):
     return p
 
 
-def _split_island_faces(faces, side_value, local_fn, first_uv, island_codes=(3, 3)):
+def _split_island_faces(faces, side_value, local_fn, first_uv, island_codes=(3, 13)):
     """Texture coordinates for a component drawn in two mirror-image islands.
 
     faces: (F, 3) vertex indices; side_value: (V,) signed value whose sign at a triangle's
     centroid picks the island (negative: the subject's right island); local_fn(idx) -> (n, 2)
-    island-local coordinates (mirror-invariant, e.g. |u|). Returns ((uv_faces (F, 3), island
-    code per new uv (n,)), new uv local coordinates (n, 2) with the x coordinate signed by
-    side: -|p| on the right island, +|p| on the left).
+    island-local coordinates (mirror-invariant, e.g. |u|); island_codes: (right, left) codes.
+    Returns ((uv_faces (F, 3), island code per new uv (n,)), new uv local coordinates (n, 2)
+    with the x coordinate signed by side: -|p| on the right island, +|p| on the left; a
+    midline vertex gets one of each).
     """
     cen = side_value[faces].mean(1)
     right = cen < 0

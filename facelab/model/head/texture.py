@@ -77,12 +77,12 @@ def shell_uv(gh: np.ndarray) -> np.ndarray:
                      V_TOP - lay["scale"] * (lay["h_top"] - gh[:, 1])], -1)
 
 
-def _island(local, anchor_u, v0, w, h):
-    """Right/left island pair: local (n, 2) with x signed (-: right half, +: left half) in
-    [-1, 1] and y in [0, 1]; the right half spans [anchor_u - w, anchor_u], the left its
-    mirror [1 - anchor_u, 1 - anchor_u + w]."""
+def _island(local, left, anchor_u, v0, w, h):
+    """Right/left island pair: local (n, 2) with x in [-1, 0] on the right half, [0, 1] on the
+    left (``left`` (n,) bool), y in [0, 1]; the right half spans [anchor_u - w, anchor_u], the
+    left its mirror [1 - anchor_u, 1 - anchor_u + w]."""
     x, y = local[:, 0], local[:, 1]
-    u = np.where(x < 0, anchor_u + x * w, 1.0 - anchor_u + x * w)
+    u = np.where(left, 1.0 - anchor_u + x * w, anchor_u + x * w)
     return np.stack([u, v0 + y * h], -1)
 
 
@@ -94,8 +94,8 @@ def island_uv(local: np.ndarray, island: np.ndarray) -> np.ndarray:
         sel = island == code
         out[sel] = np.stack([centre_u + r * local[sel, 0], vc + r * local[sel, 1]], -1)
     for code, box in ((3, POUCH_ISLAND), (4, TEETH_UP_ISLAND), (5, TEETH_LOW_ISLAND)):
-        sel = island == code
-        out[sel] = _island(local[sel], *box)
+        sel = (island == code) | (island == code + 10)
+        out[sel] = _island(local[sel], island[sel] == code + 10, *box)
     return out
 
 
@@ -134,8 +134,8 @@ def _regions_shell(u, v):
     face = au < 90.0
     lips = np.clip(A.lip_relief(u, v) / 2.0, 0.0, 1.0) ** 0.5
     lips = np.where(np.abs(v - A.MOUTH_V) < 0.8, 1.0, lips) * (au <= A.MOUTH_HALF_WIDTH + 1.0)
-    d_brow = v - A.brow_curve(u) + 0.5
-    brow = np.exp(-0.5 * (d_brow / 3.2) ** 4) * A._smoothstep(12.0, 17.0, au)
+    d_brow = v - A.brow_curve(u) - 0.5
+    brow = np.exp(-0.5 * (d_brow / 3.6) ** 4) * A._smoothstep(12.0, 17.0, au)
     brow *= 1.0 - A._smoothstep(50.0, 58.0, au + 0.15 * d_brow)
     brow *= (1.0 - 0.35 * A._smoothstep(20.0, 50.0, au)) * face
     up, low = A.lid_curves(u)
