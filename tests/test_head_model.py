@@ -96,7 +96,7 @@ def test_outward_normals(model, arrays):
 
 
 def test_resolution_counts():
-    assert H.RESOLUTIONS == {"teaching": 5000, "medium": 12000, "bfm": 38000, "high": 50000}
+    assert H.HEAD_RESOLUTIONS == {"teaching": 5000, "medium": 12000, "bfm": 38000, "high": 50000}
     a = H.head_arrays(4000, cache=False)
     assert 0.85 * 4000 < len(a["mean_shape"]) < 1.1 * 4000
 

@@ -41,12 +41,12 @@ from facelab.model.morphable import MorphableModel
 from facelab.model.skinning import Skeleton
 from facelab.model.synthetic import cache as _cache
 
-__all__ = ["GENERATOR_VERSION", "MODEL_NAME", "RESOLUTIONS", "TIMINGS", "head_arrays",
+__all__ = ["HEAD_GENERATOR_VERSION", "MODEL_NAME", "HEAD_RESOLUTIONS", "TIMINGS", "head_arrays",
            "head_model"]
 
-GENERATOR_VERSION = "2"
+HEAD_GENERATOR_VERSION = "2"
 MODEL_NAME = "synthetic2"
-RESOLUTIONS = {"teaching": 5000, "medium": 12000, "bfm": 38000, "high": 50000}
+HEAD_RESOLUTIONS = {"teaching": 5000, "medium": 12000, "bfm": 38000, "high": 50000}
 MIN_VERTICES, MAX_VERTICES = 3000, 250000
 TIMINGS: dict = {}
 """{vertex budget: {"build_s": seconds to generate, "load_s": seconds to read the disk cache,
@@ -65,16 +65,16 @@ _V1_SOURCES = ("anatomy.py", "bases.py", "cache.py")  # version-1 modules this p
 
 def _vertex_budget(resolution) -> int:
     if isinstance(resolution, str):
-        if resolution not in RESOLUTIONS:
+        if resolution not in HEAD_RESOLUTIONS:
             raise ValueError(
-                f"resolution: expected one of {sorted(RESOLUTIONS)} or an int vertex count "
+                f"resolution: expected one of {sorted(HEAD_RESOLUTIONS)} or an int vertex count "
                 f"in [{MIN_VERTICES}, {MAX_VERTICES}], got {resolution!r}"
             )
-        return RESOLUTIONS[resolution]
+        return HEAD_RESOLUTIONS[resolution]
     n = check_int(resolution, name="resolution")
     if not MIN_VERTICES <= n <= MAX_VERTICES:
         raise ValueError(
-            f"resolution: expected one of {sorted(RESOLUTIONS)} or an int vertex count "
+            f"resolution: expected one of {sorted(HEAD_RESOLUTIONS)} or an int vertex count "
             f"in [{MIN_VERTICES}, {MAX_VERTICES}], got {n}"
         )
     return n
@@ -82,15 +82,15 @@ def _vertex_budget(resolution) -> int:
 
 @functools.cache
 def cache_key() -> str:
-    """GENERATOR_VERSION plus a digest of this package's sources and the version-1 modules it
+    """HEAD_GENERATOR_VERSION plus a digest of this package's sources and the version-1 modules it
     imports: any edit to the generator invalidates cached arrays."""
-    h = hashlib.sha256(GENERATOR_VERSION.encode())
+    h = hashlib.sha256(HEAD_GENERATOR_VERSION.encode())
     here = Path(__file__).parent
     v1 = here.parent / "synthetic"
     for path in sorted(here.glob("*.py")) + [v1 / name for name in _V1_SOURCES]:
         h.update(path.name.encode())
         h.update(path.read_bytes())
-    return f"{GENERATOR_VERSION}-{h.hexdigest()[:12]}"
+    return f"{HEAD_GENERATOR_VERSION}-{h.hexdigest()[:12]}"
 
 
 def _textures(cache: bool) -> dict:

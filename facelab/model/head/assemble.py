@@ -58,7 +58,7 @@ def vertex_average(faces, uv_faces, values_at_uv, n_vertices):
     out = np.zeros((n_vertices, flat.shape[1]))
     np.add.at(out, pairs[:, 0], flat[pairs[:, 1]])
     count = np.bincount(pairs[:, 0], minlength=n_vertices)
-    return (out / count[:, None]).reshape((n_vertices,) + values_at_uv.shape[1:])
+    return (out / count[:, None]).reshape((n_vertices, *values_at_uv.shape[1:]))
 
 
 def texture_arrays() -> dict[str, np.ndarray]:

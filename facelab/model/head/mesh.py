@@ -75,7 +75,7 @@ def _h_mouth():
 def _lattice(h):
     """Rows k, columns j, warped (G, H), unwrapped (u, v) and the inside mask of the lattice."""
     dv = h * np.sqrt(3.0) / 2.0
-    k_top = int(round((_h_top() - _h_mouth()) / dv))
+    k_top = round((_h_top() - _h_mouth()) / dv)
     k_lo = int(np.floor((float(S.warp_v(S.v_bottom(0.0))) - 2.0 * dv - _h_mouth()) / dv))
     ks = np.arange(k_lo, k_top + 1)
     g_max = float(S.warp_u(S.tables()["arc"][:, -1].max()))
@@ -99,7 +99,7 @@ def _spacing_for(n_shell: int) -> float:
     for _ in range(4):
         h *= np.sqrt(int(_lattice(h)[6].sum()) / n_shell)
         dv = h * np.sqrt(3.0) / 2.0
-        k = max(2, 2 * int(round((_h_top() - _h_mouth()) / dv / 2.0)))
+        k = max(2, 2 * round((_h_top() - _h_mouth()) / dv / 2.0))
         h = (_h_top() - _h_mouth()) / k * 2.0 / np.sqrt(3.0)
     return float(h)
 
@@ -160,22 +160,33 @@ def _snap(uu, vv, ok, ks, h):
 def _tri_area(gh, tri_rc):
     tri = gh[tri_rc[..., 0], tri_rc[..., 1]]
     a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
-    return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+    return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1])
+                  - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
 
 
-def _undo_slivers(gg, hh, g0, h0, tri_rc, h):
-    """Undo moves that made a lattice triangle sliver-thin (< 20 % of its area) in (G, H)."""
+def _undo_slivers(gg, hh, g0, h0, tri_rc, h, border=None):
+    """Undo moves that made a lattice triangle a sliver in (G, H).
+
+    A triangle under 20 % of the lattice's area has its moved feature vertices put back; the
+    border's vertices (``border``, grid-shaped bool) are kept on the seam and the neck cut
+    unless the triangle falls under 2 % (a border row meeting the cut at a shallow angle makes
+    thin but harmless triangles).
+    """
     full = np.sqrt(3.0) / 4.0 * h * h
+    if border is None:
+        border = np.zeros(gg.shape, bool)
     for _ in range(20):
-        bad = _tri_area(np.stack([gg, hh], -1), tri_rc) < 0.2 * full
-        if not bad.any():
+        area = _tri_area(np.stack([gg, hh], -1), tri_rc)
+        rc = tri_rc.reshape(-1, 2)
+        moved = ((gg[rc[:, 0], rc[:, 1]] != g0[rc[:, 0], rc[:, 1]])
+                 | (hh[rc[:, 0], rc[:, 1]] != h0[rc[:, 0], rc[:, 1]])).reshape(-1, 3)
+        fixed = border[rc[:, 0], rc[:, 1]].reshape(-1, 3)
+        revert = moved & (((area < 0.2 * full)[:, None] & ~fixed) | (area < 0.02 * full)[:, None])
+        if not revert.any():
+            if (area <= 0).any():
+                raise RuntimeError("head mesh: a lattice triangle is inverted")
             return
-        rc = tri_rc[bad].reshape(-1, 2)
-        moved = (gg[rc[:, 0], rc[:, 1]] != g0[rc[:, 0], rc[:, 1]]) | (
-            hh[rc[:, 0], rc[:, 1]] != h0[rc[:, 0], rc[:, 1]])
-        rc = rc[moved]
-        if len(rc) == 0:
-            raise RuntimeError("head mesh: a lattice triangle is a sliver without any move")
+        rc = tri_rc[revert]
         gg[rc[:, 0], rc[:, 1]] = g0[rc[:, 0], rc[:, 1]]
         hh[rc[:, 0], rc[:, 1]] = h0[rc[:, 0], rc[:, 1]]
     raise RuntimeError("head mesh: could not place the border and feature vertices")
@@ -209,14 +220,13 @@ def _project_border(gg, hh, ok, tri_rc, h):
     nearest = np.argmin(d2, axis=1)
     d_seam = np.sqrt(d2[np.arange(len(g)), nearest])
     u = S.unwarp_u(g)
-    v = S.unwarp_v(hv)
     new_h = hv.copy()
     for _ in range(4):  # the cut's height depends on theta, which depends on v
         th = S.theta_of(u, np.minimum(S.unwarp_v(new_h), S.v_ref()))
         new_h = S.warp_v(S.v_bottom(th))
     d_bot = np.abs(new_h - hv)
     on_seam = d_seam <= d_bot
-    move = np.where(on_seam, d_seam, d_bot) < 1.2 * h
+    move = np.where(on_seam, d_seam < 1.2 * h, d_bot < 2.0 * h)
     sg = np.sign(g)
     sg[sg == 0] = 1.0
     tg = np.where(on_seam, sg * seam[nearest, 0], g)
@@ -232,7 +242,6 @@ def _project_border(gg, hh, ok, tri_rc, h):
         i = int(np.argmin(d))
         gg[r[i], c[i]], hh[r[i], c[i]] = sgn * corner[0], corner[1]
         flags[r[i], c[i]] = True
-    del v
     return flags
 
 
@@ -274,12 +283,11 @@ def _eyeball(n_az: int, n_ring: int, centre: np.ndarray, side: int, first: int):
     mid = beta + np.pi / m
     extra = np.stack([np.cos(mid), np.sin(mid)], -1)
     uv = np.concatenate([uv, extra])
-    for i, f in enumerate(fan):
+    for f in fan:
         col = int(np.nonzero(faces[f] == back)[0][0])
         az = np.arctan2(*(dirs[faces[f][faces[f] != back]].mean(0)[[1, 0]]))
         k = int(np.round((az - np.pi / m) / (2 * np.pi / m))) % m
         uvf[f, col] = len(dirs) + k
-    del i
     return verts, faces + first, dirs, uv, uvf
 
 
@@ -349,7 +357,10 @@ def build_shell(n_vertices: int) -> Shell:
     hh = np.where(moved, S.warp_v(vv), h0)
     tri_rc = _lattice_faces(ks, ok)
     seam_flags = _project_border(gg, hh, ok, tri_rc, h)
-    _undo_slivers(gg, hh, g0, h0, tri_rc, h)
+    border = np.zeros(ok.shape, bool)
+    br, bc = np.divmod(_border_vertices(tri_rc, ok.shape), ok.shape[1])
+    border[br, bc] = True
+    _undo_slivers(gg, hh, g0, h0, tri_rc, h, border)
     seam_flags &= (gg != g0) | (hh != h0) | (np.abs(np.abs(gg) - S.warp_u(
         S.half_perimeter(np.minimum(S.unwarp_v(hh), S.v_ref())))) < 1e-6)
     grid_index = np.full(ok.shape, -1, dtype=np.int64)
@@ -391,7 +402,7 @@ def build_shell(n_vertices: int) -> Shell:
     corner_l = int(np.nonzero((rows == 0) & (u[:n_lat] == A.MOUTH_HALF_WIDTH))[0][0])
 
     # -- the pouch: rings from the upper lip round to the lower lip (a loop POUCH_HEIGHT high)
-    n_ring = max(8, int(round(60.0 / h)))
+    n_ring = max(8, round(60.0 / h))
     psi = 2.0 * np.pi * np.arange(1, n_ring) / n_ring
     su = u[slit]
     f = np.clip(1.0 - (su / A.MOUTH_HALF_WIDTH) ** 2, 0.0, 1.0)[:, None] ** 0.25
@@ -418,12 +429,10 @@ def build_shell(n_vertices: int) -> Shell:
     v = np.concatenate([v, np.full(n_pouch, A.MOUTH_V)])
     mirror = np.concatenate([mirror, pouch_index[::-1].ravel()])
     # pouch texture: an island per half (by the triangle's side), (|u|, psi) local coordinates
-    col_psi = np.concatenate([[0.0], psi, [2.0 * np.pi]])
     pf_uv, pouch_uv = _split_island_faces(
         pf, np.concatenate([u, u[:0]]), lambda idx: np.stack(
             [np.abs(u[idx]) / A.MOUTH_HALF_WIDTH, _psi_of(idx, psi_all, kind) / (2 * np.pi)], -1),
         first_uv=len(uv_gh) + 0)
-    del col_psi
     faces = np.concatenate([faces, pf])
     uv_faces = np.concatenate([uv_faces, pf_uv[0]])
     uv_gh = np.concatenate([uv_gh, pouch_uv])
@@ -436,13 +445,24 @@ def build_shell(n_vertices: int) -> Shell:
     keep_v = np.ones(len(u), bool)
     keep_v[right] = False
     faces = remap[faces]
-    good = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+    good = ((faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2])
+            & (faces[:, 0] != faces[:, 2]))
     faces, uv_faces = faces[good], uv_faces[good]
     new_index = np.cumsum(keep_v) - 1
     faces = new_index[faces]
     verts, u, v, kind, psi_all = (x[keep_v] for x in (verts, u, v, kind, psi_all))
     mirror = new_index[remap[mirror[keep_v]]]
     faces, uv_faces = _fill_small_holes(faces, uv_faces, verts)
+    # a crown vertex whose triangles all collapsed in the zipper is left over: drop it
+    used = np.zeros(len(verts), bool)
+    used[faces.ravel()] = True
+    if not used.all():
+        if not np.array_equal(used, used[mirror]):
+            raise RuntimeError("head mesh: the seam zipper broke the mirror symmetry")
+        new_index = np.cumsum(used) - 1
+        faces = new_index[faces]
+        verts, u, v, kind, psi_all = (x[used] for x in (verts, u, v, kind, psi_all))
+        mirror = new_index[mirror[used]]
 
     # -- eyeballs and teeth
     eye_dir = np.zeros_like(verts)
@@ -459,7 +479,6 @@ def build_shell(n_vertices: int) -> Shell:
         u = np.concatenate([u, np.zeros(len(ev))])
         v = np.concatenate([v, np.zeros(len(ev))])
         psi_all = np.concatenate([psi_all, np.zeros(len(ev))])
-    n_before = len(verts)
     right_eye = np.nonzero(kind == KIND_EYE_RIGHT)[0]
     left_eye = np.nonzero(kind == KIND_EYE_LEFT)[0]
     eye_mirror = np.empty(2 * len(right_eye), np.int64)
@@ -488,7 +507,6 @@ def build_shell(n_vertices: int) -> Shell:
         body = tm[:n_arch_v].reshape(n_arch, n_prof)[::-1].ravel()
         mirror = np.concatenate([mirror, len(verts) - len(tv) + np.concatenate(
             [body, [len(tv) - 1, len(tv) - 2]])])
-    del n_before
     return Shell(verts=verts, faces=faces.astype(np.int64), u=u, v=v, kind=kind, psi=psi_all,
                  mirror=mirror.astype(np.int64), spacing=h, uv_gh=uv_gh,
                  uv_faces=uv_faces.astype(np.int64), uv_island=uv_island, eye_dir=eye_dir)
@@ -500,7 +518,7 @@ def _boundary_loops(faces):
     key = np.sort(e, axis=1)
     _, inv, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
     bd = e[counts[inv.ravel()] == 1]
-    nxt = dict(zip(bd[:, 0].tolist(), bd[:, 1].tolist()))
+    nxt = dict(zip(bd[:, 0].tolist(), bd[:, 1].tolist(), strict=True))
     loops, seen = [], set()
     for start in nxt:
         if start in seen:
@@ -526,7 +544,7 @@ def _fill_small_holes(faces, uv_faces, verts):
         return faces, uv_faces
     loops.sort(key=len)
     corner_uv = {}
-    for f, fu in zip(faces.ravel().tolist(), uv_faces.ravel().tolist()):
+    for f, fu in zip(faces.ravel().tolist(), uv_faces.ravel().tolist(), strict=True):
         corner_uv.setdefault(f, fu)
     edges = {tuple(sorted(e)) for e in np.concatenate(
         [faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).tolist()}

@@ -33,7 +33,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-
 from scipy.interpolate import PchipInterpolator
 
 from facelab.model.synthetic import anatomy as A
@@ -378,7 +377,7 @@ def skin_points(u, v, openness=(1.0, 1.0), recess: bool = True):
     """
     u = np.asarray(u, float)
     v = np.asarray(v, float)
-    theta, phi, omega, rho = base_frame(u, v)
+    _, _, omega, rho = base_frame(u, v)
     rho = rho + relief(u, v)
     o = np.where(u < 0, openness[0], openness[1])
     up, low = A.lid_curves(u, o)

@@ -213,7 +213,7 @@ def texel_data():
 
 def mean_texture() -> np.ndarray:
     """(T*T, 3) linear RGB mean reflectance, texels in row-major order (row 0 the top)."""
-    u, v, code, local, w, e, _ = texel_data()
+    u, _, code, local, w, e, _ = texel_data()
     n = len(u)
     c = np.tile(SKIN, (n, 1))
     c = c + w["cheek"][:, None] * np.array([0.05, -0.02, -0.015])
@@ -244,7 +244,7 @@ def mean_texture() -> np.ndarray:
 
 def albedo_generators(mean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """(M, T*T, 3) texture generators at +1 std: semantic, then 3-D-placed blotches."""
-    u, v, code, local, w, e, pts = texel_data()
+    u, _, code, _, w, e, pts = texel_data()
     shell = (code == 0).astype(float)
     skin = np.clip(1.0 - w["opening"] - w["lips"] * 0.0, 0.0, 1.0) * shell
     eyes = ((code == 1) | (code == 2)).astype(float)
