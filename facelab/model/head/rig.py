@@ -5,8 +5,9 @@
   1's anatomical positions (several are snapped lattice vertices). The jaw contour (0-8), the
   brows (17-21) and the nose (27-33) are ``SURVEYED_UV``: where facelab's MediaPipe mapping
   (:mod:`facelab.landmarks`) puts those points on the mean head, measured once by
-  ``benchmarks/head_landmark_survey.py`` over yaws 0 to +-40 degrees in the views where the
-  point faces the camera, and made mirror-symmetric. This is a definitional offset, kept
+  ``benchmarks/head_landmark_survey.py`` (the contour on the frontal view, brows and nose
+  over yaws 0 to +-40 degrees in the views where the point faces the camera), made
+  mirror-symmetric. This is a definitional offset, kept
   visible rather than hidden: the anatomical guesses differed from the detector's convention
   by up to 20 mm on the upper jaw contour (MediaPipe's face oval starts at the temple, at
   brow height, and lies on the cheek in front of the frontal silhouette), 11 mm on the nose
@@ -46,11 +47,11 @@ MIRROR_68 = np.array(
      64, 63, 62, 61, 60, 67, 66, 65]
 )  # fmt: skip
 SURVEYED_UV = {  # iBUG index -> (u, v), subject's right; measured by head_landmark_survey.py
-    0: (-100.2, 30.5), 1: (-104.8, 13.5), 2: (-96.3, -22.9), 3: (-81.9, -43.5),
-    4: (-64.7, -59.3), 5: (-51.4, -72.6), 6: (-30.8, -88.4), 7: (-11.2, -95.8), 8: (0.0, -93.3),
-    17: (-60.4, 40.0), 18: (-50.9, 42.1), 19: (-38.4, 42.7), 20: (-25.9, 41.3),
-    21: (-13.2, 38.8), 27: (0.0, 20.8), 28: (0.0, 5.4), 29: (0.0, -7.8), 30: (0.0, -21.1),
-    31: (-14.3, -26.3), 32: (-5.5, -29.9), 33: (0.0, -29.7),
+    0: (-99.9, 30.4), 1: (-104.8, 15.9), 2: (-97.9, -21.7), 3: (-81.8, -43.5),
+    4: (-64.6, -59.3), 5: (-52.1, -71.4), 6: (-30.8, -88.4), 7: (-11.2, -95.8), 8: (0.0, -93.3),
+    17: (-60.2, 39.7), 18: (-51.1, 41.5), 19: (-38.2, 41.9), 20: (-25.6, 40.9),
+    21: (-13.2, 38.1), 27: (0.0, 20.3), 28: (0.0, 5.2), 29: (0.0, -7.9), 30: (0.0, -21.1),
+    31: (-14.0, -26.0), 32: (-5.2, -29.9), 33: (0.0, -29.2),
 }
 
 

@@ -85,7 +85,7 @@ def head_field(x, y, z):
     theta = np.arctan2(x, z)
     face = np.hypot(x, z) - A._cross_section_radius(theta, np.clip(y, -250.0, 105.0))
     face = _smax(face, jaw_line(theta) - y, 6.0)
-    face = _smax(face, y - 100.0, 6.0)
+    face = _smax(face, y - 78.0, 16.0)  # the forehead blends into the cranium
     neck = (np.sqrt((x / 57.0) ** 2 + ((z + 22.0) / 52.0) ** 2) - 1.0) * 54.0
     neck = _smax(_smax(neck, y + 25.0, 10.0), -270.0 - y, 5.0)
     return _smin(_smin(cran, face, 8.0), neck, 14.0)

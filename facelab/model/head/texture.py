@@ -17,9 +17,9 @@ scalp, redder ears), lips, brows, lashes, nostrils, the eyes (sclera, a streaked
 dark limbal ring, the pupil), the mouth interior (dark red, darker deep inside) and ivory
 teeth. The basis is PCA (version 1's :func:`facelab.model.synthetic.bases.population_pca`)
 of a sampled population of texture generators: version 1's semantic variations (skin tone,
-redness, yellowness, lip colour and darkness, brow darkness, cheek flush, iris colour, beard
-shadow) plus iris blueness, scalp and ear tone, and random blotches placed by their *3-D*
-position (so a blotch is continuous across the back seam). ``N_ALBEDO`` modes at
+redness, yellowness, lip colour and darkness, brow darkness, cheek flush, beard shadow), the
+iris toward hazel and toward blue-grey, scalp and ear tone, and random blotches placed by
+their *3-D* position (so a blotch is continuous across the back seam). ``N_ALBEDO`` modes at
 ``TEXTURE_SIZE``^2 float32 are ~79 MB for 256^2 x 100, the size we accept for one model;
 per-vertex albedo is the bilinear sample of the maps at each vertex's texture coordinates.
 """
@@ -263,8 +263,8 @@ def albedo_generators(mean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         -0.25 * mean * (w["lips"] * shell)[:, None],  # lip darkness
         -0.25 * (mean - BROW) * (w["brow"] * shell)[:, None],  # brow darkness
         mean * (w["cheek"] * shell)[:, None] * np.array([0.07, -0.04, -0.03]),  # cheek flush
-        col(iris, [-0.03, 0.01, 0.02]) + mean * iris[:, None] * 0.3,  # iris lightness
-        col(iris, [-0.01, 0.05, 0.10]),  # iris blueness
+        0.5 * iris[:, None] * (np.array([0.24, 0.17, 0.07]) - IRIS),  # brown to hazel
+        0.5 * iris[:, None] * (np.array([0.12, 0.18, 0.24]) - IRIS),  # brown to blue-grey
         mean * (w["beard"] * skin)[:, None] * np.array([-0.1, -0.08, -0.05]),  # beard shadow
         mean * (w["scalp"] * skin)[:, None] * np.array([-0.05, -0.05, -0.04]),  # scalp tone
         mean * (w["ear"] * skin)[:, None] * np.array([0.05, -0.03, -0.02]),  # ear redness
