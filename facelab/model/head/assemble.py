@@ -17,6 +17,10 @@ maths, deterministic: one seeded PCG64 generator per basis):
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+from pathlib import Path
+
 import numpy as np
 
 from facelab.model.head import mesh as M
@@ -62,16 +66,60 @@ def vertex_average(faces, uv_faces, values_at_uv, n_vertices):
 
 
 def texture_arrays() -> dict[str, np.ndarray]:
-    """The resolution-independent texture maps (float32)."""
-    mean, basis, std = T.albedo_maps()
+    """The resolution-independent texture maps (float32), made on one BLAS thread."""
+    with single_blas_thread():
+        mean, basis, std = T.albedo_maps()
     return {"albedo_texture": mean, "albedo_texture_basis": basis, "albedo_std": std}
+
+
+@contextlib.contextmanager
+def single_blas_thread():
+    """Run NumPy's BLAS/LAPACK on one thread for the duration (restored afterwards).
+
+    The PCA's sums are ordered by the BLAS's threads, so the float32 arrays (and the model's
+    ``digest()``) would otherwise depend on the machine's thread count (version 1's do: 1 and
+    2 threads give different digests). Works with the OpenBLAS NumPy wheels bundle (found by
+    its exported ``*openblas*_set_num_threads*`` symbol); elsewhere it does nothing.
+    """
+    setter = getter = None
+    libs = Path(np.__file__).parent.parent / "numpy.libs"
+    for path in sorted(libs.glob("*openblas*")) if libs.is_dir() else ():
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError:
+            continue
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", ""):
+                if hasattr(lib, f"{prefix}_set_num_threads{suffix}"):
+                    setter = getattr(lib, f"{prefix}_set_num_threads{suffix}")
+                    getter = getattr(lib, f"{prefix}_get_num_threads{suffix}")
+                    break
+            if setter is not None:
+                break
+        if setter is not None:
+            break
+    if setter is None:
+        yield
+        return
+    before = int(getter())
+    setter(1)
+    try:
+        yield
+    finally:
+        setter(before)
 
 
 def generate_arrays(n_vertices: int, textures: dict | None = None) -> dict[str, np.ndarray]:
     """All arrays of the head model at about ``n_vertices`` vertices (float32 / int64).
 
-    textures: the output of :func:`texture_arrays` (computed when None).
+    textures: the output of :func:`texture_arrays` (computed when None). Runs on one BLAS
+    thread (:func:`single_blas_thread`), so the result does not depend on the thread count.
     """
+    with single_blas_thread():
+        return _generate_arrays(n_vertices, textures)
+
+
+def _generate_arrays(n_vertices: int, textures: dict | None) -> dict[str, np.ndarray]:
     shell = M.build_shell(n_vertices)
     V = len(shell.verts)
     lm = rig.landmarks(shell)
