@@ -1,0 +1,171 @@
+"""The built-in synthetic morphable model, version 2: a full head.
+
+Version 1 (:mod:`facelab.model.synthetic`) is a face mask; version 2 is made by code the same
+way (deterministic, a sampled population reduced by PCA, Blanz & Vetter 1999) but is a whole
+head with FLAME's rig (Li et al. 2017):
+
+* a **head shell** (``shape.py``, ``mesh.py``): scalp (no hair), back of the head, ears,
+  neck (the mesh's only boundary is the neck cut), version 1's face (nose, lips with a mouth
+  slit and a deeper mouth interior, cheeks, chin), eyelids over **separate eyeballs** (sclera,
+  iris and pupil live in the albedo texture), and **teeth** (an upper and a lower arch);
+* a **skeleton** (``rig.py``): FLAME's joints below the root, ``neck``, ``jaw``,
+  ``eye_left``, ``eye_right`` (jaw and eyes children of the neck), with linear blend skinning
+  weights and a joint regressor, so :class:`facelab.FaceParams` ``neck`` / ``jaw`` / ``eyes``
+  pose it through :func:`facelab.form` (FLAME Eq. 2; the global rotation is
+  ``params.rotation``);
+* **bases** (``assemble.py``, ``population.py``): 100 identity, 50 expression and 100 albedo
+  modes scaled by their standard deviations (MoFA Eqs. 2-3), ordered by variance; named
+  expressions; iBUG-68 landmarks, a face mask, a per-vertex ``mirror`` map;
+* **texture-space albedo** (``texture.py``): a UV layout mirror-symmetric about u = 0.5 with the
+  eyeballs, mouth interior and teeth in their own mirror-pair islands; mean and basis maps at
+  256^2; per-vertex albedo sampled from them.
+
+Use it through :func:`facelab.model.registry.load_model` (``fl.load_model("synthetic",
+resolution, version=2)``). Generated arrays are cached in memory and on disk (the cache key
+hashes this package's sources and the version-1 modules it imports); :data:`TIMINGS` records
+the build and load times of this process.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facelab._checks import check_int
+from facelab.model.morphable import MorphableModel
+from facelab.model.skinning import Skeleton
+from facelab.model.synthetic import cache as _cache
+
+__all__ = ["HEAD_GENERATOR_VERSION", "MODEL_NAME", "HEAD_RESOLUTIONS", "TIMINGS", "head_arrays",
+           "head_model"]
+
+HEAD_GENERATOR_VERSION = "2"
+MODEL_NAME = "synthetic2"
+HEAD_RESOLUTIONS = {"teaching": 5000, "medium": 12000, "bfm": 38000, "high": 50000}
+MIN_VERTICES, MAX_VERTICES = 3000, 250000
+TIMINGS: dict = {}
+"""{vertex budget: {"build_s": seconds to generate, "load_s": seconds to read the disk cache,
+"texture_s": seconds to make the texture maps}} for this process (what happened, not a
+promise)."""
+
+_KEYS = (
+    "mean_shape", "id_basis", "id_std", "exp_basis", "exp_std", "mean_albedo", "albedo_basis",
+    "faces", "uv", "uv_faces", "landmarks", "face_mask", "joint_positions", "joint_weights",
+    "joint_regressor", "mirror", "kind", "expression_names", "expression_coeffs",
+)
+_TEX_KEYS = ("albedo_texture", "albedo_texture_basis", "albedo_std")
+_MEMORY: dict[int, dict] = {}
+_V1_SOURCES = ("anatomy.py", "bases.py", "cache.py")  # version-1 modules this package uses
+
+
+def _vertex_budget(resolution) -> int:
+    if isinstance(resolution, str):
+        if resolution not in HEAD_RESOLUTIONS:
+            raise ValueError(
+                f"resolution: expected one of {sorted(HEAD_RESOLUTIONS)} or an int vertex count "
+                f"in [{MIN_VERTICES}, {MAX_VERTICES}], got {resolution!r}"
+            )
+        return HEAD_RESOLUTIONS[resolution]
+    n = check_int(resolution, name="resolution")
+    if not MIN_VERTICES <= n <= MAX_VERTICES:
+        raise ValueError(
+            f"resolution: expected one of {sorted(HEAD_RESOLUTIONS)} or an int vertex count "
+            f"in [{MIN_VERTICES}, {MAX_VERTICES}], got {n}"
+        )
+    return n
+
+
+@functools.cache
+def cache_key() -> str:
+    """HEAD_GENERATOR_VERSION plus a digest of this package's sources and the version-1 modules it
+    imports: any edit to the generator invalidates cached arrays."""
+    h = hashlib.sha256(HEAD_GENERATOR_VERSION.encode())
+    here = Path(__file__).parent
+    v1 = here.parent / "synthetic"
+    for path in sorted(here.glob("*.py")) + [v1 / name for name in _V1_SOURCES]:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return f"{HEAD_GENERATOR_VERSION}-{h.hexdigest()[:12]}"
+
+
+def _textures(cache: bool) -> dict:
+    from facelab.model.head.assemble import texture_arrays
+
+    if not cache:
+        return texture_arrays()
+    if 0 not in _MEMORY:
+        t0 = time.perf_counter()
+        tex = _cache.load_cached(cache_key(), 0, _TEX_KEYS)
+        if tex is None:
+            tex = texture_arrays()
+            TIMINGS.setdefault(0, {})["texture_s"] = time.perf_counter() - t0
+            _cache.save_cached(cache_key(), 0, tex)
+        else:
+            TIMINGS.setdefault(0, {})["load_s"] = time.perf_counter() - t0
+        _MEMORY[0] = tex
+    return _MEMORY[0]
+
+
+def head_arrays(resolution="teaching", *, cache: bool = True) -> dict[str, np.ndarray]:
+    """The raw arrays of the head model (float32 / int64 / bool / int8 NumPy).
+
+    Besides the :class:`MorphableModel` fields: ``mirror`` (V,) int64 the index of each
+    vertex's mirror image, ``kind`` (V,) int8 (0 skin, 1/2 upper/lower edge of the mouth slit,
+    3 mouth interior, 4/5 right/left eyeball, 6/7 upper/lower teeth), ``joint_positions``
+    (4, 3), ``joint_weights`` (V, 4), ``joint_regressor`` (4, V) in the order
+    ``("neck", "jaw", "eye_left", "eye_right")``. With ``cache=True`` they are kept in memory
+    and on disk (``$FACELAB_CACHE`` or ``~/.cache/facelab``).
+    """
+    from facelab.model.head.assemble import generate_arrays
+
+    n = _vertex_budget(resolution)
+    if not cache:
+        return {**generate_arrays(n, _textures(False)), **_textures(False)}
+    if n not in _MEMORY:
+        t0 = time.perf_counter()
+        arrays = _cache.load_cached(cache_key(), n, _KEYS)
+        if arrays is None:
+            arrays = generate_arrays(n, _textures(True))
+            TIMINGS.setdefault(n, {})["build_s"] = time.perf_counter() - t0
+            _cache.save_cached(cache_key(), n, arrays)
+        else:
+            TIMINGS.setdefault(n, {})["load_s"] = time.perf_counter() - t0
+        _MEMORY[n] = {**arrays, **_textures(True)}
+    return _MEMORY[n]
+
+
+def head_model(resolution="teaching", *, cache: bool = True,
+               dtype: torch.dtype = torch.float32) -> MorphableModel:
+    """Build the version-2 :class:`MorphableModel` (see the module docstring).
+
+    resolution: ``"teaching"`` (~5k vertices), ``"medium"`` (~12k), ``"bfm"`` (~38k),
+        ``"high"`` (~50k), or an int, the approximate vertex count (3000 to 250000).
+    cache: reuse (and store) generated arrays in memory and on disk.
+    dtype: torch.float32 or torch.float64 for the floating tensors.
+    """
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
+    a = head_arrays(resolution, cache=cache)
+    t = lambda k: torch.from_numpy(np.array(a[k])).to(dtype)  # noqa: E731
+    i = lambda k: torch.from_numpy(np.array(a[k]))  # noqa: E731
+    names = [str(x) for x in a["expression_names"]]
+    label = resolution if isinstance(resolution, str) else str(int(resolution))
+    from facelab.model.head.rig import JOINT_NAMES, JOINT_PARENTS
+
+    skeleton = Skeleton(JOINT_NAMES, JOINT_PARENTS, t("joint_positions"), t("joint_weights"),
+                        t("joint_regressor"))
+    return MorphableModel(
+        name=f"{MODEL_NAME}-{label}",
+        mean_shape=t("mean_shape"), id_basis=t("id_basis"), exp_basis=t("exp_basis"),
+        mean_albedo=t("mean_albedo"), albedo_basis=t("albedo_basis"), faces=i("faces"),
+        landmarks=i("landmarks"), face_mask=i("face_mask"), skeleton=skeleton,
+        expressions={k: t("expression_coeffs")[j] for j, k in enumerate(names)},
+        id_std=t("id_std"), exp_std=t("exp_std"), albedo_std=t("albedo_std"), source="built-in",
+        uv=t("uv"), uv_faces=i("uv_faces"), albedo_texture=t("albedo_texture"),
+        albedo_texture_basis=t("albedo_texture_basis"),
+    )
