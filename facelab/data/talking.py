@@ -34,7 +34,8 @@ from facelab.lighting import random_sh
 from facelab.model.morphable import MorphableModel
 from facelab.rotations import head_rotation
 
-__all__ = ["CLIP_DEPTH_MM", "TalkingClip", "TalkingHeadConfig", "has_joint", "load_clip",
+__all__ = ["CLIP_DEPTH_MM", "TalkingClip", "TalkingHeadConfig", "clip_from_frames", "has_joint",
+           "load_clip",
            "synthesize_clip"]
 
 CLIP_DEPTH_MM = 1000.0
@@ -374,3 +375,58 @@ def synthesize_clip(model: MorphableModel, config: TalkingHeadConfig | None = No
             "frames": T, "views": N, "image_size": S, "yaws": [float(y) for y in yaws]}
     return TalkingClip(images.reshape(T, N, S, S, 3), detections, weights, yaws=yaws,
                        params=params, camera=camera, verts=verts, landmarks_2d=lm2d, meta=meta)
+
+
+def clip_from_frames(frames, landmarks=None, *, size: int = 64, margin: float = 1.5):
+    """A single-view :class:`TalkingClip` from real video frames (no ground truth).
+
+    frames: (T, H, W, 3) float in [0, 1] (e.g. :func:`facelab.image_io.read_video`).
+    landmarks: (T, 68, 2) iBUG points in pixels, or None to detect them per frame with
+        MediaPipe (:func:`facelab.landmarks.detect`, the ``landmarks`` extra); a frame
+        without a face gets weight 0 for all its points.
+    size: output image size; margin: the square crop's side over the landmarks' extent.
+    One square crop for the whole clip (a fixed camera, as NeuFace's clips are): centred on
+    the union of the landmark boxes, resized (area) to ``size``; the points follow.
+    """
+    import torch.nn.functional as F
+
+    x = torch.as_tensor(frames, dtype=torch.float32)
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"frames: expected (T, H, W, 3), got {tuple(x.shape)}")
+    T = x.shape[0]
+    size = check_int(size, name="size", minimum=16)
+    if landmarks is None:
+        from facelab.landmarks import detect
+
+        pts, ok = np.zeros((T, 68, 2), np.float32), np.zeros(T, bool)
+        for t in range(T):
+            det = detect(x[t])
+            if det is not None:
+                pts[t], ok[t] = det.landmarks, True
+    else:
+        pts = np.asarray(landmarks, dtype=np.float32)
+        if pts.shape != (T, 68, 2):
+            raise ValueError(f"landmarks: expected ({T}, 68, 2), got {pts.shape}")
+        ok = np.isfinite(pts).all(axis=(1, 2))
+    if not ok.any():
+        raise ValueError("frames: no face found in any frame")
+    seen = pts[ok]
+    lo, hi = seen.reshape(-1, 2).min(0), seen.reshape(-1, 2).max(0)
+    centre, side = 0.5 * (lo + hi), float(margin * (hi - lo).max())
+    x0, y0 = centre - 0.5 * side
+    # crop (with edge padding) and resize
+    pad = int(np.ceil(side))
+    padded = F.pad(x.permute(0, 3, 1, 2), (pad, pad, pad, pad), mode="replicate")
+    i0, j0 = round(float(y0)) + pad, round(float(x0)) + pad
+    n = round(side)
+    crop = padded[:, :, i0:i0 + n, j0:j0 + n]
+    images = F.interpolate(crop, size=(size, size), mode="area").permute(0, 2, 3, 1)
+    k = size / n
+    det = (np.nan_to_num(pts) - np.array([round(float(x0)), round(float(y0))], np.float32)) * k
+    weights = np.repeat(ok[:, None], 68, axis=1).astype(np.float32)
+    det = det * weights[..., None]
+    return TalkingClip(images.clamp(0, 1)[:, None].contiguous(),
+                       torch.from_numpy(det)[:, None].float(),
+                       torch.from_numpy(weights)[:, None],
+                       meta={"frames": T, "views": 1, "image_size": size,
+                             "crop": [float(x0), float(y0), float(n)]})

@@ -1,0 +1,71 @@
+"""`facelab synth-clips` and `facelab annotate`: outputs, manifest, resume, failures, Dask."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from facelab.cli import main
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    assert main(["synth-clips", "-o", str(folder), "--count", "2", "--frames", "5",
+                 "--views", "2", "--size", "32"]) == 0
+    bad = folder / "broken.npz"
+    bad.write_bytes(b"not a zip file")
+    return sorted(folder.glob("clip_*.npz")), bad
+
+
+def _annotate(inputs, out, *extra):
+    return main(["annotate", *map(str, inputs), "-o", str(out), "--iterations", "2", *extra])
+
+
+def test_annotate_resumes_and_records_failures(clips, tmp_path, capsys):
+    good, bad = clips
+    out = tmp_path / "ann"
+    assert _annotate([*good, bad], out, "--meshes") == 1  # one clip failed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["clips"]["broken"]["status"] == "failed"
+    assert "\n" not in manifest["clips"]["broken"]["error"]
+    for p in good:
+        entry = manifest["clips"][p.stem]
+        assert entry["status"] == "done" and entry["metrics"]["nme"] > 0
+        with np.load(out / f"{p.stem}.npz") as z:
+            assert z["params"].shape[:2] == (5, 2) and z["verts"].dtype == np.float16
+            assert {"cvd", "msi_l", "mpve"} <= set(json.loads(str(z["metrics_json"])))
+    assert not (out / "broken.npz").exists()
+    err = capsys.readouterr().err
+    assert "[3/3]" in err and "failed" in err
+    stamp = (out / f"{good[0].stem}.npz").stat().st_mtime_ns
+    assert _annotate(good, out) == 0  # a re-run skips finished clips
+    assert (out / f"{good[0].stem}.npz").stat().st_mtime_ns == stamp
+    assert "2 already done, 0 to run" in capsys.readouterr().err
+
+
+def test_annotate_errors_are_one_line(clips, tmp_path, capsys):
+    good, _ = clips
+    assert _annotate([tmp_path / "missing.npz"], tmp_path / "o") == 1
+    assert "no such file" in capsys.readouterr().err
+    assert _annotate(good, tmp_path / "o", "--scheduler", "nowhere") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--scheduler" in err[0]
+
+
+def test_annotate_on_a_dask_local_cluster(clips, tmp_path, capsys):
+    distributed = pytest.importorskip("distributed")
+    good, bad = clips
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  protocol="tcp://", host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://127.0.0.1")
+        status = _annotate([*good, bad], tmp_path / "dask", "--scheduler", address)
+    assert status == 1
+    manifest = json.loads((tmp_path / "dask" / "manifest.json").read_text())
+    assert [manifest["clips"][p.stem]["status"] for p in good] == ["done", "done"]
+    assert manifest["clips"]["broken"]["status"] == "failed"
+    assert "2 done, 1 failed" in capsys.readouterr().err
