@@ -69,3 +69,50 @@ def test_annotate_on_a_dask_local_cluster(clips, tmp_path, capsys):
     assert [manifest["clips"][p.stem]["status"] for p in good] == ["done", "done"]
     assert manifest["clips"]["broken"]["status"] == "failed"
     assert "2 done, 1 failed" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_annotate_on_a_local_process_pool(clips, tmp_path, capsys):
+    good, _ = clips
+    assert _annotate(good, tmp_path / "pool", "--workers", "2") == 0
+    manifest = json.loads((tmp_path / "pool" / "manifest.json").read_text())
+    assert sorted(manifest["clips"]) == sorted(p.stem for p in good)
+    assert "on 2 local worker(s)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_annotate_survives_a_killed_dask_worker(clips, tmp_path, capsys):
+    """A worker process killed mid-run: the nanny restarts it, the scheduler reruns its task,
+    and every clip still ends up done (the manifest shows no failure)."""
+    import os
+    import signal
+    import threading
+
+    distributed = pytest.importorskip("distributed")
+    good, _ = clips
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        client = distributed.Client(cluster)
+        (pid,) = client.run(os.getpid).values()
+        killed = threading.Event()
+
+        def kill_when_busy():
+            for _ in range(600):  # up to 60 s: wait for the first task to start, then kill
+                busy = client.run_on_scheduler(
+                    lambda dask_scheduler: sum(len(ws.processing)
+                                               for ws in dask_scheduler.workers.values()))
+                if busy:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.set()
+                    return
+                threading.Event().wait(0.1)
+
+        thread = threading.Thread(target=kill_when_busy, daemon=True)
+        thread.start()
+        status = _annotate(good, tmp_path / "killed", "--scheduler", cluster.scheduler_address)
+        thread.join(timeout=5)
+        client.close()
+    assert killed.is_set()
+    assert status == 0
+    manifest = json.loads((tmp_path / "killed" / "manifest.json").read_text())
+    assert all(manifest["clips"][p.stem]["status"] == "done" for p in good)
