@@ -72,3 +72,26 @@ def test_config_validation(model):
     with pytest.raises(TypeError, match="config"):
         synthesize_clip(model, {"frames": 4})
     assert list(TalkingHeadConfig(views=1).yaws()) == [0.0]
+
+
+def test_clip_from_frames_crops_and_maps_landmarks():
+    from facelab.data.talking import clip_from_frames
+
+    g = torch.Generator().manual_seed(0)
+    frames = torch.rand(3, 90, 120, 3, generator=g)
+    pts = np.zeros((3, 68, 2), np.float32)
+    pts[..., 0] = np.linspace(40, 80, 68)  # x in [40, 80], y in [30, 60]
+    pts[..., 1] = np.linspace(30, 60, 68)
+    pts[2] = np.nan  # no face in the last frame
+    clip = clip_from_frames(frames, pts, size=32, margin=1.5)
+    assert clip.images.shape == (3, 1, 32, 32, 3) and clip.views == 1 and clip.verts is None
+    np.testing.assert_array_equal(clip.detection_weights[:, 0, 0].numpy(), [1, 1, 0])
+    # a 60-pixel square centred on (60, 45): corner (30, 15), 32 / 60 pixels per pixel
+    expected = (pts[0] - np.array([30.0, 15.0])) * 32 / 60
+    np.testing.assert_allclose(clip.detections[0, 0].numpy(), expected, rtol=1e-5)
+    x0, y0, n = clip.meta["crop"]
+    assert (x0, y0, n) == (30.0, 15.0, 60.0)
+    with pytest.raises(ValueError, match="no face"):
+        clip_from_frames(frames, np.full((3, 68, 2), np.nan, np.float32))
+    with pytest.raises(ValueError, match="landmarks"):
+        clip_from_frames(frames, pts[:2])
