@@ -122,9 +122,10 @@ def test_neuface_optimize_updates_a_copy_of_phi(model, clip):
     assert len(res.history) == 15 and res.vec.shape == (12, layout.size)
     assert res.history[-1]["total"] < 0.8 * res.history[0]["total"]
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
-    assert set(res.timing) == {"network", "losses", "backward"}
+    assert set(res.timing) == {"setup", "network", "losses", "backward", "final"}
+    assert sum(res.timing.values()) <= res.seconds
     metrics = evaluate_clip(model, layout, res.vec, clip)
-    assert {"nme", "mpve", "cvd", "msi_l", "msi_v", "beta_norm"} <= set(metrics)
+    assert {"nme", "mpve", "cvd", "msi_l", "msi_v", "beta_norm", "beta_sd"} <= set(metrics)
     start = evaluate_clip(model, layout, predict(net, clip), clip)
     assert metrics["nme"] < start["nme"]
 

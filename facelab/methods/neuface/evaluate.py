@@ -8,7 +8,9 @@
 * ``cvd``: :func:`facelab.metrics.cvd` (mm) of the model-space meshes across views;
 * ``msi_l``, ``msi_v``: :func:`facelab.metrics.msi3d` of the 68 landmarks / all vertices
   with the head orientation applied (R X, mm; frames at the clip's rate), averaged over views;
-* ``beta_norm``: ‖β̄‖₂ of the clip's mean identity code (the filtering rule of App. A).
+* ``beta_norm``: ‖β̄‖₂ of the clip's mean identity code (the filtering rule of App. A);
+* ``beta_sd``: the standard deviation of β over the clip's images, averaged over
+  coefficients (Table S2 (b): β is predicted per image and is not forced to agree).
 """
 
 from __future__ import annotations
@@ -64,4 +66,6 @@ def evaluate_clip(model: MorphableModel, layout: NeuFaceLayout, vec: torch.Tenso
     out["msi_v"] = float(metrics.msi3d(posed).mean())
     beta = layout.split(vec)["id"]
     out["beta_norm"] = float(beta.mean(0).norm()) if beta.shape[1] else 0.0
+    many = beta.shape[0] > 1 and beta.shape[1]
+    out["beta_sd"] = float(beta.std(0).mean()) if many else 0.0
     return out

@@ -29,7 +29,9 @@ __all__ = ["NeuFaceResult", "network_inputs", "neuface_optimize", "predict"]
 @dataclass
 class NeuFaceResult:
     """vec: (T N, D) final parameter vectors; history: per-iteration loss terms (floats);
-    seconds: wall time; timing: seconds per phase (network, formation+losses, backward)."""
+    seconds: wall time; timing: seconds per phase — "setup" (copying Φ, resizing the images),
+    "network" (Φ forward), "losses" (formation, E-step and the loss terms), "backward"
+    (backward pass and the Adam step) and "final" (querying Φ_w* once more)."""
 
     vec: torch.Tensor
     history: list = field(default_factory=list)
@@ -72,6 +74,7 @@ def neuface_optimize(model: MorphableModel, net: NeuFaceNet, clip: TalkingClip, 
     images = network_inputs(phi, clip)
     opt = torch.optim.Adam(phi.parameters(), lr=lr)
     history, timing = [], {"network": 0.0, "losses": 0.0, "backward": 0.0}
+    timing["setup"] = time.perf_counter() - t_start
     for it in range(iterations):
         t0 = time.perf_counter()
         vec = phi(images)
@@ -89,6 +92,8 @@ def neuface_optimize(model: MorphableModel, net: NeuFaceNet, clip: TalkingClip, 
         history.append(row)
         if callback is not None:
             callback(it, row)
+    t0 = time.perf_counter()
     with torch.no_grad():
         vec = phi(images)
+    timing["final"] = time.perf_counter() - t0
     return NeuFaceResult(vec, history, time.perf_counter() - t_start, timing, phi)
