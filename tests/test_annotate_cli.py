@@ -116,3 +116,26 @@ def test_annotate_survives_a_killed_dask_worker(clips, tmp_path, capsys):
     assert status == 0
     manifest = json.loads((tmp_path / "killed" / "manifest.json").read_text())
     assert all(manifest["clips"][p.stem]["status"] == "done" for p in good)
+
+
+@pytest.mark.slow
+def test_annotate_a_real_video_through_mediapipe(tmp_path):
+    """A 4-frame GIF made from the sample photo (a slow pan): frames read with imageio,
+    landmarks detected with MediaPipe, one view annotated."""
+    from facelab.landmarks import mediapipe_available
+
+    if not mediapipe_available():
+        pytest.skip("MediaPipe (the landmarks extra) is not installed")
+    iio = pytest.importorskip("imageio.v3")
+    from facelab.data.photos import sample_photo
+
+    photo = (np.asarray(sample_photo("astronaut")) * 255).astype(np.uint8)
+    frames = np.stack([photo[:, 4 * k: photo.shape[1] - 12 + 4 * k] for k in range(4)])
+    video = tmp_path / "pan.gif"
+    iio.imwrite(video, frames)
+    out = tmp_path / "ann"
+    assert main(["annotate", str(video), "-o", str(out), "--iterations", "2"]) == 0
+    with np.load(out / "pan.npz") as z:
+        assert z["params"].shape[:2] == (4, 1)
+        metrics = json.loads(str(z["metrics_json"]))
+    assert "mpve" not in metrics and "cvd" not in metrics and metrics["nme"] < 20.0
