@@ -112,6 +112,8 @@ def test_objective_at_the_truth(model, clip):
     assert float(worse["l2d"]) > 0.1 and float(worse["multiview"]) > float(terms["multiview"])
     with pytest.raises(ValueError, match="style"):
         LossWeights(style="gibbs")
+    with pytest.raises(ValueError, match="vec"):
+        clip_losses(model, layout, vec[:5], clip, LossWeights())
 
 
 def test_neuface_optimize_updates_a_copy_of_phi(model, clip):
@@ -124,6 +126,10 @@ def test_neuface_optimize_updates_a_copy_of_phi(model, clip):
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
     assert set(res.timing) == {"setup", "network", "losses", "backward", "final"}
     assert sum(res.timing.values()) <= res.seconds
+    with pytest.raises(TypeError, match="clip"):
+        neuface_optimize(model, net, clip.images, iterations=1)
+    with pytest.raises(TypeError, match="net"):
+        neuface_optimize(model, layout, clip, iterations=1)
     metrics = evaluate_clip(model, layout, res.vec, clip)
     assert {"nme", "mpve", "cvd", "msi_l", "msi_v", "beta_norm", "beta_sd"} <= set(metrics)
     start = evaluate_clip(model, layout, predict(net, clip), clip)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from facelab._checks import check_shape
 from facelab.data.talking import CLIP_DEPTH_MM, TalkingClip
 from facelab.formation import form
 from facelab.losses import (
@@ -82,6 +83,7 @@ def clip_losses(model: MorphableModel, layout: NeuFaceLayout, vec: torch.Tensor,
     """
     T, N = clip.frames, clip.views
     H, W = clip.image_size
+    check_shape(vec, f"{T * N} {layout.size}", name="vec")
     params, camera = layout.to_face(vec, H, W)
     use_view = N > 1 and weights.lambda_view > 0
     if use_view:

@@ -66,7 +66,13 @@ def neuface_optimize(model: MorphableModel, net: NeuFaceNet, clip: TalkingClip, 
     iterations (one M-step Adam step each). lr: Adam's learning rate on w.
     callback: optional callable(iteration, terms dict) after each step.
     """
+    if not isinstance(net, NeuFaceNet):
+        raise TypeError(f"net: expected a NeuFaceNet, got {type(net).__name__}")
+    if not isinstance(clip, TalkingClip):
+        raise TypeError(f"clip: expected a TalkingClip, got {type(clip).__name__}")
     weights = LossWeights() if weights is None else weights
+    if not isinstance(weights, LossWeights):
+        raise TypeError(f"weights: expected LossWeights, got {type(weights).__name__}")
     iterations = check_int(iterations, name="iterations", minimum=0)
     lr = check_positive(lr, name="lr")
     t_start = time.perf_counter()
