@@ -66,6 +66,8 @@ def add_annotate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--lambda-temp", type=float, default=None, help="weight of L_temporal")
     p.add_argument("--lambda-view", type=float, default=None, help="weight of L_multiview")
     p.add_argument("--meshes", action="store_true", help="also store the meshes (float16)")
+    p.add_argument("--share-identity", action="store_true",
+                   help="one identity code per clip (the mean of the per-image codes)")
     p.add_argument("--weights", type=Path, default=None,
                    help="Φ weights (.pt from python -m facelab.methods.neuface.pretrain; "
                         "default: the shipped ones)")
@@ -124,7 +126,8 @@ def annotate_one(path: str, out_dir: str, options: dict) -> dict:
                               lambda_view=defaults.lambda_view if lv is None else lv)
         res = neuface_optimize(model, net, clip, weights=weights,
                                iterations=options.get("iterations", 60),
-                               lr=options.get("lr", 3e-4))
+                               lr=options.get("lr", 3e-4),
+                               share_identity=bool(options.get("share_identity")))
         metrics = evaluate_clip(model, net.layout, res.vec, clip)
         thr = options.get("beta_threshold") or beta_norm_threshold(max(net.layout.n_id, 1))
         metrics["beta_rejected"] = bool(metrics["beta_norm"] > thr)
@@ -229,6 +232,7 @@ def run_annotate(args: argparse.Namespace) -> int:
     manifest.setdefault("clips", {})
     options = {"iterations": args.iterations, "lr": args.lr, "lambda_temp": args.lambda_temp,
                "lambda_view": args.lambda_view, "meshes": args.meshes,
+               "share_identity": args.share_identity,
                "weights": None if args.weights is None else str(args.weights.resolve()),
                "beta_threshold": args.beta_threshold}
     manifest["settings"] = options

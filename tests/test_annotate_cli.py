@@ -27,7 +27,7 @@ def _annotate(inputs, out, *extra):
 def test_annotate_resumes_and_records_failures(clips, tmp_path, capsys):
     good, bad = clips
     out = tmp_path / "ann"
-    assert _annotate([*good, bad], out, "--meshes") == 1  # one clip failed
+    assert _annotate([*good, bad], out, "--meshes", "--share-identity") == 1  # one failed
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["clips"]["broken"]["status"] == "failed"
     assert "\n" not in manifest["clips"]["broken"]["error"]
@@ -36,6 +36,9 @@ def test_annotate_resumes_and_records_failures(clips, tmp_path, capsys):
         assert entry["status"] == "done" and entry["metrics"]["nme"] > 0
         with np.load(out / f"{p.stem}.npz") as z:
             assert z["params"].shape[:2] == (5, 2) and z["verts"].dtype == np.float16
+            _, jaw, n_id, _, _ = z["layout"]  # sizes: rotation, jaw, id, exp, camera
+            beta = z["params"][..., 3 + jaw: 3 + jaw + n_id]
+            assert np.array_equal(beta[0, 0], beta[-1, -1])
             assert {"cvd", "msi_l", "mpve"} <= set(json.loads(str(z["metrics_json"])))
     assert not (out / "broken.npz").exists()
     err = capsys.readouterr().err

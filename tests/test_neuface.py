@@ -126,6 +126,10 @@ def test_neuface_optimize_updates_a_copy_of_phi(model, clip):
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
     assert set(res.timing) == {"setup", "network", "losses", "backward", "final"}
     assert sum(res.timing.values()) <= res.seconds
+    shared = neuface_optimize(model, net, clip, iterations=2, lr=1e-3, share_identity=True)
+    beta = layout.split(shared.vec)["id"]
+    assert torch.equal(beta[0], beta[-1])
+    assert not torch.equal(layout.split(res.vec)["id"][0], layout.split(res.vec)["id"][-1])
     with pytest.raises(TypeError, match="clip"):
         neuface_optimize(model, net, clip.images, iterations=1)
     with pytest.raises(TypeError, match="net"):

@@ -89,6 +89,14 @@ class NeuFaceLayout:
             check_shape(p, f"B {n}", name=f"blocks[{name!r}]")
         return torch.cat(parts, dim=1)
 
+    def share_identity(self, vec: torch.Tensor) -> torch.Tensor:
+        """vec (B, size) with every row's β replaced by the mean β of all rows (one subject
+        per clip); differentiable, the gradient of the shared β reaches every row."""
+        check_shape(vec, f"B {self.size}", name="vec")
+        sl = self.slices["id"]
+        beta = vec[:, sl].mean(0, keepdim=True).expand(vec.shape[0], -1)
+        return torch.cat([vec[:, :sl.start], beta, vec[:, sl.stop:]], dim=1)
+
     def to_face(self, vec: torch.Tensor, height: int, width: int):
         """vec: (B, size) float -> (FaceParams, WeakPerspective) for :func:`facelab.form`.
 

@@ -59,11 +59,15 @@ def predict(net: NeuFaceNet, clip: TalkingClip) -> torch.Tensor:
 
 def neuface_optimize(model: MorphableModel, net: NeuFaceNet, clip: TalkingClip, *,
                      weights: LossWeights | None = None, iterations: int = 60,
-                     lr: float = 3e-4, callback=None) -> NeuFaceResult:
+                     lr: float = 3e-4, share_identity: bool = False,
+                     callback=None) -> NeuFaceResult:
     """Optimise a copy of Φ's weights on ``clip`` (module docs); returns a NeuFaceResult.
 
     weights: :class:`LossWeights` (defaults: EM style, every term). iterations: EM
     iterations (one M-step Adam step each). lr: Adam's learning rate on w.
+    share_identity: use the mean of Φ's per-image β for every image (one subject per clip,
+        :meth:`NeuFaceLayout.share_identity`); the paper leaves β per image and observes that
+        it converges by itself (Table S2 b), which is the default.
     callback: optional callable(iteration, terms dict) after each step.
     """
     if not isinstance(net, NeuFaceNet):
@@ -84,6 +88,8 @@ def neuface_optimize(model: MorphableModel, net: NeuFaceNet, clip: TalkingClip, 
     for it in range(iterations):
         t0 = time.perf_counter()
         vec = phi(images)
+        if share_identity:
+            vec = phi.layout.share_identity(vec)
         t1 = time.perf_counter()
         terms = clip_losses(model, phi.layout, vec, clip, weights)
         t2 = time.perf_counter()
@@ -101,5 +107,7 @@ def neuface_optimize(model: MorphableModel, net: NeuFaceNet, clip: TalkingClip, 
     t0 = time.perf_counter()
     with torch.no_grad():
         vec = phi(images)
+        if share_identity:
+            vec = phi.layout.share_identity(vec)
     timing["final"] = time.perf_counter() - t0
     return NeuFaceResult(vec, history, time.perf_counter() - t_start, timing, phi)
