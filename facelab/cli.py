@@ -26,6 +26,12 @@ import sys
 import time
 from pathlib import Path
 
+from facelab.annotate_cli import (
+    add_annotate_parser,
+    add_synth_clips_parser,
+    run_annotate,
+    run_synth_clips,
+)
 from facelab.atomic_io import atomic_path, refuse_existing, refuse_package_path
 from facelab.command_errors import (
     CommandParser,
@@ -267,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="model resolution (default: teaching)")
     add_fit_parser(sub)
     add_fit_video_parser(sub)
+    add_annotate_parser(sub)
+    add_synth_clips_parser(sub)
     train = sub.add_parser(
         "train", help="train a paper's network on the synthetic corpus (mofa, tddfa)",
         description="Train a paper's network; options after METHOD go to that trainer "
@@ -312,6 +320,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return run_fit(args)
     elif args.command == "fit-video":
         return run_fit_video(args)
+    elif args.command == "annotate":
+        return run_annotate(args)
+    elif args.command == "synth-clips":
+        return run_synth_clips(args)
     elif args.command == "train":
         trainer = importlib.import_module(TRAINERS[args.method])
         return trainer.train_main(args.options)

@@ -8,6 +8,9 @@
   torch: for 68 points the op dispatch, not the arithmetic, is the cost, so a kernel cannot
   pay off; see :mod:`facelab.vertex_losses`);
 * :func:`statistical_prior` — statistical regularisation of the coefficients, MoFA Eq. (10);
+* :func:`landmark_l1_loss`, :func:`temporal_quaternion_loss`, :func:`multiview_loss` — NeuFace
+  Eqs. (2)-(4) on (frames, views) stacks, and the non-EM :func:`temporal_quaternion_naive_loss`,
+  :func:`multiview_naive_loss` of its App. B (Table S3);
 
 3DDFA_V2's VDC, WPDC and fWPDC are functions of its 62-d parameter layout, so they live beside
 it in :mod:`facelab.methods.tddfa.vertex_distance` (a method's losses sit with its adapter).
@@ -32,10 +35,15 @@ from facelab.vertex_losses import photometric_per_image
 
 __all__ = [
     "PriorWeights",
+    "landmark_l1_loss",
     "landmark_loss",
+    "multiview_loss",
+    "multiview_naive_loss",
     "photometric_loss",
     "shaded_photometric_loss",
     "statistical_prior",
+    "temporal_quaternion_loss",
+    "temporal_quaternion_naive_loss",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -231,3 +239,119 @@ def statistical_prior(coeffs_by_name: Mapping, weights: PriorWeights | None = No
         term = getattr(weights, name) * (t**2).sum(-1)  # w Σ_k x_k²: (B,)
         total = term if total is None else total + term.to(total)
     return like_input(_reduce(total, reduction), was_numpy)
+
+
+# ---------------------------------------------------------------------------------------
+# NeuFace (Kim et al., TMLR 2024) Eqs. (2)-(4) and App. B: video losses on (T, N, ...) stacks
+# ---------------------------------------------------------------------------------------
+
+
+def _float_input(x, spec: str, name: str, dims: dict) -> torch.Tensor:
+    check_shape(x, spec, name=name, dims=dims)
+    check_floating(x, name=name)
+    check_finite(x, name=name)
+    t, _ = as_tensor(x, name=name)
+    return t
+
+
+def landmark_l1_loss(landmarks, targets, weights=None):
+    """2D landmark re-projection loss, NeuFace Eq. (2) (ℓ1, every frame and view):
+
+        L_2D = (1 / Σ w) Σ_{b, j} w_{b,j} ||π(J_{b,j}) − j_{b,j}||_1
+
+    Args:
+        landmarks: (B, L, 2) float, projected model landmarks π(J) in pixels (B = frames x
+            views, flattened).
+        targets: (B, L, 2) same dtype, detected landmarks j (constant).
+        weights: (B, L) non-negative float, 0 for a missing detection (constant), or None for
+            all ones.
+
+    The paper averages the whole-set ℓ1 norm over the N_F N_V images; facelab averages over
+    the (weighted) landmarks too, so the value is in pixels per landmark (the paper's value
+    divided by L) and does not depend on how many detections are missing.
+    Returns a scalar tensor (0 when every weight is 0).
+    """
+    d: dict = {}
+    u = _float_input(landmarks, "B L 2", "landmarks", d)
+    s = _float_input(targets, "B L 2", "targets", d).to(u)
+    per = (u - s).abs().sum(-1)  # ||.||_1 per landmark: (B, L)
+    if weights is None:
+        return per.mean() if per.numel() else per.sum()
+    w = _float_input(weights, "B L", "weights", d).to(u)
+    if bool((w < 0).any()):
+        raise ValueError("weights: expected values >= 0, got negative entries")
+    return (w * per).sum() / w.sum().clamp_min(1e-12)
+
+
+def _quaternion_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """min(||a − b||, ||a + b||) over the last axis: q and −q are one rotation."""
+    return torch.minimum((a - b).norm(dim=-1), (a + b).norm(dim=-1))
+
+
+def temporal_quaternion_loss(quaternions, targets):
+    """Temporal consistency, NeuFace Eq. (3) (EM style, App. B):
+
+        L_temporal = (1 / (N_F N_V)) Σ_{f,v} ||q_{f,v} − q̂_{f,v}||_2
+
+    Args:
+        quaternions: (T, N, 4) float unit quaternions (w, x, y, z) of the head orientation r
+            of every frame f and view v (differentiable).
+        targets: (T, N, 4) the E-step's latent targets q̂ (temporally smoothed, constant).
+
+    q and −q are the same rotation, so each term is min(||q − q̂||, ||q + q̂||) (the sign
+    alignment the moving average also uses). Returns a scalar tensor.
+    """
+    d: dict = {}
+    q = _float_input(quaternions, "T N 4", "quaternions", d)
+    t = _float_input(targets, "T N 4", "targets", d).to(q)
+    return _quaternion_distance(q, t).mean()
+
+
+def temporal_quaternion_naive_loss(quaternions):
+    """Non-EM temporal loss, NeuFace App. B (Table S3, "Markov chain style"):
+
+        L_temporal,naive = (1 / (N_V (N_F − 1))) Σ_v Σ_{f<N_F} ||q_{f,v} − q_{f+1,v}||_2
+
+    quaternions: (T, N, 4) float, T >= 2 (sign-aligned as in :func:`temporal_quaternion_loss`).
+    The paper writes the sum; facelab divides by the number of terms so the weights compare
+    with the EM loss. Returns a scalar tensor.
+    """
+    q = _float_input(quaternions, "T N 4", "quaternions", {})
+    if q.shape[0] < 2:
+        raise ValueError(f"quaternions: expected T >= 2 frames, got {tuple(q.shape)}")
+    return _quaternion_distance(q[1:], q[:-1]).mean()
+
+
+def multiview_loss(meshes, targets):
+    """Multi-view consistency, NeuFace Eq. (4) (EM style, App. B):
+
+        L_multiview = (1 / (N_F N_V)) Σ_{f,v} (1 / V) ||M_{f,v} − M̂_f||_1
+
+    Args:
+        meshes: (T, N, V, 3) float vertices of every frame and view in the canonical (model)
+            frame, mm (differentiable).
+        targets: (T, V, 3) the E-step's bootstrapped meshes M̂_f (constant).
+
+    The paper's ℓ1 norm runs over all vertices; facelab also divides by V (mm per vertex).
+    Returns a scalar tensor.
+    """
+    d: dict = {}
+    m = _float_input(meshes, "T N V 3", "meshes", d)
+    t = _float_input(targets, "T V 3", "targets", d).to(m)
+    return (m - t[:, None]).abs().sum(-1).mean()
+
+
+def multiview_naive_loss(meshes):
+    """Non-EM multi-view loss, NeuFace App. B (Table S3): every pair of views, per frame,
+
+        L_multiview,naive = mean_f mean_{i<j} (1 / V) ||M_{f,i} − M_{f,j}||_1
+
+    meshes: (T, N, V, 3) float, N >= 2 (canonical frame, mm). The paper writes the sum;
+    facelab averages over frames, pairs and vertices. Returns a scalar tensor.
+    """
+    m = _float_input(meshes, "T N V 3", "meshes", {})
+    n = m.shape[1]
+    if n < 2:
+        raise ValueError(f"meshes: expected N >= 2 views, got {tuple(m.shape)}")
+    i, j = torch.triu_indices(n, n, offset=1, device=m.device)
+    return (m[:, i] - m[:, j]).abs().sum(-1).mean()

@@ -7,6 +7,10 @@
 * :func:`mpve` — mean per-vertex Euclidean error, no alignment.
 * :func:`stability` — 3DDFA_V2 Sec. 3.1: NME between the predicted and the true offsets of
   adjacent video frames.
+* :func:`msi3d`, :func:`cvd`, :func:`beta_norm_reject` (with :func:`beta_norm_threshold`) —
+  NeuFace Sec. 4.1 and App. A: 3D motion stability, cross-view vertex distance and the
+  out-of-distribution shape filter (NeuFace's MPVE of Fig. 4 is :func:`mpve`, its NME
+  :func:`nme`).
 
 All accept torch tensors or NumPy arrays (NumPy in, NumPy out) in float32/float64.
 """
@@ -17,7 +21,8 @@ import torch
 
 from facelab._checks import as_tensor, check_finite, check_floating, check_shape, like_input
 
-__all__ = ["aligned_vertex_error", "mpve", "nme", "similarity_align", "stability"]
+__all__ = ["aligned_vertex_error", "beta_norm_reject", "beta_norm_threshold", "cvd", "mpve",
+           "msi3d", "nme", "similarity_align", "stability"]
 
 # iBUG-68 outer eye corners (subject's right eye 36, left eye 45)
 _OUTER_EYE_CORNERS = (36, 45)
@@ -143,3 +148,136 @@ def stability(pred, gt, normalize="bbox"):
     else:
         norm = _normalizer(g, normalize)[:-1]  # a (T,) tensor of lengths
     return float(((dp - dg).norm(dim=-1).mean(dim=1) / norm).mean())
+
+
+# ---------------------------------------------------------------------------------------
+# NeuFace (Kim et al., TMLR 2024) Sec. 4.1 and App. A: spatio-temporal consistency metrics
+# ---------------------------------------------------------------------------------------
+
+
+def _series(x, name: str):
+    """(T, K, D) or (B, T, K, D) float points -> ((B, T, K, D) tensor, batched?, was_numpy)."""
+    t, was_numpy = as_tensor(x, name=name)
+    if t.ndim == 3:
+        check_shape(t, "T K D", name=name)
+        t, batched = t[None], False
+    else:
+        check_shape(t, "B T K D", name=name)
+        batched = True
+    check_floating(t, name=name)
+    check_finite(t, name=name)
+    return t, batched, was_numpy
+
+
+def msi3d(points, *, eps: float = 1e-12):
+    """3D motion stability index, NeuFace Sec. 4.1 (MSI of Ling et al. 2022 lifted to 3D).
+
+    points: (T, K, D) or (B, T, K, D) float, the K 3D landmarks (MSI_3D^L) or mesh vertices
+        (MSI_3D^V) of T consecutive frames, D = 3 (any D works), in one unit (mm in facelab).
+    eps: floor of the variance (units² / frame⁴), so a sequence without jitter gives 1 / eps
+        instead of inf.
+
+    Computed exactly as::
+
+        a_t^i  = x_{t+1}^i - 2 x_t^i + x_{t-1}^i,   t = 1 .. T-2   (acceleration, per frame²)
+        σ(a^i) = (1 / (T-2)) Σ_t ||a_t^i - mean_t a_t^i||²         (temporal variance; the
+                 population variance summed over the D coordinates)
+        MSI_3D = (1 / K) Σ_i 1 / max(σ(a^i), eps)
+
+    i.e. the paper's ``(1/K) Σ_i 1/σ(a^i)``. Time is in frames, so the value depends on the
+    frame rate and on the length unit (the paper's FLAME meshes are in metres; facelab's in mm).
+    Higher is steadier. Requires T >= 4 (two acceleration samples).
+
+    Returns a float for (T, K, D) input, (B,) for (B, T, K, D) (NumPy in, NumPy out).
+    """
+    x, batched, was_numpy = _series(points, "points")
+    if x.shape[1] < 4:
+        raise ValueError(f"points: expected at least T=4 frames, got {tuple(x.shape[-3:])}")
+    if not eps > 0:
+        raise ValueError(f"eps: expected a positive float, got {eps!r}")
+    acc = x[:, 2:] - 2.0 * x[:, 1:-1] + x[:, :-2]  # (B, T-2, K, D)
+    var = ((acc - acc.mean(dim=1, keepdim=True)) ** 2).sum(-1).mean(dim=1)  # (B, K)
+    msi = (1.0 / var.clamp_min(eps)).mean(dim=1)  # (B,)
+    return like_input(msi, was_numpy) if batched else float(msi[0])
+
+
+def cvd(meshes, *, align: str = "none"):
+    """Cross-view vertex distance, NeuFace Sec. 4.1 (Table 2, Fig. 7): ℓ1, mean over view pairs.
+
+    meshes: (T, N, V, 3) or (B, T, N, V, 3) float, the mesh of every frame f and view v,
+        N >= 2 views of the same instants. With ``align="none"`` they must already be in the
+        canonical frame, as the paper aligns each view's mesh to the canonical view before
+        comparing; in facelab that is the model space (``Formation.verts``: the pose-free
+        blendshape + jaw geometry, each view's head rotation and camera removed).
+    align: "none" or "procrustes" — first map every view's mesh onto view 0's of the same
+        frame with :func:`similarity_align` (rotation, translation and isotropic scale),
+        for meshes given in each view's camera frame.
+
+    Computed exactly as::
+
+        CVD = (1 / T) Σ_f (2 / (N (N-1))) Σ_{i<j} (1 / V) Σ_k ||M_{f,i,k} - M_{f,j,k}||_1
+
+    (ℓ1 over the three coordinates of a vertex, averaged over vertices, view pairs and frames;
+    in the meshes' unit, mm for facelab models).
+
+    Returns a float for (T, N, V, 3), (B,) for (B, T, N, V, 3) (NumPy in, NumPy out).
+    """
+    if align not in ("none", "procrustes"):
+        raise ValueError(f"align: expected 'none' or 'procrustes', got {align!r}")
+    m, was_numpy = as_tensor(meshes, name="meshes")
+    batched = m.ndim == 5
+    if not batched:
+        check_shape(m, "T N V 3", name="meshes")
+        m = m[None]
+    else:
+        check_shape(m, "B T N V 3", name="meshes")
+    check_floating(m, name="meshes")
+    check_finite(m, name="meshes")
+    B, T, N, V, _ = m.shape
+    if N < 2:
+        raise ValueError(f"meshes: expected N >= 2 views, got {tuple(m.shape)}")
+    if align == "procrustes":
+        flat = m.reshape(B * T * N, V, 3)
+        ref = m[:, :, :1].expand(B, T, N, V, 3).reshape(B * T * N, V, 3)
+        m = similarity_align(flat, ref, rotation=True).reshape(B, T, N, V, 3)
+    i, j = torch.triu_indices(N, N, offset=1, device=m.device)  # the N (N-1) / 2 pairs
+    dist = (m[:, :, i] - m[:, :, j]).abs().sum(-1).mean(-1)  # (B, T, pairs)
+    out = dist.mean(dim=(1, 2))  # (B,)
+    return like_input(out, was_numpy) if batched else float(out[0])
+
+
+def beta_norm_threshold(k: int, quantile: float = 0.999) -> float:
+    """The ‖β‖₂ above which a β of k independent N(0, 1) coefficients is out of distribution.
+
+    sqrt of the chi-square quantile with k degrees of freedom: ``P(‖β‖₂ <= thr) = quantile``
+    for β ~ N(0, I_k). facelab's bases are scaled by their standard deviations, so a plausible
+    k = 80 identity has ‖β‖₂ ≈ 9; the paper's FLAME threshold of 1.0 (App. A) refers to FLAME's
+    own scaling and would reject nearly every facelab face.
+    """
+    from scipy.stats import chi2
+
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k: expected an int >= 1, got {k!r}")
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile: expected a float in (0, 1), got {quantile!r}")
+    return float(chi2.ppf(quantile, k) ** 0.5)
+
+
+def beta_norm_reject(beta, threshold: float = 1.0):
+    """NeuFace App. A filtering rule: discard a sequence whose shape code is out of distribution.
+
+    beta: (B, K) float identity (shape) coefficients, one row per sequence (for per-frame
+        codes, pass the clip's mean code; NeuFace shares β per subject).
+    threshold: ‖β‖₂ above which a row is discarded; 1.0 is the paper's value for FLAME's
+        coefficients (see :func:`beta_norm_threshold` for facelab's unit-variance bases).
+
+    Computed exactly as ``reject_b = ||beta_b||_2 > threshold``.
+    Returns (B,) bool, True = discard (NumPy in, NumPy out).
+    """
+    b, was_numpy = as_tensor(beta, name="beta")
+    check_shape(b, "B K", name="beta")
+    check_floating(b, name="beta")
+    check_finite(b, name="beta")
+    if not threshold > 0:
+        raise ValueError(f"threshold: expected a positive float, got {threshold!r}")
+    return like_input(b.norm(dim=1) > threshold, was_numpy)

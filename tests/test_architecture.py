@@ -34,7 +34,8 @@ LAYERS = [
     ("applications", ["facelab.data", "facelab.landmarks", "facelab.fitting",
                       "facelab.command_errors", "facelab.warmup"]),
     ("methods", ["facelab.methods"]),
-    ("interfaces", ["facelab.widgets", "facelab.cli", "facelab.fit_cli", "facelab"]),
+    ("interfaces", ["facelab.widgets", "facelab.cli", "facelab.fit_cli", "facelab.annotate_cli",
+                    "facelab"]),
 ]
 METHODS_RANK = next(i for i, (name, _) in enumerate(LAYERS) if name == "methods")
 

@@ -1,9 +1,10 @@
-"""The papers' methods, one package each: ``mofa`` and ``tddfa`` today (``multilevel``,
-``dualnet``, ``neuface`` and ``motion_prior`` are planned).
+"""The papers' methods, one package each: ``mofa``, ``tddfa`` and ``neuface`` today
+(``multilevel``, ``dualnet`` and ``motion_prior`` are planned).
 
 Each method is an adapter onto facelab's one image-formation core: a layout that turns the
 paper's parameter vector into ``(facelab.FaceParams, camera)`` (MoFA's
-``CodeLayout.to_face``, 3DDFA_V2's ``ParamLayout.to_face``), its losses beside it, and its
+``CodeLayout.to_face``, 3DDFA_V2's ``ParamLayout.to_face``, NeuFace's
+``NeuFaceLayout.to_face``), its losses beside it, and its
 training and evaluation scripts; :func:`facelab.form` and :func:`facelab.render` do the image
 formation. Import them as ``facelab.methods.<name>``; nothing below this layer imports them
 (``tests/test_architecture.py`` checks it).
