@@ -130,7 +130,7 @@ def test_demo_bad_arguments(args, tmp_path, capsys):
 def test_info(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    assert "synthetic-teaching" in out and "smile" in out
+    assert "synthetic2-teaching" in out and "smile" in out  # the default: version 2
 
 
 def test_console_script_entry_point():

@@ -257,7 +257,7 @@ def test_extract_texture_from_a_fit(model, textured):
                     settings=FitSettings(steps_pose=10, steps_shape=20, steps_color=10,
                                          n_albedo=10))
     out = extract_texture(image, fit, size=None if textured else TEX)
-    side = 64 if textured else TEX
+    side = 512 if textured else TEX  # default: max(512, the model map side 64)
     assert out.texture.shape == (side, side, 3) and out.symmetric
     assert uv_layout(m)[2] == ("model" if textured else "cylindrical")
     assert float(out.weight.max()) > 0.9 and float(out.weight.min()) >= 0.0

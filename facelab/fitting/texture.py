@@ -409,7 +409,8 @@ def extract_texture(image, fit, *, size: int | None = None, symmetric: bool | No
 
     image: the photo the fit was made on, (H, W, 3) uint8 or float in [0, 1].
     fit: a :class:`facelab.fitting.FitResult` of that photo (its model, camera, formation).
-    size: texture side; default the model's albedo texture side, else 512.
+    size: texture side; default the larger of 512 and the model's albedo texture side (a
+        photo carries more detail than the model's 256^2 reflectance maps).
     symmetric: mirror fill; default :func:`mirror_symmetric` of the model and its layout.
     full_weight: see :func:`bake_texture`.
     Layout: the model's UV layout, or :func:`cylindrical_uv` when it has none. The fill
@@ -428,7 +429,8 @@ def extract_texture(image, fit, *, size: int | None = None, symmetric: bool | No
     model = fit.model
     uv, uv_faces, kind = uv_layout(model)
     if size is None:
-        size = int(model.albedo_texture.shape[0]) if model.has_texture else DEFAULT_TEXTURE_SIZE
+        size = max(int(model.albedo_texture.shape[0]) if model.has_texture else 0,
+                   DEFAULT_TEXTURE_SIZE)
     size = _check_size(size)
     if symmetric is None:
         symmetric = mirror_symmetric(model, uv if kind == "model" else None, uv_faces)

@@ -15,7 +15,7 @@ __all__ = ["DEFAULT_SYNTHETIC_VERSION", "MODEL_NAMES", "SYNTHETIC_VERSIONS", "lo
 
 MODEL_NAMES = ("synthetic",)
 SYNTHETIC_VERSIONS = (1, 2)
-DEFAULT_SYNTHETIC_VERSION = 1
+DEFAULT_SYNTHETIC_VERSION = 2
 """The generator version ``load_model("synthetic", version=None)`` builds."""
 
 

@@ -17,10 +17,6 @@ maths, deterministic: one seeded PCG64 generator per basis):
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-from pathlib import Path
-
 import numpy as np
 
 from facelab.model.head import mesh as M
@@ -72,41 +68,16 @@ def texture_arrays() -> dict[str, np.ndarray]:
     return {"albedo_texture": mean, "albedo_texture_basis": basis, "albedo_std": std}
 
 
-@contextlib.contextmanager
 def single_blas_thread():
     """Run NumPy's BLAS/LAPACK on one thread for the duration (restored afterwards).
 
     The PCA's sums are ordered by the BLAS's threads, so the float32 arrays (and the model's
-    ``digest()``) would otherwise depend on the machine's thread count (version 1's do: 1 and
-    2 threads give different digests). Works with the OpenBLAS NumPy wheels bundle (found by
-    its exported ``*openblas*_set_num_threads*`` symbol); elsewhere it does nothing.
+    ``digest()``) would otherwise depend on the machine's thread count. threadpoolctl finds
+    whichever BLAS NumPy loaded (OpenBLAS, MKL, BLIS, Accelerate).
     """
-    setter = getter = None
-    libs = Path(np.__file__).parent.parent / "numpy.libs"
-    for path in sorted(libs.glob("*openblas*")) if libs.is_dir() else ():
-        try:
-            lib = ctypes.CDLL(str(path))
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas", "openblas"):
-            for suffix in ("64_", ""):
-                if hasattr(lib, f"{prefix}_set_num_threads{suffix}"):
-                    setter = getattr(lib, f"{prefix}_set_num_threads{suffix}")
-                    getter = getattr(lib, f"{prefix}_get_num_threads{suffix}")
-                    break
-            if setter is not None:
-                break
-        if setter is not None:
-            break
-    if setter is None:
-        yield
-        return
-    before = int(getter())
-    setter(1)
-    try:
-        yield
-    finally:
-        setter(before)
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def generate_arrays(n_vertices: int, textures: dict | None = None) -> dict[str, np.ndarray]:

@@ -77,6 +77,16 @@ def cache_key() -> str:
     return f"{GENERATOR_VERSION}-{h.hexdigest()[:12]}"
 
 
+def _generate(n: int) -> dict[str, np.ndarray]:
+    """generate_arrays on one BLAS thread: the PCA's sums are ordered by the BLAS's threads,
+    so with the machine's thread count the float32 bases (and ``digest()``) differed between 1
+    and 2 threads (measured: two digests for one source)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return generate_arrays(n)
+
+
 def synthetic_arrays(resolution="teaching", *, cache: bool = True) -> dict[str, np.ndarray]:
     """The raw arrays of the synthetic model (float32 / int64 / bool NumPy).
 
@@ -88,11 +98,11 @@ def synthetic_arrays(resolution="teaching", *, cache: bool = True) -> dict[str, 
     """
     n = _vertex_budget(resolution)
     if not cache:
-        return generate_arrays(n)
+        return _generate(n)
     if n not in _MEMORY:
         arrays = _cache.load_cached(cache_key(), n, _KEYS)
         if arrays is None:
-            arrays = generate_arrays(n)
+            arrays = _generate(n)
             _cache.save_cached(cache_key(), n, arrays)
         _MEMORY[n] = arrays
     return _MEMORY[n]
