@@ -1,0 +1,270 @@
+"""The supplement's studies on synthetic ground truth, scaled to a CPU; writes the results JSON.
+
+    python -m facelab.methods.multilevel.experiments --seeds 0 --out /tmp/ml_seed0.json
+    python -m facelab.methods.multilevel.experiments --merge /tmp/ml_seed*.json \\
+        --out facelab/methods/multilevel/results/experiments.json [--modes results/modes.npz]
+
+Per seed (corpus and initialisation seed): one base pre-training, then fine-tuning runs from
+it: C = 0, 100, 250, 500 (Fig. 4), the non-linear spaces (Figs. 2-3), without the shape
+regularisers and without the reflectance sparsity priors (Figs. 5-7); a separate pre-training
+with the base limited to 40 reflectance modes on 3DMM-only images (Fig. 8); a photometric-only
+pre-training (no landmarks); the untrained network (mean face) as the trivial baseline. All
+rows are evaluated on the same held-out images (corpus seed
+:data:`TEST_SEED`, never trained on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facelab.atomic_io import atomic_path
+from facelab.methods.multilevel.corpus import DetailConfig, DetailFaces
+from facelab.methods.multilevel.evaluation import evaluate, reconstruction_size, regressor_rate
+from facelab.methods.multilevel.loss import MultilevelLossConfig
+from facelab.methods.multilevel.network import MultilevelNet
+from facelab.methods.multilevel.training import (
+    MultilevelTrainConfig,
+    base_model,
+    finetune,
+    pretrain,
+)
+
+__all__ = ["FACELAB_LOSS", "RESULTS_DIR", "TEST_SEED", "VERSION", "fingerprint", "load_model",
+           "mean_sd", "run_seed", "settings", "test_set"]
+
+VERSION = 1
+TEST_SEED = 1000
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+PRETRAIN_STEPS, FINETUNE_STEPS, CORPUS, TEST_COUNT = 400, 120, 320, 32
+
+FACELAB_LOSS = MultilevelLossConfig(ref=0.13, glo=0.8)
+"""The fine-tuning weights of the experiments: the supplement's, with w_ref and w_glo / 100.
+Measured at the start of fine-tuning on this corpus, w_glo E_glo = 80 x 0.003 = 0.24 is 4x the
+data term w_photo E_photo = 0.2 x 0.28 = 0.056, and the final reflectance is flattened to one
+skin colour within ~100 steps (E_glo -> 4e-5, the reflectance error rises); / 100 puts the
+priors at ~5 % of the data term. (Our E_ref, E_glo are means; the paper's normalisation is
+not stated.)"""
+
+
+def load_model():
+    """The pinned built-in model of every result: ``load_model("synthetic", "teaching",
+    version=1)``."""
+    import facelab as fl
+
+    return fl.load_model("synthetic", "teaching", version=VERSION)
+
+
+def settings(seed: int, **changes) -> MultilevelTrainConfig:
+    """The training settings of the experiments for ``seed`` (plus ``changes``)."""
+    base = MultilevelTrainConfig(pretrain_steps=PRETRAIN_STEPS, finetune_steps=FINETUNE_STEPS,
+                                 corpus_size=CORPUS, seed=seed, loss=FACELAB_LOSS)
+    return dataclasses.replace(base, **changes)
+
+
+def test_set(model, detail: DetailConfig | None = None, count: int = TEST_COUNT) -> dict:
+    """The held-out images (corpus seed :data:`TEST_SEED`)."""
+    return DetailFaces(model, 64, count, seed=TEST_SEED, detail=detail).batch(0, count)
+
+
+def _means(errors: dict) -> dict:
+    return {k: float(v.mean()) for k, v in errors.items()}
+
+
+def _with_correctives(pre: MultilevelNet, correctives: int, kind: str, seed: int):
+    """A fresh network with C correctives of ``kind`` and the pretrained base's weights."""
+    torch.manual_seed(seed + 17)
+    net = MultilevelNet(pre.layout, pre.geo_space.num_vertices, correctives, kind,
+                        image_size=pre.base.image_size, z_scale=pre.base.z_scale)
+    net.base.load_state_dict(pre.base.state_dict())
+    return net
+
+
+FINETUNES = {
+    "C=0 (3DMM only)": dict(correctives=0),
+    "C=100": dict(correctives=100),
+    "C=250": dict(correctives=250),
+    "C=500 linear": dict(correctives=500),
+    "C=500 one non-linearity": dict(correctives=500, kind="one_nonlinearity"),
+    "C=500 two non-linearities": dict(correctives=500, kind="two_nonlinearities"),
+    "C=500 no shape regularisers": dict(correctives=500, loss=dataclasses.replace(
+        FACELAB_LOSS, smo=0.0, sta=0.0)),
+    "C=500 no reflectance sparsity": dict(correctives=500, loss=dataclasses.replace(
+        FACELAB_LOSS, ref=0.0, glo=0.0)),
+}
+
+
+def run_seed(seed: int, *, log=print, keep: str | None = "C=500 linear"):
+    """All rows for one seed: {row: mean errors}, {row: train seconds}, and the network named
+    ``keep`` (for its corrective modes)."""
+    torch.set_num_threads(1)
+    model = load_model()
+    test = test_set(model)
+    rows, seconds, kept = {}, {}, None
+    fresh = MultilevelNet(*_net_args(model), 0)
+    rows["mean face (untrained)"] = _means(evaluate(fresh, model, test))
+    t = time.perf_counter()
+    pre, _ = pretrain(model, settings(seed, correctives=0), callback=[])
+    seconds["pretrain"] = time.perf_counter() - t
+    rows["base only (pre-trained, no fine-tuning)"] = _means(evaluate(pre, model, test))
+    log(f"seed {seed} pretrain {seconds['pretrain']:.0f} s {rows[list(rows)[-1]]}")
+    for name, change in FINETUNES.items():
+        cfg = settings(seed, **change)
+        net = _with_correctives(pre, cfg.correctives, cfg.kind, seed)
+        t = time.perf_counter()
+        try:
+            finetune(model, net, cfg, callback=[])
+            rows[name] = _means(evaluate(net, model, test))
+        except FloatingPointError as exc:  # a failed training is a result, not a crash
+            rows[name] = {"failed": str(exc)}
+        seconds[name] = time.perf_counter() - t
+        log(f"seed {seed} {name} {seconds[name]:.0f} s {rows[name]}")
+        if name == keep:
+            kept = net
+    # Fig. 8: 3DMM-only corpus (80 reflectance modes), base limited to 40
+    plain = DetailConfig(geometry_mm=0.0, reflectance=0.0)
+    cfg40 = settings(seed, correctives=500, base_albedo=40, detail=plain)
+    test40 = test_set(model, plain)
+    t = time.perf_counter()
+    net40, _ = pretrain(model, cfg40, callback=[])
+    rows["40 modes: base only"] = _means(evaluate(net40, model, test40, base_model(model, cfg40)))
+    finetune(model, net40, cfg40, callback=[])
+    rows["40 modes: final (C=500)"] = _means(evaluate(net40, model, test40,
+                                                      base_model(model, cfg40)))
+    seconds["40 modes"] = time.perf_counter() - t
+    log(f"seed {seed} 40 modes {rows['40 modes: final (C=500)']}")
+    t = time.perf_counter()
+    photo, _ = pretrain(model, settings(seed, correctives=0, pretrain_land=0.0), callback=[])
+    rows["base, photometric only (no landmarks)"] = _means(evaluate(photo, model, test))
+    seconds["photometric only"] = time.perf_counter() - t
+    return rows, seconds, kept
+
+
+def _net_args(model):
+    from facelab.methods.mofa.layout import CodeLayout
+
+    return CodeLayout.for_model(model), model.num_vertices
+
+
+def fingerprint() -> dict:
+    """A tiny deterministic run of the whole pipeline (corpus, pre-training, fine-tuning,
+    evaluation) whose numbers are stored with the results; a test recomputes it (stale code
+    or data -> mismatch)."""
+    torch.set_num_threads(1)
+    model = load_model()
+    cfg = MultilevelTrainConfig(pretrain_steps=2, finetune_steps=2, batch_size=2, corpus_size=2,
+                                correctives=4, seed=0, loss=FACELAB_LOSS)
+    net, h1 = pretrain(model, cfg, callback=[])
+    net, h2 = finetune(model, net, cfg, callback=[])
+    errors = _means(evaluate(net, model, test_set(model, count=2)))
+    return {"pretrain_total": h1.losses["total"][-1], "finetune_total": h2.losses["total"][-1],
+            **{k: errors[k] for k in ("photo_base", "photo_final", "reflectance_final")}}
+
+
+def mean_sd(values) -> list[float]:
+    """[mean, sample sd] of a list of numbers (sd 0 for one value)."""
+    v = np.asarray(values, dtype=float)
+    return [float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0]
+
+
+def _modes(net: MultilevelNet, count: int = 6) -> dict[str, np.ndarray]:
+    """The leading principal directions of the learned linear spaces (U_k s_k, (N, 3) each)."""
+    out = {}
+    for name, space in (("geometry", net.geo_space), ("reflectance", net.ref_space)):
+        M = space.basis.detach().reshape(-1, space.size)  # (3N, C)
+        U, S, _ = torch.linalg.svd(M, full_matrices=False)
+        out[f"{name}_modes"] = (U[:, :count] * S[:count]).T.reshape(
+            count, -1, 3).numpy().astype(np.float16)  # (count, N, 3)
+        out[f"{name}_singular"] = S.numpy().astype(np.float32)
+    return out
+
+
+def _merge(paths, out: Path, command: str) -> dict:
+    model = load_model()
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    runs: dict = {}
+    for part in parts:
+        for row, metrics in part["rows"].items():
+            runs.setdefault(row, {})[str(part["seed"])] = metrics
+    summary = {}
+    for row, by_seed in runs.items():
+        ok = [m for m in by_seed.values() if "failed" not in m]
+        summary[row] = {k: mean_sd([m[k] for m in ok]) for k in (ok[0] if ok else {})}
+        summary[row]["failed_seeds"] = len(by_seed) - len(ok)
+    seed_net = MultilevelNet(*_net_args(model), 500)
+    rates = {f"{t} thread{'s' if t > 1 else ''}": regressor_rate(seed_net, t)
+             for t in (1, 2)}
+    result = {
+        "model": "synthetic/teaching", "version": VERSION, "digest": model.digest(),
+        "command": command, "seeds": [p["seed"] for p in parts],
+        "settings": {"pretrain_steps": PRETRAIN_STEPS, "finetune_steps": FINETUNE_STEPS,
+                     "corpus_size": CORPUS, "test_images": TEST_COUNT, "test_seed": TEST_SEED,
+                     "batch_size": 8, "image_size": 64, "threads": 1,
+                     "loss": dataclasses.asdict(FACELAB_LOSS),
+                     "detail": dataclasses.asdict(DetailConfig())},
+        "train_seconds": {str(p["seed"]): p["seconds"] for p in parts},
+        "runs": runs, "summary": summary,
+        "size_bytes": reconstruction_size(seed_net), "rate": rates,
+        "fingerprint": fingerprint(),
+    }
+    with atomic_path(out) as tmp:
+        Path(tmp).write_text(json.dumps(result, indent=1, sort_keys=True))
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m facelab.methods.multilevel.experiments",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[])
+    parser.add_argument("--merge", nargs="*", default=[], help="per-seed JSON files to merge")
+    parser.add_argument("--out", required=True, help="output JSON (refuses to overwrite "
+                        "unless --force)")
+    parser.add_argument("--modes", default=None, help="with --seeds: save the C=500 linear "
+                        "model's leading corrective modes (.npz) of the first seed")
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        print(f"error: --out {out} exists; pass --force to replace it", file=sys.stderr)
+        return 2
+    command = "python -m facelab.methods.multilevel.experiments " + " ".join(
+        sys.argv[1:] if argv is None else argv)
+    if args.merge:
+        result = _merge(args.merge, out, command)
+        for row, s in result["summary"].items():
+            print(f"{row:42s} " + " ".join(f"{k}={v[0]:.4f}+-{v[1]:.4f}" for k, v in s.items()
+                                           if isinstance(v, list) and k.startswith(
+                                               ("photo", "refl", "geometry_final", "shading"))))
+        return 0
+    if len(args.seeds) != 1:
+        print("error: --seeds: expected exactly one seed per process (merge them after)",
+              file=sys.stderr)
+        return 2
+    seed = args.seeds[0]
+    t = time.perf_counter()
+    rows, seconds, kept = run_seed(seed)
+    part = {"seed": seed, "rows": rows, "seconds": seconds, "command": command,
+            "total_seconds": time.perf_counter() - t}
+    with atomic_path(out) as tmp:
+        Path(tmp).write_text(json.dumps(part, indent=1, sort_keys=True))
+    if args.modes and kept is not None:
+        model = load_model()
+        with atomic_path(args.modes) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, digest=np.array(model.digest()), version=VERSION,
+                                    seed=seed, command=np.array(command), **_modes(kept))
+    return 0 if all(math.isfinite(v) for r in rows.values() for v in r.values()
+                    if isinstance(v, float)) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
