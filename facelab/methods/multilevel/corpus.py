@@ -29,8 +29,8 @@ import torch
 from facelab._checks import check_int
 from facelab.data.faces import SyntheticFaces, random_backgrounds
 from facelab.formation import form, render
-from facelab.normals import vertex_normals
 from facelab.methods.mofa.training import mofa_sampling
+from facelab.normals import vertex_normals
 from facelab.raster import vertex_visibility
 
 __all__ = ["DetailConfig", "DetailFaces", "detail_bases"]

@@ -17,6 +17,8 @@ ReLU at exactly 0 passes no gradient) and the last bias set to -L_last(hidden(0)
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -49,8 +51,7 @@ class CorrectiveSpace(nn.Module):
             return
         n_layers = 1 + KINDS.index(kind)
         widths = [self.size] * n_layers + [out]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:],
-                                                                      strict=True))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
         with torch.no_grad():
             if kind == "linear":
                 nn.init.normal_(self.layers[0].weight, std=self.size ** -0.5)

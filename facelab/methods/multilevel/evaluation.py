@@ -30,7 +30,7 @@ from facelab.losses import photometric_loss
 from facelab.methods.mofa.decoder import visible_vertices
 from facelab.metrics import aligned_vertex_error
 
-__all__ = ["LUMA", "PAPER", "evaluate", "reconstruction_size", "reflectance_image",
+__all__ = ["LUMA", "PAPER", "evaluate", "oracle_errors", "reconstruction_size", "reflectance_image",
            "regressor_rate"]
 
 PAPER = {
@@ -118,6 +118,31 @@ def evaluate(net, model, batch: dict, base_model=None) -> dict[str, torch.Tensor
                 w = (vis & batch["visible"]).to(err)
                 out["shading_leak"] = _corr(err, shade, w)
                 out["corrective_mm"] = p.vertex_offsets[:, mask].norm(dim=-1).mean(-1)
+    return out
+
+
+def oracle_errors(model, batch: dict) -> dict[str, torch.Tensor]:
+    """Photometric error (B,) of the *true* parameters, without and with the true detail.
+
+    "photo_true_3dmm": the best any base level can do (its 3DMM part exactly right);
+    "photo_true_detail": the full truth (what remains is rasterisation and the background at
+    the silhouette). Their gap is the most the correctives can gain on this corpus.
+    """
+    params = FaceParams(id=batch["id"], exp=batch["exp"], albedo=batch["albedo"],
+                        rotation=batch["rotation"], translation=batch["translation"],
+                        gamma=batch["gamma"])
+    camera = cameras.Pinhole(batch["focal"], batch["principal"])
+    size = batch["image"].shape[1]
+    out = {}
+    with torch.no_grad():
+        for name, p in (("photo_true_3dmm", params),
+                        ("photo_true_detail", params.replace(
+                            vertex_offsets=batch["vertex_offsets"],
+                            albedo_offsets=batch["albedo_offsets"]))):
+            f = form(model, p, camera)
+            vis = visible_vertices(f, model, size, size)
+            out[name] = photometric_loss(batch["image"], f.screen_verts[..., :2], f.colors, vis,
+                                         reduction="none")
     return out
 
 

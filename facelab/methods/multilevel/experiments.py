@@ -16,7 +16,6 @@ rows are evaluated on the same held-out images (corpus seed
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import math
@@ -29,7 +28,12 @@ import torch
 
 from facelab.atomic_io import atomic_path
 from facelab.methods.multilevel.corpus import DetailConfig, DetailFaces
-from facelab.methods.multilevel.evaluation import evaluate, reconstruction_size, regressor_rate
+from facelab.methods.multilevel.evaluation import (
+    evaluate,
+    oracle_errors,
+    reconstruction_size,
+    regressor_rate,
+)
 from facelab.methods.multilevel.loss import MultilevelLossConfig
 from facelab.methods.multilevel.network import MultilevelNet
 from facelab.methods.multilevel.training import (
@@ -39,8 +43,9 @@ from facelab.methods.multilevel.training import (
     pretrain,
 )
 
-__all__ = ["FACELAB_LOSS", "RESULTS_DIR", "TEST_SEED", "VERSION", "fingerprint", "load_model",
-           "mean_sd", "run_seed", "settings", "test_set"]
+__all__ = ["FACELAB_LOSS", "PAPER_CLAIMS", "RESULTS_DIR", "TEST_SEED", "VERSION", "fingerprint",
+           "format_table", "load_model", "load_modes", "load_results", "mean_sd", "run_seed",
+           "settings", "test_set"]
 
 VERSION = 1
 TEST_SEED = 1000
@@ -188,6 +193,74 @@ def _modes(net: MultilevelNet, count: int = 6) -> dict[str, np.ndarray]:
     return out
 
 
+def _check_provenance(meta: dict, what: str) -> None:
+    model = load_model()
+    if int(meta.get("version", -1)) != VERSION or str(meta.get("digest")) != model.digest():
+        raise ValueError(f"{what}: made from model version {meta.get('version')} digest "
+                         f"{str(meta.get('digest'))[:12]}..., expected version {VERSION} digest "
+                         f"{model.digest()[:12]}... (rerun the experiments script)")
+
+
+def load_results(path=None) -> dict:
+    """The committed results (``results/experiments.json`` by default); refuses results made
+    from another model (version or ``digest()`` mismatch)."""
+    path = RESULTS_DIR / "experiments.json" if path is None else Path(path)
+    result = json.loads(Path(path).read_text())
+    _check_provenance(result, f"path {str(path)!r}")
+    return result
+
+
+def load_modes(path=None) -> dict[str, np.ndarray]:
+    """The committed leading corrective modes of the C = 500 linear model (seed 0):
+    "geometry_modes" (k, N, 3) mm and "reflectance_modes" (k, N, 3) per unit of the principal
+    coefficient, and the singular values of each learned basis M. Refuses a model mismatch."""
+    path = RESULTS_DIR / "modes.npz" if path is None else Path(path)
+    with np.load(path) as z:
+        data = {k: z[k] for k in z.files}
+    _check_provenance({"version": int(data["version"]), "digest": str(data["digest"])},
+                      f"path {str(path)!r}")
+    return data
+
+
+PAPER_CLAIMS = {
+    "mean face (untrained)": "",
+    "base only (pre-trained, no fine-tuning)": "",
+    "C=0 (3DMM only)": "baseline of Fig. 4 (highest error)",
+    "C=100": "lower than C=0 (Fig. 4)",
+    "C=250": "lower than C=100 (Fig. 4)",
+    "C=500 linear": "lowest (Figs. 3, 4)",
+    "C=500 one non-linearity": "higher than linear (Fig. 3)",
+    "C=500 two non-linearities": "higher than linear (Fig. 3)",
+    "C=500 no shape regularisers": "'complete failure during training' (Sec. 4)",
+    "C=500 no reflectance sparsity": "shading baked into reflectance (Fig. 5)",
+    "40 modes: base only": "",
+    "40 modes: final (C=500)": "reflectance error 0.072 (Fig. 8)",
+    "base, photometric only (no landmarks)": "",
+}
+"""What the supplement says about each row."""
+
+TABLE_COLUMNS = (("photo_base", "photo base"), ("photo_final", "photo final"),
+                 ("geometry_final_mm", "geom mm"), ("reflectance_final", "refl err"),
+                 ("shading_leak", "shading leak"), ("corrective_mm", "|D| mm"),
+                 ("scale_ratio_final", "size ratio"))
+
+
+def format_table(result: dict, rows=None) -> str:
+    """A plain-text table of mean +- sd over seeds for ``rows`` (default all), with the
+    supplement's claim beside each row."""
+    summary = result["summary"]
+    rows = list(summary) if rows is None else list(rows)
+    head = f"{'row':40s}" + "".join(f"{t:>16s}" for _, t in TABLE_COLUMNS) + "  paper"
+    lines = [head, "-" * len(head)]
+    for row in rows:
+        s = summary[row]
+        cells = "".join(f"{s[k][0]:>9.4f}±{s[k][1]:<6.4f}" if k in s else f"{'-':>16s}"
+                        for k, _ in TABLE_COLUMNS)
+        fail = f" ({s['failed_seeds']} seeds failed)" if s.get("failed_seeds") else ""
+        lines.append(f"{row:40s}{cells}  {PAPER_CLAIMS.get(row, '')}{fail}")
+    return "\n".join(lines)
+
+
 def _merge(paths, out: Path, command: str) -> dict:
     model = load_model()
     parts = [json.loads(Path(p).read_text()) for p in paths]
@@ -214,6 +287,7 @@ def _merge(paths, out: Path, command: str) -> dict:
         "train_seconds": {str(p["seed"]): p["seconds"] for p in parts},
         "runs": runs, "summary": summary,
         "size_bytes": reconstruction_size(seed_net), "rate": rates,
+        "oracle": _means(oracle_errors(model, test_set(model))),
         "fingerprint": fingerprint(),
     }
     with atomic_path(out) as tmp:

@@ -92,7 +92,7 @@ def multilevel_loss(net, code, model, batch: dict, config: MultilevelLossConfig,
     ``config.final``).
     """
     image = batch["image"]
-    B, H, W = image.shape[:3]
+    H, W = image.shape[1:3]
     base_p, final_p = net.face_params(code)
     camera = cameras.Pinhole(batch["focal"].to(code.base), batch["principal"].to(code.base))
     base_f = form(model, base_p, camera, shade=False)

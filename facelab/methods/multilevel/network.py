@@ -51,6 +51,13 @@ class MultilevelCode(NamedTuple):
     delta_ref: torch.Tensor
 
 
+class _Empty(nn.Module):
+    """features (B, H) -> (B, 0): the corrective head of a model with C = 0."""
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        return feat.new_zeros(feat.shape[0], 0)
+
+
 class MultilevelNet(nn.Module):
     """Image (B, H, W, 3) in [0, 1] -> :class:`MultilevelCode`; holds the corrective spaces.
 
@@ -70,14 +77,22 @@ class MultilevelNet(nn.Module):
         self.kind = kind
         self.base = MofaEncoder(layout, image_size=image_size, z_scale=z_scale)
         hidden = self.base.hidden
-        self.geo_head = nn.Linear(hidden, self.correctives)
-        self.ref_head = nn.Linear(hidden, self.correctives)
-        self.sh_head = nn.Linear(hidden, layout.sh)
-        for head in (self.geo_head, self.ref_head, self.sh_head):
-            nn.init.zeros_(head.weight)
-            nn.init.zeros_(head.bias)
+        # the corrective heads are zero-initialised like MoFA's last layer (delta = 0 at start);
+        # with C = 0 they are empty parameter-free maps (no zero-size nn.Linear)
+        self.geo_head = self._head(hidden, self.correctives)
+        self.ref_head = self._head(hidden, self.correctives)
+        self.sh_head = self._head(hidden, layout.sh)
         self.geo_space = CorrectiveSpace(self.correctives, num_vertices, kind)
         self.ref_space = CorrectiveSpace(self.correctives, num_vertices, kind)
+
+    @staticmethod
+    def _head(hidden: int, size: int) -> nn.Module:
+        if size == 0:
+            return _Empty()
+        head = nn.Linear(hidden, size)
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+        return head
 
     @property
     def layout(self) -> CodeLayout:
