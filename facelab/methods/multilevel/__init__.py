@@ -31,6 +31,7 @@ from facelab.methods.multilevel.experiments import (
     format_table,
     load_modes,
     load_results,
+    modes_model,
     test_set,
 )
 from facelab.methods.multilevel.fitting import fit_free_correctives
@@ -55,6 +56,7 @@ __all__ = [
     "format_table",
     "load_modes",
     "load_results",
+    "modes_model",
     "multilevel_loss",
     "oracle_errors",
     "pretrain",

@@ -44,7 +44,8 @@ from facelab.methods.multilevel.training import (
 )
 
 __all__ = ["FACELAB_LOSS", "PAPER_CLAIMS", "RESULTS_DIR", "TEST_SEED", "VERSION", "fingerprint",
-           "format_table", "load_model", "load_modes", "load_results", "mean_sd", "run_seed",
+           "format_table", "load_model", "load_modes", "load_results", "mean_sd", "modes_model",
+           "run_seed",
            "settings", "test_set"]
 
 VERSION = 1
@@ -64,9 +65,9 @@ not stated.)"""
 def load_model():
     """The pinned built-in model of every result: ``load_model("synthetic", "teaching",
     version=1)``."""
-    import facelab as fl
+    from facelab.model import load_model as _load
 
-    return fl.load_model("synthetic", "teaching", version=VERSION)
+    return _load("synthetic", "teaching", version=VERSION)
 
 
 def settings(seed: int, **changes) -> MultilevelTrainConfig:
@@ -154,6 +155,32 @@ def run_seed(seed: int, *, log=print, keep: str | None = "C=500 linear"):
     return rows, seconds, kept
 
 
+LONG_STEPS = 400
+
+
+def run_long(seed: int, *, log=print):
+    """The longer fine-tuning check for ``seed``: the same pre-trained base, fine-tuned
+    :data:`LONG_STEPS` steps with C = 0 and C = 500 (does the correctives' gain grow with
+    training?). Returns ({row: mean errors}, {row: seconds})."""
+    torch.set_num_threads(1)
+    model = load_model()
+    test = test_set(model)
+    rows, seconds = {}, {}
+    t = time.perf_counter()
+    pre, _ = pretrain(model, settings(seed, correctives=0), callback=[])
+    seconds["long: pretrain"] = time.perf_counter() - t
+    for c in (0, 500):
+        name = f"{LONG_STEPS} fine-tuning steps: C={c}"
+        cfg = settings(seed, correctives=c, finetune_steps=LONG_STEPS)
+        net = _with_correctives(pre, c, "linear", seed)
+        t = time.perf_counter()
+        finetune(model, net, cfg, callback=[])
+        rows[name] = _means(evaluate(net, model, test))
+        seconds[name] = time.perf_counter() - t
+        log(f"seed {seed} {name} {seconds[name]:.0f} s {rows[name]}")
+    return rows, seconds
+
+
 def _net_args(model):
     from facelab.methods.mofa.layout import CodeLayout
 
@@ -222,6 +249,24 @@ def load_modes(path=None) -> dict[str, np.ndarray]:
     return data
 
 
+def modes_model(model, modes: dict, geometry_scale: float = 10.0):
+    """The learned corrective modes as a :class:`facelab.MorphableModel`, to browse with
+    :class:`facelab.widgets.ModelExplorer`: its "identity" modes are the geometry correctives
+    (x ``geometry_scale``, to make millimetres visible), its "albedo" modes the reflectance
+    correctives, on ``model``'s mean face; no expression modes."""
+    from facelab.model.morphable import MorphableModel
+
+    geo = torch.from_numpy(np.asarray(modes["geometry_modes"], np.float32))  # (k, N, 3)
+    ref = torch.from_numpy(np.asarray(modes["reflectance_modes"], np.float32))
+    m = model.to(dtype=torch.float32)
+    return MorphableModel(
+        name="multilevel-correctives", mean_shape=m.mean_shape,
+        id_basis=geometry_scale * geo.permute(1, 2, 0).contiguous(),  # (N, 3, k)
+        exp_basis=torch.zeros(m.num_vertices, 3, 0), mean_albedo=m.mean_albedo,
+        albedo_basis=ref.permute(1, 2, 0).contiguous(), faces=m.faces, landmarks=m.landmarks,
+        face_mask=m.face_mask, source="learned correctives (results/modes.npz)")
+
+
 PAPER_CLAIMS = {
     "mean face (untrained)": "",
     "base only (pre-trained, no fine-tuning)": "",
@@ -236,6 +281,8 @@ PAPER_CLAIMS = {
     "40 modes: base only": "",
     "40 modes: final (C=500)": "reflectance error 0.072 (Fig. 8)",
     "base, photometric only (no landmarks)": "",
+    "400 fine-tuning steps: C=0": "(the paper: 190k steps)",
+    "400 fine-tuning steps: C=500": "lower than C=0 (Fig. 4)",
 }
 """What the supplement says about each row."""
 
@@ -268,6 +315,9 @@ def _merge(paths, out: Path, command: str) -> dict:
     for part in parts:
         for row, metrics in part["rows"].items():
             runs.setdefault(row, {})[str(part["seed"])] = metrics
+    seconds: dict = {}
+    for part in parts:
+        seconds.setdefault(str(part["seed"]), {}).update(part["seconds"])
     summary = {}
     for row, by_seed in runs.items():
         ok = [m for m in by_seed.values() if "failed" not in m]
@@ -278,13 +328,13 @@ def _merge(paths, out: Path, command: str) -> dict:
              for t in (1, 2)}
     result = {
         "model": "synthetic/teaching", "version": VERSION, "digest": model.digest(),
-        "command": command, "seeds": [p["seed"] for p in parts],
+        "command": command, "seeds": sorted({p["seed"] for p in parts}),
         "settings": {"pretrain_steps": PRETRAIN_STEPS, "finetune_steps": FINETUNE_STEPS,
                      "corpus_size": CORPUS, "test_images": TEST_COUNT, "test_seed": TEST_SEED,
                      "batch_size": 8, "image_size": 64, "threads": 1,
                      "loss": dataclasses.asdict(FACELAB_LOSS),
                      "detail": dataclasses.asdict(DetailConfig())},
-        "train_seconds": {str(p["seed"]): p["seconds"] for p in parts},
+        "train_seconds": seconds,
         "runs": runs, "summary": summary,
         "size_bytes": reconstruction_size(seed_net), "rate": rates,
         "oracle": _means(oracle_errors(model, test_set(model))),
@@ -304,6 +354,8 @@ def main(argv=None) -> int:
                         "unless --force)")
     parser.add_argument("--modes", default=None, help="with --seeds: save the C=500 linear "
                         "model's leading corrective modes (.npz) of the first seed")
+    parser.add_argument("--long", action="store_true", help="with --seeds: only the longer "
+                        "fine-tuning check (C = 0 and 500, LONG_STEPS steps)")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -325,7 +377,11 @@ def main(argv=None) -> int:
         return 2
     seed = args.seeds[0]
     t = time.perf_counter()
-    rows, seconds, kept = run_seed(seed)
+    if args.long:
+        rows, seconds = run_long(seed)
+        kept = None
+    else:
+        rows, seconds, kept = run_seed(seed)
     part = {"seed": seed, "rows": rows, "seconds": seconds, "command": command,
             "total_seconds": time.perf_counter() - t}
     with atomic_path(out) as tmp:
