@@ -287,6 +287,7 @@ PAPER_CLAIMS = {
 """What the supplement says about each row."""
 
 TABLE_COLUMNS = (("photo_base", "photo base"), ("photo_final", "photo final"),
+                 ("photo_gain", "gain"),
                  ("geometry_final_mm", "geom mm"), ("reflectance_final", "refl err"),
                  ("shading_leak", "shading leak"), ("corrective_mm", "|D| mm"),
                  ("scale_ratio_final", "size ratio"))
@@ -294,17 +295,20 @@ TABLE_COLUMNS = (("photo_base", "photo base"), ("photo_final", "photo final"),
 
 def format_table(result: dict, rows=None) -> str:
     """A plain-text table of mean +- sd over seeds for ``rows`` (default all), with the
-    supplement's claim beside each row."""
+    supplement's claim for each row underneath it."""
     summary = result["summary"]
     rows = list(summary) if rows is None else list(rows)
-    head = f"{'row':40s}" + "".join(f"{t:>16s}" for _, t in TABLE_COLUMNS) + "  paper"
+    head = f"{'row':34s}" + "".join(f"{t:>15s}" for _, t in TABLE_COLUMNS)
     lines = [head, "-" * len(head)]
     for row in rows:
         s = summary[row]
-        cells = "".join(f"{s[k][0]:>9.4f}±{s[k][1]:<6.4f}" if k in s else f"{'-':>16s}"
+        cells = "".join(f"{f'{s[k][0]:.4f}±{s[k][1]:.4f}':>15s}" if k in s else f"{'-':>15s}"
                         for k, _ in TABLE_COLUMNS)
-        fail = f" ({s['failed_seeds']} seeds failed)" if s.get("failed_seeds") else ""
-        lines.append(f"{row:40s}{cells}  {PAPER_CLAIMS.get(row, '')}{fail}")
+        lines.append(f"{row[:34]:34s}{cells}")
+        fail = f"{s['failed_seeds']} seed(s) failed; " if s.get("failed_seeds") else ""
+        claim = PAPER_CLAIMS.get(row, "")
+        if claim or fail:
+            lines.append(f"{'':4s}paper: {claim}" if not fail else f"{'':4s}{fail}{claim}")
     return "\n".join(lines)
 
 
@@ -314,6 +318,8 @@ def _merge(paths, out: Path, command: str) -> dict:
     runs: dict = {}
     for part in parts:
         for row, metrics in part["rows"].items():
+            if "photo_base" in metrics:  # the final level's gain over its own base, paired
+                metrics = dict(metrics, photo_gain=metrics["photo_base"] - metrics["photo_final"])
             runs.setdefault(row, {})[str(part["seed"])] = metrics
     seconds: dict = {}
     for part in parts:
@@ -329,6 +335,8 @@ def _merge(paths, out: Path, command: str) -> dict:
     result = {
         "model": "synthetic/teaching", "version": VERSION, "digest": model.digest(),
         "command": command, "seeds": sorted({p["seed"] for p in parts}),
+        "seed_commands": [p["command"] for p in parts],
+        "threads": "NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1, torch.set_num_threads(1)",
         "settings": {"pretrain_steps": PRETRAIN_STEPS, "finetune_steps": FINETUNE_STEPS,
                      "corpus_size": CORPUS, "test_images": TEST_COUNT, "test_seed": TEST_SEED,
                      "batch_size": 8, "image_size": 64, "threads": 1,
