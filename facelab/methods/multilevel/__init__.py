@@ -26,6 +26,7 @@ from facelab.methods.multilevel.evaluation import (
     reconstruction_size,
     reflectance_image,
     regressor_rate,
+    shading_leak,
 )
 from facelab.methods.multilevel.experiments import (
     format_table,
@@ -63,6 +64,7 @@ __all__ = [
     "reconstruction_size",
     "reflectance_image",
     "regressor_rate",
+    "shading_leak",
     "test_set",
     "train",
 ]

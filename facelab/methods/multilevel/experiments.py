@@ -330,7 +330,7 @@ def _merge(paths, out: Path, command: str) -> dict:
         summary[row] = {k: mean_sd([m[k] for m in ok]) for k in (ok[0] if ok else {})}
         summary[row]["failed_seeds"] = len(by_seed) - len(ok)
     seed_net = MultilevelNet(*_net_args(model), 500)
-    rates = {f"{t} thread{'s' if t > 1 else ''}": regressor_rate(seed_net, t)
+    rates = {f"{t} thread{'s' if t > 1 else ''}": regressor_rate(seed_net, t, repeats=100)
              for t in (1, 2)}
     result = {
         "model": "synthetic/teaching", "version": VERSION, "digest": model.digest(),
