@@ -1,8 +1,21 @@
 """The supplement's studies on synthetic ground truth, scaled to a CPU; writes the results JSON.
 
-    python -m facelab.methods.multilevel.experiments --seeds 0 --out /tmp/ml_seed0.json
-    python -m facelab.methods.multilevel.experiments --merge /tmp/ml_seed*.json \\
-        --out facelab/methods/multilevel/results/experiments.json [--modes results/modes.npz]
+The committed ``results/experiments.json`` and ``results/modes.npz`` were made with (one process
+per seed, in parallel; writing inside the installed package is refused, so to /tmp, then copied)::
+
+    export NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1
+    python -m facelab.methods.multilevel.experiments --seeds 0 --out /tmp/mlexp/seed0.json \
+        --modes /tmp/mlexp/modes.npz
+    python -m facelab.methods.multilevel.experiments --seeds 1 --out /tmp/mlexp/seed1.json
+    python -m facelab.methods.multilevel.experiments --seeds 2 --out /tmp/mlexp/seed2.json
+    python -m facelab.methods.multilevel.experiments --seeds 0 --long --out /tmp/mlexp/long0.json
+    (and --seeds 1 / 2 --long)
+    python -m facelab.methods.multilevel.experiments --merge /tmp/mlexp/seed{0,1,2}.json \
+        /tmp/mlexp/long{0,1,2}.json --out /tmp/mlexp/experiments.json
+    cp /tmp/mlexp/experiments.json /tmp/mlexp/modes.npz facelab/methods/multilevel/results/
+
+About 72 min of wall time per seed with six such processes on a shared 2-core machine under a
+load average of ~12 (``train_seconds`` in the JSON).
 
 Per seed (corpus and initialisation seed): one base pre-training, then fine-tuning runs from
 it: C = 0, 100, 250, 500 (Fig. 4), the non-linear spaces (Figs. 2-3), without the shape
