@@ -132,7 +132,7 @@ def shots_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+def lab(tmp_path_factory, shots_dir):
     if os.environ.get("PYTEST_XDIST_WORKER"):
         pytest.skip("browser tests run outside the xdist pool: `pytest -p no:xdist -m browser "
                     "tests/browser` (make test runs them in a second, serial pass)")
@@ -140,7 +140,10 @@ def lab(tmp_path_factory):
     for name in NOTEBOOKS:
         shutil.copy(ROOT / "notebooks" / name, root / name)
     with start_lab(root, tmp_path_factory.mktemp("jupyter-state"), python_path=ROOT) as server:
-        yield server
+        try:
+            yield server
+        finally:  # the server's log (kernel deaths, tracebacks) beside the screenshots
+            shutil.copy(server.log_path, shots_dir / "jupyterlab.log")
 
 
 @pytest.fixture(scope="module")
