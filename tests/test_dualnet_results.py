@@ -27,7 +27,8 @@ def table3(model):
 
 def test_files_record_their_origin(model, table3):
     fig3 = E.load_results("fig3", model=model)
-    for data in (table3, fig3):
+    scaling = E.load_results("scaling", model=model)
+    for data in (table3, fig3, scaling):
         assert data["model"] == {"name": "synthetic", "resolution": "teaching", "version": 1,
                                  "digest": model.digest()}
         assert data["format_version"] == E.FORMAT_VERSION
@@ -41,13 +42,19 @@ def test_files_record_their_origin(model, table3):
         assert len(table3["per_face"][m][0]) == table3["data"]["test_count"]
     for axis in ("k", "hidden"):
         assert all(v["n"] == len(fig3["seeds"]) for v in fig3[axis].values())
+    for n in scaling["config"]["train_counts"]:
+        assert scaling[str(n)]["test"]["n"] == len(scaling["seeds"])
+    # the template rows of the three files come from the same data and the same Eq. (4) fit
+    assert scaling["template_test"] == pytest.approx(table3["rows"]["Template (GC)"]["mean"],
+                                                     abs=1e-4)
+    assert fig3["template"] == pytest.approx(table3["rows"]["Template (GC)"]["mean"], abs=1e-4)
     heat = table3["heat"]
     assert max(max(r) for r in heat["face_map"]) == pytest.approx(10.0)
     assert len(heat["face_map"]) == len(heat["methods"])
 
 
 def test_refuses_another_model(tmp_path, model):
-    for name in ("table3", "fig3"):
+    for name in ("table3", "fig3", "scaling"):
         shutil.copy(E.RESULTS_DIR / f"{name}.json", tmp_path / f"{name}.json")
     path = tmp_path / "table3.json"
     data = json.loads(path.read_text())

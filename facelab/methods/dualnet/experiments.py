@@ -4,8 +4,10 @@
     python -m facelab.methods.dualnet.experiments --out dualnet-results --only fig3
 
 writes ``table3.json`` (mean error per method and seed, per-face errors for the CED curves,
-Eq. (7) heat maps of two views, timings, a small re-check configuration) and ``fig3.json``
-(the K and hidden-unit sweeps). The committed copies live in ``facelab/methods/dualnet/results``
+Eq. (7) heat maps of two views, timings, a small re-check configuration), ``fig3.json``
+(the K and hidden-unit sweeps) and ``scaling.json`` (ResNetGC's train / test error against the
+number of training faces: the measurement behind the notebook's diagnosis). The committed
+copies live in ``facelab/methods/dualnet/results``
 (the command never writes inside the package; copy them there by hand) and
 :func:`load_results` refuses a file made from another model (``model.digest()``).
 
@@ -43,8 +45,9 @@ from facelab.methods.dualnet.pipeline import dual_update, prepare_inputs
 from facelab.methods.dualnet.resnet import ResNetConfig, train_residual
 from facelab.model.morphable import MorphableModel
 
-__all__ = ["FORMAT_VERSION", "RESULTS_DIR", "METHODS", "build_data", "check_run",
-           "experiments_main", "load_results", "pinned_model", "run_fig3", "run_table3"]
+__all__ = ["FORMAT_VERSION", "METHODS", "RESULTS_DIR", "build_data", "check_run",
+           "experiments_main", "load_results", "pinned_model", "run_fig3", "run_scaling",
+           "run_table3"]
 
 FORMAT_VERSION = 1
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -57,6 +60,7 @@ MRF = MRFConfig(k=10, hidden=50, color_scale=50.0, epochs=15, batch_size=32, lr=
 RESNET = ResNetConfig(width=16, epochs=12, batch_size=32, lr=2e-3)
 FIG3 = {"train_count": 160, "epochs": 8, "k": (3, 5, 10, 20, 30), "hidden": (10, 25, 50, 100)}
 # (H = 50 is measured once, on the K axis at K = 10; the hidden axis reuses it)
+SCALING = {"train_counts": (100, 200, 400)}
 CHECK = {"train_count": 60, "mrf_epochs": 2, "resnet_epochs": 1, "seed": 0}
 
 
@@ -210,6 +214,39 @@ def run_fig3(model: MorphableModel, data: dict, seeds=(0, 1, 2), *, log=print) -
     return out
 
 
+def run_scaling(model: MorphableModel, data: dict, seeds=(0, 1, 2), *, log=print) -> dict:
+    """ResNetGC's test and training error against the number of training faces.
+
+    The measurement behind the notebook's diagnosis of the residual CNN: a network that is
+    short of data fits its training faces far better than the test faces, and its test error
+    keeps falling as faces are added. Same settings as Table III (:data:`RESNET`).
+    """
+    region = _region(model)
+    tr, te = data["train"], data["test"]
+    s0_tr, s0_te = data["prep_train"]["template"], data["prep_test"]["template"]
+    out = {}
+    for n in SCALING["train_counts"]:
+        test_err, train_err, secs = [], [], []
+        for seed in seeds:
+            t0 = time.perf_counter()
+            net = train_residual(tr["image"][:n], tr["verts"][:n] - s0_tr[:n],
+                                 replace(RESNET, seed=seed), vertices=region)
+            secs.append(time.perf_counter() - t0)
+            with torch.no_grad():
+                test_err.append(float(mean_errors(s0_te + net(te["image"]), te["verts"],
+                                                  vertices=region).mean()))
+                train_err.append(float(mean_errors(s0_tr[:n] + net(tr["image"][:n]),
+                                                   tr["verts"][:n], vertices=region).mean()))
+        out[str(n)] = {"test": summarize(test_err), "train": summarize(train_err),
+                       "test_per_seed": test_err, "train_per_seed": train_err, "seconds": secs}
+        if log is not None:
+            log(f"scaling n={n}: test {out[str(n)]['test']['mean']:.3f}, train "
+                f"{out[str(n)]['train']['mean']:.3f}")
+    out["template_test"] = float(mean_errors(s0_te, te["verts"], vertices=region).mean())
+    out["template_train"] = float(mean_errors(s0_tr, tr["verts"], vertices=region).mean())
+    return out
+
+
 def check_run(model: MorphableModel, data: dict) -> dict:
     """A configuration small enough for a test to re-run: the closed-form rows on the full
     data, one MRF (2 epochs) and one ResNetGC (1 epoch) on 60 training faces, seed 0."""
@@ -235,14 +272,14 @@ def _header(model: MorphableModel, argv, seeds) -> dict:
 
 
 def load_results(name: str, folder=None, *, model: MorphableModel | None = None) -> dict:
-    """A committed results file (``"table3"`` or ``"fig3"``), refusing a stale one.
+    """A committed results file (``"table3"``, ``"fig3"`` or ``"scaling"``), refusing a stale one.
 
     folder: where to read (default: the package's ``results`` folder). model: the model the
     results must come from (default :func:`pinned_model`); a digest or format mismatch raises
     ValueError naming both.
     """
-    if name not in ("table3", "fig3"):
-        raise ValueError(f"name: expected 'table3' or 'fig3', got {name!r}")
+    if name not in ("table3", "fig3", "scaling"):
+        raise ValueError(f"name: expected 'table3', 'fig3' or 'scaling', got {name!r}")
     path = Path(folder or RESULTS_DIR) / f"{name}.json"
     data = json.loads(path.read_text())
     if data.get("format_version") != FORMAT_VERSION:
@@ -258,9 +295,10 @@ def load_results(name: str, folder=None, *, model: MorphableModel | None = None)
 def _parser() -> argparse.ArgumentParser:
     p = CommandParser(prog="python -m facelab.methods.dualnet.experiments",
                       description="Fan et al.'s Table III / Fig. 3 on faces with detail.")
-    p.add_argument("--out", type=Path, required=True, help="folder for table3.json, fig3.json")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for table3.json, fig3.json, scaling.json")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--only", choices=("table3", "fig3"), default=None)
+    p.add_argument("--only", choices=("table3", "fig3", "scaling"), default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     return p
@@ -273,7 +311,7 @@ def experiments_main(argv=None) -> int:
     if len(args.seeds) < 1 or min(args.seeds) < 0:
         raise SystemExit("--seeds: expected non-negative integers")
     out = refuse_package_path(args.out, name="--out")
-    names = [args.only] if args.only else ["table3", "fig3"]
+    names = [args.only] if args.only else ["table3", "fig3", "scaling"]
     targets = [out / f"{n}.json" for n in names]
     if not args.force:
         refuse_existing(targets)
@@ -290,6 +328,9 @@ def experiments_main(argv=None) -> int:
             body = run_table3(model, data, tuple(args.seeds),
                               log=lambda s: print(s, flush=True))
             body["check"] = {"config": CHECK, "result": check_run(model, data)}
+        elif name == "scaling":
+            body = {**run_scaling(model, data, tuple(args.seeds),
+                                  log=lambda s: print(s, flush=True)), "config": SCALING}
         else:
             body = {**run_fig3(model, data, tuple(args.seeds),
                                log=lambda s: print(s, flush=True)),
