@@ -19,6 +19,10 @@ first, then the K - 1 nearest others. Its feature is
 and evaluates them at once with ``einsum`` -- the same arithmetic as V separate ``nn.Linear``
 pairs (:func:`vertex_mlps_loop` is that loop, the reference the tests compare with).
 
+The k-NN search is scipy's cKDTree (through :func:`facelab.mesh.knn_graph`), not a compiled op:
+profiled on one core, the graph of 100 templates (K = 10) takes 0.65 s and one training epoch over
+the same faces 2.8 s, so the search is ~1.5 % of a 15-epoch run (the einsums are the hot part).
+
 Two implementation choices, stated where they differ from the text: the network predicts the
 refined vertex as ``v_0^i + T_P^i(F^i)`` (a skip connection; the paper's net outputs the vertex
 directly, which is the same function class up to the output bias), with its output layer
