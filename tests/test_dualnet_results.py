@@ -83,3 +83,15 @@ def test_stored_numbers_are_current(model, table3):
         assert table3["rows"][name]["mean"] == pytest.approx(got[name], abs=1e-3), name
     for name in ("MRFGC", "ResNetGC"):
         assert got[name] == pytest.approx(want[name], rel=0.02), name
+
+
+def test_command_errors_are_one_line(tmp_path, capsys):
+    (tmp_path / "fig3.json").write_text("{}")
+    for argv, expected in ((["--out", str(tmp_path), "--only", "fig3"], "already exists"),
+                           (["--out", str(E.RESULTS_DIR)], "inside the installed facelab"),
+                           (["--out", str(tmp_path / "new"), "--seeds", "-1"], "--seeds")):
+        assert E.main(argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert expected in err and "\n" not in err and "Traceback" not in err
+    assert (tmp_path / "fig3.json").read_text() == "{}"  # never overwritten without --force
+    assert not (tmp_path / "new").exists()

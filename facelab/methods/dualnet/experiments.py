@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from facelab.atomic_io import atomic_path, refuse_existing, refuse_package_path
-from facelab.command_errors import CommandParser
+from facelab.command_errors import CommandParser, run_reporting
 from facelab.data.detail import DetailFaces, DetailSampling, out_of_span_fraction
 from facelab.methods.dualnet.baselines import Lm2Vertex
 from facelab.methods.dualnet.evaluation import (
@@ -46,7 +46,7 @@ from facelab.methods.dualnet.resnet import ResNetConfig, train_residual
 from facelab.model.morphable import MorphableModel
 
 __all__ = ["FORMAT_VERSION", "METHODS", "RESULTS_DIR", "build_data", "check_run",
-           "experiments_main", "load_results", "pinned_model", "run_fig3", "run_scaling",
+           "experiments_main", "load_results", "main", "pinned_model", "run_fig3", "run_scaling",
            "run_table3"]
 
 FORMAT_VERSION = 1
@@ -308,8 +308,10 @@ def experiments_main(argv=None) -> int:
     """Entry point; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    if len(args.seeds) < 1 or min(args.seeds) < 0:
-        raise SystemExit("--seeds: expected non-negative integers")
+    if min(args.seeds) < 0:
+        raise ValueError(f"--seeds: expected non-negative integers, got {args.seeds}")
+    if args.threads < 1:
+        raise ValueError(f"--threads: expected an integer >= 1, got {args.threads}")
     out = refuse_package_path(args.out, name="--out")
     names = [args.only] if args.only else ["table3", "fig3", "scaling"]
     targets = [out / f"{n}.json" for n in names]
@@ -342,5 +344,11 @@ def experiments_main(argv=None) -> int:
     return 0
 
 
+def main(argv=None) -> int:
+    """``python -m facelab.methods.dualnet.experiments``: errors as one line, no traceback."""
+    return run_reporting("python -m facelab.methods.dualnet.experiments",
+                         lambda: experiments_main(argv))
+
+
 if __name__ == "__main__":
-    raise SystemExit(experiments_main())
+    raise SystemExit(main())
