@@ -28,7 +28,8 @@ def table3(model):
 def test_files_record_their_origin(model, table3):
     fig3 = E.load_results("fig3", model=model)
     scaling = E.load_results("scaling", model=model)
-    for data in (table3, fig3, scaling):
+    crossfit = E.load_results("crossfit", model=model)
+    for data in (table3, fig3, scaling, crossfit):
         assert data["model"] == {"name": "synthetic", "resolution": "teaching", "version": 1,
                                  "digest": model.digest()}
         assert data["format_version"] == E.FORMAT_VERSION
@@ -48,13 +49,16 @@ def test_files_record_their_origin(model, table3):
     assert scaling["template_test"] == pytest.approx(table3["rows"]["Template (GC)"]["mean"],
                                                      abs=1e-4)
     assert fig3["template"] == pytest.approx(table3["rows"]["Template (GC)"]["mean"], abs=1e-4)
+    # the cross-fitting run's full MRF is Table III's seed-0 MRFGC
+    assert crossfit["mrf_test"] == pytest.approx(table3["rows"]["MRFGC"]["per_seed"][0], abs=1e-3)
+    assert crossfit["dual_out_of_fold"]["n"] == len(crossfit["seeds"])
     heat = table3["heat"]
     assert max(max(r) for r in heat["face_map"]) == pytest.approx(10.0)
     assert len(heat["face_map"]) == len(heat["methods"])
 
 
 def test_refuses_another_model(tmp_path, model):
-    for name in ("table3", "fig3", "scaling"):
+    for name in ("table3", "fig3", "scaling", "crossfit"):
         shutil.copy(E.RESULTS_DIR / f"{name}.json", tmp_path / f"{name}.json")
     path = tmp_path / "table3.json"
     data = json.loads(path.read_text())
