@@ -6,6 +6,7 @@
   (NeuFace Fig. 3); :func:`vertex_gradient`, :func:`gradient_magnitude`.
 * :class:`ConvergencePlot` — live loss curves, a :class:`facelab.progress.Callback`.
 * :class:`MotionPlayer` — play / scrub (T, V, 3) sequences side by side.
+* :class:`NeighborGraphView` — pick a vertex, see its k-NN neighbours and weights (Fan et al.).
 * :func:`mesh_image` / :func:`mesh_figure` — static renders for scripts and CI.
 
 Every widget has ``.widget`` (what Jupyter displays), ``.static()`` (a matplotlib figure) and
@@ -24,6 +25,7 @@ __all__ = [
     "MeshView",
     "ModelExplorer",
     "MotionPlayer",
+    "NeighborGraphView",
     "gradient_magnitude",
     "in_notebook",
     "mesh_figure",
@@ -42,6 +44,7 @@ _WHERE = {
     "show_mesh": "viewer",
     "ModelExplorer": "explorer",
     "MotionPlayer": "motion",
+    "NeighborGraphView": "neighbors",
     "mesh_figure": "static",
     "mesh_image": "static",
 }
