@@ -1,5 +1,5 @@
-"""The papers' methods, one package each: ``mofa``, ``tddfa`` and ``neuface`` today
-(``multilevel``, ``dualnet`` and ``motion_prior`` are planned).
+"""The papers' methods, one package each: ``mofa``, ``multilevel``, ``tddfa``, ``dualnet`` and
+``neuface`` today (``motion_prior`` is planned).
 
 Each method is an adapter onto facelab's one image-formation core: a layout that turns the
 paper's parameter vector into ``(facelab.FaceParams, camera)`` (MoFA's
