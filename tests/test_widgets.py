@@ -776,3 +776,24 @@ def test_convergence_layout_redraw_does_not_set_the_pace():
     assert len(p._costs) == min(len(seeded) + 1, 5) and p._costs[:-1] == seeded[-4:]
     p.log_toggle.value = not p.log_toggle.value  # new y scale: layout again
     assert len(p._costs) == min(len(seeded) + 1, 5)
+
+
+def test_convergence_named_terms_are_laid_out_before_the_loop():
+    """Named terms get their legend, measured, and the y scale at construction, so the loop's
+    first redraw is a plain data redraw; a sparse term changes the layout once."""
+    from facelab.widgets.convergence import ConvergencePlot
+
+    p = ConvergencePlot(["a", "b"], interactive=True)
+    assert [t.get_text() for t in p._ax.get_legend().get_texts()] == ["a", "b"]
+    seeded = len(p._costs)
+    for s in range(4):
+        p.on_step(s, {"a": 1.0 / (s + 1), "b": 2.0 / (s + 1)})
+    p._redraw()
+    assert len(p._costs) == min(seeded + 1, 5)  # counted: not a layout redraw
+    q = ConvergencePlot(["a", "b"], interactive=True)
+    for s in range(6):
+        q.on_step(s, {"a": 1.0 / (s + 1), "b": 0.5 if s == 0 else float("nan")})
+    q._redraw()  # "b" is sparse: relabelled, laid out again, not counted
+    assert len(q._costs) == seeded
+    assert [t.get_text() for t in q._ax.get_legend().get_texts()] == ["a", "b (sparse)"]
+    assert len(q._ax.lines) == 2
