@@ -291,7 +291,15 @@ def exercise_explorer(page, box, shots: Path, tag: str) -> None:
     drag(page, view)
     expect_change(view, view0, "the explorer's 3D view to orbit", share=0.01)
     box.locator(".facelab-button-reset_view").click()
-    wait_for(lambda: changed(view0, pixels(view)) < 0.03, 30, "reset view to restore the front")
+    try:
+        wait_for(lambda: changed(view0, pixels(view)) < 0.03, 30,
+                 "reset view to restore the front")
+    except AssertionError:  # keep both pictures for the post-mortem
+        from PIL import Image
+
+        Image.fromarray(view0).save(shots / f"{tag}_view_before.png")
+        Image.fromarray(pixels(view)).save(shots / f"{tag}_view_after_reset.png")
+        raise
     # preset view
     box.locator(".facelab-view-preset select").select_option("left profile")
     expect_change(view, view0, "the 'left profile' preset", share=0.01)
