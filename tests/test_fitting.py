@@ -221,6 +221,15 @@ def test_views(astronaut_fit):
         render_mesh_overlay(res, image, alpha=2.0)
     with pytest.raises(ValueError, match="light"):
         render_mesh_overlay(res, image, light="sun")
+    # the face region only, by default: pixels the mesh covers outside the face mask keep the
+    # photo; region="all" blends them too
+    whole = render_mesh_overlay(res, image, landmarks=False, region="all")
+    outside = (whole - image).abs().amax(-1) > 0.02
+    outside &= (no_marks - image).abs().amax(-1) < 1e-6
+    if not bool(res.model.face_mask.all()):
+        assert int(outside.sum()) > 0
+    with pytest.raises(ValueError, match="region"):
+        render_mesh_overlay(res, image, region="head")
     with pytest.raises(ValueError, match="overlay"):
         render_panels(res, image, overlay=mesh[:10])
 

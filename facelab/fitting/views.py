@@ -78,7 +78,8 @@ def render_overlay(result: FitResult, image, *, alpha: float = 1.0) -> torch.Ten
 
 
 def render_mesh_overlay(result: FitResult, image, *, alpha: float = 0.6,
-                        light: str = "fixed", landmarks: bool = True) -> torch.Tensor:
+                        light: str = "fixed", landmarks: bool = True,
+                        region: str = "face") -> torch.Tensor:
     """The fitted mesh as shaded grey geometry blended over the photo: (H, W, 3) float32.
 
     result: a :class:`FitResult` of this photo. image: the photo (H, W, 3).
@@ -87,6 +88,9 @@ def render_mesh_overlay(result: FitResult, image, *, alpha: float = 0.6,
         light, MoFA Eq. 4 with a grey reflectance).
     landmarks: draw the detected (target) landmarks in :data:`DETECTED_COLOR` and the fitted
         model's projected landmarks in :data:`FITTED_COLOR`.
+    region: "face" (default) blends only the model's face region (``model.face_mask``, what
+        the fit explains: a full head's scalp and neck would paint over hair and collar, as in
+        the field's figures), "all" the whole mesh.
     """
     from facelab.figures import draw_landmarks
 
@@ -98,8 +102,15 @@ def render_mesh_overlay(result: FitResult, image, *, alpha: float = 0.6,
         raise ValueError(f"light: expected 'fixed' or 'fitted', got {light!r}")
     normals = result.formation.normals  # (1, V, 3) camera space
     grey = _grey_geometry(normals, None if light == "fixed" else result.gamma)
+    if region not in ("face", "all"):
+        raise ValueError(f"region: expected 'face' or 'all', got {region!r}")
     mesh, _ = _render(result, grey[0], photo[None])  # anti-aliased over the photo
-    out = (float(alpha) * mesh + (1 - float(alpha)) * photo).clamp(0, 1)
+    weight = torch.full_like(photo[..., :1], float(alpha))
+    if region == "face":  # the face region's anti-aliased coverage, visible parts only
+        inside = result.model.face_mask.to(grey.dtype)[:, None].expand(-1, 3)
+        cover, _ = _render(result, inside, None)
+        weight = weight * cover[..., :1]
+    out = (weight * mesh + (1 - weight) * photo).clamp(0, 1)
     if landmarks:
         out = draw_landmarks(out, result.target_landmarks, DETECTED_COLOR)
         out = torch.from_numpy(draw_landmarks(out, result.landmarks, FITTED_COLOR))
