@@ -355,7 +355,7 @@ def motion_features(landmarks, *, fps: float = 30.0, window: int = 30, stride: i
     stride = check_int(stride, name="stride", minimum=1)
     fps = check_positive(fps, name="fps")
     x = _landmark_motion(landmarks, "landmarks", min_frames=window)
-    S, T = x.shape[:2]
+    T = x.shape[1]
     starts = torch.arange(0, T - window + 1, stride)
     idx = starts[:, None] + torch.arange(window)[None]  # (M_s, window)
     w = x[:, idx]  # (S, M_s, window, 68, 3)
@@ -408,17 +408,22 @@ def gaussian_frechet_distance(mu1, cov1, mu2, cov2) -> float:
     return float(((m1 - m2) ** 2).sum() + torch.trace(c1) + torch.trace(c2) - 2 * tr_root)
 
 
-def motion_fd(generated, real, *, fps: float = 30.0, window: int = 30, stride: int = 15) -> float:
+def motion_fd(generated, real, *, fps: float = 30.0, window: int = 30, stride: int = 15,
+              standardize: bool = True) -> float:
     """Motion Fréchet distance (NeuFace Table 4 "FD", after Ng et al. 2022): naturalness.
 
     generated: (S, T, 68, 3) float landmark sequences sampled from a motion model.
     real: (S', T', 68, 3) float held-out real (here: annotated) sequences, same units.
     fps, window, stride: as in :func:`motion_features` (both sets use the same windows).
+    standardize: divide every feature column of both sets by the real set's standard
+        deviation of that column first (the features mix cm, cm/s and cm/s²; without this the
+        acceleration column, ~100x the others, decides the distance alone). False: raw units.
 
     ``FD = gaussian_frechet_distance(mean(F_g), cov(F_g), mean(F_r), cov(F_r))`` with
-    F = :func:`motion_features` (one row per window) and cov the unbiased sample covariance
-    (rows - 1); both sets need at least 2 windows. Identical sets give 0; lower is closer to
-    real motion. Units: those of the features (cm, cm/s, cm/s²: mixed, as FID's are).
+    F = :func:`motion_features` (one row per window), optionally divided column-wise by
+    sd(F_r) (sample std), and cov the unbiased sample covariance (rows - 1); both sets need
+    at least 2 windows. Identical sets give 0; lower is closer to real motion; standardised,
+    a feature whose mean is off by one real standard deviation adds 1.
     """
     fg = torch.as_tensor(motion_features(generated, fps=fps, window=window, stride=stride))
     fr = torch.as_tensor(motion_features(real, fps=fps, window=window, stride=stride))
@@ -426,6 +431,9 @@ def motion_fd(generated, real, *, fps: float = 30.0, window: int = 30, stride: i
         if f.shape[0] < 2:
             raise ValueError(f"{n}: expected at least 2 windows of {window} frames, got "
                              f"{f.shape[0]}")
+    if standardize:
+        scale = fr.std(0).clamp_min(1e-12)  # (13,)
+        fg, fr = fg / scale, fr / scale
     return gaussian_frechet_distance(fg.mean(0), torch.cov(fg.T), fr.mean(0), torch.cov(fr.T))
 
 

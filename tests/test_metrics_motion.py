@@ -117,10 +117,15 @@ def test_motion_fd_identical_sets_is_zero_and_shift_is_squared_distance():
     real = torch.randn(4, 40, 68, 3, dtype=torch.float64, generator=rng).cumsum(1) * 0.01
     assert metrics.motion_fd(real, real.clone()) == pytest.approx(0.0, abs=1e-6)
     # moving every sequence's nose tip by +1 cm in z (and nothing else changes its features'
-    # spread) shifts nose_z_mean by 1 - 1/68 and nothing else: FD = (67/68)^2
+    # spread) shifts nose_z_mean by 1 - 1/68 and nothing else: FD = (67/68)^2 in raw units,
+    # divided by the real nose_z_mean column's variance when standardised
     moved = real.clone()
     moved[:, :, 30, 2] += 1.0
-    assert metrics.motion_fd(moved, real) == pytest.approx((67 / 68) ** 2, rel=1e-6)
+    assert metrics.motion_fd(moved, real, standardize=False) == pytest.approx((67 / 68) ** 2,
+                                                                             rel=1e-6)
+    sd = metrics.motion_features(real)[:, metrics.MOTION_FEATURES.index("nose_z_mean")].std()
+    assert metrics.motion_fd(moved, real) == pytest.approx(float((67 / 68 / sd) ** 2),
+                                                           rel=1e-6)
     assert fl.motion_fd is metrics.motion_fd
 
 
