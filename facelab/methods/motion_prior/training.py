@@ -31,7 +31,7 @@ class TrainSettings:
     rollout_start / rollout_end: scheduled-sampling ramp (module docs); fps: frame rate;
     weights: :class:`LossWeights`; seed: fixes initialisation, batches and noise."""
 
-    steps: int = 1500
+    steps: int = 800
     batch: int = 64
     window: int = 4
     lr: float = 1e-3
