@@ -36,7 +36,7 @@ from facelab.methods.motion_prior.state import motion_states
 from facelab.model.morphable import MorphableModel
 
 __all__ = ["ANNOTATION", "SETS", "annotate_clip", "clip_config", "data_digest", "load_set",
-           "make_set"]
+           "make_set", "truth_states"]
 
 FRAMES = 120
 """Frames per clip (4 s at 30 fps, MEAD's clip length)."""
@@ -74,6 +74,14 @@ def clip_config(kind: str, seed: int) -> TalkingHeadConfig:
 def _states(model: MorphableModel, rotation, jaw, verts, fps: float) -> torch.Tensor:
     lm = verts[:, model.landmarks]  # (T, 68, 3) mm, pose-free
     return motion_states(rotation, jaw, lm, fps=fps)
+
+
+def truth_states(model: MorphableModel, kind: str, seed: int) -> torch.Tensor:
+    """The ground-truth states of clip ``seed`` of set ``kind`` (no rendering, no annotation:
+    fast, for demonstrations): (FRAMES - 1, 420) float32."""
+    cfg = clip_config(kind, seed)
+    clip = synthesize_clip(model, cfg, seed=seed, render_images=False)
+    return _states(model, clip.params.rotation, clip.params.jaw, clip.verts, cfg.fps)
 
 
 def annotate_clip(model: MorphableModel, phi, kind: str, seed: int) -> dict:
