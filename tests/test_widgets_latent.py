@@ -7,11 +7,11 @@ import torch
 
 pytest.importorskip("ipywidgets")
 
-import facelab as fl  # noqa: E402
-from facelab.methods import motion_prior as mp  # noqa: E402
-from facelab.methods.motion_prior.data import truth_states  # noqa: E402
-from facelab.methods.motion_prior.experiments import rest_state  # noqa: E402
-from facelab.methods.motion_prior.sampling import FaceProjection  # noqa: E402
+import facelab as fl
+from facelab.methods import motion_prior as mp
+from facelab.methods.motion_prior.data import truth_states
+from facelab.methods.motion_prior.experiments import rest_state
+from facelab.methods.motion_prior.sampling import FaceProjection
 
 
 @pytest.fixture(scope="module")
