@@ -83,3 +83,13 @@ def test_stated_orderings_hold(results):
     # the model beats the trivial rows on FD
     assert s["diverse"]["fd"]["mean"] < s["static"]["fd"]["mean"]
     assert s["static"]["apd_cm"]["mean"] == 0.0
+
+
+def test_command_errors_are_one_line(capsys):
+    from facelab.methods.motion_prior import experiments as ex
+
+    assert ex.main(["--out", str(ex.RESULTS.parent / "x")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--out: refusing to write" in err
+    assert ex.main(["--out", "/tmp/unused", "--seeds", "0", "0"]) == 1
+    assert "--seeds: expected distinct ints" in capsys.readouterr().err

@@ -284,20 +284,28 @@ def run_experiments(out: Path, seeds=(0, 1, 2), log=print) -> dict:
 
 
 def main(argv=None) -> int:
+    """The command (module docs); errors are reported in one line (exit status 1)."""
     from facelab.atomic_io import refuse_package_path
+    from facelab.command_errors import run_reporting
 
-    ap = argparse.ArgumentParser(prog="python -m facelab.methods.motion_prior.experiments",
-                                 description=__doc__.splitlines()[0])
+    prog = "python -m facelab.methods.motion_prior.experiments"
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True,
                     help="folder for the data, table4.json and humor_face.pt")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args(argv)
-    out = refuse_package_path(args.out, name="--out")
-    t0 = time.perf_counter()
-    run_experiments(out, tuple(args.seeds))
-    print(f"wrote {out / 'table4.json'} and {out / 'humor_face.pt'} in "
-          f"{time.perf_counter() - t0:.0f} s")
-    return 0
+
+    def command() -> int:
+        if any(s < 0 for s in args.seeds) or len(set(args.seeds)) != len(args.seeds):
+            raise ValueError(f"--seeds: expected distinct ints >= 0, got {args.seeds}")
+        out = refuse_package_path(args.out, name="--out")
+        t0 = time.perf_counter()
+        run_experiments(out, tuple(args.seeds))
+        print(f"wrote {out / 'table4.json'} and {out / 'humor_face.pt'} in "
+              f"{time.perf_counter() - t0:.0f} s")
+        return 0
+
+    return run_reporting(prog, command)
 
 
 if __name__ == "__main__":
