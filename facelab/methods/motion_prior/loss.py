@@ -1,4 +1,4 @@
-"""The HuMoR-Face training loss (HuMoR Sec. 3.3, Eq. 6; NeuFace App. A "details in HuMoR").
+"""The HuMoR-Face training loss (HuMoR Sec. 3 and its training defaults; NeuFace App. A).
 
 For a transition x_t -> x_{t+1} with z ~ q(z | x_t, x_{t+1}) and x̂_{t+1} = x_t + Δ_θ(z, x_t)::
 

@@ -3,10 +3,10 @@
 HuMoR (Rempe et al., ICCV 2021) models a motion as a Markov chain of states whose transition
 p(x_t | x_{t-1}) is a conditional VAE (Sohn et al. 2015) with a *learned* conditional prior:
 
-    p_θ(z | x_t)            = N(μ_p(x_t), diag σ_p²(x_t))          prior MLP      (HuMoR Eq. 3)
+    p_θ(z | x_t)            = N(μ_p(x_t), diag σ_p²(x_t))          prior MLP (HuMoR Sec. 3)
     q_φ(z | x_t, x_{t+1})   = N(μ_q(x_t, x_{t+1}), diag σ_q²)       encoder MLP
     x̂_{t+1} = x_t + Δ_θ(z, x_t)                                     decoder MLP: the change
-                                                                    of state (HuMoR Eq. 4)
+                                                                    of state (HuMoR Sec. 3)
 
 NeuFace keeps this with the face state of :mod:`.state`. Inputs and outputs are normalised
 with statistics of the training states, stored with the weights (buffers ``x_mean``,
@@ -78,7 +78,8 @@ class MotionPriorCVAE(nn.Module):
         return mu, log_var.clamp(-12.0, 8.0)
 
     def prior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """p(z | x_t): x (B, 420) -> (mu (B, latent), log_var (B, latent)) (HuMoR Eq. 3)."""
+        """p(z | x_t): x (B, 420) -> (mu (B, latent), log_var (B, latent)), the learned
+        conditional prior of HuMoR Sec. 3."""
         return self._gaussian(self.prior_net(self._norm(x)))
 
     def posterior(self, x: torch.Tensor, x_next: torch.Tensor):
@@ -91,7 +92,8 @@ class MotionPriorCVAE(nn.Module):
         return self.decoder_net(torch.cat([z, self._norm(x)], dim=-1))
 
     def step(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """x̂_{t+1} = x_t + d_mean + d_std Δ_θ(z, x_t) (HuMoR Eq. 4): (B, 420)."""
+        """x̂_{t+1} = x_t + d_mean + d_std Δ_θ(z, x_t): (B, 420); HuMoR's decoder predicts the
+        change of state (Sec. 3)."""
         return x + self.d_mean + self.d_std * self.decode_delta(z, x)
 
     def forward(self, x: torch.Tensor, x_next: torch.Tensor, generator=None) -> dict:

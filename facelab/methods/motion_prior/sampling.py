@@ -1,7 +1,7 @@
 """Long-term motion from HuMoR-Face: autoregressive sampling (NeuFace Sec. 5.1, Fig. 9).
 
 From one initial state x_0, each step draws z ~ p(z | x_t) from the learned prior and sets
-x_{t+1} = x_t + Δ_θ(z, x_t) with φ re-orthonormalised (HuMoR's rollout, Sec. 3.4); S samples
+x_{t+1} = x_t + Δ_θ(z, x_t) with φ re-orthonormalised (HuMoR's rollout); S samples
 advance together as one batch. :func:`meshes_from_states` turns states into meshes for
 viewing.
 """

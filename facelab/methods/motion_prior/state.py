@@ -1,4 +1,4 @@
-"""The facial motion state of HuMoR-Face (NeuFace App. A, after HuMoR Sec. 3.1).
+"""The facial motion state of HuMoR-Face (NeuFace App. A, after HuMoR Sec. 3).
 
     x_t = [φ_t, φ̇_t, θ_t, J_t, J̇_t]                                     (D = 420)
 

@@ -1,4 +1,4 @@
-"""Training HuMoR-Face on state sequences (HuMoR Sec. 3.3 and its scheduled sampling).
+"""Training HuMoR-Face on state sequences (HuMoR Sec. 3 and its scheduled sampling).
 
 Each step draws ``batch`` windows of ``window + 1`` consecutive states from the training
 sequences and rolls the CVAE through the window: step k predicts x̂_{t+k+1} from its input
