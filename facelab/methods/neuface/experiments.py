@@ -35,7 +35,8 @@ from facelab.methods.neuface.optimize import neuface_optimize, predict
 from facelab.methods.neuface.pretrain import load_phi
 from facelab.model.provenance import model_record
 
-__all__ = ["CONFIGS", "PAPER", "run_config", "run_experiments", "summarize", "time_clips"]
+__all__ = ["CONFIGS", "PAPER", "run_config", "run_experiments", "solve_config", "summarize",
+           "time_clips"]
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ablation.json"
 COMMAND = "python -m facelab.methods.neuface.experiments --out ablation.json"
@@ -73,19 +74,25 @@ PAPER = {
 }
 
 
+def solve_config(name: str, model, net, clip, *, iterations: int, lr: float) -> torch.Tensor:
+    """The parameter vectors (T N, D) of one row of the table (:data:`CONFIGS`) for one clip."""
+    if name not in CONFIGS:
+        raise ValueError(f"name: expected one of {sorted(CONFIGS)}, got {name!r}")
+    weights = CONFIGS[name]
+    if name == "truth":
+        return net.layout.from_face(clip.params, clip.camera)
+    if weights is None:
+        return predict(net, clip)
+    if name == "baseline":
+        return fit_baseline(model, net.layout, predict(net, clip), clip, weights=weights)[0]
+    return neuface_optimize(model, net, clip, weights=weights, iterations=iterations,
+                            lr=lr).vec
+
+
 def run_config(name: str, model, net, clip, *, iterations: int, lr: float) -> dict:
     """One row for one clip: the metrics of :func:`evaluate_clip` plus ``seconds``."""
-    weights = CONFIGS[name]
     t0 = time.perf_counter()
-    if name == "truth":
-        vec = net.layout.from_face(clip.params, clip.camera)
-    elif weights is None:
-        vec = predict(net, clip)
-    elif name == "baseline":
-        vec, _ = fit_baseline(model, net.layout, predict(net, clip), clip, weights=weights)
-    else:
-        vec = neuface_optimize(model, net, clip, weights=weights, iterations=iterations,
-                               lr=lr).vec
+    vec = solve_config(name, model, net, clip, iterations=iterations, lr=lr)
     out = evaluate_clip(model, net.layout, vec, clip)
     out["seconds"] = time.perf_counter() - t0
     return out
