@@ -140,3 +140,33 @@ def test_cvd_by_region_splits_the_average(setup):
     r = dg.cvd_by_region(model, lay, phi, clip, mask)
     whole = r["share_in"] * r["cvd_in"] + (1 - r["share_in"]) * r["cvd_out"]
     assert whole == pytest.approx(dg.error_split(model, lay, phi, clip)["cvd"], rel=1e-4)
+
+
+def test_the_findings_notebook_05_states(results):
+    """The diagnoses as notebook 05 words them (mean over seeds unless said)."""
+    m = lambda item, row, metric: _m(results, item, row, metric)  # noqa: E731
+    # 1: from a consistent start, L_2D alone breaks consistency (every seed); from Φ it does not
+    l2d = results["l2d"]["per_seed"]
+    for start, after in (("distilled_init", "neuface_l2d_from_consistent"),
+                         ("consistent_init", "direct_l2d_from_consistent")):
+        assert all(b["cvd"] > a["cvd"] + 1.0 for a, b in zip(l2d[start], l2d[after], strict=True))
+    assert m("l2d", "neuface_l2d_from_phi", "cvd") < m("l2d", "phi", "cvd")
+    assert m("l2d", "phi", "cvd") > m("l2d", "neuface_l2d_from_consistent", "cvd")
+    # 2: full < +temp on MSI, its 95 % interval below zero; shape steadier, rotation jitterier
+    paired = results["msi"]["paired"]
+    assert paired["msi_l"]["ci95"][1] < 0 and paired["msi_v"]["ci95"][1] < 0
+    assert paired["msi_shape"]["ci95"][0] > 0 and paired["msi_rotation"]["ci95"][1] < 0
+    assert m("msi", "full", "msi_target_shape") > m("msi", "full", "msi_shape")
+    # 3: naive's meshes are not closer to the mean face; shrinking EM leaves a gap; λ x ratio
+    assert m("naive", "full-naive", "deviation") > m("naive", "full", "deviation")
+    assert m("naive", "full-naive", "relative_cvd") < m("naive", "full", "relative_cvd")
+    assert m("naive", "full-shrunk-to-naive", "cvd") > m("naive", "full-naive", "cvd") + 0.03
+    assert 1.5 < m("naive", "ratio", "naive_over_em_at_phi") < 1.7
+    assert m("naive", "full-naive", "cvd") < m("naive", "full-view-x-ratio", "cvd") < m(
+        "naive", "full", "cvd")
+    # 4: at the baseline's NME, NeuFace (λ_view x3) has its CVD and a far higher MSI
+    assert abs(m("baseline", "full-view-x3", "nme") - m("baseline", "baseline", "nme")) < 0.05
+    assert abs(m("baseline", "full-view-x3", "cvd") - m("baseline", "baseline", "cvd")) < 0.03
+    assert m("baseline", "full-view-x3", "msi_l") > 3 * m("baseline", "baseline", "msi_l")
+    assert m("baseline", "baseline", "deviation") > m("baseline", "full", "deviation")
+    assert m("baseline", "baseline-no-priors", "cvd") > m("baseline", "baseline", "cvd")
