@@ -170,3 +170,15 @@ def test_the_findings_notebook_05_states(results):
     assert m("baseline", "full-view-x3", "msi_l") > 3 * m("baseline", "baseline", "msi_l")
     assert m("baseline", "baseline", "deviation") > m("baseline", "full", "deviation")
     assert m("baseline", "baseline-no-priors", "cvd") > m("baseline", "baseline", "cvd")
+
+
+def test_command_errors_are_one_line(tmp_path, capsys):
+    (tmp_path / "diagnosis_l2d.json").write_text("{}")
+    assert dg.main(["--out", str(tmp_path), "--items", "l2d"]) == 1  # never overwrites silently
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already exists" in err[0] and "--force" in err[0]
+    assert dg.main(["--out", str(dg.RESULTS_DIR), "--items", "l2d"]) == 1
+    assert "inside the installed facelab package" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        dg.main(["--out", str(tmp_path), "--items", "nope"])
+    assert exc.value.code == 2
