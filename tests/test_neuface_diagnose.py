@@ -91,6 +91,12 @@ def test_consistent_init_makes_views_agree(setup):
         assert torch.equal(lay.split(init)[block], lay.split(phi)[block])
     with pytest.raises(ValueError, match="vec"):
         dg.consistent_init(lay, phi[:, :-1], clip.frames, clip.views)
+    with pytest.raises(ValueError, match="vec"):
+        dg.consistent_init(lay, phi, clip.frames + 1, clip.views)
+    with pytest.raises(ValueError, match="factors"):
+        dg.shrink(lay, phi, {"beta": 0.5})
+    with pytest.raises(ValueError, match="target"):
+        dg.distill(net, clip, phi[:-1], steps=1)
 
 
 def test_error_split_separates_what_cvd_sees(setup):

@@ -44,6 +44,7 @@ from pathlib import Path
 import torch
 
 from facelab import metrics
+from facelab._checks import check_int, check_positive, check_shape
 from facelab.data.talking import TalkingClip, TalkingHeadConfig, synthesize_clip
 from facelab.formation import form
 from facelab.methods.neuface.baseline import BaselineConfig, fit_baseline
@@ -106,6 +107,9 @@ def consistent_init(layout: NeuFaceLayout, vec: torch.Tensor, frames: int,
     meshes of one frame become identical (CVD 0). For Φ's prediction this is "truth + the
     error the views share": consistent but biased, what DECA's low CVD suggests.
     """
+    frames = check_int(frames, name="frames", minimum=1)
+    views = check_int(views, name="views", minimum=1)
+    check_shape(vec, f"{frames * views} {layout.size}", name="vec")
     blocks = layout.split(vec)
     out = dict(blocks)
     for name in SHAPE_BLOCKS:
@@ -124,9 +128,11 @@ def distill(net: NeuFaceNet, clip: TalkingClip, target: torch.Tensor, *, steps: 
     :mod:`.pretrain`), BatchNorm in eval mode. Gives NeuFace a starting network whose
     prediction is ``target`` up to the distillation residual (reported by the caller).
     """
+    check_shape(target, f"{clip.frames * clip.views} {net.layout.size}", name="target")
+    steps = check_int(steps, name="steps", minimum=0)
     phi = copy.deepcopy(net).eval()
     x = network_inputs(phi, clip)
-    opt = torch.optim.Adam(phi.parameters(), lr=lr)
+    opt = torch.optim.Adam(phi.parameters(), lr=check_positive(lr, name="lr"))
     for _ in range(steps):
         loss = ((phi(x) - target).abs() / phi.unit).mean()
         opt.zero_grad()
@@ -139,6 +145,8 @@ def shrink(layout: NeuFaceLayout, vec: torch.Tensor, factors: dict) -> torch.Ten
     """``vec`` (T N, D) with blocks scaled toward zero (the mean face): {block: factor}."""
     blocks = dict(layout.split(vec))
     for name, factor in factors.items():
+        if name not in blocks:
+            raise ValueError(f"factors: expected blocks among {sorted(blocks)}, got {name!r}")
         blocks[name] = blocks[name] * float(factor)
     return layout.pack(blocks)
 
