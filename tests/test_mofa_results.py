@@ -5,7 +5,7 @@ import torch
 
 import facelab as fl
 from facelab.methods.mofa.encoder import MofaEncoder
-from facelab.methods.mofa.evaluation import test_batch
+from facelab.methods.mofa.evaluation import test_batch as make_test_batch
 from facelab.methods.mofa.experiments import (
     MEAN_FACE,
     ROWS,
@@ -40,7 +40,7 @@ def test_mean_face_row_is_current(model):
     metric makes the stored table stale and fails here."""
     result = load_ablation()
     settings = result["settings"]
-    held = test_batch(model, count=result["count"], size=settings["image_size"])
+    held = make_test_batch(model, count=result["count"], size=settings["image_size"])
     with torch.no_grad():
         code = MofaEncoder(CodeLayout.for_model(model), image_size=settings["image_size"],
                            z_scale=settings["z_scale"])(held["image"])

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import facelab as fl
-from facelab.methods.mofa.evaluation import mean_errors, reconstruction_errors, test_batch
+from facelab.methods.mofa.evaluation import mean_errors, reconstruction_errors
+from facelab.methods.mofa.evaluation import test_batch as make_test_batch
 from facelab.methods.mofa.training import WEIGHTS_DIR, load_encoder, weights_model
 
 NAMES = ("photo", "surrogate")
@@ -44,7 +45,7 @@ def test_stored_heldout_errors_are_current(name):
     enc = load_encoder(name)
     model = weights_model(enc)
     held = enc.metadata["held_out"]
-    batch = test_batch(model, count=held["count"], size=enc.image_size, seed=held["seed"])
+    batch = make_test_batch(model, count=held["count"], size=enc.image_size, seed=held["seed"])
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -62,7 +63,7 @@ def test_full_recipe_beats_the_mean_face_and_paper_loss_collapses():
     full = load_encoder("surrogate").metadata["held_out"]["errors"]
     photo = load_encoder("photo").metadata["held_out"]["errors"]
     model = weights_model(load_encoder("surrogate"))
-    batch = test_batch(model, count=16, size=64)
+    batch = make_test_batch(model, count=16, size=64)
     with torch.no_grad():
         mean = mean_errors(reconstruction_errors(
             fl.methods.mofa.MofaEncoder(fl.methods.mofa.CodeLayout.for_model(model))(

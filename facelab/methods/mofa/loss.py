@@ -60,13 +60,15 @@ contour points, whose vertex correspondence slides with pose on real faces."""
 
 
 LAND_WEIGHT = 2.5e-3
-"""w_land of the balanced landmark term. E_land (Eq. 9, 51 inner landmarks, squared pixels
-summed, 64 px images) is ~200 px^2 at the mean face, w_photo E_photo ~0.5: the paper's binary
-w_land = 1 makes the landmark term ~400x the photometric one (a landmark regressor);
-2.5e-3 makes them about equal at the start."""
+"""w_land of the balanced landmark term (Eq. 9 on all 68 landmarks, squared pixels summed, 64 px
+images). At the mean face E_land ~1600 px^2 and w_photo E_photo ~0.5 (measured, 16 images): the
+paper's binary w_land = 1 makes the landmark term ~3000x the photometric one (a landmark
+regressor); 2.5e-3 makes it ~8x at the start and a few times w_photo E_photo once the landmarks
+are within ~2-3 px, so both terms shape the gradient through training."""
 
 SIL_WEIGHT = 0.1
-"""w_sil: E_sil is ~3-6 px at the mean face, so 0.1 makes it ~0.3-0.6, like w_photo E_photo."""
+"""w_sil: E_sil is ~2 px at the mean face (16 images; ~1.4 px at the true code, the 2 px grid's
+floor) and tens of pixels for a collapsed face, so 0.1 makes it ~0.2 to a few units."""
 
 POSE_WEIGHT = 0.01
 """w_pose: the prior (angles std 0.35 rad, distance 950 +- 100 mm) is ~3 at the corpus'
