@@ -28,7 +28,8 @@ def test_ground_truth_code_decodes_to_the_corpus(model):
 @pytest.mark.slow
 def test_short_training_lowers_heldout_errors():
     """The full recipe (paper's loss + silhouette + pose prior + balanced landmarks, version 2
-    of the built-in model): 80 steps on 64 images already beat the mean face."""
+    of the built-in model): 80 steps on 64 images already move away from the mean face in
+    the right direction, without collapsing (the 400-step runs are in the ablation)."""
     from facelab.methods.mofa.loss import recipe_loss
 
     model = fl.load_model("synthetic", "teaching", version=2)
@@ -50,8 +51,9 @@ def test_short_training_lowers_heldout_errors():
         torch.set_num_threads(threads)
     assert history.ended and len(history) == 9 and hist.steps == history.steps
     assert set(history.losses) >= {"total", "photo", "land", "reg", "sil", "pose", "seconds"}
-    # measured (1 thread): MEASURED
-    assert after["landmark_px"] < 0.9 * before["landmark_px"]
+    # measured (1 thread): landmarks 4.33 -> 3.83 px, geometry 22.30 -> 21.23 mm, coverage
+    # 0.83 -> 0.79 (the paper's loss alone drops coverage below 0.3 in 200 steps, notebook 01)
+    assert after["landmark_px"] < 0.95 * before["landmark_px"]
     assert after["geometry_mm"] < before["geometry_mm"]
     assert after["coverage"] > 0.6  # no collapse
 

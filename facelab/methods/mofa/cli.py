@@ -214,9 +214,11 @@ def reconstruct_demo(out_dir, *, weights: str = "surrogate", index: int = 0, sca
                      verbose: bool = True, overwrite: bool = True) -> dict:
     """Encode one held-out synthetic face with the committed MoFA encoder; save the figures.
 
-    out_dir: folder to write into (created). weights: "surrogate" (trained with the landmark
-    surrogate; the default, the committed model that reconstructs well) or "photo" (fully
-    unsupervised; collapses to a degenerate pose, see notebook 01), or a weights path.
+    out_dir: folder to write into (created). weights: "surrogate" (the full recipe: the paper's
+    loss + silhouette term + pose prior + balanced landmark surrogate; the default, the committed
+    model that reconstructs) or "photo" (the paper's unsupervised loss alone; collapses to a
+    small face on plain skin, see notebook 01), or a weights path. The model is the built-in
+    one the weights record (:func:`.training.weights_model`).
     index: which held-out test image (seed 1).
     scale: upscaling of the 64 px images in the PNGs (smooth, Lanczos; at least to
         :data:`facelab.figures.MIN_FIGURE_SIZE` pixels). The shading layers (geometry,

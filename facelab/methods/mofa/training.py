@@ -6,7 +6,7 @@ backgrounds, generated on the fly from fixed seeds (MoFA Sec. 7 trains on 100k s
 for its ground-truth evaluation). Training reads only the images (and, with the surrogate,
 the 2D landmarks); the ground-truth parameters are kept for evaluation.
 
-    encoder, history = train(model, TrainConfig(steps=600, surrogate=False))
+    encoder, history = train(model, TrainConfig(loss=recipe_loss(sil=True, pose=True, land=True)))
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ class TrainConfig:
     (MoFA: AdaDelta, lr 0.1, 200k steps on a GPU). image_size: H = W of the corpus and encoder.
     corpus_size: distinct training images, cycled (rendered once, then cached as uint8).
     seed: corpus seed (samples depend only on (seed, index)) and weight-init seed.
-    surrogate: add the landmark surrogate loss (w_land = 1, MoFA Eq. 9) to the unsupervised
-    loss. loss: the :class:`MofaLossConfig` (paper weights); ``surrogate`` sets its ``land``.
+    surrogate: add the landmark surrogate loss with the paper's w_land = 1 (MoFA Eq. 9) when
+    ``loss.land`` is 0. loss: the :class:`MofaLossConfig` (default the paper's weights;
+    :func:`.loss.recipe_loss` adds the silhouette term, pose prior and balanced landmarks).
     log_every: report losses to the callback every this many steps.
     z_scale: the encoder's mm of z translation per output unit (:class:`MofaEncoder`); small
     values mimic MoFA's 200x smaller z learning rate. The same value for every compared run.
@@ -218,8 +219,9 @@ def save_encoder(encoder: MofaEncoder, path, *, half: bool = False, **metadata) 
 
 
 def load_encoder(name_or_path="photo", model: MorphableModel | None = None) -> MofaEncoder:
-    """Load a saved encoder: a path, or the committed weights ``"photo"`` (unsupervised) /
-    ``"surrogate"`` (with the landmark surrogate) from ``facelab/weights/mofa_<name>.pt``.
+    """Load a saved encoder: a path, or the committed weights ``"photo"`` (the paper's
+    unsupervised loss) / ``"surrogate"`` (the full recipe, with the balanced landmark surrogate,
+    :func:`.loss.recipe_loss`) from ``facelab/weights/mofa_<name>.pt``.
 
     model: the morphable model the codes will be decoded with; when given, the file's
         recorded model (``metadata["model"]``, :func:`facelab.model.provenance.model_record`)
