@@ -48,3 +48,26 @@ def test_mean_face_row_is_current(model):
     stored = result["rows"][MEAN_FACE]["mean"]
     for key in ("geometry_mm", "photometric", "coverage", "landmark_px"):
         assert means[key] == pytest.approx(stored[key], rel=1e-3), key
+
+
+def test_experiments_command_writes_table_and_refuses_to_overwrite(tmp_path, capsys):
+    """A tiny run of the script that made the committed table (2 steps, 8 images, 1 row,
+    2 seeds, sequential): the same files, the spread over seeds, the mean-face row."""
+    import json
+
+    from facelab.methods.mofa.experiments import main
+
+    out = tmp_path / "abl"
+    argv = ["--out", str(out), "--seeds", "0", "1", "--steps", "2", "--corpus-size", "8",
+            "--count", "4", "--rows", "photo only"]
+    assert main(argv) == 0
+    result = json.loads((out / "ablation.json").read_text())
+    assert list(result["rows"]) == [MEAN_FACE, "photo only (paper: Eq. 8 + 10)"]
+    row = result["rows"]["photo only (paper: Eq. 8 + 10)"]
+    assert row["seeds"] == [0, 1] and len(row["per_seed"]) == 2 and row["sd"]["geometry_mm"] >= 0
+    assert result["command"].endswith(" ".join(argv))
+    assert "| photo only" in capsys.readouterr().out
+    assert "Made by: `python -m facelab.methods.mofa.experiments" in (out / "ablation.md").read_text()
+    assert main(argv) == 2  # exists: refused without --force
+    assert "exists" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "x"), "--rows", "nothing"]) == 2
