@@ -111,8 +111,16 @@ def test_regressor_save_load_roundtrip(data, tmp_path):
 
     stats = fit_param_stats(c["params"].double()).to(dtype=torch.float32)
     path = tmp_path / "w.pt"
-    save_pretrained(path, net, stats, {"image_size": SIZE, "resolution": "teaching"})
+    from facelab.model.provenance import model_record
+
+    bare = tmp_path / "bare.pt"  # no model record: legacy, version 1 only
+    save_pretrained(bare, net, stats, {"image_size": SIZE, "resolution": "teaching"})
+    with pytest.raises(ValueError, match="version 1"):
+        load_pretrained(bare, model=model)
+    save_pretrained(path, net, stats, {"image_size": SIZE, "resolution": "teaching",
+                                       "model": model_record(model), "model_version": 2})
     reg = load_pretrained(path, model=model)
+    assert load_pretrained(path).model.digest() == model.digest()  # default: the recorded one
     assert isinstance(reg, TDDFARegressor)
     x = torch.rand(2, SIZE, SIZE, 3)
     out = reg.reconstruct(x)

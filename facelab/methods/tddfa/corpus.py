@@ -6,8 +6,8 @@ so the 62-d parameters describe every vertex exactly) rendered by
 (yaw U(-90, 90) deg, pitch U(-25, 25), roll U(-20, 20)), with random SH lighting and random
 smooth backgrounds (composited with the render's mask, which equals rendering over them).
 Optionally each still is expanded into a short clip by :func:`synthesize_video`
-(Sec. 2.4). Held-out videos with smooth ground-truth head motion serve the stability
-metric (the role of Menpo-3D in Table 4).
+(Sec. 2.4). Held-out talking-head clips with head and expression motion
+(:func:`build_motion_videos`) serve the stability metric (the role of Menpo-3D in Table 4).
 
 Images are kept as uint8 (N, H, W, 3); :func:`as_float` converts a batch to [0, 1].
 Corpora are cached under ``$FACELAB_CACHE`` (default ``~/.cache/facelab``)/tddfa.
