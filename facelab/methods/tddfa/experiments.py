@@ -273,8 +273,11 @@ def main(argv=None) -> int:
         refuse_existing(files)
     torch.set_num_threads(args.threads)
     result = run(Scale(steps=args.steps), args.seeds, args.options)
-    result["command"] = " ".join(["python -m facelab.methods.tddfa.experiments",
-                                  *(argv if argv is not None else sys.argv[1:])])
+    given = list(argv if argv is not None else sys.argv[1:])
+    for i, a in enumerate(given[:-1]):  # the output folder is not part of what was run
+        if a == "--out":
+            given[i + 1] = "DIR"
+    result["command"] = " ".join(["python -m facelab.methods.tddfa.experiments", *given])
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_path(files[0], overwrite=True) as tmp:
         tmp.write_text(json.dumps(result, indent=1))
