@@ -70,3 +70,22 @@ def test_committed_experiments_are_current():
                              for i in range(8))
     assert abs(motion - result["baselines"]["static: truth of frame 0"]["stability"]) < 1e-3
     assert "Paired NME differences" in experiments.summary_tables(result)
+
+
+def test_paired_difference_and_cli_refusals(tmp_path, capsys):
+    rows = [{"name": n, "seed": s, "v": v} for n, vals in (("a", (1.0, 2.0, 3.0)),
+                                                          ("b", (2.0, 2.5, 4.5)))
+            for s, v in enumerate(vals)]
+    d = experiments.paired_difference(rows, "a", "b", lambda r: r["v"])
+    assert d["n"] == 3 and d["wins"] == 3 and abs(d["mean"] + 1.0) < 1e-12
+    assert d["ci"][0] < d["mean"] < d["ci"][1]  # t interval with 2 dof: [-2.24, +0.24]
+    assert abs(d["ci"][0] - (-1.0 - 4.302653 * 0.5 / 3 ** 0.5)) < 1e-4
+    with pytest.raises(ValueError, match="need >= 2 seeds"):
+        experiments.paired_difference(rows[:1] + rows[3:4], "a", "b", lambda r: r["v"])
+    for argv, match in ((["--out", str(tmp_path), "--options", "nope"], "--options: unknown"),
+                        (["--out", str(tmp_path), "--seeds", "0"], "--seeds"),
+                        (["--out", str(tmp_path), "--steps", "0"], "--steps")):
+        with pytest.raises(SystemExit):
+            experiments.main(argv)
+        err = capsys.readouterr().err
+        assert match in err and err.count("\n") == 1, err

@@ -265,12 +265,21 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     args = p.parse_args(argv)
-    check_count(args.steps, "--steps", minimum=1)
-    check_count(args.threads, "--threads", minimum=1)
-    refuse_package_path(args.out, name="--out")
-    files = [args.out / "experiments.json", args.out / "tables.txt"]
-    if not args.force:
-        refuse_existing(files)
+    try:  # every check before the corpus is built (minutes); errors in one line
+        check_count(args.steps, "--steps", minimum=1)
+        check_count(args.threads, "--threads", minimum=1)
+        if len(set(args.seeds)) < 2:
+            raise ValueError(f"--seeds: expected >= 2 distinct seeds, got {args.seeds}")
+        known = options(Scale(steps=args.steps))
+        if args.options is not None and set(args.options) - set(known):
+            raise ValueError(f"--options: unknown {sorted(set(args.options) - set(known))}; "
+                             f"known {list(known)}")
+        refuse_package_path(args.out, name="--out")
+        files = [args.out / "experiments.json", args.out / "tables.txt"]
+        if not args.force:
+            refuse_existing(files)
+    except (ValueError, FileExistsError) as exc:
+        p.error(str(exc))
     torch.set_num_threads(args.threads)
     result = run(Scale(steps=args.steps), args.seeds, args.options)
     given = list(argv if argv is not None else sys.argv[1:])
