@@ -72,6 +72,21 @@ def test_committed_experiments_are_current():
     assert "Paired NME differences" in experiments.summary_tables(result)
 
 
+def test_committed_sgd_experiment_records_its_run():
+    """Algorithm 1 with plain gradient steps (--optimizer sgd): same model, >= 3 seeds."""
+    path = experiments.RESULTS.parent / "experiments_sgd.json"
+    result = json.loads(path.read_text())
+    assert result["model"]["digest"] == tddfa_model().digest()
+    assert "--optimizer sgd" in result["command"] and result["scale"]["optimizer"] == "sgd"
+    rows = result["rows"]
+    assert all(r["config"]["optimizer"] == "sgd" for r in rows)
+    assert all(sum(r["name"] == n for r in rows) >= 3 for n in {r["name"] for r in rows})
+    meta = [r for r in rows if r["name"] == "Meta-joint"]
+    assert all(len(r["choices"]) == r["config"]["steps"] // r["config"]["look_ahead"]
+               for r in meta)
+    assert "Paired NME differences" in experiments.summary_tables(result)
+
+
 def test_paired_difference_and_cli_refusals(tmp_path, capsys):
     rows = [{"name": n, "seed": s, "v": v} for n, vals in (("a", (1.0, 2.0, 3.0)),
                                                           ("b", (2.0, 2.5, 4.5)))

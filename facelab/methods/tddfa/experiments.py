@@ -62,7 +62,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "experiments.json"
 @dataclass(frozen=True)
 class Scale:
     """Sizes of the experiment. steps: *advanced* steps of the short options (meta-joint's
-    blocks advance one step per two gradient steps); the "2x" options get 2 * steps."""
+    blocks advance one step per two gradient steps); the "2x" options get 2 * steps.
+    optimizer: "adam" (per-branch state) or "sgd" (Algorithm 1 line 8's plain steps, for
+    every option)."""
 
     steps: int = 300
     batch_size: int = 18
@@ -71,13 +73,15 @@ class Scale:
     lr: float = 2e-3
     eval_every: int = 60
     eval_faces: int = 128
+    optimizer: str = "adam"
 
 
 def options(scale: Scale) -> dict[str, TrainConfig]:
     """The rows of the fair meta-joint test and of the stability test (name -> config)."""
     base = TrainConfig(loss="fwpdc", lrr=False, video=False, steps=scale.steps,
                        batch_size=scale.batch_size, width=scale.width, lr=scale.lr,
-                       look_ahead=scale.look_ahead, eval_every=scale.eval_every)
+                       look_ahead=scale.look_ahead, eval_every=scale.eval_every,
+                       optimizer=scale.optimizer)
     two = 2 * scale.steps
     return {
         "fWPDC": base,
@@ -262,6 +266,8 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--steps", type=int, default=Scale.steps)
     p.add_argument("--options", nargs="+", default=None, help="subset of the option names")
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    p.add_argument("--lr", type=float, default=Scale.lr)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     args = p.parse_args(argv)
@@ -281,7 +287,8 @@ def main(argv=None) -> int:
     except (ValueError, FileExistsError) as exc:
         p.error(str(exc))
     torch.set_num_threads(args.threads)
-    result = run(Scale(steps=args.steps), args.seeds, args.options)
+    result = run(Scale(steps=args.steps, optimizer=args.optimizer, lr=args.lr), args.seeds,
+                 args.options)
     given = list(argv if argv is not None else sys.argv[1:])
     for i, a in enumerate(given[:-1]):  # the output folder is not part of what was run
         if a == "--out":
