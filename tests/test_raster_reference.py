@@ -278,6 +278,9 @@ def test_rasterize_numpy_in_numpy_out():
     (lambda v, f: (v.int(), f, 8, 8), TypeError, "screen_verts: expected float32 or float64"),
     (lambda v, f: (v.masked_fill(v > 3, float("nan")), f, 8, 8), ValueError, "NaN"),
     (lambda v, f: (v.masked_fill(v > 3, float("inf")), f, 8, 8), ValueError, "NaN/Inf"),
+    (lambda v, f: (v.masked_fill(v > 3, 1e13), f, 8, 8), ValueError,
+     r"screen_verts: expected \|coordinates\| <= 1e\+12, got a value of magnitude 1e\+13"),
+    (lambda v, f: (v.masked_fill(v > 3, -1e13).double(), f, 8, 8), ValueError, "magnitude"),
     (lambda v, f: (v, f + 100, 8, 8), ValueError, r"faces: expected indices in \[0, 9\)"),
     (lambda v, f: (v, f - 5, 8, 8), ValueError, "faces"),
     (lambda v, f: (v, f[:, :2], 8, 8), ValueError, r"faces: expected \(F, 3\)"),
@@ -291,6 +294,35 @@ def test_rasterize_bad_input(bad, err, match):
     args = bad(torch.tensor(v)[None], torch.tensor(f))
     with pytest.raises(err, match=match):
         R.rasterize(*args)
+
+
+def test_bad_vertices_raise_in_vertex_visibility_too():
+    v, f = grid_mesh(3, 4.0)
+    verts = torch.tensor(v)[None].masked_fill(torch.tensor(v)[None] > 3, float("nan"))
+    with pytest.raises(ValueError, match="screen_verts: expected finite values"):
+        R.vertex_visibility(verts, torch.tensor(f), 8, 8)
+
+
+def test_outputs_held_by_a_caller_are_never_recycled():
+    """The CPU path recycles output arrays only once nothing refers to them."""
+    v, f = grid_mesh(3, 4.0)
+    verts, faces = torch.tensor(v, dtype=torch.float32)[None], torch.tensor(f)
+    first = R.rasterize(verts, faces, 10, 10)
+    kept = first.bary[0, 2:]  # a view keeps the storage alive
+    saved = kept.clone()
+    ptr = first.bary.data_ptr()
+    del first
+    second = R.rasterize(verts + 0.3, faces, 10, 10)
+    assert second.bary.data_ptr() != ptr  # still referenced through the view
+    assert torch.equal(kept, saved)
+    ptr2 = second.bary.data_ptr()
+    del second
+    third = R.rasterize(verts, faces, 10, 10)
+    assert third.bary.data_ptr() == ptr2  # nobody held the second call's outputs: recycled
+    fi, bary, depth = rasterize_reference(v[None].astype(np.float32), f, 10, 10)
+    np.testing.assert_array_equal(third.face_index.numpy(), fi)
+    np.testing.assert_array_equal(third.bary.numpy(), bary)
+    np.testing.assert_array_equal(third.depth.numpy(), depth)
 
 
 def test_face_validation_is_cached_per_tensor_but_sees_edits():

@@ -74,13 +74,25 @@ def _check_face_indices(faces_t: torch.Tensor, n_vert: int) -> None:
     _FACES_CHECKED[id(faces_t)] = key
 
 
+def _check_vertex_values(verts) -> None:
+    """Raise ValueError for NaN/Inf vertices or coordinates beyond ``MAX_SCREEN_COORD``."""
+    check_finite(verts, name="screen_verts")
+    check_bounded(verts, MAX_SCREEN_COORD, name="screen_verts", what="coordinates")
+
+
 def _check_mesh(screen_verts, faces):
-    """Validate (B, V, 3) finite float vertices and (F, 3) in-range faces; return tensors."""
+    """Validate (B, V, 3) float vertices and (F, 3) in-range faces; return tensors.
+
+    The vertex *values* (finite, bounded) of CUDA tensors are checked here; those of CPU
+    tensors by the Numba vertex pass that runs first in ``_rasterize_tensors`` (same errors,
+    raised before any triangle is rasterized, no separate pass and no torch intra-op threads,
+    which stalled the 2-thread path for milliseconds on a loaded machine).
+    """
     verts, was_numpy = as_tensor(screen_verts, name="screen_verts")
     check_floating(verts, name="screen_verts")
     dims = check_shape(verts, "B V 3", name="screen_verts")
-    check_finite(verts, name="screen_verts")
-    check_bounded(verts, MAX_SCREEN_COORD, name="screen_verts", what="coordinates")
+    if verts.is_cuda:
+        _check_vertex_values(verts)
     faces_t, _ = as_tensor(faces, name="faces")
     check_shape(faces_t, "F 3", name="faces")
     _check_face_indices(faces_t, dims["V"])
@@ -123,12 +135,18 @@ def _rasterize_tensors(verts, faces, height, width, perspective_correct, cull_ba
 
         out = cuda.rasterize_cuda(verts, faces, height, width, perspective_correct,
                                   cull_backfaces, near_z)
+        nonfinite = True
     else:
-        out = tuple(torch.from_numpy(a) for a in cpu.rasterize_numba(
+        *out, bad, nonfinite = cpu.rasterize_numba_counts(
             verts.numpy(), faces.cpu().numpy(), height, width, perspective_correct,
-            cull_backfaces, near_z))
+            cull_backfaces, near_z, MAX_SCREEN_COORD)
+        if bad:
+            _check_vertex_values(verts)
+            raise ValueError(f"screen_verts: {bad} vertices have NaN/Inf coordinates or ones "
+                             f"beyond {MAX_SCREEN_COORD:g}")  # not reached: the line above raises
+        out = tuple(torch.from_numpy(a) for a in out)
     face_index, bary, depth = out
-    if not (bool(torch.isfinite(bary).all()) and bool(torch.isfinite(depth).all())):
+    if nonfinite and not (bool(torch.isfinite(bary).all()) and bool(torch.isfinite(depth).all())):
         bad = int((~torch.isfinite(bary).all(-1) | ~torch.isfinite(depth)).sum())
         raise ValueError(f"screen_verts: {bad} pixels got non-finite barycentrics or depth "
                          "from nearly degenerate triangles; scale the coordinates to "

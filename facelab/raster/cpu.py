@@ -20,6 +20,7 @@ Parallelism (``parallel=True``) is race-free by construction:
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import numpy as np
@@ -31,6 +32,7 @@ from facelab.numba_cache import serial_twin
 
 __all__ = [
     "rasterize_numba",
+    "rasterize_numba_counts",
     "pixel_barycentrics_numba",
     "interpolate_forward_numba",
     "interpolate_backward_numba",
@@ -87,27 +89,36 @@ def _pixel_range(lo, hi, size):
 
 
 # --------------------------------------------------------------------------------- rasterize
-def _vertex_pixel_ranges_py(verts, height, width, ranges):
+def _vertex_pixel_ranges_py(verts, height, width, limit, ranges):
     """Per vertex, the ends of ``_pixel_range`` for a bounding box starting/ending there:
     ranges[b, v] = (first column, last column, first row, last row) (B, V, 4) int32.
+    Returns how many vertices have a coordinate that is NaN, Inf or beyond ``limit`` in
+    magnitude (their ranges are meaningless: the caller raises before rasterizing).
 
     ceil/floor and the clamps are monotone, so a triangle's pixel range is the min of its
     vertices' firsts and the max of their lasts — exactly ``_pixel_range`` of its bounding
     box — computed once per vertex instead of once per triangle corner.
     """
     B, V = verts.shape[0], verts.shape[1]
+    bad = 0
     for task in prange(B):
         for v in range(V):
+            if not (abs(verts[task, v, 0]) <= limit and abs(verts[task, v, 1]) <= limit
+                    and abs(verts[task, v, 2]) <= limit):
+                bad += 1  # NaN compares false: counted too
+                continue
             x = np.float64(verts[task, v, 0]) - 0.5
             y = np.float64(verts[task, v, 1]) - 0.5
             ranges[task, v, 0] = int(min(max(np.ceil(x), 0.0), float(width)))
             ranges[task, v, 1] = int(max(min(np.floor(x), width - 1.0), -1.0))
             ranges[task, v, 2] = int(min(max(np.ceil(y), 0.0), float(height)))
             ranges[task, v, 3] = int(max(min(np.floor(y), height - 1.0), -1.0))
+    return bad
 
 
 def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
-                        perspective_correct, one, n_bands, zbuffer, face_index, bary, depth):
+                        perspective_correct, one, n_bands, zbuffer, face_index, bary, depth,
+                        nonfinite):
     """One pass: depth test, and where a triangle wins, its barycentrics and depth.
 
     One task per (batch item, band of rows); a task owns its rows of all four buffers
@@ -115,12 +126,15 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
     clears them, and walks every triangle in increasing id, skipping those whose rows miss its
     band (strict ``<`` on the float32 depth key keeps the smaller id on ties). So each pixel's
     winner is exactly the sequential reference's, with no private buffers and no merge.
+    nonfinite[task] (B * n_bands,) counts winning writes with a NaN/Inf barycentric or depth
+    (0 means every output is finite, so the caller needs no pass over the outputs).
     """
     B, F = verts.shape[0], faces.shape[0]
     H, W = face_index.shape[1], face_index.shape[2]
     rows = -(-H // n_bands)
     zero = one - one
     for task in prange(B * n_bands):
+        nonfinite[task] = 0
         b = task // n_bands
         r_lo = (task - b * n_bands) * rows
         r_hi = min(H, r_lo + rows) - 1  # inclusive; empty when r_lo > r_hi
@@ -186,6 +200,8 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
                         bary[b, i, j, 1] = b1
                         bary[b, i, j, 2] = b2
                         depth[b, i, j] = d
+                        if not np.isfinite(b0 + b1 + b2 + d):  # NaN/Inf in any of them
+                            nonfinite[task] += 1
 
 
 # --------------------------------------------------------------------------------- interpolate
@@ -332,7 +348,8 @@ def _band_count(batch: int) -> int:
     return 1 if batch >= threads else -(-threads // batch)
 
 
-_scratch = threading.local()  # per Python thread: the z-buffer, reused between calls
+_scratch = threading.local()  # per Python thread: z-buffer and output arrays between calls
+_POOL_SHAPES = 4  # output sets kept per thread (one per (B, H, W, dtype), least recent out)
 
 
 def _zbuffer(shape: tuple) -> np.ndarray:
@@ -343,30 +360,84 @@ def _zbuffer(shape: tuple) -> np.ndarray:
     return buf
 
 
+def _reference_counts(arrays: tuple) -> list:
+    return [sys.getrefcount(a) for a in arrays]
+
+
+# what _reference_counts reports for arrays only a tuple refers to (tuple, loop, argument)
+_POOL_REFS = max(_reference_counts((np.empty(0),)))
+
+
+def _unreferenced(arrays: tuple) -> bool:
+    """True when only the pool's tuple refers to each array (callers dropped them all)."""
+    return max(_reference_counts(arrays)) <= _POOL_REFS
+
+
+def _outputs(B: int, H: int, W: int, dtype) -> tuple:
+    """``(face_index (B, H, W) int64, bary (B, H, W, 3), depth (B, H, W))``, contents undefined.
+
+    The arrays of an earlier call with the same shapes are handed out again once nothing
+    outside this pool refers to them any more: a tensor made by ``torch.from_numpy`` (and any
+    view of it, or NumPy array made from it) keeps the array referenced, so outputs a caller
+    still holds are never overwritten. Reuse saves the page faults of a fresh multi-megabyte
+    allocation on every call (7 MB at 512², which malloc returns to the system on free).
+    """
+    pool = getattr(_scratch, "outputs", None)
+    if pool is None:
+        pool = _scratch.outputs = {}
+    key = (B, H, W, np.dtype(dtype).str)
+    arrays = pool.pop(key, None)
+    if arrays is None or not _unreferenced(arrays):
+        arrays = (np.empty((B, H, W), dtype=np.int64), np.empty((B, H, W, 3), dtype=dtype),
+                  np.empty((B, H, W), dtype=dtype))
+    pool[key] = arrays  # most recent last
+    while len(pool) > _POOL_SHAPES:
+        pool.pop(next(iter(pool)))
+    return arrays
+
+
+def rasterize_numba_counts(verts: np.ndarray, faces: np.ndarray, height: int, width: int,
+                           perspective_correct: bool, cull_backfaces: bool, near: float,
+                           coord_limit: float = np.inf):
+    """``rasterize_numba`` that also checks values on the way, for the public API.
+
+    Returns ``(face_index, bary, depth, bad_vertices, nonfinite_writes)``: bad_vertices
+    counts vertices with a NaN/Inf coordinate or one beyond ``coord_limit`` (then nothing was
+    rasterized and the outputs are undefined: the caller raises); nonfinite_writes > 0 when
+    some pixel may hold a non-finite barycentric or depth (the caller checks the outputs).
+    The vertex pass does this in the loop that snaps pixel ranges, and the rasterizer counts
+    non-finite winners as it writes them, so no extra pass over the data is needed.
+    """
+    dtype = verts.dtype
+    one = dtype.type(1)
+    B = verts.shape[0]
+    ranges = np.empty((B, verts.shape[1], 4), dtype=np.int32)
+    face_index, bary, depth = _outputs(B, height, width, dtype)
+    bad = _variant(vertex_pixel_ranges, B)(verts, height, width, float(coord_limit), ranges)
+    if bad:
+        return face_index, bary, depth, int(bad), 0
+    xs, ys = _pixel_centres(width, dtype), _pixel_centres(height, dtype)
+    n_bands = _band_count(B)
+    nonfinite = np.empty(B * n_bands, dtype=np.int64)
+    _variant(rasterize_bands, B * n_bands)(
+        verts, faces, ranges, xs, ys, dtype.type(near), cull_backfaces, perspective_correct, one,
+        n_bands, _zbuffer((B, height, width)), face_index, bary, depth, nonfinite)
+    return face_index, bary, depth, 0, int(nonfinite.sum())
+
+
 def rasterize_numba(verts: np.ndarray, faces: np.ndarray, height: int, width: int,
                     perspective_correct: bool, cull_backfaces: bool, near: float):
     """Numba rasterizer on validated NumPy inputs (same contract as ``rasterize_reference``).
 
     verts: (B, V, 3) float32/float64 C-contiguous; faces: (F, 3) int64; near: resolved
-    (``reference.resolve_near``). Returns fresh ``(face_index, bary, depth)`` NumPy arrays.
+    (``reference.resolve_near``). Returns ``(face_index, bary, depth)`` NumPy arrays, new or
+    recycled from an earlier call that nobody refers to any more (``_outputs``).
     One pass over the triangles (no resolve pass); with fewer batch items than threads each
     item's rows are split into bands, one task each, which all walk the triangle list and
     skip those outside their rows: race-free and exactly the sequential winner.
     """
-    dtype = verts.dtype
-    one = dtype.type(1)
-    B = verts.shape[0]
-    face_index = np.empty((B, height, width), dtype=np.int64)
-    bary = np.empty((B, height, width, 3), dtype=dtype)
-    depth = np.empty((B, height, width), dtype=dtype)
-    xs, ys = _pixel_centres(width, dtype), _pixel_centres(height, dtype)
-    ranges = np.empty((B, verts.shape[1], 4), dtype=np.int32)
-    _variant(vertex_pixel_ranges, B)(verts, height, width, ranges)
-    n_bands = _band_count(B)
-    _variant(rasterize_bands, B * n_bands)(
-        verts, faces, ranges, xs, ys, dtype.type(near), cull_backfaces, perspective_correct, one,
-        n_bands, _zbuffer((B, height, width)), face_index, bary, depth)
-    return face_index, bary, depth
+    return rasterize_numba_counts(verts, faces, height, width, perspective_correct,
+                                  cull_backfaces, near)[:3]
 
 
 def pixel_barycentrics_numba(verts, face_index, faces, perspective_correct):
