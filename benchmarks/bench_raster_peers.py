@@ -15,8 +15,13 @@ Issue 15's protocol: each workload's implementations run alternately in one proc
 * ``open3d``: ``RaycastingScene.cast_rays``, one orthographic ray per pixel centre (when
   ``open3d`` imports).
 
-Workloads: a 38k-vertex face-like grid (76k triangles) at 120², 224², 512²; the built-in
-"bfm" model at 224²; the teaching model at 512². Correctness beside each timing: the share of
+Workloads: a 38k-vertex face-like grid (37.5k triangles) at 120², 224², 512²; the built-in
+"bfm" model at 224²; the teaching model at 512²; and "38k grid 224² batch 16": 16 poses in
+one call, every time divided by 16 (per frame; bbox-c and Open3D run the 16 frames one by one),
+with ``api ÷ api-b1`` the paired ratio of batch-1 to batch-16 per-frame time (> 1: batching
+pays). With several ``--threads`` the rows also give ``÷ 1 thread``: the same implementation's
+1-thread time over this one, paired by round (``--threads`` runs all thread counts in every
+round, alternating, so load hits them alike). Correctness beside each timing: the share of
 pixels covered by both on which facelab's face id equals the C baseline's (they differ only
 where an edge passes exactly through a pixel centre, which the top-left rule decides).
 
@@ -109,6 +114,7 @@ def grid_mesh(n=138):
 def workloads():
     v, f = grid_mesh()
     out = [(f"38k grid {s}²", v, f, s) for s in (120, 224, 512)]
+    out.append(("38k grid 224² batch 16", v, f, 224))
     try:
         from facelab.model.registry import load_model
 
@@ -135,46 +141,82 @@ def open3d_peer(sv, faces, size, threads):
     return lambda: scene.cast_rays(rays, nthreads=threads)
 
 
-def run(threads: int, rounds: int) -> list[dict]:
-    numba.set_num_threads(threads)
-    torch.set_num_threads(threads)
+def _batch(v, size, n):
+    """(n, V, 3) float32 screen vertices: n yaws around the default pose."""
+    return np.stack([screen_verts(v, size, yaw=0.25 + 0.02 * k) for k in range(n)]).astype(
+        np.float32)
+
+
+def run(thread_counts: list, rounds: int, only: str | None = None) -> list[dict]:
+    """Every workload; per round every implementation at every thread count, alternating."""
     bbox = c_baseline()
     rows = []
     for name, v, faces, size in workloads():
-        sv = np.ascontiguousarray(screen_verts(v, size).astype(np.float32))
+        if only and only not in name:
+            continue
+        batch = 16 if name.endswith("batch 16") else 1
+        svb = np.ascontiguousarray(_batch(v, size, batch))
+        sv = svb[0]
         faces64 = np.ascontiguousarray(faces, dtype=np.int64)
         faces32 = np.ascontiguousarray(faces, dtype=np.int32)
-        verts_t, faces_t = torch.from_numpy(sv)[None], torch.from_numpy(faces64)
-        verts_np = sv[None]
-        fns = {"api": lambda vt=verts_t, ft=faces_t, s=size: fl.rasterize(vt, ft, s, s),
-               "kernel": lambda vn=verts_np, f=faces64, s=size: cpu.rasterize_numba(
-                   vn, f, s, s, False, False, -np.inf)}
+        verts_t, faces_t = torch.from_numpy(svb), torch.from_numpy(faces64)
+        fns = {}
+        for threads in thread_counts:
+            def use(fn, t=threads):
+                def call():
+                    numba.set_num_threads(t)
+                    torch.set_num_threads(t)
+                    return fn()
+                return call
+            fns[("api", threads)] = use(lambda vt=verts_t, ft=faces_t, s=size: fl.rasterize(
+                vt, ft, s, s))
+            fns[("kernel", threads)] = use(lambda vn=svb, f=faces64, s=size: cpu.rasterize_numba(
+                vn, f, s, s, False, False, -np.inf))
+            if batch > 1:
+                v1 = verts_t[:1].contiguous()
+                fns[("api-b1", threads)] = use(lambda vt=v1, ft=faces_t, s=size: fl.rasterize(
+                    vt, ft, s, s))
+            peer = open3d_peer(sv, faces32, size, threads) if batch == 1 else None
+            if peer is not None:
+                fns[("open3d", threads)] = peer
         zbuf = np.empty((size, size), np.float32)
         tri = np.empty((size, size), np.int32)
         bary = np.empty((size, size, 3), np.float32)
         if bbox is not None:
-            ptr = [a.ctypes.data_as(ctypes.c_void_p) for a in (sv, faces32, zbuf, tri, bary)]
+            ptrs = [[a.ctypes.data_as(ctypes.c_void_p) for a in (svb[k], faces32, zbuf, tri,
+                                                                  bary)] for k in range(batch)]
             n_faces, c_size = ctypes.c_int(len(faces32)), ctypes.c_int(size)
-            fns["bbox-c"] = lambda p=ptr, n=n_faces, s=c_size: bbox(p[0], p[1], n, s, s, p[2],
-                                                                    p[3], p[4])
-        peer = open3d_peer(sv, faces32, size, threads)
-        if peer is not None:
-            fns["open3d"] = peer
+
+            def run_bbox(ptrs=ptrs, n=n_faces, s=c_size):
+                for p in ptrs:
+                    bbox(p[0], p[1], n, s, s, p[2], p[3], p[4])
+            fns[("bbox-c", 1)] = run_bbox
         times = interleaved(fns, rounds=rounds, warmup=3)
+        times = {k: t / (1 if k[0] == "api-b1" else batch) for k, t in times.items()}
         check = ""
         if bbox is not None:
-            ours = cpu.rasterize_numba(verts_np, faces64, size, size, False, False, -np.inf)[0][0]
+            ours = cpu.rasterize_numba(svb, faces64, size, size, False, False, -np.inf)[0][-1]
+            run_bbox(ptrs[-1:])
             both = (ours >= 0) & (tri >= 0)
             check = (f"ids = bbox-c on {100 * float((ours[both] == tri[both]).mean()):.3f} % "
                      f"of {int(both.sum())} px")
         load = load_average()
-        for impl in fns:
-            med, p10, p90 = quantiles(1e3 * times[impl])
-            ratio = {ref: paired_ratio(times[impl], times[ref]) for ref in ("kernel", "api")}
-            rows.append(dict(benchmark="rasterize", workload=name, threads=threads, impl=impl,
-                             median_ms=med, p10_ms=p10, p90_ms=p90, ratio_to="kernel",
-                             ratio=ratio["kernel"], ratio_api=ratio["api"], check=check,
-                             load=load, faces=len(faces)))
+        if ("bbox-c", 1) in times:  # serial: the same times stand beside every thread count
+            serial = times.pop(("bbox-c", 1))
+            times.update({("bbox-c", threads): serial for threads in thread_counts})
+        for (impl, threads), t in times.items():
+            med, p10, p90 = quantiles(1e3 * t)
+            ratio = paired_ratio(t, times[("kernel", threads)])
+            ratio_api = paired_ratio(t, times[("api", threads)])
+            row = dict(benchmark="rasterize", workload=name, threads=threads, impl=impl,
+                       median_ms=med, p10_ms=p10, p90_ms=p90, ratio_to="kernel", ratio=ratio,
+                       ratio_api=ratio_api, check=check, load=load, faces=len(faces),
+                       batch=batch)
+            if (impl, 1) in times and threads != 1 and impl != "bbox-c":
+                row["speedup_vs_1_thread"] = paired_ratio(times[(impl, 1)], t)
+            if ("api-b1", threads) in times and impl == "api":
+                row["b1_over_b16"] = paired_ratio(times[("api-b1", threads)], t)
+            rows.append(row)
     return rows
 
 
@@ -182,16 +224,20 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--rounds", type=int, default=25)
+    ap.add_argument("--only", help="run the workloads whose name contains this")
     ap.add_argument("--json", help="write the rows here (for run_all.py)")
     args = ap.parse_args(argv)
-    rows = []
-    for threads in args.threads:
-        for r in run(threads, args.rounds):
-            rows.append(r)
-            m, lo, hi = r["ratio"]
-            print(f"{r['workload']:>20} thr {threads} {r['impl']:>7}: {r['median_ms']:7.2f} ms "
-                  f"[{r['p10_ms']:.2f}, {r['p90_ms']:.2f}], ÷ kernel {m:5.2f} [{lo:.2f}, {hi:.2f}]"
-                  f"; {r['check']}; load {r['load']:.2f}", flush=True)
+    rows = run(args.threads, args.rounds, args.only)
+    for r in rows:
+        m, lo, hi = r["ratio"]
+        extra = ""
+        if "speedup_vs_1_thread" in r:
+            extra += " ÷ 1 thread {:.2f} [{:.2f}, {:.2f}]".format(*r["speedup_vs_1_thread"])
+        if "b1_over_b16" in r:
+            extra += " b1 ÷ b16 {:.2f} [{:.2f}, {:.2f}]".format(*r["b1_over_b16"])
+        print(f"{r['workload']:>22} thr {r['threads']} {r['impl']:>7}: {r['median_ms']:7.2f} ms "
+              f"[{r['p10_ms']:.2f}, {r['p90_ms']:.2f}], ÷ kernel {m:5.2f} [{lo:.2f}, {hi:.2f}]"
+              f"{extra}; {r['check']}; load {r['load']:.2f}", flush=True)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh)
