@@ -390,6 +390,38 @@ def _closest_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray,
     return np.select([k[:, None] for k in conditions], choices, default=interior)
 
 
+def _nearest_candidates(q: np.ndarray, owner: np.ndarray, cand: np.ndarray, tri: np.ndarray,
+                        best: tuple) -> None:
+    """Solve the (query, triangle) pairs ``(owner, cand)`` and keep, per query, the nearest in
+    ``best = (d2 (N,), point (N, 3), face (N,))`` (updated in place)."""
+    if len(cand) == 0:
+        return
+    t = tri[cand]  # (M, 3, 3)
+    pts = _closest_on_triangles(q[owner], t[:, 0], t[:, 1], t[:, 2])  # (M, 3)
+    d2 = ((pts - q[owner]) ** 2).sum(1)  # (M,)
+    order = np.lexsort((d2, owner))  # by query, then by distance
+    first = order[np.unique(owner[order], return_index=True)[1]]  # each query's nearest pair
+    who = owner[first]
+    better = d2[first] < best[0][who]
+    who, first = who[better], first[better]
+    best[0][who], best[1][who], best[2][who] = d2[first], pts[first], cand[first]
+
+
+def _ball_pairs(tree, q: np.ndarray, radius: np.ndarray, chunk: int):
+    """(owner, index) pairs of every tree point within ``radius`` (N,) of each query."""
+    owners, cands = [], []
+    for s in range(0, len(q), chunk):
+        lists = tree.query_ball_point(q[s: s + chunk], radius[s: s + chunk])
+        counts = np.fromiter((len(c) for c in lists), dtype=np.int64, count=len(lists))
+        if counts.sum() == 0:
+            continue
+        cands.append(np.concatenate([np.asarray(c, dtype=np.int64) for c in lists]))
+        owners.append(np.repeat(np.arange(s, s + len(lists)), counts))
+    if not cands:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(owners), np.concatenate(cands)
+
+
 def closest_points(points, verts, faces, *, chunk: int = 4096):
     """The closest point on a triangle mesh's surface to each query point (exact).
 
@@ -401,10 +433,12 @@ def closest_points(points, verts, faces, *, chunk: int = 4096):
     and the index into ``faces`` of the triangle it lies on. NumPy in, NumPy out; computed in
     float64 on the CPU, not differentiable.
 
-    Exact candidate search: the nearest *vertex* (scipy cKDTree) bounds the answer, d <= d_v,
-    and every point of triangle t lies within R_t of its centroid, so only triangles whose
-    centroid is within d_v + max_t R_t of the query can hold a closer point; each candidate is
-    solved in closed form (Ericson 2005, Sec. 5.1.5) and the nearest kept.
+    Exact search: the triangles around each query's nearest vertex (scipy cKDTree) give an
+    upper bound d of the answer; every point of triangle t lies within R_t of its centroid,
+    so only triangles whose centroid is within d + R_t of the query can hold a closer point.
+    Triangles are grouped by R_t (powers of two, one centroid tree per group) so a few large
+    triangles do not widen every query. Each candidate is solved in closed form (Ericson 2005,
+    Sec. 5.1.5) and the nearest kept.
     """
     from scipy.spatial import cKDTree
 
@@ -427,33 +461,36 @@ def closest_points(points, verts, faces, *, chunk: int = 4096):
     qn = q.detach().cpu().double().numpy()  # (N, 3)
     vn = v.detach().cpu().double().numpy()  # (V, 3)
     fn = f.detach().cpu().numpy().astype(np.int64)  # (F, 3)
-    used = np.unique(fn)
+    n = len(qn)
     tri = vn[fn]  # (F, 3, 3)
     centroid = tri.mean(1)  # (F, 3)
-    reach = np.sqrt(((tri - centroid[:, None]) ** 2).sum(-1)).max()  # max_t R_t
-    d_vertex, _ = cKDTree(vn[used]).query(qn)  # (N,) distance to the nearest used vertex
-    tree = cKDTree(centroid)
-    closest = np.empty_like(qn)
-    distance = np.empty(len(qn))
-    face = np.empty(len(qn), dtype=np.int64)
-    for s in range(0, len(qn), chunk):
-        qs = qn[s: s + chunk]  # (n, 3)
-        lists = tree.query_ball_point(qs, d_vertex[s: s + chunk] * (1 + 1e-9) + reach + 1e-9)
-        counts = np.fromiter((len(c) for c in lists), dtype=np.int64, count=len(lists))
-        cand = np.concatenate([np.asarray(c, dtype=np.int64) for c in lists])  # (M,)
-        owner = np.repeat(np.arange(len(qs)), counts)  # (M,) query of each candidate
-        t = tri[cand]  # (M, 3, 3)
-        pts = _closest_on_triangles(qs[owner], t[:, 0], t[:, 1], t[:, 2])  # (M, 3)
-        d2 = ((pts - qs[owner]) ** 2).sum(1)  # (M,)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        best = np.minimum.reduceat(d2, starts)  # (n,) every query has >= 1 candidate
-        # the first candidate attaining each query's minimum
-        hit = np.flatnonzero(d2 == best[owner])
-        first = hit[np.unique(owner[hit], return_index=True)[1]]
-        closest[s: s + len(qs)] = pts[first]
-        distance[s: s + len(qs)] = np.sqrt(best)
-        face[s: s + len(qs)] = cand[first]
-    out = (torch.from_numpy(closest).to(device=device, dtype=dtype),
-           torch.from_numpy(distance).to(device=device, dtype=dtype),
-           torch.from_numpy(face).to(device))
+    reach = np.sqrt(((tri - centroid[:, None]) ** 2).sum(-1)).max(1)  # (F,) R_t
+    # 1. the triangles around the nearest used vertex: an exact upper bound
+    corner = fn.ravel()  # (3F,)
+    order = np.argsort(corner, kind="stable")
+    starts = np.searchsorted(corner[order], np.arange(len(vn) + 1))  # CSR over vertices
+    used = np.unique(corner)
+    _, near = cKDTree(vn[used]).query(qn)
+    near = used[np.asarray(near, dtype=np.int64)]  # (N,) vertex ids
+    counts = starts[near + 1] - starts[near]  # >= 1: a used vertex has a triangle
+    owner = np.repeat(np.arange(n), counts)
+    offset = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+    cand = order[starts[near][owner] + offset] // 3
+    best = (np.full(n, np.inf), np.empty_like(qn), np.zeros(n, dtype=np.int64))
+    _nearest_candidates(qn, owner, cand, tri, best)
+    # 2. every triangle that could be closer, by size group
+    bound = np.sqrt(best[0]) * (1 + 1e-9) + 1e-9  # (N,)
+    group = np.floor(np.log2(np.maximum(reach, 1e-12))).astype(np.int64)
+    for gid in np.unique(group):
+        members = np.flatnonzero(group == gid)
+        owner, local = _ball_pairs(cKDTree(centroid[members]), qn,
+                                   bound + reach[members].max(), chunk)
+        cand = members[local]
+        # the exact per-triangle bound prunes before solving
+        keep = (((qn[owner] - centroid[cand]) ** 2).sum(1)
+                <= (bound[owner] + reach[cand]) ** 2)
+        _nearest_candidates(qn, owner[keep], cand[keep], tri, best)
+    out = (torch.from_numpy(best[1]).to(device=device, dtype=dtype),
+           torch.from_numpy(np.sqrt(best[0])).to(device=device, dtype=dtype),
+           torch.from_numpy(best[2]).to(device))
     return tuple(like_input(o, was_numpy) for o in out)

@@ -219,7 +219,7 @@ def _fit_similarity(source: np.ndarray, target: np.ndarray, with_scale: bool):
 
 
 def scan_to_mesh_error(scan, scan_landmarks, verts, faces, mesh_landmarks, *,
-                       icp_iterations: int = 50, scale: bool = True, tol: float = 1e-6):
+                       icp_iterations: int = 50, scale: bool = True, tol: float = 1e-4):
     """Scan-to-mesh distance of a predicted face, the NoW benchmark's protocol.
 
     Sanyal et al., "Learning to regress 3D face shape and expression from an image without 3D
@@ -231,7 +231,8 @@ def scan_to_mesh_error(scan, scan_landmarks, verts, faces, mesh_landmarks, *,
     2. ICP refines it: each scan point's closest point on the predicted surface
        (:func:`facelab.mesh.closest_points`), then the similarity (or rigid transform) that
        maps those surface points onto the scan points, repeated until the mean distance
-       changes by less than ``tol`` (relative) or ``icp_iterations`` are done;
+       falls by less than ``tol`` (relative, or ``tol`` x 1e-3 of the scan's extent absolute),
+       rises, or ``icp_iterations`` are done;
     3. the error of every scan point is its distance to the closest point on the aligned
        surface (triangle interiors and edges, not only vertices).
 
@@ -244,7 +245,7 @@ def scan_to_mesh_error(scan, scan_landmarks, verts, faces, mesh_landmarks, *,
         ``verts[model.landmarks[idx]]``).
     icp_iterations: int >= 0 (0: landmark alignment only). scale: let ICP change the scale
         (False: rigid ICP after the landmark similarity).
-    tol: relative change of the mean distance that stops ICP.
+    tol: relative decrease of the mean distance that stops ICP.
 
     Returns a :class:`ScanError` (median, mean, std in the scan's units, and the per-point
     distances). Inputs may be torch or NumPy; everything returned is NumPy float64.
@@ -276,6 +277,7 @@ def scan_to_mesh_error(scan, scan_landmarks, verts, faces, mesh_landmarks, *,
     aligned = _apply(s_tot, r_tot, t_tot, v)
     closest, dist, _ = closest_points(sc, aligned, fn)
     iterations = 0
+    floor = tol * 1e-3 * float(np.linalg.norm(sc.max(0) - sc.min(0)))  # absolute, scan units
     for _ in range(icp_iterations):
         ds, dr, dt = _fit_similarity(closest, sc, with_scale=scale)
         moved = _apply(ds, dr, dt, aligned)
@@ -284,9 +286,9 @@ def scan_to_mesh_error(scan, scan_landmarks, verts, faces, mesh_landmarks, *,
             break
         iterations += 1
         s_tot, r_tot, t_tot = ds * s_tot, dr @ r_tot, ds * dr @ t_tot + dt
-        change = (dist.mean() - d_new.mean()) / max(dist.mean(), 1e-300)
+        drop = dist.mean() - d_new.mean()
         aligned, closest, dist = moved, c_new, d_new
-        if change < tol:
+        if drop < tol * (dist.mean() + drop) or drop < floor:
             break
     return ScanError(median=float(np.median(dist)), mean=float(dist.mean()),
                      std=float(dist.std()), distances=dist, closest=closest,
