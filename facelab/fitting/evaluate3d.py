@@ -236,7 +236,10 @@ def format_table(data: dict) -> str:
                               for k in ("median", "mean", "std"))
             lines.append(f"{meth:<48} {y:>4.0f}  {cells}  {red:>12}")
     n = data["table"]["mean face"][str(data["yaws"][0])]["median"]["n"]
-    lines.append(f"(mean ± sd over {n} identities; {data['command']})")
+    words = data["command"].split()
+    keep = [w for i, w in enumerate(words)
+            if w != "--force" and w != "--out" and (i == 0 or words[i - 1] != "--out")]
+    lines.append(f"(mean ± sd over {n} identities; made by: {' '.join(keep)} --out DIR)")
     return "\n".join(lines)
 
 
