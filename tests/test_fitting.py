@@ -408,3 +408,22 @@ def test_adam_does_not_import_torch_dynamo():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "False"
+
+
+def test_refinement_stage(model, synthetic):
+    from facelab.fitting.refine import RefineSettings
+
+    short = dict(steps_pose=5, steps_shape=15, steps_color=10)
+    off = fit_image(synthetic["image"], model, synthetic["landmarks"], callback=History(),
+                    settings=FitSettings(**short, refine=None))
+    zero = fit_image(synthetic["image"], model, synthetic["landmarks"], callback=History(),
+                     settings=FitSettings(**short, refine=RefineSettings(steps=0)))
+    assert torch.equal(off.verts, zero.verts)  # no steps: exactly the three-stage fit
+    on = fit_image(synthetic["image"], model, synthetic["landmarks"], callback=History(),
+                   settings=FitSettings(**short, refine=RefineSettings(steps=15)))
+    assert len(on.history["photo"]) == 10 + 15 and len(on.history["land"]) == 20 + 15
+    assert on.losses["photo"] < off.losses["photo"]  # the pixels moved the geometry too
+    assert not torch.equal(on.id_coeffs, off.id_coeffs)
+    with pytest.raises(TypeError, match="settings.refine"):
+        fit_image(synthetic["image"], model, synthetic["landmarks"],
+                  settings=FitSettings(refine={"steps": 3}))

@@ -61,7 +61,7 @@ def test_point_triangle_hand_computed():
     c_t, d_t, _ = closest_points(torch.tensor(points, dtype=torch.float32),
                                  torch.tensor(TRIANGLE, dtype=torch.float32),
                                  torch.tensor(ONE_FACE))
-    assert d_t.dtype == torch.float32
+    assert d_t.dtype == torch.float32 and isinstance(c_t, torch.Tensor)
     np.testing.assert_allclose(d_t.numpy(), expected, atol=1e-6)
 
 

@@ -241,6 +241,9 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
     settings = FitSettings() if settings is None else settings
     if not isinstance(settings, FitSettings):
         raise TypeError(f"settings: expected FitSettings, got {type(settings).__name__}")
+    if settings.refine is not None and not isinstance(settings.refine, RefineSettings):
+        raise TypeError(f"settings.refine: expected RefineSettings or None, got "
+                        f"{type(settings.refine).__name__}")
     if not fit_identity and init is None:
         raise ValueError("fit_identity: False needs init=FitResult with the identity to keep")
     t_start = time.perf_counter()
