@@ -40,6 +40,7 @@ def test_file_records_its_origin_and_meets_the_goal(model, results):
     assert set(results["fit_settings"]) == set(E.METHODS[1:])
 
 
+@pytest.mark.slow
 def test_one_case_reproduces(model, results):
     stored = next(c for c in results["cases"] if c["seed"] == 0 and c["yaw"] == 30.0)
     row = E.evaluate_case(model, 0, 30.0, {E.DEFAULT_METHOD: FitSettings()})
