@@ -33,7 +33,7 @@ LAYERS = [
                          "facelab.image_io", "facelab.figures"]),
     ("applications", ["facelab.data", "facelab.landmarks", "facelab.fitting",
                       "facelab.command_errors", "facelab.warmup"]),
-    ("methods", ["facelab.methods"]),
+    ("methods", ["facelab.methods", "facelab.methods.motion_prior"]),
     ("interfaces", ["facelab.widgets", "facelab.cli", "facelab.fit_cli", "facelab.annotate_cli",
                     "facelab"]),
 ]

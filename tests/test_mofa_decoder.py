@@ -177,7 +177,8 @@ def test_loss_values(dtype):
     img, _ = fl.render(d, H, W)
     lms = d.screen_verts[:, m.landmarks, :2]
     out = mofa_loss(d, lay.split(code), img, m, landmarks=lms, config=MofaLossConfig(land=1.0))
-    assert set(out) == {"total", "photo", "land", "reg"}
+    assert set(out) == {"total", "photo", "land", "reg", "sil", "pose"}
+    assert float(out["sil"]) == 0.0 and float(out["pose"]) == 0.0  # additions off by default
     assert float(out["land"]) == pytest.approx(0.0, abs=1e-6)
     parts = lay.split(code)
     reg = ((parts.id**2).sum(1) + 1.7e-3 * (parts.albedo**2).sum(1)

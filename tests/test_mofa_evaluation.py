@@ -45,8 +45,10 @@ def test_aligned_error_zero_for_scaled_translated_copy():
 def test_ground_truth_code_has_zero_error(model, batch):
     code = code_from_batch(batch, CodeLayout.for_model(model))
     err = reconstruction_errors(code, batch, model)
-    assert set(err) == {"geometry_mm", "photometric", "landmark_px", "landmark_px_240"}
+    assert set(err) == {"geometry_mm", "photometric", "coverage", "landmark_px",
+                        "landmark_px_240"}
     assert all(v.shape == (3,) for v in err.values())
+    assert float(err["coverage"].min()) > 0.999
     assert float(err["geometry_mm"].max()) < 1e-3
     assert float(err["landmark_px"].max()) < 1e-3
     assert float(err["photometric"].max()) < 0.05  # bilinear sampling of the render only
@@ -72,3 +74,23 @@ def test_fit_optimization_lowers_photometric_error(model, batch):
     assert after["photometric"] < before["photometric"]
     with pytest.raises(ValueError, match="steps"):
         FitConfig(steps=0)
+
+
+def test_photometric_error_is_measured_on_the_true_face_region(model, batch):
+    """A face shrunk far from the camera covers little of the true face: its photometric
+    error (true visible face region) is large, though Eq. 8 over its own visible vertices is
+    small (it samples only a few skin pixels)."""
+    from facelab.methods.mofa.evaluation import collapse_diagnostics
+
+    layout = CodeLayout.for_model(model)
+    gt = code_from_batch(batch, layout)
+    far = gt.clone()
+    far[:, layout.slices["translation"].start + 2] *= 4.0  # 4x farther: 1/16 of the area
+    truth = reconstruction_errors(gt, batch, model)
+    shrunk = reconstruction_errors(far, batch, model)
+    assert bool((shrunk["coverage"] < 0.2).all())
+    assert bool((shrunk["photometric"] > truth["photometric"] + 0.05).all())
+    diag = collapse_diagnostics(far, batch, model)
+    assert bool((diag["area_ratio"] < 0.15).all()) and bool((diag["inside"] > 0.9).all())
+    assert torch.allclose(diag["yaw_deg"], diag["true_yaw_deg"], atol=1e-3)
+    assert torch.equal(diag["id0"], gt[:, 0])

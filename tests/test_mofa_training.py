@@ -26,19 +26,23 @@ def test_ground_truth_code_decodes_to_the_corpus(model):
 
 
 @pytest.mark.slow
-def test_short_training_lowers_heldout_errors(model):
-    """With the landmark surrogate (the photometric-only loss alone collapses to a degenerate
-    pose on this corpus, see the MoFA notebook), 80 steps on 64 images suffice."""
+def test_short_training_lowers_heldout_errors():
+    """The full recipe (paper's loss + silhouette + pose prior + balanced landmarks, version 2
+    of the built-in model): 80 steps on 64 images already move away from the mean face in
+    the right direction, without collapsing (the 400-step runs are in the ablation)."""
+    from facelab.methods.mofa.loss import recipe_loss
+
+    model = fl.load_model("synthetic", "teaching", version=2)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # reductions in another order give another (short) trajectory
     try:
-        torch.manual_seed(0)
         held_out = make_test_batch(model, count=8, size=64)
-        before = mean_errors(reconstruction_errors(MofaEncoder()(held_out["image"]), held_out,
-                                                   model))
+        layout = fl.methods.mofa.CodeLayout.for_model(model)
+        before = mean_errors(reconstruction_errors(MofaEncoder(layout, z_scale=10.0)(
+            held_out["image"]), held_out, model))
         history = History()
-        config = TrainConfig(steps=80, batch_size=8, corpus_size=64, lr=1e-3, log_every=10,
-                             surrogate=True, z_scale=50.0)
+        config = TrainConfig(steps=80, batch_size=8, corpus_size=64, log_every=10,
+                             loss=recipe_loss(sil=True, pose=True, land=True))
         encoder, hist = train(model, config, callback=history)
         with torch.no_grad():
             after = mean_errors(reconstruction_errors(encoder(held_out["image"]), held_out,
@@ -46,13 +50,12 @@ def test_short_training_lowers_heldout_errors(model):
     finally:
         torch.set_num_threads(threads)
     assert history.ended and len(history) == 9 and hist.steps == history.steps
-    assert set(history.losses) >= {"total", "photo", "land", "reg", "seconds"}
-    # measured: photometric 0.248 -> 0.225, landmarks 4.87 -> 4.40 px (1 thread; 0.221 and
-    # 4.47 px on 2). The 3D error barely moves in 80 steps (22.93 -> 22.74 mm; 22.92 on 2
-    # threads), so it is only required not to get worse; notebook 01 trains for longer.
-    assert after["photometric"] < 0.95 * before["photometric"]
+    assert set(history.losses) >= {"total", "photo", "land", "reg", "sil", "pose", "seconds"}
+    # measured (1 thread): landmarks 4.33 -> 3.83 px, geometry 22.30 -> 21.23 mm, coverage
+    # 0.83 -> 0.79 (the paper's loss alone drops coverage below 0.3 in 200 steps, notebook 01)
     assert after["landmark_px"] < 0.95 * before["landmark_px"]
-    assert after["geometry_mm"] < 1.02 * before["geometry_mm"]
+    assert after["geometry_mm"] < before["geometry_mm"]
+    assert after["coverage"] > 0.6  # no collapse
 
 
 def test_bad_config():

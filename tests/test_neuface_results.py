@@ -14,7 +14,7 @@ import torch
 
 import facelab as fl
 from facelab.data.talking import TalkingHeadConfig, synthesize_clip
-from facelab.methods.neuface.experiments import RESULTS, run_config
+from facelab.methods.neuface.experiments import RESULTS, TIMING, run_config
 from facelab.methods.neuface.pretrain import load_phi
 from facelab.model.provenance import check_model
 
@@ -83,3 +83,19 @@ def test_table3_orderings(results):
 def test_fig4_mpve_ordering(results):
     r = lambda row: _mean(results, row, "mpve")  # noqa: E731
     assert r("full") < r("baseline") < r("phi")
+
+
+def test_timing_of_the_papers_clips(setup):
+    """results/timing.json (``--timing``): 120 frames with 1 and 7 views, made from model v1,
+    each NeuFace run doing its job (NME far below Φ's) in less CPU time than the paper's GPU
+    minutes (2.5 and 8)."""
+    model, _, _ = setup
+    timing = json.loads(TIMING.read_text())
+    check_model(timing["model"], model, what="results/timing.json", retrain=timing["command"])
+    paper = timing["paper_minutes_gpu"]
+    for name, minutes in (("1 view(s)", paper["1 view"]), ("7 view(s)", paper["7 views"])):
+        clip = timing["clips"][name]
+        assert clip["frames"] == 120 and clip["images"] == 120 * clip["views"]
+        assert clip["neuface"]["nme"] < 0.5 * clip["phi"]["nme"]
+        assert clip["cpu_seconds"] < 60 * minutes
+        assert set(clip["timing"]) == {"setup", "network", "losses", "backward", "final"}

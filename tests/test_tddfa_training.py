@@ -1,5 +1,7 @@
 """Tests for facelab.methods.tddfa training, backbone, regressor I/O and the CLI entry."""
 
+import math
+
 import pytest
 import torch
 
@@ -109,8 +111,16 @@ def test_regressor_save_load_roundtrip(data, tmp_path):
 
     stats = fit_param_stats(c["params"].double()).to(dtype=torch.float32)
     path = tmp_path / "w.pt"
-    save_pretrained(path, net, stats, {"image_size": SIZE, "resolution": "teaching"})
+    from facelab.model.provenance import model_record
+
+    bare = tmp_path / "bare.pt"  # no model record: legacy, version 1 only
+    save_pretrained(bare, net, stats, {"image_size": SIZE, "resolution": "teaching"})
+    with pytest.raises(ValueError, match="version 1"):
+        load_pretrained(bare, model=model)
+    save_pretrained(path, net, stats, {"image_size": SIZE, "resolution": "teaching",
+                                       "model": model_record(model), "model_version": 2})
     reg = load_pretrained(path, model=model)
+    assert load_pretrained(path).model.digest() == model.digest()  # default: the recorded one
     assert isinstance(reg, TDDFARegressor)
     x = torch.rand(2, SIZE, SIZE, 3)
     out = reg.reconstruct(x)
@@ -148,3 +158,77 @@ def test_regressor_dense_matches_reconstruct(data):
     reg = TDDFARegressor(MobileNetRegressor(width=0.25), stats, model, SIZE)
     torch.testing.assert_close(reg.dense(c["params"][:4]), reconstruct_dense(model, c["params"][:4]),
                                atol=1e-3, rtol=1e-5)
+
+
+def test_meta_joint_branches_keep_their_own_optimiser_state(data, monkeypatch):
+    """Algorithm 1: both branches start each block from the kept weights, but the Adam
+    moments stay per branch (VDC's larger gradients never enter fWPDC's state)."""
+    import facelab.methods.tddfa.training as T
+
+    model, c = data
+    seen = []
+    real_sync = T._sync
+
+    def spy(dst, src):
+        real_sync(dst, src)
+        seen.append((dst, src))
+
+    monkeypatch.setattr(T, "_sync", spy)
+    made = []
+    real_opt = T._optimizer
+
+    def spy_opt(net, cfg):
+        o = real_opt(net, cfg)
+        made.append(o)
+        return o
+
+    monkeypatch.setattr(T, "_optimizer", spy_opt)
+    cfg = TrainConfig(loss="meta_joint", lrr=False, video=False, steps=6, batch_size=4,
+                      width=0.25, look_ahead=3)
+    res = train_tddfa(model, c, cfg, callback=History())
+    assert len(made) == 2 and len(seen) == 2 and res.grad_steps == 12
+    for dst, src in seen:  # weights equal after each sync
+        for a, b in zip(dst.state_dict().values(), src.state_dict().values(), strict=True):
+            torch.testing.assert_close(a, b)
+    (fa, va) = ([s["exp_avg_sq"] for s in o.state.values()] for o in made)
+    ratio = sum(float(v.sum()) for v in va) / sum(float(f.sum()) for f in fa)
+    assert ratio > 2.0, ratio  # VDC's second moments are much larger: not shared
+
+
+def test_meta_test_batch_is_disjoint_from_meta_train(data):
+    from facelab.methods.tddfa.training import _Sampler
+
+    _model, c = data
+    picked = []
+
+    class Spy(_Sampler):
+        def _take(self, idx):
+            picked.append(idx.clone())
+            return super()._take(idx)
+
+    s = Spy(c, 8, True, torch.Generator().manual_seed(0))  # 4 clips of 2 frames per batch
+    train, test = s.block(5)
+    assert len(train) == 5 and test[0].shape == (8, SIZE, SIZE, 3)
+    ids = torch.cat(picked)
+    assert ids.numel() == 24 and ids.unique().numel() == 24
+    with pytest.raises(ValueError, match="distinct samples per block"):
+        s.block(20)
+
+
+def test_random_selector_sgd_and_curves(data):
+    model, c = data
+    cfg = TrainConfig(loss="meta_joint", lrr=False, video=False, steps=8, batch_size=4,
+                      width=0.25, look_ahead=2, selector="random", optimizer="sgd",
+                      lr=1e-3, eval_every=4)
+    held = {k: v[:8] for k, v in c.items()}
+    a = train_tddfa(model, c, cfg, callback=History(), eval_data=held)
+    b = train_tddfa(model, c, cfg, callback=History(), eval_data=held)
+    assert a.choices == b.choices and len(a.choices) == 4
+    assert a.history["eval_grad_steps"] == [0, 4, 8, 12, 16]
+    assert all(math.isfinite(x) for x in a.history["eval_vdc"])
+    with pytest.raises(ValueError, match="eval_data"):
+        train_tddfa(model, c, cfg, callback=History())
+    with pytest.raises(ValueError, match="selector"):
+        TrainConfig(selector="best")
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="rmsprop")

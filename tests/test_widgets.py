@@ -273,6 +273,36 @@ def test_explorer_image_matches_form_and_render(explorer, model):
     explorer.reset()
 
 
+def test_explorer_paints_the_texture_maps_of_a_textured_model():
+    """The built-in head (texture-space albedo): the explorer's image is ``fl.render``'s
+    textured picture of the sliders' parameters (clamped), the reflectance maps are formed
+    from the slider modes and reused until an albedo slider moves."""
+    import facelab as fl
+    from facelab.widgets import static
+
+    head = fl.load_model("synthetic", "teaching", version=2)
+    ex = ModelExplorer(head, n_id=2, n_exp=2, n_albedo=3, image_size=96, view_size=120)
+    assert ex.textured
+    ex.sliders["id_0"].value = 1.0
+    ex.sliders["albedo_1"].value = -1.5
+    ex.sliders["yaw"].value = 20.0
+    camera, _ = fl.default_camera(1, 96, 96)
+    with torch.no_grad():
+        formed = fl.form(head, ex.face_params(), camera)
+        ref, mask = fl.render(formed, 96, 96, background=torch.tensor(static.BACKGROUND))
+        flat, _ = fl.render(formed, 96, 96, texture=False,
+                            background=torch.tensor(static.BACKGROUND))
+    np.testing.assert_allclose(ex.image, ref[0].clamp(0, 1).numpy(), atol=1e-5)
+    assert np.abs(ex.image - flat[0].clamp(0, 1).numpy())[mask[0].numpy()].max() > 0.05
+    maps = ex._cache["albedo_texture"]
+    ex.sliders["pitch"].value = 5.0  # geometry: the maps are reused
+    assert ex._cache["albedo_texture"] is maps
+    ex.sliders["albedo_0"].value = 1.0  # albedo: formed again
+    assert ex._cache["albedo_texture"] is not maps
+    np.testing.assert_allclose(ex._cache["albedo_texture"][0].numpy(),
+                               head.albedo_map(ex.face_params().albedo)[0].numpy(), atol=1e-5)
+
+
 def test_explorer_update_time_recorded(explorer):
     n = len(explorer.update_ms)
     explorer.sliders["roll"].value = 5.0

@@ -1,5 +1,6 @@
-"""The papers' methods, one package each: ``mofa``, ``multilevel``, ``tddfa``, ``dualnet`` and
-``neuface`` today (``motion_prior`` is planned).
+"""The papers' methods, one package each: ``mofa``, ``multilevel``, ``tddfa``, ``dualnet``,
+``neuface`` and ``motion_prior`` (HuMoR-Face, NeuFace Sec. 5.1: a prior over face motion, which
+works on NeuFace's annotations rather than on images).
 
 Each method is an adapter onto facelab's one image-formation core: a layout that turns the
 paper's parameter vector into ``(facelab.FaceParams, camera)`` (MoFA's

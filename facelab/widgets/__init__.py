@@ -6,6 +6,7 @@
   (NeuFace Fig. 3); :func:`vertex_gradient`, :func:`gradient_magnitude`.
 * :class:`ConvergencePlot` — live loss curves, a :class:`facelab.progress.Callback`.
 * :class:`MotionPlayer` — play / scrub (T, V, 3) sequences side by side.
+* :class:`MotionLatentExplorer` — one latent dimension of a motion prior under a slider.
 * :class:`NeighborGraphView` — pick a vertex, see its k-NN neighbours and weights (Fan et al.).
 * :func:`mesh_image` / :func:`mesh_figure` — static renders for scripts and CI.
 
@@ -24,6 +25,7 @@ __all__ = [
     "GradientView",
     "MeshView",
     "ModelExplorer",
+    "MotionLatentExplorer",
     "MotionPlayer",
     "NeighborGraphView",
     "gradient_magnitude",
@@ -43,6 +45,7 @@ _WHERE = {
     "MeshView": "viewer",
     "show_mesh": "viewer",
     "ModelExplorer": "explorer",
+    "MotionLatentExplorer": "latent",
     "MotionPlayer": "motion",
     "NeighborGraphView": "neighbors",
     "mesh_figure": "static",

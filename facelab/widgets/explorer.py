@@ -8,8 +8,16 @@ same posed geometry in model space (rotated by the head pose) with the shaded co
 
 An update is staged: moving a geometry slider (identity, expression, jaw, head pose) recomputes
 vertices, normals and the rasterizer's fragments; moving an appearance slider (albedo, light)
-reuses the cached fragments and only re-shades and re-interpolates. Widgets are built once
-and updated in place.
+reuses the posed geometry and only re-shades and re-renders. Widgets are built once and
+updated in place.
+
+A model with texture-space albedo (``model.has_texture``, the built-in head) is rendered
+textured, as :func:`facelab.render` paints pictures: per pixel, the reflectance map looked up
+at the interpolated UV times the interpolated SH irradiance, so pupils, lids and lips are as
+sharp as the 256^2 maps whatever the mesh resolution. The reflectance map ``mean + E_alb b``
+(MoFA Eq. 3 per texel) is formed from the slider modes only (the others are 0) and only when
+an albedo slider moves. The 3D view shows per-vertex colours (the maps sampled at the
+vertices, shaded).
 
 Light is set as a teacher thinks of it — a direction (azimuth, elevation), an intensity, an
 ambient level and a colour — and turned into the 9 x 3 SH coefficients by
@@ -103,6 +111,8 @@ class ModelExplorer:
         view: the :class:`MeshView`; ``view.geometry.attributes["position"].array`` is the
             current (V, 3) mesh buffer, replaced in place on every update.
         image: (H, W, 3) float32 NumPy, the current render; image_widget: its ``ipywidgets.Image``.
+        textured: True when the image paints the model's albedo texture maps (see the module
+            docstring), False for per-vertex colours (models without maps).
         widget: the whole panel. update_ms: durations of the updates so far (ms).
     Setting a slider's ``.value`` updates everything synchronously.
     """
@@ -129,6 +139,10 @@ class ModelExplorer:
         self._suspended = False
         self._rng = torch.Generator().manual_seed(check_int(seed, name="seed", minimum=0))
         self.update_ms: list[float] = []
+        self.textured = self.model.has_texture
+        if self.textured:  # the slider modes' maps, contiguous: (Ht, Wt, 3), (Ht, Wt, 3, n)
+            self._tex_mean = self.model.albedo_texture
+            self._tex_modes = self.model.albedo_texture_basis[..., :self.n_albedo].contiguous()
 
         self.sliders: dict = {}
         self._groups: dict[str, list[str]] = {g: [] for g in _GROUPS}
@@ -321,7 +335,8 @@ class ModelExplorer:
     # -------------------------------------------------------------- evaluation
     @torch.no_grad()
     def _evaluate(self, geometry: bool) -> None:
-        """Form and render the sliders' face (an adapter on :func:`facelab.form`).
+        """Form and render the sliders' face (an adapter on :func:`facelab.form` and
+        :func:`facelab.render`).
 
         ``geometry`` False (albedo/light sliders): the previous formation's geometry is reused
         (``form(..., geometry=)``) and the 3D view's positions and normals stay.
@@ -336,14 +351,31 @@ class ModelExplorer:
         ev["formed"] = formed
         colors = formed.colors.clamp(0.0, 1.0)  # (1, V, 3), MoFA Eq. 4, displayable
         s = self.image_size
-        image, _ = render(formed, s, s, colors=colors,
-                          background=torch.tensor(static.BACKGROUND))
+        background = torch.tensor(static.BACKGROUND)
+        if self.textured:
+            image, _ = render(formed, s, s, texture=self.albedo_texture(params.albedo),
+                              background=background)
+            image = image.clamp(0.0, 1.0)
+        else:
+            image, _ = render(formed, s, s, colors=colors, background=background)
         self.image = image[0].numpy()  # (H, W, 3) float32
         ev["landmarks_2d"] = formed.landmarks_2d[0].numpy()  # (68, 2) pixels
         if geometry or "verts_view" not in ev:
             ev["verts_view"] = (formed.verts @ params.rotation.transpose(1, 2))[0]  # (V, 3)
             ev["normals_view"] = formed.normals[0] * _FLIP  # back to model axes
         ev["colors"] = colors[0]
+
+    def albedo_texture(self, albedo: torch.Tensor) -> torch.Tensor:
+        """(1, Ht, Wt, 3) reflectance maps of the slider coefficients ``albedo`` (1, n_albedo):
+        ``mean + E_alb[:, :n_albedo] b`` (MoFA Eq. 3 per texel), kept until the coefficients
+        change (geometry and light moves reuse it). Textured models only."""
+        key = tuple(albedo.reshape(-1)[: self.n_albedo].tolist())
+        ev = self._cache
+        if ev.get("albedo_key") != key:
+            b = albedo.reshape(-1)[: self.n_albedo].to(self._tex_modes.dtype)  # (n,)
+            ev["albedo_texture"] = (self._tex_mean + self._tex_modes @ b)[None]
+            ev["albedo_key"] = key
+        return ev["albedo_texture"]
 
     def update(self, geometry: bool = True) -> float:
         """Recompute and push to the widgets; returns the update's duration in ms."""

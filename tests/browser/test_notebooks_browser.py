@@ -460,7 +460,8 @@ EXPECTED = {"00_foundations.ipynb": {"explorer": 1, "motion": 1, "mesh_view": 1}
             "02_multilevel.ipynb": {"explorer": 1, "convergence": 1},
             "03_3ddfa_v2.ipynb": {"convergence": 1},
             "04_dual_mrf.ipynb": {"mesh_view": 1},
-            "05_neuface.ipynb": {"convergence": 1, "gradients": 1, "motion": 1, "mesh_view": 1}}
+            "05_neuface.ipynb": {"convergence": 1, "gradients": 1, "motion": 1, "mesh_view": 1},
+            "06_motion_prior.ipynb": {"convergence": 1, "motion": 1}}
 
 
 ACTION_TIMEOUT_MS = 120_000

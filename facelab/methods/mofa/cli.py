@@ -1,7 +1,8 @@
 """``facelab train mofa``: train MoFA's encoder on the synthetic corpus and save small weights.
 
-    facelab train mofa                            # -> facelab-train/mofa_photo.pt
-    facelab train mofa --surrogate --z-scale 50   # -> facelab-train/mofa_surrogate.pt
+    facelab train mofa --recipe paper     # -> facelab-train/mofa_photo.pt (Eq. 8 + 10 only)
+    facelab train mofa --recipe full      # -> facelab-train/mofa_surrogate.pt (+ silhouette,
+                                          #    pose prior, balanced landmark surrogate)
 
 Weights go to a folder of the user's (``--out``, default ``facelab-train/`` in the current
 folder; the path is printed before training starts), never into the installed package: the
@@ -9,8 +10,10 @@ shipped ``facelab/weights/mofa_*.pt`` that ``facelab demo`` and the notebooks lo
 touched. An existing file is refused before training unless ``--force``; checkpoints are
 written atomically. Use trained weights with ``load_encoder(path)`` or
 ``facelab demo --mofa-weights PATH``. The committed weights were made by exactly these two
-commands (defaults = :class:`TrainConfig`, one thread) and copied into ``facelab/weights/``;
-each file's ``metadata`` holds its settings, training time and loss history.
+commands (defaults = :class:`TrainConfig`, version 2 of the built-in model, one thread) and
+copied into ``facelab/weights/``; each file's ``metadata`` holds the command, its settings, the
+model record (name, version, digest), training time, loss history and its errors on 16
+held-out images (re-checked by ``tests/test_mofa_weights.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from facelab.methods.mofa.training import TrainConfig, save_encoder, train
 
 #: Where ``facelab train mofa`` writes by default (relative to the current folder).
 DEFAULT_OUT_DIR = Path("facelab-train")
+#: Held-out images (seed 1) whose errors each weights file stores (tests re-check them).
+HELD_OUT_COUNT = 16
 
 __all__ = ["evaluate_main", "reconstruct_demo", "train_main"]
 
@@ -44,8 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=d.image_size)
     p.add_argument("--corpus-size", type=int, default=d.corpus_size)
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--recipe", choices=("paper", "full"), default="paper",
+                   help="paper: MoFA's unsupervised loss, Eq. 8 + 10 with the paper's weights "
+                        "(collapses on this corpus); full: + silhouette term, pose prior and the "
+                        "balanced landmark surrogate (see facelab.methods.mofa.loss)")
     p.add_argument("--surrogate", action="store_true",
-                   help="add the landmark surrogate loss (MoFA Eq. 9, w_land = 1)")
+                   help="add the landmark surrogate loss (MoFA Eq. 9) with the paper's w_land = 1 "
+                        "(recipe paper only)")
+    p.add_argument("--version", type=int, choices=(1, 2), default=2,
+                   help="built-in model version (default 2, the full head)")
     p.add_argument("--z-scale", type=float, default=d.z_scale,
                    help="mm of z translation per encoder output unit (MoFA's small z rate)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -66,8 +78,11 @@ def _validate(args) -> Path:
         check_count(value, option, minimum=minimum)
     check_rate(args.lr, "--lr", maximum=10.0)
     check_rate(args.z_scale, "--z-scale", maximum=1e6)
-    out = Path(args.out) if args.out else (
-        DEFAULT_OUT_DIR / f"mofa_{'surrogate' if args.surrogate else 'photo'}.pt")
+    if args.surrogate and args.recipe == "full":
+        raise ValueError("--surrogate: the full recipe already has the (balanced) landmark "
+                         "term; use it with --recipe paper")
+    named = "surrogate" if args.surrogate or args.recipe == "full" else "photo"
+    out = Path(args.out) if args.out else DEFAULT_OUT_DIR / f"mofa_{named}.pt"
     refuse_package_path(out, name="--out")
     if out.suffix != ".pt":
         raise ValueError(f"--out: expected a file name ending in .pt, got {str(out)!r}")
@@ -81,14 +96,20 @@ def train_main(argv=None) -> int:
     args = _parser().parse_args(argv)
     out = _validate(args)
     torch.set_num_threads(args.threads)
+    from facelab.methods.mofa.evaluation import mean_errors, reconstruction_errors, test_batch
+    from facelab.methods.mofa.loss import recipe_loss
+    from facelab.methods.mofa.training import load_encoder
     from facelab.model.provenance import model_record
     from facelab.model.registry import load_model
 
+    full = args.recipe == "full"
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                          image_size=args.image_size, corpus_size=args.corpus_size,
-                         seed=args.seed, surrogate=args.surrogate, z_scale=args.z_scale)
+                         seed=args.seed, surrogate=args.surrogate, z_scale=args.z_scale,
+                         loss=recipe_loss(sil=full, pose=full, land=full))
+    command = "facelab train mofa " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"facelab train mofa: writing weights to {out.resolve()}", flush=True)
-    model = load_model("synthetic", "teaching", version=1)
+    model = load_model("synthetic", "teaching", version=args.version)
     start = time.perf_counter()
 
     def checkpoint(encoder, step):  # keep the latest weights on disk during a long run
@@ -99,16 +120,27 @@ def train_main(argv=None) -> int:
     encoder, history = train(model, config, checkpoint=checkpoint)
     seconds = time.perf_counter() - start
     last = {k: v[-1] for k, v in history.losses.items()}
+    loss = config.loss_config
     meta = {"config": {k: getattr(config, k) for k in ("steps", "batch_size", "lr", "image_size",
                                                         "corpus_size", "seed", "surrogate",
                                                         "z_scale")},
-            "model": model_record(model), "threads": args.threads,
-            "train_seconds": round(seconds, 1), "final_losses": last,
+            "recipe": args.recipe, "loss": {k: getattr(loss, k) for k in
+                                            ("photo", "reg", "land", "sil", "pose")},
+            "command": command, "model": model_record(model), "version": args.version,
+            "threads": args.threads, "train_seconds": round(seconds, 1), "final_losses": last,
             "history": {"steps": history.steps,
                         **{k: [round(x, 6) for x in v] for k, v in history.losses.items()}}}
-    path = save_encoder(encoder, out, **meta)
+    path = save_encoder(encoder, out, half=True, **meta)
+    # held-out errors of the weights as saved (float16), stored for the staleness test
+    held = test_batch(model, count=HELD_OUT_COUNT, size=config.image_size)
+    with torch.no_grad():
+        saved = load_encoder(path, model)
+        errors = mean_errors(reconstruction_errors(saved(held["image"]), held, model))
+    meta["held_out"] = {"count": HELD_OUT_COUNT, "seed": 1,
+                        "errors": {k: round(v, 5) for k, v in errors.items()}}
+    path = save_encoder(encoder, out, half=True, **meta)
     print(json.dumps({"weights": str(path), "train_seconds": round(seconds, 1),
-                      "final_losses": last}, indent=1))
+                      "final_losses": last, "held_out": meta["held_out"]}, indent=1))
     return 0
 
 
@@ -123,12 +155,11 @@ def evaluate_main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     from facelab.methods.mofa.evaluation import format_table, run_evaluation
-    from facelab.methods.mofa.training import load_encoder
-    from facelab.model.registry import load_model
+    from facelab.methods.mofa.training import load_encoder, weights_model
 
-    model = load_model("synthetic", "teaching", version=1)
-    encoders = {"MoFA photometric only": load_encoder("photo", model),
-                "MoFA + landmark surrogate": load_encoder("surrogate", model)}
+    model = weights_model(load_encoder("photo"))
+    encoders = {"MoFA photometric only (paper loss)": load_encoder("photo", model),
+                "MoFA full recipe": load_encoder("surrogate", model)}
     rows = run_evaluation(model, encoders, count=args.count, fit_count=args.fit_count,
                           fit_steps=args.fit_steps)
     print(format_table(rows))
@@ -183,9 +214,11 @@ def reconstruct_demo(out_dir, *, weights: str = "surrogate", index: int = 0, sca
                      verbose: bool = True, overwrite: bool = True) -> dict:
     """Encode one held-out synthetic face with the committed MoFA encoder; save the figures.
 
-    out_dir: folder to write into (created). weights: "surrogate" (trained with the landmark
-    surrogate; the default, the committed model that reconstructs well) or "photo" (fully
-    unsupervised; collapses to a degenerate pose, see notebook 01), or a weights path.
+    out_dir: folder to write into (created). weights: "surrogate" (the full recipe: the paper's
+    loss + silhouette term + pose prior + balanced landmark surrogate; the default, the committed
+    model that reconstructs) or "photo" (the paper's unsupervised loss alone; collapses to a
+    small face on plain skin, see notebook 01), or a weights path. The model is the built-in
+    one the weights record (:func:`.training.weights_model`).
     index: which held-out test image (seed 1).
     scale: upscaling of the 64 px images in the PNGs (smooth, Lanczos; at least to
         :data:`facelab.figures.MIN_FIGURE_SIZE` pixels). The shading layers (geometry,
@@ -205,15 +238,14 @@ def reconstruct_demo(out_dir, *, weights: str = "surrogate", index: int = 0, sca
     from facelab.formation import render
     from facelab.methods.mofa.decoder import decode, render_layers
     from facelab.methods.mofa.evaluation import mean_errors, reconstruction_errors, test_batch
-    from facelab.methods.mofa.training import load_encoder
-    from facelab.model.registry import load_model
+    from facelab.methods.mofa.training import load_encoder, weights_model
 
     index = check_int(index, name="index", minimum=0)
     scale = check_int(scale, name="scale", minimum=1)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = load_model("synthetic", "teaching", version=1)
-    encoder = load_encoder(weights, model)
+    encoder = load_encoder(weights)
+    model = weights_model(encoder)  # the built-in model the weights were trained on
     size = encoder.image_size
     batch = {k: v[index:index + 1] for k, v in test_batch(model, index + 1, size).items()}
     with torch.no_grad():

@@ -32,12 +32,13 @@ from facelab._checks import check_int, check_positive
 from facelab.formation import DEFAULT_DISTANCE_MM, PICTURE_ANTIALIAS, Formation, form, render
 from facelab.lighting import sh_from_direction
 from facelab.methods.mofa.layout import CodeLayout
-from facelab.raster import vertex_visibility
+from facelab.raster import rasterize, vertex_visibility
 from facelab.shading import sh_shade
 
 __all__ = [
     "AMBIENT_OFFSET",
     "decode",
+    "face_region_pixels",
     "mean_face_code",
     "render_layers",
     "visible_vertices",
@@ -112,6 +113,29 @@ def visible_vertices(decoded: Formation, model, height: int, width: int, *,
     u, v, z = screen[..., 0], screen[..., 1], screen[..., 2]
     inside = (u >= 0) & (u < width) & (v >= 0) & (v < height) & (z > 0)
     return facing & inside & mask
+
+
+def face_region_pixels(screen_verts, model, height: int, width: int) -> torch.Tensor:
+    """The pixels where the model's *face region* is the nearest surface: (B, H, W) bool.
+
+    screen_verts: (B, V, 3) float (u, v, depth) pixels, y down (a Formation's
+        ``screen_verts``, predicted or the corpus' ground truth).
+    model: its MorphableModel; a triangle belongs to the face region when its three vertices
+        are in ``model.face_mask`` (on version 2, the full head, that leaves out scalp, ears,
+        neck and eyeballs, which still occlude).
+    height, width: image size in pixels.
+    Rasterizes the whole mesh (so occlusion is right) and keeps the face-region triangles.
+    Not differentiable. Used for the coverage diagnostics and the silhouette term of
+    :func:`.loss.mofa_loss` (on the ground truth: the role a face parser plays on photos).
+    """
+    height = check_int(height, name="height", minimum=1)
+    width = check_int(width, name="width", minimum=1)
+    screen = screen_verts.detach()
+    faces = model.faces.to(screen.device)
+    frags = rasterize(screen, faces, height, width, perspective_correct=True)
+    in_region = model.face_mask.to(screen.device)[faces].all(dim=1)  # (F,)
+    index = frags.face_index  # (B, H, W) int64, -1 where empty
+    return (index >= 0) & in_region[index.clamp(min=0)]
 
 
 def render_layers(decoded: Formation, height: int, width: int, *,

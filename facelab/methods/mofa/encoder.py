@@ -45,15 +45,20 @@ class MofaEncoder(nn.Module):
     hidden: units of the fully connected layer before the (zero-initialised) output layer.
     distance: camera distance (mm) of the initial, mean-face prediction. ambient: its gamma_0.
     z_scale: mm of z translation per unit of output (default 50). MoFA trains z with a 200x
-        smaller learning rate than the rest (Sec. 7); a small z_scale (e.g. 2.5) does the same
-        and keeps unsupervised training from shrinking the face into the skin region.
+        smaller learning rate than the rest (Sec. 7); a small z_scale (e.g. 2.5) does the same.
+        (It does not by itself stop the unsupervised collapse: the face then shrinks through
+        the identity coefficients instead; see :mod:`.loss`.)
+    reduce: channels of a 1x1 convolution between the last stage and the fully connected
+        layer (default 16), which keeps the fully connected layer (and the weights file)
+        small: ~0.17 M parameters instead of ~0.4 M; None: no reduction (older files).
     Holds parameters, so it is an ``nn.Module``; its configuration is saved with the weights
     (see :meth:`config`).
     """
 
     def __init__(self, layout: CodeLayout = MOFA_LAYOUT, image_size: int = 64, width: int = 16,
                  hidden: int = 128, distance: float = DEFAULT_DISTANCE,
-                 ambient: float = AMBIENT_OFFSET, z_scale: float = 50.0):
+                 ambient: float = AMBIENT_OFFSET, z_scale: float = 50.0,
+                 reduce: int | None = 16):
         super().__init__()
         if not isinstance(layout, CodeLayout):
             raise TypeError(f"layout: expected a CodeLayout, got {type(layout).__name__}")
@@ -71,9 +76,14 @@ class MofaEncoder(nn.Module):
         for cin, cout in itertools.pairwise(chans):
             layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False),
                        nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        self.reduce = None if reduce is None else check_int(reduce, name="reduce", minimum=1)
+        if self.reduce is not None:
+            layers += [nn.Conv2d(chans[-1], self.reduce, 1, bias=False),
+                       nn.BatchNorm2d(self.reduce), nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*layers)
         cells = (self.image_size // 16) ** 2
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(chans[-1] * cells, hidden),
+        last = chans[-1] if self.reduce is None else self.reduce
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(last * cells, hidden),
                                 nn.ReLU(inplace=True))
         self.head = nn.Linear(hidden, layout.size)
         nn.init.zeros_(self.head.weight)  # MoFA Sec. 7: last layer starts at zero
@@ -90,7 +100,8 @@ class MofaEncoder(nn.Module):
         lay = self.layout
         return {"layout": {"id": lay.id, "exp": lay.exp, "albedo": lay.albedo},
                 "image_size": self.image_size, "width": self.width, "hidden": self.hidden,
-                "distance": self.distance, "ambient": self.ambient, "z_scale": self.z_scale}
+                "distance": self.distance, "ambient": self.ambient, "z_scale": self.z_scale,
+                "reduce": self.reduce}
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """image: (B, H, W, 3) float in [0, 1], H = W = image_size. Returns (B, D) codes."""

@@ -6,7 +6,7 @@ backgrounds, generated on the fly from fixed seeds (MoFA Sec. 7 trains on 100k s
 for its ground-truth evaluation). Training reads only the images (and, with the surrogate,
 the 2D landmarks); the ground-truth parameters are kept for evaluation.
 
-    encoder, history = train(model, TrainConfig(steps=600, surrogate=False))
+    encoder, history = train(model, TrainConfig(loss=recipe_loss(sil=True, pose=True, land=True)))
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ import torch
 from facelab._checks import check_int, check_positive
 from facelab.atomic_io import atomic_path, refuse_package_path
 from facelab.data.faces import FaceSampling, SyntheticFaces
-from facelab.methods.mofa.decoder import decode
+from facelab.methods.mofa.decoder import decode, face_region_pixels
 from facelab.methods.mofa.encoder import MofaEncoder
 from facelab.methods.mofa.layout import CodeLayout
 from facelab.methods.mofa.loss import MofaLossConfig, mofa_loss
 from facelab.model.morphable import MorphableModel
 from facelab.progress import History, track
 
-__all__ = ["TrainConfig", "code_from_batch", "load_encoder", "mofa_sampling", "save_encoder",
-           "train", "training_corpus", "WEIGHTS_DIR"]
+__all__ = ["TrainConfig", "cached_corpus", "code_from_batch", "load_encoder", "mofa_sampling",
+           "save_encoder", "train", "weights_model", "training_corpus", "WEIGHTS_DIR"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 TRAIN_SEED, TEST_SEED = 0, 1
@@ -43,29 +43,34 @@ def mofa_sampling() -> FaceSampling:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Settings of :func:`train` (defaults: the committed run, ~10-15 min on one CPU core).
+    """Settings of :func:`train` (defaults: the committed runs and the ablation's, ~1-2 min on
+    one idle CPU core with version 2 of the built-in model).
 
     steps: optimiser steps. batch_size: images per step (MoFA: 5). lr: Adam learning rate
     (MoFA: AdaDelta, lr 0.1, 200k steps on a GPU). image_size: H = W of the corpus and encoder.
     corpus_size: distinct training images, cycled (rendered once, then cached as uint8).
     seed: corpus seed (samples depend only on (seed, index)) and weight-init seed.
-    surrogate: add the landmark surrogate loss (w_land = 1, MoFA Eq. 9) to the unsupervised
-    loss. loss: the :class:`MofaLossConfig` (paper weights); ``surrogate`` sets its ``land``.
+    surrogate: add the landmark surrogate loss with the paper's w_land = 1 (MoFA Eq. 9) when
+    ``loss.land`` is 0. loss: the :class:`MofaLossConfig` (default the paper's weights;
+    :func:`.loss.recipe_loss` adds the silhouette term, pose prior and balanced landmarks).
     log_every: report losses to the callback every this many steps.
-    z_scale: the encoder's mm of z translation per output unit (:class:`MofaEncoder`); 2.5
-    mimics MoFA's 200x smaller z learning rate. (The committed surrogate run used 50.)
+    z_scale: the encoder's mm of z translation per output unit (:class:`MofaEncoder`); small
+    values mimic MoFA's 200x smaller z learning rate. The same value for every compared run.
+    cosine: decay the learning rate to 0 along a half cosine over ``steps`` (short CPU runs
+    end far better settled than at a constant rate); False keeps it constant.
     """
 
-    steps: int = 600
+    steps: int = 400
     batch_size: int = 8
     lr: float = 2e-3
     image_size: int = 64
-    corpus_size: int = 640
+    corpus_size: int = 256
     seed: int = TRAIN_SEED
     surrogate: bool = False
     loss: MofaLossConfig = field(default_factory=MofaLossConfig)
     log_every: int = 10
-    z_scale: float = 2.5
+    z_scale: float = 10.0
+    cosine: bool = True
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "image_size", "corpus_size", "log_every"):
@@ -80,8 +85,11 @@ class TrainConfig:
 
     @property
     def loss_config(self) -> MofaLossConfig:
-        """The loss actually used: ``loss`` with w_land = 1 when ``surrogate`` else 0."""
-        return dataclasses.replace(self.loss, land=1.0 if self.surrogate else 0.0)
+        """The loss actually used: ``loss``, with the paper's binary w_land = 1 when
+        ``surrogate`` is set and ``loss.land`` is 0 (a balanced ``loss.land`` is kept)."""
+        if self.surrogate and self.loss.land == 0:
+            return dataclasses.replace(self.loss, land=1.0)
+        return self.loss
 
 
 def training_corpus(model, size: int = 64, length: int = 4000, seed: int = TRAIN_SEED):
@@ -106,15 +114,26 @@ class _CachedCorpus:
     def get(self, start: int) -> dict:
         if start not in self.store:
             b = self.dataset.batch(start, self.chunk)
+            size = b["image"].shape[1]
             self.store[start] = {"image": (b["image"] * 255).round().to(torch.uint8),
                                  "landmarks_2d": b["landmarks_2d"], "focal": b["focal"],
-                                 "principal": b["principal"]}
+                                 "principal": b["principal"],
+                                 "region": face_region_pixels(b["screen_verts"],
+                                                              self.dataset.model, size, size)}
         item = self.store[start]
         return dict(item, image=item["image"].float() / 255.0)
 
 
+def cached_corpus(model, config: TrainConfig) -> _CachedCorpus:
+    """The training corpus of ``config`` (size, length, seed), each batch rendered once and
+    kept (uint8 images, landmarks, intrinsics, face-region pixels); pass it to several
+    :func:`train` calls to render it only once."""
+    return _CachedCorpus(training_corpus(model.to(dtype=torch.float32), config.image_size,
+                                         config.corpus_size, config.seed), config.batch_size)
+
+
 def train(model, config: TrainConfig | None = None, *, encoder: MofaEncoder | None = None,
-          callback=None, checkpoint=None, checkpoint_every: int = 50):
+          callback=None, checkpoint=None, checkpoint_every: int = 50, corpus=None):
     """Train MoFA's encoder end to end through the decoder (MoFA Sec. 6 loss, Adam).
 
     model: the MorphableModel of the decoder (and of the corpus), e.g.
@@ -125,6 +144,7 @@ def train(model, config: TrainConfig | None = None, *, encoder: MofaEncoder | No
         ``facelab.widgets.ConvergencePlot()``); receives "total", "photo", "land", "reg".
     checkpoint: optional ``fn(encoder, step)`` called every ``checkpoint_every`` steps and at
         the end (e.g. to save weights during a long run).
+    corpus: a :func:`cached_corpus` of the same model and config to reuse (default: a new one).
 
     Returns ``(encoder, history)``: the trained encoder (eval mode) and a
     :class:`facelab.progress.History` with per-step losses and "seconds".
@@ -137,10 +157,14 @@ def train(model, config: TrainConfig | None = None, *, encoder: MofaEncoder | No
     if encoder is None:
         torch.manual_seed(config.seed)
         encoder = MofaEncoder(layout, image_size=config.image_size, z_scale=config.z_scale)
-    corpus = _CachedCorpus(training_corpus(model, config.image_size, config.corpus_size,
-                                           config.seed), config.batch_size)
+    if corpus is None:
+        corpus = cached_corpus(model, config)
+    elif not isinstance(corpus, _CachedCorpus) or corpus.chunk != config.batch_size:
+        raise ValueError("corpus: expected cached_corpus(model, config) of this config")
     loss_config = config.loss_config
     optimizer = torch.optim.Adam(encoder.parameters(), lr=config.lr)
+    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
+                if config.cosine else None)
     history = History()
     callbacks = [history] + ([] if callback is None else
                              (list(callback) if isinstance(callback, (list, tuple)) else
@@ -155,10 +179,13 @@ def train(model, config: TrainConfig | None = None, *, encoder: MofaEncoder | No
         decoded = decode(code, model, batch["focal"], batch["principal"], layout=layout,
                          shade=False)  # mofa_loss shades inside its fused op
         terms = mofa_loss(decoded, layout.split(code), batch["image"], model,
-                          config=loss_config, landmarks=batch["landmarks_2d"])
+                          config=loss_config, landmarks=batch["landmarks_2d"],
+                          region=batch["region"])
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         optimizer.step()
+        if schedule is not None:
+            schedule.step()
         if step % config.log_every == 0 or step == config.steps - 1:
             values = {k: float(v.detach()) for k, v in terms.items()}
             values["seconds"] = time.perf_counter() - start_time
@@ -174,24 +201,27 @@ def train(model, config: TrainConfig | None = None, *, encoder: MofaEncoder | No
     return encoder, history
 
 
-def save_encoder(encoder: MofaEncoder, path, **metadata) -> Path:
+def save_encoder(encoder: MofaEncoder, path, *, half: bool = False, **metadata) -> Path:
     """Save weights and constructor config (plus JSON-able ``metadata``) to ``path`` (.pt).
 
+    half: store the floating-point tensors as float16 (half the file; the committed weights
+    are saved so, and their stored metrics are measured with the float16 weights).
     Written atomically (a temporary file renamed into place, so an interrupted run
     keeps the previous checkpoint); a path inside the installed facelab package (the
     shipped ``facelab/weights/*.pt``) raises ValueError.
     """
     path = refuse_package_path(path)
-    state = {k: v.detach().clone() for k, v in encoder.state_dict().items()
-             if k not in ("offset", "scale")}
+    state = {k: (v.detach().half() if half and v.is_floating_point() else v.detach()).clone()
+             for k, v in encoder.state_dict().items() if k not in ("offset", "scale")}
     with atomic_path(path) as tmp:
         torch.save({"config": encoder.config(), "state_dict": state, "metadata": metadata}, tmp)
     return path
 
 
 def load_encoder(name_or_path="photo", model: MorphableModel | None = None) -> MofaEncoder:
-    """Load a saved encoder: a path, or the committed weights ``"photo"`` (unsupervised) /
-    ``"surrogate"`` (with the landmark surrogate) from ``facelab/weights/mofa_<name>.pt``.
+    """Load a saved encoder: a path, or the committed weights ``"photo"`` (the paper's
+    unsupervised loss) / ``"surrogate"`` (the full recipe, with the balanced landmark surrogate,
+    :func:`.loss.recipe_loss`) from ``facelab/weights/mofa_<name>.pt``.
 
     model: the morphable model the codes will be decoded with; when given, the file's
         recorded model (``metadata["model"]``, :func:`facelab.model.provenance.model_record`)
@@ -209,9 +239,11 @@ def load_encoder(name_or_path="photo", model: MorphableModel | None = None) -> M
     try:  # weights_only: torch's restricted unpickler, no code runs
         blob = torch.load(path, map_location="cpu", weights_only=True)
         cfg = dict(blob["config"])
+        cfg.setdefault("reduce", None)  # files written before the 1x1 reduction existed
         layout = CodeLayout(**cfg.pop("layout"))
         encoder = MofaEncoder(layout, **cfg)
-        encoder.load_state_dict(blob["state_dict"], strict=False)
+        encoder.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                 for k, v in blob["state_dict"].items()}, strict=False)
     except Exception as exc:  # truncated, not a .pt, another network's weights, ...
         first = " ".join(str(exc).split())[:200]
         raise ValueError(f"name_or_path: {str(path)!r} is not a MoFA encoder file written by "
@@ -222,5 +254,22 @@ def load_encoder(name_or_path="photo", model: MorphableModel | None = None) -> M
         from facelab.model.provenance import check_model
 
         check_model(encoder.metadata.get("model"), model, what=f"MoFA weights {str(path)!r}",
-                    retrain="facelab train mofa")
+                    retrain=encoder.metadata.get("command", "facelab train mofa"))
     return encoder.eval()
+
+
+def weights_model(encoder: MofaEncoder) -> MorphableModel:
+    """The built-in model an encoder from :func:`load_encoder` was trained on, checked.
+
+    Reads ``encoder.metadata["version"]`` (files without one were trained on version 1) and
+    loads ``load_model("synthetic", "teaching", version=...)``; raises ValueError (naming the
+    training command) when the file's recorded digest is not that model's.
+    """
+    from facelab.model.provenance import check_model
+    from facelab.model.registry import load_model
+
+    meta = getattr(encoder, "metadata", {})
+    model = load_model("synthetic", "teaching", version=int(meta.get("version", 1)))
+    check_model(meta.get("model"), model, what="MoFA weights",
+                retrain=meta.get("command", "facelab train mofa"))
+    return model

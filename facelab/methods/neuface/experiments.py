@@ -35,9 +35,12 @@ from facelab.methods.neuface.optimize import neuface_optimize, predict
 from facelab.methods.neuface.pretrain import load_phi
 from facelab.model.provenance import model_record
 
-__all__ = ["CONFIGS", "PAPER", "run_config", "run_experiments", "summarize", "time_clips"]
+__all__ = ["CONFIGS", "PAPER", "run_config", "run_experiments", "solve_config", "summarize",
+           "time_clips", "TIMING_COMMAND"]
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ablation.json"
+TIMING = RESULTS.parent / "timing.json"
+"""The committed ``--timing`` run (120-frame clips, 1 and 7 views)."""
 COMMAND = "python -m facelab.methods.neuface.experiments --out ablation.json"
 
 _DEFAULT = LossWeights()
@@ -73,19 +76,25 @@ PAPER = {
 }
 
 
+def solve_config(name: str, model, net, clip, *, iterations: int, lr: float) -> torch.Tensor:
+    """The parameter vectors (T N, D) of one row of the table (:data:`CONFIGS`) for one clip."""
+    if name not in CONFIGS:
+        raise ValueError(f"name: expected one of {sorted(CONFIGS)}, got {name!r}")
+    weights = CONFIGS[name]
+    if name == "truth":
+        return net.layout.from_face(clip.params, clip.camera)
+    if weights is None:
+        return predict(net, clip)
+    if name == "baseline":
+        return fit_baseline(model, net.layout, predict(net, clip), clip, weights=weights)[0]
+    return neuface_optimize(model, net, clip, weights=weights, iterations=iterations,
+                            lr=lr).vec
+
+
 def run_config(name: str, model, net, clip, *, iterations: int, lr: float) -> dict:
     """One row for one clip: the metrics of :func:`evaluate_clip` plus ``seconds``."""
-    weights = CONFIGS[name]
     t0 = time.perf_counter()
-    if name == "truth":
-        vec = net.layout.from_face(clip.params, clip.camera)
-    elif weights is None:
-        vec = predict(net, clip)
-    elif name == "baseline":
-        vec, _ = fit_baseline(model, net.layout, predict(net, clip), clip, weights=weights)
-    else:
-        vec = neuface_optimize(model, net, clip, weights=weights, iterations=iterations,
-                               lr=lr).vec
+    vec = solve_config(name, model, net, clip, iterations=iterations, lr=lr)
     out = evaluate_clip(model, net.layout, vec, clip)
     out["seconds"] = time.perf_counter() - t0
     return out
@@ -128,21 +137,41 @@ def run_experiments(seeds=(0, 1, 2), frames: int = 40, views: int = 3, iteration
             "per_seed": per_seed, "summary": summarize(per_seed), "paper": PAPER}
 
 
+TIMING_COMMAND = "python -m facelab.methods.neuface.experiments --timing --out timing.json"
+
+
 def time_clips(frames: int = 120, iterations: int = 60, lr: float = 3e-4, log=print) -> dict:
     """Seconds of a full NeuFace optimisation of one clip with 1 and with 7 views, and where
-    the time goes (Φ forward, formation + losses, backward + Adam)."""
+    the time goes (Φ forward, formation + losses, backward + Adam).
+
+    Per clip: "seconds" (wall) and "cpu_seconds" (this process's CPU time, which a busy
+    shared machine does not inflate; with one thread it is the unloaded wall time),
+    "timing" (wall seconds per phase, :class:`.optimize.NeuFaceResult`), the synthesis
+    time of the clip (not part of NeuFace), and the metrics of Φ and of the result, so the
+    timed run is seen to do its job. Seed 0; the model record and the thread count are kept.
+    """
     from facelab.model.registry import load_model
 
     model = load_model("synthetic", "teaching", version=1)
     net = load_phi(model)
-    out = {}
+    out = {"model": model_record(model), "command": TIMING_COMMAND,
+           "threads": torch.get_num_threads(), "paper_minutes_gpu": PAPER["timing_minutes_gpu"],
+           "clips": {}}
     for views in (1, 7):
+        t0 = time.perf_counter()
         clip = synthesize_clip(model, TalkingHeadConfig(frames=frames, views=views), seed=0)
+        synth = time.perf_counter() - t0
+        torch.manual_seed(0)
+        c0 = time.process_time()
         res = neuface_optimize(model, net, clip, iterations=iterations, lr=lr)
-        out[f"{views} view(s)"] = {"frames": frames, "iterations": iterations,
-                                   "seconds": res.seconds, "timing": res.timing,
-                                   "threads": torch.get_num_threads()}
-        log(f"{views} view(s): {res.seconds:.1f} s {res.timing}")
+        cpu = time.process_time() - c0
+        out["clips"][f"{views} view(s)"] = {
+            "frames": frames, "views": views, "images": frames * views,
+            "iterations": iterations, "seconds": res.seconds, "cpu_seconds": cpu,
+            "timing": res.timing, "synthesis_seconds": synth,
+            "phi": evaluate_clip(model, net.layout, predict(net, clip), clip),
+            "neuface": evaluate_clip(model, net.layout, res.vec, clip)}
+        log(f"{views} view(s): {res.seconds:.1f} s wall, {cpu:.1f} s CPU {res.timing}")
     return out
 
 
@@ -158,8 +187,10 @@ def main(argv=None) -> int:
     ap.add_argument("--iterations", type=int, default=60)
     ap.add_argument("--timing", action="store_true",
                     help="time 120-frame clips with 1 and 7 views instead")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for --timing")
     args = ap.parse_args(argv)
     if args.timing:
+        torch.set_num_threads(max(1, args.threads))
         result = time_clips(iterations=args.iterations)
     else:
         result = run_experiments(tuple(args.seeds), args.frames, args.views, args.iterations)

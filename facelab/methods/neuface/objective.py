@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from facelab._checks import check_shape
+from facelab._checks import check_int, check_shape
 from facelab.data.talking import CLIP_DEPTH_MM, TalkingClip
 from facelab.formation import form
 from facelab.losses import (
@@ -35,7 +35,7 @@ from facelab.methods.neuface.layout import NeuFaceLayout
 from facelab.model.morphable import MorphableModel
 from facelab.rotations import matrix_to_quaternion
 
-__all__ = ["LossWeights", "clip_losses"]
+__all__ = ["LossWeights", "clip_losses", "multiview_targets"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,24 @@ class LossWeights:
             raise ValueError("lambda_temp, lambda_view: expected weights >= 0")
 
 
+def multiview_targets(formation, camera, frames: int, views: int,
+                      weights: LossWeights) -> tuple[torch.Tensor, torch.Tensor]:
+    """The E-step's multi-view targets of one prediction (Sec. 3.2; what Eq. 4 pulls toward).
+
+    formation: :func:`facelab.form` output of the T N images (frame-major), with ``verts``
+        (T N, V, 3) model space, ``verts_cam`` and ``normals``; camera: its WeakPerspective.
+    frames, views: T and N. weights: τ_a and τ_z are read from it.
+    Returns ``(target (T, V, 3), confidence (T, N, V))``, both detached.
+    """
+    T, N = check_int(frames, name="frames", minimum=1), check_int(views, name="views", minimum=1)
+    f = formation
+    V = f.verts.shape[1]
+    depth = -camera.scale[:, None] * (f.verts_cam[..., 2] - CLIP_DEPTH_MM)  # (T N, V) s (R X)_z
+    conf = vertex_confidence(f.normals.detach(), depth.detach(), weights.tau_a_deg,
+                             weights.tau_z).reshape(T, N, V)
+    return bootstrap_mesh(f.verts.detach().reshape(T, N, V, 3), conf), conf
+
+
 def clip_losses(model: MorphableModel, layout: NeuFaceLayout, vec: torch.Tensor,
                 clip: TalkingClip, weights: LossWeights) -> dict:
     """The terms of Eq. (1) for one clip.
@@ -106,10 +124,8 @@ def clip_losses(model: MorphableModel, layout: NeuFaceLayout, vec: torch.Tensor,
         V = f.verts.shape[1]
         meshes = f.verts.reshape(T, N, V, 3)
         if weights.style == "em":
-            depth = -camera.scale[:, None] * (f.verts_cam[..., 2] - CLIP_DEPTH_MM)  # s (R X)_z
-            conf = vertex_confidence(f.normals.detach(), depth.detach(), weights.tau_a_deg,
-                                     weights.tau_z).reshape(T, N, V)
-            multiview = multiview_loss(meshes, bootstrap_mesh(meshes.detach(), conf))
+            target, _ = multiview_targets(f, camera, T, N, weights)
+            multiview = multiview_loss(meshes, target)
         else:
             multiview = multiview_naive_loss(meshes)
     total = l2d + weights.lambda_temp * temporal + weights.lambda_view * multiview

@@ -1,9 +1,15 @@
 """``facelab train tddfa``: build the synthetic corpus, train, evaluate, save small weights.
 
-    facelab train tddfa                      # the committed run (M+R+S, ~15 min on 1 core),
-                                             # -> facelab-train/tddfa_mobilenet.pt
+    facelab train tddfa --out facelab-train/tddfa_mobilenet.pt
+                                 # the committed run: M+R+S on model version 2, 800 steps,
+                                 # ~1 min of CPU on 1 core (4 min wall on the shared machine)
     facelab train tddfa --steps 100 --out /tmp/tddfa.pt
-    facelab train tddfa --ablation tables.json   # Tables 3 / 4 over seeds (CPU scale)
+    facelab train tddfa --ablation tables.json   # the old Tables 3 / 4 rows over seeds
+
+The fair meta-joint and stability experiments are :mod:`facelab.methods.tddfa.experiments`.
+The weights record the model (name, version, digest), the command that trained them and
+their NME on a small check set (:data:`CHECK_SPEC`) that ``tests/test_tddfa_weights.py``
+re-evaluates, so stale numbers fail.
 
 Corpora are cached (see :mod:`facelab.methods.tddfa.corpus`); the run is deterministic for a
 given seed on one thread (``--threads 1``, the default).
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -22,9 +29,10 @@ from facelab.atomic_io import atomic_path, refuse_existing, refuse_package_path
 from facelab.command_errors import CommandParser, check_count, check_rate
 from facelab.methods.tddfa import evaluation as ev
 from facelab.methods.tddfa.corpus import (
+    TDDFA_MODEL_VERSION,
     CorpusSpec,
     build_corpus,
-    build_videos,
+    build_motion_videos,
     cached,
     spec_key,
     tddfa_model,
@@ -33,7 +41,26 @@ from facelab.methods.tddfa.regressor import save_pretrained
 from facelab.methods.tddfa.training import LOSS_OPTIONS, TrainConfig, train_tddfa
 from facelab.model.provenance import model_record
 
-__all__ = ["DEFAULT_OUT", "ablation_options", "load_data", "train_main"]
+__all__ = ["CHECK_SPEC", "DEFAULT_OUT", "TRAIN_COMMAND", "ablation_options", "check_numbers",
+           "load_data", "train_main"]
+
+#: The command that made the committed ``facelab/weights/tddfa_mobilenet.pt``.
+TRAIN_COMMAND = "facelab train tddfa --out facelab-train/tddfa_mobilenet.pt"
+
+#: A small held-out set (not the training or test corpus seeds) on which the weights file
+#: stores its numbers, for the staleness test.
+CHECK_SPEC = CorpusSpec(count=48, size=48, seed=11)
+
+
+def check_numbers(reg_net, stats, model, size: int = 48) -> dict:
+    """NME / dense NME (%) of a network on :data:`CHECK_SPEC` rendered at ``size`` px."""
+    spec = CorpusSpec(count=CHECK_SPEC.count, size=size, seed=CHECK_SPEC.seed)
+    data = build_corpus(model, spec)
+    numbers = ev.evaluate(reg_net, stats, model, data)
+    lm_nme = ev.metrics.nme(ev.landmarks_screen(model, ev.predict_params(reg_net, stats,
+                                                                         data["image"]), size),
+                            data["landmarks"]).mean() * 100
+    return {"spec": spec_key(spec), "nme": float(lm_nme), "dense": numbers["dense"]}
 
 #: Where ``facelab train tddfa`` writes by default (relative to the current folder); the
 #: shipped ``facelab/weights/tddfa_mobilenet.pt`` is never written by the command.
@@ -48,13 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-lrr", action="store_true", help="drop landmark-regression branch")
     p.add_argument("--no-video", action="store_true", help="drop short-video synthesis")
     p.add_argument("--steps", type=int, default=800)
-    p.add_argument("--batch-size", type=int, default=48)
+    p.add_argument("--batch-size", type=int, default=30)
     p.add_argument("--look-ahead", type=int, default=20)
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--width", type=float, default=0.5, help="backbone channel multiplier")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=64, help="crop size in pixels")
-    p.add_argument("--train-count", type=int, default=2400)
-    p.add_argument("--test-count", type=int, default=500)
+    p.add_argument("--size", type=int, default=48, help="crop size in pixels")
+    p.add_argument("--train-count", type=int, default=1200)
+    p.add_argument("--test-count", type=int, default=300)
     p.add_argument("--clip-frames", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
@@ -71,20 +99,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_data(size: int = 64, train_count: int = 2400, test_count: int = 500,
+def load_data(size: int = 48, train_count: int = 1200, test_count: int = 300,
               clip_frames: int = 3, progress: bool = True) -> tuple:
-    """(model, train, test, videos), built once and cached."""
+    """(model, train, test, videos), built once and cached; videos are the talking-head clips
+    of :func:`build_motion_videos` (8 clips of 24 frames)."""
     model = tddfa_model()
     tr = CorpusSpec(count=train_count, size=size, seed=0, clip_frames=clip_frames)
     te = CorpusSpec(count=test_count, size=size, seed=1)
-    # the model's vertex count and mean shape identify its version in the cache key
-    version = f"{model.num_vertices}-{float(model.mean_shape.abs().sum()):.0f}"
+    version = model.digest()  # the model's fingerprint keys the cache
     train = cached("train", lambda: build_corpus(model, tr, progress=progress), **spec_key(tr),
                    model=version)
     test = cached("test", lambda: build_corpus(model, te, progress=progress), **spec_key(te),
                   model=version)
-    videos = cached("videos", lambda: build_videos(model, size=size), count=8, frames=24,
-                    size=size, seed=1000, model=version)
+    videos = cached("motion", lambda: build_motion_videos(model, size=size), count=8,
+                    frames=24, size=size, seed=2000, model=version)
     return model, train, test, videos
 
 
@@ -151,7 +179,7 @@ def train_main(argv=None) -> int:
         return 0
     cfg = TrainConfig(loss=args.loss, lrr=not args.no_lrr, video=not args.no_video,
                       steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                      look_ahead=args.look_ahead, seed=args.seed)
+                      look_ahead=args.look_ahead, seed=args.seed, width=args.width)
     t0 = time.perf_counter()
     res = train_tddfa(model, train, cfg)
     minutes = (time.perf_counter() - t0) / 60
@@ -160,7 +188,10 @@ def train_main(argv=None) -> int:
             "train_count": args.train_count, "clip_frames": args.clip_frames,
             "train_minutes": minutes, "threads": args.threads, "choices": res.choices,
             "evaluation": numbers, "torch": str(torch.__version__),
-            "model": model_record(model)}
+            "model": model_record(model), "model_version": TDDFA_MODEL_VERSION,
+            "command": "facelab train tddfa " + " ".join(argv if argv is not None
+                                                         else sys.argv[1:]),
+            "check": check_numbers(res.net, res.stats, model, args.size)}
     save_pretrained(args.out, res.net, res.stats, meta, overwrite=args.force)
     t1 = numbers["table1"]
     print(f"trained {cfg.loss} (lrr={cfg.lrr}, svs={cfg.video}) for {cfg.steps} steps in "

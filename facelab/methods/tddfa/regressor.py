@@ -4,8 +4,8 @@
 morphable model, and returns the 62-d parameters, the dense vertices of Eq. (5) and the 68
 landmarks in facelab's screen space. It is the component later chapters (NeuFace)
 re-parameterise. :func:`load_pretrained` reads the committed weights
-``facelab/weights/tddfa_mobilenet.pt`` (trained by ``facelab train tddfa``, see
-:mod:`facelab.methods.tddfa.cli`).
+``facelab/weights/tddfa_mobilenet.pt`` (trained on version 2 of the built-in model by
+``facelab train tddfa``, :data:`facelab.methods.tddfa.cli.TRAIN_COMMAND`).
 """
 
 from __future__ import annotations
@@ -98,10 +98,11 @@ def save_pretrained(path, net: MobileNetRegressor, stats: ParamStats, meta: dict
 def load_pretrained(path=None, model: MorphableModel | None = None) -> TDDFARegressor:
     """Load a :class:`TDDFARegressor` (eval mode) from ``path`` (default: committed weights).
 
-    model: the morphable model; default ``load_model("synthetic", version=1).truncated(40, 10)``
-    at the resolution recorded in the file. The file's recorded model (``meta["model"]``,
-    :func:`facelab.model.provenance.model_record`) must match it, else ValueError naming the
-    training command (files without a record were trained on version 1 of the built-in model).
+    model: the morphable model; default :func:`facelab.methods.tddfa.corpus.tddfa_model` at
+    the resolution and ``version`` recorded in the file (``meta["model_version"]``; files
+    without one were trained on version 1). The file's recorded model (``meta["model"]``,
+    :func:`facelab.model.provenance.model_record`: name, digest, vertices, modes) must match
+    it, else ValueError naming the command that trained the file (``meta["command"]``).
     """
     path = DEFAULT_WEIGHTS if path is None else Path(path)
     if not path.exists():
@@ -118,11 +119,12 @@ def load_pretrained(path=None, model: MorphableModel | None = None) -> TDDFARegr
     if model is None:
         from facelab.methods.tddfa.corpus import tddfa_model
 
-        model = tddfa_model(blob["meta"].get("resolution", "teaching"))
+        model = tddfa_model(blob["meta"].get("resolution", "teaching"),
+                            version=int(blob["meta"].get("model_version", 1)))
     from facelab.model.provenance import check_model
 
     check_model(blob["meta"].get("model"), model, what=f"3DDFA_V2 weights {str(path)!r}",
-                retrain="facelab train tddfa")
+                retrain=blob["meta"].get("command", "facelab train tddfa"))
     reg = TDDFARegressor(net, ParamStats(blob["param_mean"], blob["param_std"]), model,
                          blob["meta"]["image_size"])
     reg.meta = blob["meta"]

@@ -60,7 +60,8 @@ _KEYS = (
 )
 _TEX_KEYS = ("albedo_texture", "albedo_texture_basis", "albedo_std")
 _MEMORY: dict[int, dict] = {}
-_V1_SOURCES = ("anatomy.py", "bases.py", "cache.py")  # version-1 modules this package uses
+_V1_SOURCES = ("anatomy.py", "bases.py", "cache.py", "ibug.py", "lattice.py", "mouth.py")
+# the version-1 modules this package uses (their edits invalidate its cache too)
 
 
 def _vertex_budget(resolution) -> int:

@@ -29,6 +29,7 @@ from facelab.model.head import mesh as M
 from facelab.model.head import shape as S
 from facelab.model.synthetic import anatomy as A
 from facelab.model.synthetic import bases
+from facelab.model.synthetic.anatomy import _gauss as _g  # a 2-D Gaussian bump in (u, v)
 
 JAW_OPEN_ANGLE = 0.22  # radians of jaw rotation in the "jaw_open" blendshape
 
@@ -44,10 +45,6 @@ class Points:
     omega: np.ndarray
     kind: np.ndarray
     psi: np.ndarray
-
-
-def _g(u, v, cu, cv, su, sv):
-    return np.exp(-0.5 * (((u - cu) / su) ** 2 + ((v - cv) / sv) ** 2))
 
 
 def _vec(n, dx=0.0, dy=0.0, dz=0.0):

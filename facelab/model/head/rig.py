@@ -32,20 +32,18 @@ import numpy as np
 from facelab.model.head import mesh as M
 from facelab.model.head import shape as S
 from facelab.model.synthetic import anatomy as A
+from facelab.model.synthetic import ibug
+from facelab.model.synthetic.ibug import MIRROR_68
+from facelab.model.synthetic.mouth import jaw_weights
+
+__all__ = ["JAW_JOINT", "JOINT_NAMES", "JOINT_PARENTS", "MIRROR_68", "NECK_FADE", "NECK_JOINT",
+           "SURVEYED_UV", "face_mask", "landmarks", "skeleton_arrays"]
 
 JOINT_NAMES = ("neck", "jaw", "eye_left", "eye_right")
 JOINT_PARENTS = (-1, 0, 0, 0)
 NECK_JOINT = np.array([0.0, -60.0, -20.0])  # design frame: top of the neck
 JAW_JOINT = np.array([0.0, -10.0, 5.0])  # version 1's jaw joint (between the condyles)
 NECK_FADE = (-165.0, -108.0)  # neck weight: 0 at the cut side of this y band, 1 above it
-MIRROR_68 = np.array(
-    [16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
-     26, 25, 24, 23, 22, 21, 20, 19, 18, 17,
-     27, 28, 29, 30, 35, 34, 33, 32, 31,
-     45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,
-     54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55,
-     64, 63, 62, 61, 60, 67, 66, 65]
-)  # fmt: skip
 SURVEYED_UV = {  # iBUG index -> (u, v), subject's right; measured by head_landmark_survey.py
     0: (-99.9, 30.4), 1: (-104.8, 15.9), 2: (-97.9, -21.7), 3: (-81.8, -43.5),
     4: (-64.6, -59.3), 5: (-52.1, -71.4), 6: (-30.8, -88.4), 7: (-11.2, -95.8), 8: (0.0, -93.3),
@@ -55,46 +53,13 @@ SURVEYED_UV = {  # iBUG index -> (u, v), subject's right; measured by head_landm
 }
 
 
-def _nearest(u, v, cand, pu, pv):
-    if abs(pu) < 1e-9:
-        cand = cand[u[cand] == 0.0]
-    d = np.hypot(u[cand] - pu, v[cand] - pv)
-    return int(cand[np.argmin(d)])
-
-
 def landmarks(shell: M.Shell) -> np.ndarray:
     """(68,) int64 vertex indices of the iBUG-68 points."""
-    u, v, kind = shell.u, shell.v, shell.kind
-    skin = np.nonzero(kind == M.KIND_SKIN)[0]
-    up = np.nonzero(kind == M.KIND_SLIT_UP)[0]
-    low = np.nonzero(kind == M.KIND_SLIT_LOW)[0]
-    eu_in, eu_out = A.EYE_U - A.EYE_HALF_WIDTH, A.EYE_U + A.EYE_HALF_WIDTH
-    lid = lambda x: A.lid_curves(np.array(float(x)))  # noqa: E731
-    lip = lambda x: A.lip_borders(np.array(float(x)))  # noqa: E731
-    pts = [None] * 68
+    skin = np.nonzero(shell.kind == M.KIND_SKIN)[0]
+    pts = ibug.inner_points(shell.kind)
     for i, (x, y) in SURVEYED_UV.items():
         pts[i] = (skin, x, y)
-    eye = [(-eu_out, lid(-eu_out)[1]), (-37.0, lid(-37.0)[0]), (-27.0, lid(-27.0)[0]),
-           (-eu_in, lid(-eu_in)[1]), (-27.0, lid(-27.0)[1]), (-37.0, lid(-37.0)[1])]
-    for i, (x, y) in enumerate(eye):
-        pts[36 + i] = (skin, x, y)
-    pts[48] = (skin, -A.MOUTH_HALF_WIDTH, A.MOUTH_V)
-    for i, x in enumerate((-15.0, -6.0, 0.0)):
-        pts[49 + i] = (skin, x, lip(x)[0])
-    for i, x in enumerate((0.0, -6.0, -15.0)):
-        pts[57 + i] = (skin, x, lip(x)[1])
-    pts[60] = (up, -A.MOUTH_HALF_WIDTH, A.MOUTH_V)
-    pts[61], pts[62] = (up, -8.0, A.MOUTH_V), (up, 0.0, A.MOUTH_V)
-    pts[66], pts[67] = (low, 0.0, A.MOUTH_V), (low, -8.0, A.MOUTH_V)
-    out = np.full(68, -1, dtype=np.int64)
-    for i in range(68):
-        if pts[i] is not None:
-            cand, x, y = pts[i]
-            out[i] = _nearest(u, v, cand, x, y)
-    for i in range(68):  # the subject's left: mirror images
-        if out[i] < 0:
-            out[i] = shell.mirror[out[MIRROR_68[i]]]
-    return out
+    return ibug.landmark_vertices(shell.u, shell.v, pts, shell.mirror)
 
 
 def face_mask(shell: M.Shell) -> np.ndarray:
@@ -114,20 +79,16 @@ def _affine_regressor(points: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def _jaw_weight(shell: M.Shell) -> np.ndarray:
-    """Jaw skinning weight of the shell: version 1's split along the mouth line, faded behind
-    the jaw (ears and the back of the head stay) and down the throat."""
-    u, v, kind, psi = shell.u, shell.v, shell.kind, shell.psi
-    au = np.abs(u)
-    line = A.MOUTH_V + 0.55 * np.maximum(au - A.MOUTH_HALF_WIDTH, 0.0)
-    width = 0.05 + 8.0 * A._smoothstep(18.0, 42.0, au) + 0.35 * np.maximum(au - 42.0, 0.0)
-    w = 0.5 * (1.0 + np.tanh((line - v) / width))
-    w = w * (1.0 - A._smoothstep(-25.0, -5.0, v))
-    w = w * (1.0 - A._smoothstep(95.0, 125.0, au))
-    w = w * A._smoothstep(-128.0, -104.0, shell.verts[:, 1])
-    w = np.where(kind == M.KIND_SLIT_UP, 0.0, w)
-    w = np.where(kind == M.KIND_SLIT_LOW, 1.0, w)
-    w = np.where(kind == M.KIND_POUCH, A._smoothstep(0.3, 0.7, psi / (2.0 * np.pi)), w)
-    return w
+    """Jaw skinning weight of the shell: version 1's split along the mouth line
+    (:func:`facelab.model.synthetic.mouth.jaw_weights`), faded behind the jaw (ears and the
+    back of the head stay) and down the throat."""
+    au, y = np.abs(shell.u), shell.verts[:, 1]
+
+    def fade(w):
+        w = w * (1.0 - A._smoothstep(95.0, 125.0, au))
+        return w * A._smoothstep(-128.0, -104.0, y)
+
+    return jaw_weights(shell.u, shell.v, shell.kind, shell.psi, fade)
 
 
 def skeleton_arrays(shell: M.Shell):

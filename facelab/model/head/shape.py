@@ -36,6 +36,7 @@ import numpy as np
 from scipy.interpolate import PchipInterpolator
 
 from facelab.model.synthetic import anatomy as A
+from facelab.model.synthetic.anatomy import _gauss as _g  # a 2-D Gaussian bump in (u, v)
 
 # Shift from the design frame to model space: the same as version 1 (the face stays where
 # version 1's face is, so default cameras frame both alike).
@@ -303,10 +304,6 @@ def unwarp_v(h):
 
 
 # ------------------------------------------------------------------ the relief
-def _g(u, v, cu, cv, su, sv):
-    return np.exp(-0.5 * (((u - cu) / su) ** 2 + ((v - cv) / sv) ** 2))
-
-
 @functools.cache
 def ear_u() -> float:
     """|u| of the ear centre."""

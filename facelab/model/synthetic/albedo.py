@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from facelab.model.synthetic import anatomy as A
+from facelab.model.synthetic.anatomy import _gauss as _g  # a 2-D Gaussian bump in (u, v)
 from facelab.model.synthetic.surface import KIND_POUCH, Surface
 
 SKIN = np.array([0.58, 0.36, 0.27])
@@ -25,10 +26,6 @@ SCLERA = np.array([0.72, 0.68, 0.64])
 IRIS = np.array([0.10, 0.055, 0.03])
 PUPIL = np.array([0.01, 0.01, 0.01])
 MOUTH = np.array([0.22, 0.04, 0.04])
-
-
-def _g(u, v, cu, cv, su, sv):
-    return np.exp(-0.5 * (((u - cu) / su) ** 2 + ((v - cv) / sv) ** 2))
 
 
 def _region_weights(s: Surface):

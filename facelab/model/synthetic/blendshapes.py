@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from facelab.model.synthetic import anatomy as A
+from facelab.model.synthetic.anatomy import _gauss as _g  # a 2-D Gaussian bump in (u, v)
 from facelab.model.synthetic.surface import (
     KIND_POUCH,
     KIND_SKIN,
@@ -32,10 +33,6 @@ from facelab.model.synthetic.surface import (
 )
 
 JAW_OPEN_ANGLE = 0.16  # radians of jaw rotation in the "jaw_open" blendshape
-
-
-def _g(u, v, cu, cv, su, sv):
-    return np.exp(-0.5 * (((u - cu) / su) ** 2 + ((v - cv) / sv) ** 2))
 
 
 def _radial(s: Surface):

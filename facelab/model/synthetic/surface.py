@@ -32,21 +32,31 @@ from dataclasses import dataclass
 import numpy as np
 
 from facelab.model.synthetic import anatomy as A
+from facelab.model.synthetic import ibug
+from facelab.model.synthetic.ibug import MIRROR_68
+from facelab.model.synthetic.lattice import (
+    border_vertices,
+    lattice_faces,
+    lattice_mirror,
+    snap_features,
+    undo_slivers,
+)
+from facelab.model.synthetic.mouth import (
+    KIND_POUCH,
+    KIND_SKIN,
+    KIND_SLIT_LOW,
+    KIND_SLIT_UP,
+    jaw_weights,
+    pouch_faces,
+    split_slit,
+)
+
+__all__ = ["KIND_POUCH", "KIND_SKIN", "KIND_SLIT_LOW", "KIND_SLIT_UP", "MIRROR_68", "OFFSET",
+           "Surface", "build_surface", "spacing_for", "surface_points", "theta_of", "u_of_theta"]
 
 # Shift from the design frame to model space: centre of the bounding box at 0.
 OFFSET = np.array([0.0, 8.0, -69.0])
 
-KIND_SKIN, KIND_SLIT_UP, KIND_SLIT_LOW, KIND_POUCH = 0, 1, 2, 3
-
-# iBUG-68 landmark pairs (subject's right <-> left), used for symmetry.
-MIRROR_68 = np.array(
-    [16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
-     26, 25, 24, 23, 22, 21, 20, 19, 18, 17,
-     27, 28, 29, 30, 35, 34, 33, 32, 31,
-     45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,
-     54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55,
-     64, 63, 62, 61, 60, 67, 66, 65]
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -132,12 +142,7 @@ def u_of_theta(theta, v):
 
 def _project_border(uu, vv, ok, tri_rc, h):
     """Move the lattice's boundary vertices onto the domain border (smooth outline)."""
-    e = np.concatenate([tri_rc[:, [0, 1]], tri_rc[:, [1, 2]], tri_rc[:, [2, 0]]])  # (3F, 2, 2)
-    flat = e[..., 0] * ok.shape[1] + e[..., 1]  # (3F, 2)
-    key = np.sort(flat, axis=1)
-    uniq, counts = np.unique(key, axis=0, return_counts=True)
-    border = np.unique(uniq[counts == 1].ravel())
-    r, c = np.divmod(border, ok.shape[1])
+    r, c = np.divmod(border_vertices(tri_rc, ok.shape), ok.shape[1])
     u, v = uu[r, c], vv[r, c]
     theta = theta_of(u, v)
     d_top = A.top_border(theta) - v
@@ -215,94 +220,6 @@ def spacing_for(n_vertices: int) -> float:
     return float(h)
 
 
-def _lattice_faces(ks, js, ok):
-    """Triangles (as (row, col) index triples) of the offset lattice inside the domain."""
-    R, C = ok.shape
-    tris = []
-    for r in range(R - 1):
-        even = ks[r] % 2 == 0
-        c = np.arange(C - 1)
-        if even:  # row r at u = j h, row r+1 at (j + 1/2) h
-            up = [(r, c), (r, c + 1), (r + 1, c)]
-            down = [(r, c + 1), (r + 1, c + 1), (r + 1, c)]
-        else:  # row r at (j + 1/2) h, row r+1 at j h
-            up = [(r, c), (r, c + 1), (r + 1, c + 1)]
-            down = [(r, c), (r + 1, c + 1), (r + 1, c)]
-        for tri in (up, down):
-            keep = ok[tri[0]] & ok[tri[1]] & ok[tri[2]]
-            tris.append(np.stack([np.stack([t[0] * np.ones_like(c), t[1]], -1)[keep]
-                                  for t in tri], axis=1))  # (n, 3, 2)
-    return np.concatenate(tris, axis=0)
-
-
-# ------------------------------------------------------------------ snapping
-def _snap(uu, vv, ok, ks, h):
-    """Move lattice vertices onto designed curves (in place); returns nothing."""
-    dv = h * np.sqrt(3.0) / 2.0
-    u0, v0 = uu.copy(), vv.copy()
-    # mouth corners on the mouth row
-    r0 = int(np.nonzero(ks == 0)[0][0])
-    for side in (-1.0, 1.0):
-        c = np.argmin(np.where(ok[r0], np.abs(uu[r0] - side * A.MOUTH_HALF_WIDTH), np.inf))
-        uu[r0, c] = side * A.MOUTH_HALF_WIDTH
-    not_mouth_row = np.ones_like(ok)
-    not_mouth_row[r0] = False
-    # lid margins (away from the corners) and lip borders
-    xi = A.eye_local(u0)
-    up, low = A.lid_curves(u0)
-    snapped = np.zeros_like(ok)
-    for curve, span in (
-        (up, (np.abs(xi) < 0.9) & (up - low > 0.9 * dv)),
-        (low, (np.abs(xi) < 0.9) & (up - low > 0.9 * dv)),
-    ):
-        sel = ok & span & (np.abs(v0 - curve) < 0.5 * dv) & ~snapped
-        vv[sel] = curve[sel]
-        snapped |= sel
-    lu, ll = A.lip_borders(u0)
-    for curve in (lu, ll):
-        span = (np.abs(u0) < A.MOUTH_HALF_WIDTH - 3.0) & (np.abs(curve - A.MOUTH_V) > 1.2 * dv)
-        sel = ok & span & not_mouth_row & (np.abs(v0 - curve) < 0.5 * dv) & ~snapped
-        vv[sel] = curve[sel]
-        snapped |= sel
-    # eye corners (nearest vertex moved exactly onto the corner)
-    for side in (-1.0, 1.0):
-        for cu in (A.EYE_U - A.EYE_HALF_WIDTH, A.EYE_U + A.EYE_HALF_WIDTH):
-            cv = A.lid_curves(np.array(side * cu))[1]
-            d = np.where(ok & ~snapped, np.hypot(u0 - side * cu, v0 - cv), np.inf)
-            idx = np.unravel_index(np.argmin(d), d.shape)
-            uu[idx], vv[idx] = side * cu, cv
-            snapped[idx] = True
-
-
-def _check_snaps(uu, vv, u0, v0, ok, tri_rc, h):
-    """Undo snaps that made a lattice triangle sliver-thin (< 20% of its area)."""
-    full = np.sqrt(3.0) / 4.0 * h * h
-    for _ in range(10):
-        uv = np.stack([uu, vv], -1)  # (R, C, 2)
-        tri = uv[tri_rc[..., 0], tri_rc[..., 1]]  # (F, 3, 2)
-        a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
-        area = 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1])
-                      - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
-        bad = area < 0.2 * full
-        if not bad.any():
-            return
-        rc = tri_rc[bad].reshape(-1, 2)
-        moved = (uu[rc[:, 0], rc[:, 1]] != u0[rc[:, 0], rc[:, 1]]) | (
-            vv[rc[:, 0], rc[:, 1]] != v0[rc[:, 0], rc[:, 1]])
-        # keep exact corners (they are few and placed where slivers cannot form)
-        rc = rc[moved]
-        uu[rc[:, 0], rc[:, 1]] = u0[rc[:, 0], rc[:, 1]]
-        vv[rc[:, 0], rc[:, 1]] = v0[rc[:, 0], rc[:, 1]]
-    raise RuntimeError("synthetic face: could not snap feature curves without slivers")
-
-
-def _nearest(u, v, cand, pu, pv):
-    if abs(pu) < 1e-9:  # midline landmarks stay exactly on the midline
-        cand = cand[u[cand] == 0.0]
-    d = np.hypot(u[cand] - pu, v[cand] - pv)
-    return int(cand[np.argmin(d)])
-
-
 def _jaw_contour():
     """(9, 2) points (u, v) of landmarks 0..8 on the subject's right (u < 0)."""
     _, th, s = _arc_tables_cached()
@@ -328,14 +245,11 @@ def _arc_tables_cached():
     return _TABLES
 
 
-def _landmarks(u, v, kind):
+def _landmarks(u, v, kind, mirror):
+    """(68,) landmark vertices: :func:`ibug.inner_points` plus version 1's contour (along the
+    jaw line), brows (on the brow curve) and nose points."""
     skin = np.nonzero(kind == KIND_SKIN)[0]
-    up = np.nonzero(kind == KIND_SLIT_UP)[0]
-    low = np.nonzero(kind == KIND_SLIT_LOW)[0]
-    eu_in, eu_out = A.EYE_U - A.EYE_HALF_WIDTH, A.EYE_U + A.EYE_HALF_WIDTH
-    lid = lambda x: A.lid_curves(np.array(float(x)))  # noqa: E731
-    lip = lambda x: A.lip_borders(np.array(float(x)))  # noqa: E731
-    pts = [None] * 68
+    pts = ibug.inner_points(kind)
     contour = _jaw_contour()
     for i in range(9):
         pts[i] = (skin, contour[i, 0], contour[i, 1])
@@ -345,32 +259,7 @@ def _landmarks(u, v, kind):
         pts[27 + i] = (skin, 0.0, y)
     for i, (x, y) in enumerate(((-10.0, -27.0), (-5.0, -29.0), (0.0, -30.5))):
         pts[31 + i] = (skin, x, y)
-    eye = [(-eu_out, lid(-eu_out)[1]), (-37.0, lid(-37.0)[0]), (-27.0, lid(-27.0)[0]),
-           (-eu_in, lid(-eu_in)[1]), (-27.0, lid(-27.0)[1]), (-37.0, lid(-37.0)[1])]
-    for i, (x, y) in enumerate(eye):
-        pts[36 + i] = (skin, x, y)
-    pts[48] = (skin, -A.MOUTH_HALF_WIDTH, A.MOUTH_V)
-    for i, x in enumerate((-15.0, -6.0, 0.0)):
-        pts[49 + i] = (skin, x, lip(x)[0])
-    for i, x in enumerate((0.0, -6.0, -15.0)):
-        pts[57 + i] = (skin, x, lip(x)[1])
-    pts[60] = (up, -A.MOUTH_HALF_WIDTH, A.MOUTH_V)
-    pts[61], pts[62] = (up, -8.0, A.MOUTH_V), (up, 0.0, A.MOUTH_V)
-    pts[66], pts[67] = (low, 0.0, A.MOUTH_V), (low, -8.0, A.MOUTH_V)
-    out = np.full(68, -1, dtype=np.int64)
-    for i in range(68):
-        if pts[i] is not None:
-            cand, x, y = pts[i]
-            out[i] = _nearest(u, v, cand, x, y)
-    return out
-
-
-def _complete_landmarks(lm, mirror):
-    """Fill the subject's-left landmarks as mirror images of the right ones."""
-    for i in range(68):
-        if lm[i] < 0:
-            lm[i] = mirror[lm[MIRROR_68[i]]]
-    return lm
+    return ibug.landmark_vertices(u, v, pts, mirror)
 
 
 def build_surface(n_vertices: int) -> Surface:
@@ -378,36 +267,22 @@ def build_surface(n_vertices: int) -> Surface:
     h = spacing_for(n_vertices)
     ks, js, uu, vv, ok = _lattice(h)
     u0, v0 = uu.copy(), vv.copy()
-    _snap(uu, vv, ok, ks, h)
-    tri_rc = _lattice_faces(ks, js, ok)  # (F, 3, 2)
+    snap_features(uu, vv, ok, ks, h)
+    tri_rc = lattice_faces(ks, ok)  # (F, 3, 2)
     _project_border(uu, vv, ok, tri_rc, h)
-    _check_snaps(uu, vv, u0, v0, ok, tri_rc, h)
+    undo_slivers(uu, vv, u0, v0, tri_rc, h)
     grid_index = np.full(ok.shape, -1, dtype=np.int64)
     grid_index[ok] = np.arange(int(ok.sum()))
     faces = grid_index[tri_rc[..., 0], tri_rc[..., 1]]  # (F, 3)
     rows = np.broadcast_to(ks[:, None], ok.shape)[ok]  # (V,)
-    # mirror map from the lattice's symmetry u -> -u
-    jj = np.broadcast_to(js[None, :], ok.shape)
-    mj = np.where(np.broadcast_to(ks[:, None] % 2 == 0, ok.shape), -jj, -jj - 1)
-    mirror = grid_index[np.nonzero(ok)[0], (mj + (-js[0]))[ok]]
+    mirror = lattice_mirror(ks, js, ok, grid_index)  # the lattice's symmetry u -> -u
     u, v = uu[ok], vv[ok]
     n_lat = len(u)
 
     # -- the mouth slit: lower-lip copies of the mouth-row vertices between the corners
-    slit = np.nonzero((rows == 0) & (np.abs(u) < A.MOUTH_HALF_WIDTH - 1e-9))[0]
-    slit = slit[np.argsort(u[slit])]
-    copy_of = np.full(n_lat, -1, dtype=np.int64)
-    copy_of[slit] = n_lat + np.arange(len(slit))
-    below = (rows[faces] == -1).any(axis=1)  # triangles between rows -1 and 0
-    f_low = faces[below]
-    swap = copy_of[f_low] >= 0
-    f_low[swap] = copy_of[f_low[swap]]
-    faces[below] = f_low
-    kind = np.concatenate([np.zeros(n_lat, np.int8), np.full(len(slit), KIND_SLIT_LOW, np.int8)])
-    kind[slit] = KIND_SLIT_UP
+    faces, slit, copy_of, kind, mirror = split_slit(faces, rows, u, mirror)
     u = np.concatenate([u, u[slit]])
     v = np.concatenate([v, v[slit]])
-    mirror = np.concatenate([mirror, copy_of[mirror[slit]]])
 
     verts = surface_points(u, v)
     theta = theta_of(u, v)
@@ -426,16 +301,7 @@ def build_surface(n_vertices: int) -> Surface:
     pouch[..., 2] = base[..., 2] - 8.0 * f * (1.0 - np.cos(psi)) - 5.0 * f * np.sin(0.5 * psi)
     n0 = len(u)
     pouch_index = n0 + np.arange(pouch.size // 3).reshape(len(slit), n_ring - 1)
-    cols = np.concatenate([slit[:, None], pouch_index, copy_of[slit][:, None]], axis=1)  # (n, K+1)
-    pf = []
-    a, b = cols[:-1, :-1], cols[:-1, 1:]
-    c, d = cols[1:, :-1], cols[1:, 1:]
-    pf.append(np.stack([a, b, d], -1).reshape(-1, 3))
-    pf.append(np.stack([a, d, c], -1).reshape(-1, 3))
-    m = np.arange(n_ring)
-    pf.append(np.stack([np.full(n_ring, corner_r), cols[0, m + 1], cols[0, m]], -1))
-    pf.append(np.stack([np.full(n_ring, corner_l), cols[-1, m], cols[-1, m + 1]], -1))
-    faces = np.concatenate([faces, *pf])
+    faces = np.concatenate([faces, pouch_faces(slit, pouch_index, copy_of, corner_r, corner_l)])
     verts = np.concatenate([verts, pouch.reshape(-1, 3)])
     n_pouch = pouch.size // 3
     kind = np.concatenate([kind, np.full(n_pouch, KIND_POUCH, np.int8)])
@@ -447,7 +313,7 @@ def build_surface(n_vertices: int) -> Surface:
     pm = pouch_index[::-1]
     mirror = np.concatenate([mirror, pm.ravel()])
 
-    landmarks = _complete_landmarks(_landmarks(u, v, kind), mirror)
+    landmarks = _landmarks(u, v, kind, mirror)
     face_mask = (
         (kind != KIND_POUCH)
         & (np.abs(theta) < A.THETA_SIDE - 0.12)
@@ -455,22 +321,8 @@ def build_surface(n_vertices: int) -> Surface:
         & (v > A.jaw_line(theta) - 1.0)
     )
     jaw_joint = np.array([0.0, -10.0, 5.0]) + OFFSET
-    jaw_weights = _jaw_weights(u, v, kind, psi_all)
     return Surface(
         verts=verts, faces=faces.astype(np.int64), u=u, v=v, theta=theta, kind=kind,
         psi=psi_all, landmarks=landmarks, face_mask=face_mask, jaw_joint=jaw_joint,
-        jaw_weights=jaw_weights, mirror=mirror.astype(np.int64), spacing=h,
+        jaw_weights=jaw_weights(u, v, kind, psi_all), mirror=mirror.astype(np.int64), spacing=h,
     )
-
-
-def _jaw_weights(u, v, kind, psi):
-    """Skinning weight of the jaw: 1 below the mouth line, 0 above, smooth at the sides."""
-    au = np.abs(u)
-    line = A.MOUTH_V + 0.55 * np.maximum(au - A.MOUTH_HALF_WIDTH, 0.0)
-    width = 0.05 + 8.0 * A._smoothstep(18.0, 42.0, au) + 0.35 * np.maximum(au - 42.0, 0.0)
-    w = 0.5 * (1.0 + np.tanh((line - v) / width))
-    w = w * (1.0 - A._smoothstep(-25.0, -5.0, v))
-    w = np.where(kind == KIND_SLIT_UP, 0.0, w)
-    w = np.where(kind == KIND_SLIT_LOW, 1.0, w)
-    w = np.where(kind == KIND_POUCH, A._smoothstep(0.3, 0.7, psi / (2.0 * np.pi)), w)
-    return w
