@@ -40,6 +40,7 @@ _EXPORTS = {
     "render_mesh": "facelab.raster.compose",
     "sh_shade": "facelab.shading",
     "sample_texture": "facelab.texture",
+    "scan_to_mesh_error": "facelab.metrics",
 }
 _SUBMODULES = {"cameras", "export", "fitting", "formation", "landmarks", "lighting", "losses",
                "mesh", "metrics", "progress", "rotations", "widgets"}
@@ -90,6 +91,7 @@ __all__ = [
     "save_obj",
     "save_ply",
     "save_textured_obj",
+    "scan_to_mesh_error",
     "sh_basis",
     "sh_from_direction",
     "sh_irradiance_basis",

@@ -280,7 +280,8 @@ def run_fit(args: argparse.Namespace) -> int:
           f"({'mirror, then ' if texture.symmetric else ''}fitted reflectance)")
     yaw, pitch, roll = (float(a) * 57.29578 for a in result.angles[[1, 0, 2]])
     print(f"  pose: yaw {yaw:+.1f} deg, pitch {pitch:+.1f} deg, roll {roll:+.1f} deg")
-    print(f"  landmark NME (bbox): {100 * result.nme_init:.2f} % after the closed-form pose -> "
+    print(f"  landmark NME (bbox, fit residual on its own targets): "
+          f"{100 * result.nme_init:.2f} % after the closed-form pose -> "
           f"{100 * result.nme_final:.2f} % fitted; photometric {result.losses['photo']:.4f}")
     print("wrote:")
     for path in written:
@@ -404,7 +405,7 @@ def run_fit_video(args: argparse.Namespace) -> int:
     nmes = [r.nme_final for r in results]
     print(f"facelab fit-video: {len(results)} frames with {model.name}: {t_fit:.2f} s "
           f"({t_fit / len(results):.2f} s per frame)")
-    print(f"  landmark NME (bbox): mean {100 * float(np.mean(nmes)):.2f} %, "
+    print(f"  landmark NME (bbox, fit residual): mean {100 * float(np.mean(nmes)):.2f} %, "
           f"max {100 * float(np.max(nmes)):.2f} %")
     print(f"wrote {len(written)} files into {out}, among them:")
     for path in written[-3:]:

@@ -5,6 +5,9 @@
 * :func:`aligned_vertex_error` — mean point-to-point 3D distance after compensating translation
   and isotropic scale (and optionally rotation): MoFA Sec. 7 "Quantitative Evaluation".
 * :func:`mpve` — mean per-vertex Euclidean error, no alignment.
+* :func:`scan_to_mesh_error` — the NoW benchmark's protocol (Sanyal et al., CVPR 2019, Sec. 5):
+  landmark similarity alignment, rigid + scale ICP, then the distance from every scan point to
+  the closest point on the predicted *surface*; median / mean / std in mm.
 * :func:`stability` — 3DDFA_V2 Sec. 3.1: NME between the predicted and the true offsets of
   adjacent video frames.
 * :func:`msi3d`, :func:`cvd`, :func:`beta_norm_reject` (with :func:`beta_norm_threshold`) —
@@ -20,21 +23,27 @@ All accept torch tensors or NumPy arrays (NumPy in, NumPy out) in float32/float6
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
 from facelab._checks import (
     as_tensor,
     check_finite,
     check_floating,
+    check_indices,
     check_int,
     check_positive,
     check_shape,
     like_input,
 )
+from facelab.mesh import closest_points
 
-__all__ = ["aligned_vertex_error", "beta_norm_reject", "beta_norm_threshold", "cvd",
+__all__ = ["ScanError", "aligned_vertex_error", "beta_norm_reject", "beta_norm_threshold", "cvd",
            "gaussian_frechet_distance", "motion_apd", "motion_fd", "motion_features", "mpve",
-           "msi3d", "nme", "similarity_align", "stability"]
+           "msi3d", "nme", "scan_to_mesh_error", "similarity_align", "similarity_transform",
+           "stability"]
 
 # iBUG-68 outer eye corners (subject's right eye 36, left eye 45)
 _OUTER_EYE_CORNERS = (36, 45)
@@ -98,6 +107,44 @@ def mpve(pred, gt):
     return like_input((p - g.to(p)).norm(dim=-1).mean(dim=1), was_numpy)
 
 
+def similarity_transform(source, target, rotation: bool = False, weights=None):
+    """Least-squares similarity ``target ≈ scale · R · source + t`` (Umeyama 1991, Eqs. 40-42).
+
+    source, target: (B, V, 3) point sets in correspondence.
+    rotation: also estimate a rotation (full Procrustes; never a reflection). Without it R = I
+        and only translation and isotropic scale are estimated.
+    weights: optional (B, V) non-negative weights of the pairs (None: all 1).
+    Returns ``(scale (B,), R (B, 3, 3), t (B, 3))``, torch tensors in ``source``'s dtype.
+    """
+    s, _, dims = _points(source, "B V 3", "source")
+    t, _, _ = _points(target, "B V 3", "target", dims=dims)
+    t = t.to(s)
+    if weights is None:
+        w = torch.ones(s.shape[:2], dtype=s.dtype, device=s.device)
+    else:
+        w, _, _ = _points(weights, "B V", "weights", dims=dims)
+        w = w.to(s)
+        if bool((w < 0).any()) or bool((w.sum(1) <= 0).any()):
+            raise ValueError("weights: expected values >= 0 with a positive sum per item")
+    w = (w / w.sum(1, keepdim=True))[..., None]  # (B, V, 1), sums to 1
+    mu_s, mu_t = (w * s).sum(1, keepdim=True), (w * t).sum(1, keepdim=True)  # (B, 1, 3)
+    xs, xt = s - mu_s, t - mu_t
+    var_s = (w * xs * xs).sum(dim=(1, 2))  # (B,)
+    if rotation:
+        cov = torch.einsum("bvi,bvj->bij", w * xt, xs)  # (B, 3, 3) target x source
+        u, sig, vh = torch.linalg.svd(cov)
+        d = torch.sign(torch.linalg.det(u @ vh))  # reflection guard
+        fix = torch.ones_like(sig)
+        fix[:, 2] = d
+        rot = u @ torch.diag_embed(fix) @ vh  # (B, 3, 3)
+        scale = (sig * fix).sum(dim=1) / var_s.clamp_min(1e-30)
+    else:
+        rot = torch.eye(3, dtype=s.dtype, device=s.device).expand(s.shape[0], 3, 3)
+        scale = (w * xs * xt).sum(dim=(1, 2)) / var_s.clamp_min(1e-30)
+    shift = mu_t[:, 0] - scale[:, None] * torch.einsum("bij,bj->bi", rot, mu_s[:, 0])  # (B, 3)
+    return scale, rot, shift
+
+
 def similarity_align(source, target, rotation: bool = False):
     """Least-squares similarity that maps ``source`` onto ``target`` (Umeyama 1991).
 
@@ -105,26 +152,11 @@ def similarity_align(source, target, rotation: bool = False):
     rotation: also estimate a rotation (full Procrustes). Without it only translation and
         isotropic scale are compensated (MoFA's protocol: the estimated rotation is part of
         what is evaluated).
-    Returns the aligned source, (B, V, 3).
+    Returns the aligned source, (B, V, 3) (:func:`similarity_transform` applied to it).
     """
-    s, was_numpy, dims = _points(source, "B V 3", "source")
-    t, _, _ = _points(target, "B V 3", "target", dims=dims)
-    t = t.to(s)
-    mu_s, mu_t = s.mean(dim=1, keepdim=True), t.mean(dim=1, keepdim=True)  # (B, 1, 3)
-    xs, xt = s - mu_s, t - mu_t
-    var_s = (xs * xs).sum(dim=(1, 2))  # (B,)
-    if rotation:
-        cov = torch.einsum("bvi,bvj->bij", xt, xs)  # (B, 3, 3) target x source
-        u, sig, vh = torch.linalg.svd(cov)
-        d = torch.sign(torch.linalg.det(u @ vh))  # reflection guard
-        fix = torch.ones_like(sig)
-        fix[:, 2] = d
-        rot = u @ torch.diag_embed(fix) @ vh  # (B, 3, 3)
-        scale = (sig * fix).sum(dim=1) / var_s.clamp_min(1e-30)
-        xs = torch.einsum("bij,bvj->bvi", rot, xs)
-    else:
-        scale = (xs * xt).sum(dim=(1, 2)) / var_s.clamp_min(1e-30)
-    aligned = scale[:, None, None] * xs + mu_t
+    s, was_numpy, _ = _points(source, "B V 3", "source")
+    scale, rot, shift = similarity_transform(s, target, rotation=rotation)
+    aligned = scale[:, None, None] * torch.einsum("bij,bvj->bvi", rot, s) + shift[:, None]
     return like_input(aligned, was_numpy)
 
 
@@ -138,6 +170,135 @@ def aligned_vertex_error(pred, gt, rotation: bool = False):
     """
     aligned = similarity_align(pred, gt, rotation=rotation)
     return mpve(aligned, gt)
+
+
+@dataclass(frozen=True, eq=False)
+class ScanError:
+    """What :func:`scan_to_mesh_error` measured (NumPy float64, mm for facelab models).
+
+    median, mean, std: statistics of ``distances`` (the NoW benchmark's three numbers).
+    distances: (N,) each scan point's distance to the aligned predicted surface.
+    closest: (N, 3) the closest surface points, in the scan's frame.
+    aligned_verts: (V, 3) the predicted mesh after alignment, in the scan's frame.
+    scale, rotation (3, 3), translation (3,): the similarity ``x -> scale R x + t`` that maps
+        the predicted mesh into the scan's frame (landmarks, then ICP).
+    landmark_rms: RMS landmark distance (mm) after the landmark alignment alone.
+    iterations: ICP iterations run.
+    """
+
+    median: float
+    mean: float
+    std: float
+    distances: np.ndarray
+    closest: np.ndarray
+    aligned_verts: np.ndarray
+    scale: float
+    rotation: np.ndarray
+    translation: np.ndarray
+    landmark_rms: float
+    iterations: int
+
+    def __repr__(self) -> str:
+        return (f"ScanError(median={self.median:.3f}, mean={self.mean:.3f}, std={self.std:.3f}, "
+                f"points={len(self.distances)}, icp_iterations={self.iterations})")
+
+
+def _np_points(x, spec: str, name: str, dims: dict | None = None):
+    t, _, dims = _points(x, spec, name, dims)
+    return t.detach().cpu().double().numpy(), dims
+
+
+def _apply(scale: float, rot: np.ndarray, shift: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return scale * x @ rot.T + shift  # (N, 3)
+
+
+def _fit_similarity(source: np.ndarray, target: np.ndarray, with_scale: bool):
+    """(scale, R (3, 3), t (3,)) mapping source (N, 3) onto target (N, 3), float64."""
+    scale, rot, shift = similarity_transform(torch.from_numpy(source)[None],
+                                             torch.from_numpy(target)[None], rotation=True)
+    scale = float(scale[0]) if with_scale else 1.0
+    rot = rot[0].numpy()
+    if not with_scale:  # rigid: t = mean(target) - R mean(source)
+        return 1.0, rot, target.mean(0) - rot @ source.mean(0)
+    return scale, rot, shift[0].numpy()
+
+
+def scan_to_mesh_error(scan, scan_landmarks, verts, faces, mesh_landmarks, *,
+                       icp_iterations: int = 50, scale: bool = True, tol: float = 1e-4):
+    """Scan-to-mesh distance of a predicted face, the NoW benchmark's protocol.
+
+    Sanyal et al., "Learning to regress 3D face shape and expression from an image without 3D
+    supervision" (CVPR 2019), Sec. 5 (the NoW evaluation, used by NeuFace Sec. 5.2, Table 5):
+
+    1. the predicted mesh is mapped into the scan's frame by the least-squares similarity
+       (rotation, translation, isotropic scale) between its landmarks and the scan's
+       (:func:`similarity_transform`, Umeyama 1991);
+    2. ICP refines it: each scan point's closest point on the predicted surface
+       (:func:`facelab.mesh.closest_points`), then the similarity (or rigid transform) that
+       maps those surface points onto the scan points, repeated until the mean distance
+       falls by less than ``tol`` (relative, or ``tol`` x 1e-3 of the scan's extent absolute),
+       rises, or ``icp_iterations`` are done;
+    3. the error of every scan point is its distance to the closest point on the aligned
+       surface (triangle interiors and edges, not only vertices).
+
+    scan: (N, 3) float points of the ground truth's face region (mm).
+    scan_landmarks: (L, 3) float landmarks on the scan, L >= 3 and not collinear (NoW: 7 —
+        eye corners, nose tip, mouth corners).
+    verts: (V, 3) float predicted mesh, any frame. faces: (F, 3) int64 its triangles (a
+        subset is allowed, e.g. the face region).
+    mesh_landmarks: (L, 3) float the same landmarks on the prediction (e.g.
+        ``verts[model.landmarks[idx]]``).
+    icp_iterations: int >= 0 (0: landmark alignment only). scale: let ICP change the scale
+        (False: rigid ICP after the landmark similarity).
+    tol: relative decrease of the mean distance that stops ICP.
+
+    Returns a :class:`ScanError` (median, mean, std in the scan's units, and the per-point
+    distances). Inputs may be torch or NumPy; everything returned is NumPy float64.
+    """
+    sc, _ = _np_points(scan, "N 3", "scan")
+    lm_s, dims = _np_points(scan_landmarks, "L 3", "scan_landmarks")
+    v, _ = _np_points(verts, "V 3", "verts")
+    lm_m, _ = _np_points(mesh_landmarks, "L 3", "mesh_landmarks", dims={"L": dims["L"]})
+    f, _ = as_tensor(faces, name="faces")
+    check_shape(f, "F 3", name="faces")
+    check_indices(f, v.shape[0], name="faces")
+    icp_iterations = check_int(icp_iterations, name="icp_iterations", minimum=0)
+    if not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol: expected a finite number >= 0, got {tol!r}")
+    if sc.shape[0] < 1 or f.shape[0] < 1:
+        raise ValueError(f"scan, faces: expected at least one point and one face, got "
+                         f"{sc.shape} and {tuple(f.shape)}")
+    for name, lm in (("scan_landmarks", lm_s), ("mesh_landmarks", lm_m)):
+        sv = np.linalg.svd(lm - lm.mean(0), compute_uv=False)  # (3,) spread along 3 axes
+        if lm.shape[0] < 3 or sv[1] <= 1e-9 * max(sv[0], 1e-300):
+            raise ValueError(f"{name}: expected >= 3 non-collinear points, got "
+                             f"{lm.shape[0]} points spanning rank {int((sv > 1e-9 * sv[0]).sum())}")
+    fn = f.detach().cpu().numpy().astype(np.int64)
+    # 1. landmark similarity
+    s_tot, r_tot, t_tot = _fit_similarity(lm_m, lm_s, with_scale=True)
+    landmark_rms = float(np.sqrt(((_apply(s_tot, r_tot, t_tot, lm_m) - lm_s) ** 2)
+                                 .sum(1).mean()))
+    # 2. ICP on the surface
+    aligned = _apply(s_tot, r_tot, t_tot, v)
+    closest, dist, _ = closest_points(sc, aligned, fn)
+    iterations = 0
+    floor = tol * 1e-3 * float(np.linalg.norm(sc.max(0) - sc.min(0)))  # absolute, scan units
+    for _ in range(icp_iterations):
+        ds, dr, dt = _fit_similarity(closest, sc, with_scale=scale)
+        moved = _apply(ds, dr, dt, aligned)
+        c_new, d_new, _ = closest_points(sc, moved, fn)
+        if d_new.mean() > dist.mean():  # a step that does not help ends ICP
+            break
+        iterations += 1
+        s_tot, r_tot, t_tot = ds * s_tot, dr @ r_tot, ds * dr @ t_tot + dt
+        drop = dist.mean() - d_new.mean()
+        aligned, closest, dist = moved, c_new, d_new
+        if drop < tol * (dist.mean() + drop) or drop < floor:
+            break
+    return ScanError(median=float(np.median(dist)), mean=float(dist.mean()),
+                     std=float(dist.std()), distances=dist, closest=closest,
+                     aligned_verts=aligned, scale=float(s_tot), rotation=r_tot,
+                     translation=t_tot, landmark_rms=landmark_rms, iterations=iterations)
 
 
 def stability(pred, gt, normalize="bbox"):

@@ -151,7 +151,8 @@ def test_fit_synthetic_recovers_pose_and_landmarks(model, synthetic):
     err = torch.rad2deg((res.angles - synthetic["angles"]).abs())
     assert float(err[1]) < 4.0 and float(err[0]) < 4.0 and float(err[2]) < 4.0  # yaw, pitch, roll
     settings = FitSettings()
-    assert len(history) == settings.steps_pose + settings.steps_shape + settings.steps_color
+    assert len(history) == (settings.steps_pose + settings.steps_shape + settings.steps_color
+                            + settings.refine.steps)
     assert history.ended
 
 
@@ -173,14 +174,22 @@ def test_fit_result_shapes(model, astronaut_fit):
 # ----------------------------------------------------------------- fit: a real photo
 def test_fit_astronaut_losses_decrease(astronaut_fit):
     _, res, history = astronaut_fit
-    land = res.history["land"]
-    photo = res.history["photo"]
+    s = FitSettings()
+    n_land = s.steps_pose + s.steps_shape
+    land = res.history["land"]  # pose, shape, then the refinement stage
+    photo = res.history["photo"]  # colour, then the refinement stage
+    assert len(land) == n_land + s.refine.steps and len(photo) == s.steps_color + s.refine.steps
     # pose stage then shape stage: the landmark loss falls by far, and "monotonically enough":
     # every 10-step window ends no higher than 5% above where it started
-    assert land[-1] < 0.25 * land[0]
-    assert all(land[i + 10] <= 1.05 * land[i] for i in range(len(land) - 10))
-    assert photo[-1] < 0.6 * photo[0]
-    assert all(photo[i + 10] <= 1.05 * photo[i] for i in range(len(photo) - 10))
+    assert land[n_land - 1] < 0.25 * land[0]
+    assert all(land[i + 10] <= 1.05 * land[i] for i in range(n_land - 10))
+    photo_color = photo[: s.steps_color]
+    assert photo_color[-1] < 0.6 * photo_color[0]
+    assert all(photo_color[i + 10] <= 1.05 * photo_color[i] for i in range(s.steps_color - 10))
+    # the refinement (all blocks on the full energy) lowers E_photo further and keeps the
+    # landmarks where they were (within 10 %)
+    assert photo[-1] < photo[s.steps_color - 1]
+    assert land[-1] < 1.1 * land[n_land - 1]
     assert res.nme_final < res.nme_init and res.nme_final < 0.04
     assert set(history.losses) == {"land", "reg", "photo"}
 
@@ -399,3 +408,22 @@ def test_adam_does_not_import_torch_dynamo():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "False"
+
+
+def test_refinement_stage(model, synthetic):
+    from facelab.fitting.refine import RefineSettings
+
+    short = dict(steps_pose=5, steps_shape=15, steps_color=10)
+    off = fit_image(synthetic["image"], model, synthetic["landmarks"], callback=History(),
+                    settings=FitSettings(**short, refine=None))
+    zero = fit_image(synthetic["image"], model, synthetic["landmarks"], callback=History(),
+                     settings=FitSettings(**short, refine=RefineSettings(steps=0)))
+    assert torch.equal(off.verts, zero.verts)  # no steps: exactly the three-stage fit
+    on = fit_image(synthetic["image"], model, synthetic["landmarks"], callback=History(),
+                   settings=FitSettings(**short, refine=RefineSettings(steps=15)))
+    assert len(on.history["photo"]) == 10 + 15 and len(on.history["land"]) == 20 + 15
+    assert on.losses["photo"] < off.losses["photo"]  # the pixels moved the geometry too
+    assert not torch.equal(on.id_coeffs, off.id_coeffs)
+    with pytest.raises(TypeError, match="settings.refine"):
+        fit_image(synthetic["image"], model, synthetic["landmarks"],
+                  settings=FitSettings(refine={"steps": 3}))

@@ -12,7 +12,9 @@ Three stages, each a few dozen Adam steps on a (crop_size)² crop around the fac
 2. **shape** — pose + identity + expression on E_land + E_reg (identity/expression priors);
 3. **colour** — reflectance + SH illumination on E_photo over the visible face vertices
    (:func:`facelab.raster.vertex_visibility` ∧ the model's face mask) + the reflectance prior,
-   geometry fixed.
+   geometry fixed;
+4. **refine** — everything at once on the full energy E (photometric geometry refinement,
+   :class:`facelab.fitting.refine.RefineStage`): the pixels now move the shape and pose too.
 
 Camera: a pinhole with vertical field of view ``fov_deg`` (default 16°, as
 :func:`facelab.default_camera`) on the crop, principal point at the crop
@@ -39,6 +41,7 @@ from facelab.face_params import FaceParams
 from facelab.fitting.adam import Adam
 from facelab.fitting.crop import DEFAULT_CROP_SIZE, crop_image, face_box, to_crop
 from facelab.fitting.pose_init import pose_from_landmarks
+from facelab.fitting.refine import RefineSettings, RefineStage
 from facelab.formation import Formation, form
 from facelab.image_io import as_rgb_image
 from facelab.lighting import ambient_sh
@@ -59,20 +62,24 @@ class FitSettings:
     crop_size: side of the normalised crop (pixels; MoFA's 224).
     fov_deg: vertical field of view of the pinhole camera on the crop (degrees).
     box_scale: crop side / landmark box size (see :func:`facelab.fitting.crop.face_box`).
-    n_id, n_exp, n_albedo: leading modes fitted (fewer is faster and better conditioned).
+    n_id, n_exp, n_albedo: leading modes fitted (fewer is faster and better conditioned but
+        less accurate in 3D; the default 100 / 50 are all of the version 2 head's, see
+        :mod:`facelab.fitting.evaluate3d` for the measured difference).
     steps_pose, steps_shape, steps_color: Adam steps of the three stages.
     lr_pose, lr_shape, lr_color: Adam step sizes (pose is parametrised in radians and
         relative depth; coefficients are ~N(0, 1)).
     w_land, w_photo: weights of E_land (mean squared crop pixels) and E_photo (MoFA Eq. 8,
         colour units in [0, 1]).
     w_reg: weight of E_reg; ``prior`` splits it per term (MoFA's relative weights by default).
+    refine: the fourth stage's :class:`~facelab.fitting.refine.RefineSettings`
+        (``RefineSettings(steps=0)`` or None: three stages only).
     """
 
     crop_size: int = DEFAULT_CROP_SIZE
     fov_deg: float = 16.0
     box_scale: float = 1.6
-    n_id: int = 40
-    n_exp: int = 32
+    n_id: int = 100
+    n_exp: int = 50
     n_albedo: int = 40
     steps_pose: int = 20
     steps_shape: int = 100
@@ -84,6 +91,7 @@ class FitSettings:
     w_photo: float = 50.0
     w_reg: float = 0.05
     prior: PriorWeights = field(default_factory=lambda: PriorWeights(id=1.0, exp=0.8, albedo=0.2))
+    refine: RefineSettings | None = field(default_factory=RefineSettings)
 
 
 @dataclass(eq=False)
@@ -233,6 +241,9 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
     settings = FitSettings() if settings is None else settings
     if not isinstance(settings, FitSettings):
         raise TypeError(f"settings: expected FitSettings, got {type(settings).__name__}")
+    if settings.refine is not None and not isinstance(settings.refine, RefineSettings):
+        raise TypeError(f"settings.refine: expected RefineSettings or None, got "
+                        f"{type(settings.refine).__name__}")
     if not fit_identity and init is None:
         raise ValueError("fit_identity: False needs init=FitResult with the identity to keep")
     t_start = time.perf_counter()
@@ -313,11 +324,22 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
         nme_init = float(nme(landmark_points(), targets_f[None])[0])
 
     schedule = (["pose"] * settings.steps_pose + ["shape"] * settings.steps_shape
-                + ["color"] * settings.steps_color)
+                + ["color"] * settings.steps_color
+                + ["refine"] * (settings.refine.steps if settings.refine is not None else 0))
     history: dict[str, list[float]] = {"land": [], "reg": [], "photo": []}
     optimizer, stage, geo, sel, ones = None, None, None, None, None
+    refiner = None
     progress = track(schedule, callback=callback, desc="fit_image")
     for name in progress:
+        if name == "refine":  # stage 4: its own parameters and optimiser (refine.py)
+            if refiner is None:
+                refiner = RefineStage(m, crop, camera, face_params().detach(), targets_f, conf_f,
+                                      settings.refine, fit_identity=fit_identity)
+            losses = refiner.step()
+            for k, v in losses.items():
+                history[k].append(float(v))
+            progress.log(losses)
+            continue
         if name != stage:
             stage = name
             if stage == "pose":
@@ -368,7 +390,11 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
         return out
 
     with torch.no_grad():
-        fitted = face_params().detach()
+        if refiner is not None:  # stage 4's coefficients replace the earlier stages'
+            for mine, refined in ((id_c, refiner.id), (exp_c, refiner.exp),
+                                  (alb_c, refiner.albedo), (gamma, refiner.gamma)):
+                mine.copy_(refined)
+        fitted = face_params().detach() if refiner is None else refiner.params().detach()
         crop_formed = form(m, fitted, camera)
         vis = vertex_visibility(crop_formed.screen_verts, m.faces, S, S)[0] & m.face_mask
         e_land = float(landmark_term(crop_formed.landmarks_2d))

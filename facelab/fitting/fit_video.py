@@ -24,7 +24,8 @@ from facelab.progress import History, track
 
 __all__ = ["TRACK_SETTINGS", "fit_video"]
 
-TRACK_SETTINGS = FitSettings(steps_pose=10, steps_shape=40, steps_color=20)
+# frames after the first skip the photometric refinement stage (time per frame)
+TRACK_SETTINGS = FitSettings(steps_pose=10, steps_shape=40, steps_color=20, refine=None)
 
 
 def _frames(frames) -> list:
