@@ -196,6 +196,17 @@ def _cast(model: MorphableModel, dtype: torch.dtype, device: torch.device) -> Mo
     return per_model[(dtype, device)]
 
 
+_INDEX_DTYPES = (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8)
+
+
+def _validated_subset(m: MorphableModel, rows: torch.Tensor) -> bool:
+    """True when these integer rows are already in :func:`_subset_rows`' cache for ``m`` (so
+    they were checked to lie in [0, V) when it was filled): skips two reductions per step."""
+    if rows.dtype not in _INDEX_DTYPES or m not in _SUBSETS:
+        return False
+    return tuple(rows.tolist()) in _SUBSETS[m]
+
+
 def _subset_rows(m: MorphableModel, rows: torch.Tensor) -> dict:
     """The model's per-vertex arrays restricted to ``rows`` (S,), cached by content."""
     per_model = _SUBSETS.setdefault(m, {})
@@ -249,7 +260,8 @@ def form(model: MorphableModel, params: FaceParams, camera, *, vertex_subset=Non
     if vertex_subset is not None:
         rows, _ = as_tensor(vertex_subset, name="vertex_subset")
         check_shape(rows, "S", name="vertex_subset")
-        check_indices(rows, m.num_vertices, name="vertex_subset")
+        if not _validated_subset(m, rows):  # a fitter passes the same subset every step
+            check_indices(rows, m.num_vertices, name="vertex_subset")
         rows = rows.to(device=dev, dtype=torch.int64)
     if geometry is not None:
         return _reshade(m, params, geometry, rows, shade)
