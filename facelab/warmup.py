@@ -55,6 +55,9 @@ def _one_pass(model, batch: int, dtype: torch.dtype, size: int = 64) -> None:
             + shaded_photometric_loss(target, positions, formed.albedo, formed.normals,
                                       params.gamma, visible) + image.mean())
     loss.backward()
+    with torch.no_grad():  # the fused op's forward-only kernel (evaluation, inference)
+        shaded_photometric_loss(target, positions, formed.albedo, formed.normals, params.gamma,
+                                visible)
     rasterize(formed.screen_verts.detach(), model.faces, size, size, perspective_correct=True)
     # textured rendering's lookup, on 128² pixels per image: enough for the parallel variants
     texture = torch.rand(batch, 16, 16, 3, generator=g, dtype=dtype).requires_grad_()

@@ -427,3 +427,24 @@ def test_refinement_stage(model, synthetic):
     with pytest.raises(TypeError, match="settings.refine"):
         fit_image(synthetic["image"], model, synthetic["landmarks"],
                   settings=FitSettings(refine={"steps": 3}))
+
+
+def test_first_fit_in_a_process_does_not_import_torch_dynamo():
+    """A whole fit (every stage: pose, shape, colour with the fused photometric op) in a fresh
+    process leaves torch._dynamo unimported (its import cost ~3 s of a first fit)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import facelab as fl\n"
+            "from facelab.data.photos import sample_landmarks, sample_photo\n"
+            "from facelab.fitting import FitSettings, fit_image\n"
+            "from facelab.progress import History\n"
+            "s = FitSettings(steps_pose=2, steps_shape=2, steps_color=2)\n"
+            "fit_image(sample_photo('astronaut'), fl.load_model('synthetic', "
+            "resolution='teaching'), sample_landmarks('astronaut'), settings=s, "
+            "callback=History())\n"
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=600).stdout.strip()
+    assert out.splitlines()[-1] == "False"

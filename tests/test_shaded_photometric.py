@@ -197,6 +197,40 @@ def test_fused_equals_unfused_chain_values_and_gradients(dtype):
         torch.testing.assert_close(a.grad, b.grad, **tol(dtype, scale=50))
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_forward_state_backward_equals_recomputed_backward(batch):
+    """The autograd op's CPU backward scales gradients its forward pass computed; they match
+    the recomputing backward, and a retained graph's second backward gives the same again."""
+    image, positions, albedo, normals, gamma, vis, grad_loss = make_inputs(batch, 1500,
+                                                                           torch.float64)
+    leaves = [t.clone().requires_grad_() for t in (positions, albedo, normals, gamma)]
+    loss = shaded_photometric_per_image(image, *leaves, vis)
+    (loss * grad_loss).sum().backward(retain_graph=True)
+    first = [t.grad.clone() for t in leaves]
+    _, count = cpu.shaded_photometric_forward(image, positions, albedo, normals, gamma, vis, EPS)
+    want = cpu.shaded_photometric_backward(image, positions, albedo, normals, gamma, vis, EPS,
+                                           count, grad_loss)
+    for got, w in zip(first, want, strict=True):
+        torch.testing.assert_close(got, w, **tol(torch.float64))
+    for t in leaves:
+        t.grad = None
+    (loss * grad_loss).sum().backward()
+    for t, f in zip(leaves, first, strict=True):
+        torch.testing.assert_close(t.grad, f, **tol(torch.float64))
+
+
+def test_forward_grad_skips_what_is_not_needed():
+    image, positions, albedo, normals, gamma, vis, _ = make_inputs(2, 30, torch.float32)
+    loss, count, state = cpu.shaded_photometric_forward_grad(
+        image, positions, albedo, normals, gamma, vis, EPS, (False, True, False, False))
+    assert state[0] is None and state[2] is None and state[3] is None
+    assert state[1].shape == albedo.shape
+    ref_loss, ref_count = cpu.shaded_photometric_forward(image, positions, albedo, normals,
+                                                         gamma, vis, EPS)
+    assert torch.equal(count, ref_count)
+    torch.testing.assert_close(loss, ref_loss, **tol(torch.float32))
+
+
 def test_losses_wrapper_reductions_and_numpy():
     image, positions, albedo, normals, gamma, vis, _ = make_inputs(2, 50, torch.float32)
     per = shaded_photometric_loss(image, positions, albedo, normals, gamma, vis,
@@ -295,7 +329,7 @@ def test_numba_kernels_in_bounds(tmp_path):
         import numba
         import torch
         from facelab.shaded_photometric import cpu
-        for name in ("_forward", "_backward"):
+        for name in ("_forward", "_forward_grad"):
             checked = numba.njit(getattr(cpu, name))
             setattr(cpu, name + "_par", checked)
             setattr(cpu, name + "_ser", checked)

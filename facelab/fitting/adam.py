@@ -35,20 +35,30 @@ class Adam:
 
     @torch.no_grad()
     def step(self) -> None:
+        """One update of every parameter with a gradient: the parameters of a group that share
+        a step count are updated together by torch's ``_foreach`` ops (one call per operation
+        instead of one per tensor: ~half the per-step cost for the fitter's 2-4 tensors; on
+        the CPU they run the same per-tensor kernels, so the iterates do not change)."""
         beta1, beta2 = self.betas
         for group in self.groups:
             lr = group["lr"]
+            buckets: dict[float, list] = {}  # step -> [(param, grad, exp_avg, exp_avg_sq)]
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                grad = p.grad
                 step, exp_avg, exp_avg_sq = self.state.get(
                     id(p), (0.0, torch.zeros_like(p), torch.zeros_like(p)))
                 step += 1.0  # a float, as torch's step tensor's .item()
-                exp_avg.lerp_(grad, 1 - beta1)  # m ← β1 m + (1 − β1) g
-                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)  # v
+                self.state[id(p)] = (step, exp_avg, exp_avg_sq)
+                buckets.setdefault(step, []).append((p, p.grad, exp_avg, exp_avg_sq))
+            for step, items in buckets.items():
+                params, grads, exp_avgs, exp_avg_sqs = (list(x) for x in zip(*items, strict=True))
+                torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)  # m ← β1 m + (1 − β1) g
+                torch._foreach_mul_(exp_avg_sqs, beta2)
+                torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)  # v
                 bias_correction1 = 1 - beta1**step
                 bias_correction2 = 1 - beta2**step
-                denom = (exp_avg_sq.sqrt() / bias_correction2**0.5).add_(self.eps)
-                p.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
-                self.state[id(p)] = (step, exp_avg, exp_avg_sq)
+                denom = torch._foreach_sqrt(exp_avg_sqs)
+                torch._foreach_div_(denom, bias_correction2**0.5)
+                torch._foreach_add_(denom, self.eps)
+                torch._foreach_addcdiv_(params, exp_avgs, denom, value=-lr / bias_correction1)

@@ -5,7 +5,10 @@ MoFA evaluates, per vertex, the shaded colour c_i = r_i ⊙ Σ_b γ_b H_b(n_i) a
 robust distance to the image sampled at the projected vertex. Chained as two ops
 (``sh_shade`` then ``photometric_loss``) that is two autograd Functions, a (B, V, 3) colour
 buffer written and read back, and a shading backward that re-walks every vertex; fused, one
-compiled pass per direction does it all.
+compiled pass per direction does it all. On the CPU, when a gradient is needed, the forward's
+pass also computes the per-vertex gradients (the bilinear cell, the SH basis and the residual
+are then computed once per vertex, not again in backward) and backward only scales them by
+∂L/∂loss / Σ w; on CUDA the backward kernel recomputes them (cheap there, and no state kept).
 
 ``shaded_photometric_per_image(image, positions, albedo, normals, gamma, visibility) -> (B,)``;
 the batch-reduced form is :func:`facelab.losses.shaded_photometric_loss`.

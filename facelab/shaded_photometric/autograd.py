@@ -37,12 +37,27 @@ class ShadedPhotometricLoss(torch.autograd.Function):
     weights (B,V), eps) → (B,). Inputs must be validated, of one dtype and device.
     Differentiable (first order) in positions, albedo, normals and gamma; image (the target),
     weights and eps are constants.
+
+    On the CPU, when a gradient is needed, the forward's one compiled pass also computes the
+    gradients of each image's unnormalised sum (:func:`cpu.shaded_photometric_forward_grad`);
+    backward only scales them by ∂L/∂loss_b / Σ w (the per-vertex work is done once, not
+    recomputed). On CUDA, backward recomputes from the saved inputs (its own kernel).
     """
 
     @staticmethod
     def forward(ctx, image, positions, albedo, normals, gamma, weights, eps):
-        loss, count = _backend(albedo).shaded_photometric_forward(
-            image, positions, albedo, normals, gamma, weights, eps)
+        needs = tuple(bool(n) for n in ctx.needs_input_grad[1:5])
+        ctx.state = None
+        if albedo.device.type == "cpu":
+            if any(needs):
+                loss, count, ctx.state = cpu.shaded_photometric_forward_grad(
+                    image, positions, albedo, normals, gamma, weights, eps, needs)
+            else:
+                loss, count = cpu.shaded_photometric_forward(image, positions, albedo, normals,
+                                                             gamma, weights, eps)
+        else:
+            loss, count = _backend(albedo).shaded_photometric_forward(
+                image, positions, albedo, normals, gamma, weights, eps)
         ctx.save_for_backward(image, positions, albedo, normals, gamma, weights, count)
         ctx.eps = eps
         return loss
@@ -50,12 +65,33 @@ class ShadedPhotometricLoss(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss):
+        if ctx.state is not None:  # CPU: computed by the forward's pass, only scaled here (in
+            # place, no allocation; a second backward of a retained graph recomputes below)
+            state, ctx.state = ctx.state, None
+            grads = cpu.scale_gradients(state, ctx.saved_tensors[-1], grad_loss, inplace=True)
+            return (None, *grads, None, None)
         image, positions, albedo, normals, gamma, weights, count = ctx.saved_tensors
         needs = tuple(bool(n) for n in ctx.needs_input_grad[1:5])
         grads = _backend(albedo).shaded_photometric_backward(
             image, positions, albedo, normals, gamma, weights, ctx.eps, count,
             grad_loss.contiguous(), needs)
         return (None, *grads, None, None)
+
+
+_SPECS = (("image", "B H W 3"), ("positions", "B V 2"), ("albedo", "B V 3"),
+          ("normals", "B V 3"), ("gamma", "B 9 3"))
+_CPU_FLOATS = (torch.float32, torch.float64)
+
+
+def _check_all_finite(names, tensors) -> None:
+    """ValueError naming the first input with NaN/Inf. Contiguous CPU float tensors (the usual
+    case) are checked by one compiled pass each; anything else by ``check_finite``."""
+    fast = [t.device.type == "cpu" and t.dtype in _CPU_FLOATS and t.is_contiguous()
+            for t in tensors]
+    if all(fast) and cpu.all_finite(*tensors):
+        return
+    for name, t in zip(names, tensors, strict=True):
+        check_finite(t, name=name)
 
 
 def shaded_photometric_per_image(image, positions, albedo, normals, gamma, visibility, *,
@@ -89,15 +125,11 @@ def shaded_photometric_per_image(image, positions, albedo, normals, gamma, visib
     """
     eps = check_positive(eps, name="eps")
     d: dict = {}
-    specs = (("image", image, "B H W 3"), ("positions", positions, "B V 2"),
-             ("albedo", albedo, "B V 3"), ("normals", normals, "B V 3"),
-             ("gamma", gamma, "B 9 3"))
     was_numpy = False
     floats = []
-    for name, x, spec in specs:
+    for (name, spec), x in zip(_SPECS, (image, positions, albedo, normals, gamma), strict=True):
         check_shape(x, spec, name=name, dims=d)
         check_floating(x, name=name)
-        check_finite(x, name=name)
         t, was_np = as_tensor(x, name=name)
         was_numpy = was_numpy or was_np
         floats.append(t)
@@ -106,12 +138,8 @@ def shaded_photometric_per_image(image, positions, albedo, normals, gamma, visib
     was_numpy = was_numpy or was_np
     if vis_t.is_complex() or not (vis_t.dtype == torch.bool or vis_t.is_floating_point()):
         raise TypeError(f"visibility: expected bool or float, got {vis_t.dtype}")
-    if vis_t.is_floating_point():
-        check_finite(vis_t, name="visibility")
-        if vis_t.numel() and bool((vis_t < 0).any()):
-            raise ValueError("visibility: expected values >= 0, got negative weights")
     first = floats[0]
-    for (name, _, _), t in zip(specs[1:], floats[1:], strict=True):
+    for (name, _), t in zip(_SPECS[1:], floats[1:], strict=True):
         if t.dtype != first.dtype:
             raise TypeError(f"{name}: expected dtype {first.dtype} (that of image), got {t.dtype}")
         if t.device != first.device:
@@ -120,5 +148,13 @@ def shaded_photometric_per_image(image, positions, albedo, normals, gamma, visib
     if vis_t.device != first.device:
         raise ValueError(f"visibility: expected device {first.device} (that of image), got "
                          f"{vis_t.device}")
-    loss = ShadedPhotometricLoss.apply(*floats, vis_t.detach().to(first.dtype), eps)
+    weights = vis_t.detach().to(first.dtype)
+    if vis_t.is_floating_point():
+        _check_all_finite(("image", "positions", "albedo", "normals", "gamma", "visibility"),
+                          (*floats, weights))
+        if weights.numel() and bool((weights < 0).any()):
+            raise ValueError("visibility: expected values >= 0, got negative weights")
+    else:
+        _check_all_finite(("image", "positions", "albedo", "normals", "gamma"), floats)
+    loss = ShadedPhotometricLoss.apply(*floats, weights, eps)
     return like_input(loss, was_numpy)
