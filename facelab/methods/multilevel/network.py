@@ -75,7 +75,8 @@ class MultilevelNet(nn.Module):
             raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
         self.correctives = check_int(correctives, name="correctives", minimum=0)
         self.kind = kind
-        self.base = MofaEncoder(layout, image_size=image_size, z_scale=z_scale)
+        self.base = MofaEncoder(layout, image_size=image_size, z_scale=z_scale,
+                                reduce=None)  # the architecture the results were made with
         hidden = self.base.hidden
         # the corrective heads are zero-initialised like MoFA's last layer (delta = 0 at start);
         # with C = 0 they are empty parameter-free maps (no zero-size nn.Linear)
