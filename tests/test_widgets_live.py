@@ -12,44 +12,9 @@ import torch
 pytest.importorskip("ipywidgets")
 pytest.importorskip("pythreejs")
 
-import ipywidgets.widgets.widget as ipw_widget
+from fixtures_widgets import dome, live_widgets
 
-from facelab.widgets import (
-    ConvergencePlot,
-    ModelExplorer,
-    MotionPlayer,
-)
-
-
-def dome(nx=9, ny=8, scale=75.0, dtype=torch.float32):
-    """A face-like dome (V=72, F=112), y up, bulging toward +z; faces CCW seen from +z."""
-    xs, ys = torch.linspace(-1, 1, nx, dtype=torch.float64), torch.linspace(-1.2, 1.2, ny,
-                                                                             dtype=torch.float64)
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    gz = 0.6 * torch.exp(-(gx**2 + 0.5 * gy**2))
-    verts = (torch.stack([gx, gy, gz], -1).reshape(-1, 3) * scale).to(dtype)
-    faces = []
-    for i in range(ny - 1):
-        for j in range(nx - 1):
-            a, b, c, d = i * nx + j, i * nx + j + 1, (i + 1) * nx + j, (i + 1) * nx + j + 1
-            faces += [(a, b, d), (a, d, c)]
-    return verts, torch.tensor(faces, dtype=torch.int64)
-
-
-def live_widgets() -> int:
-    return len(ipw_widget._instances)
-
-
-@pytest.fixture(scope="module")
-def model():
-    from facelab.model.registry import load_model
-
-    return load_model("synthetic", resolution="teaching", version=1)
-
-
-@pytest.fixture(scope="module")
-def explorer(model):
-    return ModelExplorer(model, n_id=4, n_exp=3, n_albedo=3, image_size=96, view_size=200)
+from facelab.widgets import ConvergencePlot, MotionPlayer
 
 
 # ------------------------------------------------------------- ConvergencePlot
