@@ -38,20 +38,15 @@ import torch
 from facelab import cameras
 from facelab._checks import as_tensor, check_finite, check_floating, check_shape
 from facelab.face_params import FaceParams
-from facelab.fitting.adam import Adam
 from facelab.fitting.crop import DEFAULT_CROP_SIZE, crop_image, face_box, to_crop
+from facelab.fitting.energies import ColourEnergy, FlatAdam, LandmarkEnergy
 from facelab.fitting.pose_init import pose_from_landmarks
 from facelab.fitting.pose_step import pose_from_unknowns
 from facelab.fitting.refine import RefineSettings, RefineStage
-from facelab.formation import Formation, form
+from facelab.formation import Formation, _cast, form
 from facelab.image_io import as_rgb_image
 from facelab.lighting import ambient_sh
-from facelab.losses import (
-    PriorWeights,
-    photometric_loss,
-    shaded_photometric_loss,
-    statistical_prior,
-)
+from facelab.losses import PriorWeights, photometric_loss
 from facelab.metrics import nme
 from facelab.model.morphable import MorphableModel
 from facelab.progress import track
@@ -201,22 +196,6 @@ def _detect(image):
     return torch.from_numpy(det.landmarks)
 
 
-class _Pose(torch.nn.Module):
-    """Head pose as a residual axis-angle on a base rotation and a relative translation."""
-
-    def __init__(self, rotation, translation):
-        super().__init__()
-        self.register_buffer("base", rotation.clone())
-        self.register_buffer("t0", translation.clone())
-        self.delta = torch.nn.Parameter(torch.zeros(3, dtype=rotation.dtype))
-        self.shift = torch.nn.Parameter(torch.zeros(3, dtype=rotation.dtype))
-
-    def forward(self):
-        """R = Rodrigues(delta) @ base (3, 3), t = (t0x + z0 s_x, t0y + z0 s_y, z0 exp(s_z))
-        (3,): one autograd node (:mod:`facelab.fitting.pose_step`)."""
-        return pose_from_unknowns(self.delta, self.shift, self.base, self.t0)
-
-
 def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, confidence=None,
               settings: FitSettings | None = None, init: FitResult | None = None,
               fit_identity: bool = True, callback=None) -> FitResult:
@@ -267,7 +246,7 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
     crop = crop_image(img, box.to(torch.float32), S)  # (S, S, 3)
     targets = to_crop(targets_img, box, S)  # (68, 2) crop pixels
     dt = torch.float32
-    m = model.to(dtype=dt)
+    m = _cast(model, dt, torch.device("cpu"))  # the model itself when float32 (cached copy else)
     lm_idx = m.landmarks
     focal, principal = cameras.intrinsics_from_fov(settings.fov_deg, S, S, dtype=dt)  # (1, 2)
     k_id, k_exp, k_alb = (min(settings.n_id, m.n_id), min(settings.n_exp, m.n_exp),
@@ -295,102 +274,87 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
                                      conf)
         R0, t0 = R0.to(dt), t0.to(dt)
 
-    pose = _Pose(R0, t0)
-    id_c = torch.nn.Parameter(id0.clone())
-    exp_c = torch.nn.Parameter(exp0.clone())
-    alb_c = torch.nn.Parameter(alb0.clone())
-    gamma = torch.nn.Parameter(gamma0.clone())
     targets_f, conf_f = targets.to(dt), conf.to(dt)
     camera = cameras.Pinhole(focal, principal)  # the crop's camera
+    # the unknowns as two flat vectors, stepped by closed-form gradients (energies.py):
+    # x = (pose residual δR (3), relative shift s (3), identity (k_id), expression (k_exp)),
+    # y = (SH light γ (27), reflectance (k_alb))
+    x = torch.cat([torch.zeros(6, dtype=dt), id0, exp0])
+    y = torch.cat([gamma0.reshape(-1), alb0])
+    landmarks = LandmarkEnergy(m, k_id, k_exp, focal[0], principal[0], targets_f, conf_f, R0,
+                               t0, prior=settings.prior, w_land=settings.w_land,
+                               w_reg=settings.w_reg, fit_identity=fit_identity)
 
-    def face_params(*, detach_geometry: bool = False) -> FaceParams:
-        """The fitted fields as FaceParams (B = 1); geometry frozen in the colour stage."""
-        R, t = pose()
-        geo = [id_c[None], exp_c[None], R[None], t[None]]
-        if detach_geometry:
-            geo = [g.detach() for g in geo]
-        return FaceParams(id=geo[0], exp=geo[1], rotation=geo[2], translation=geo[3],
-                          albedo=alb_c[None], gamma=gamma[None])
+    def face_params() -> FaceParams:
+        """The current unknowns as FaceParams (B = 1, no gradient; a copy, not views)."""
+        with torch.no_grad():
+            R, t = pose_from_unknowns(x[:3], x[3:6], R0, t0)
+        xc, yc = x.clone(), y.clone()
+        return FaceParams(id=xc[None, 6:6 + k_id], exp=xc[None, 6 + k_id:], rotation=R[None],
+                          translation=t[None], albedo=yc[None, 27:],
+                          gamma=yc[:27].view(1, 9, 3))
 
-    def landmark_points():
-        # only the 68 landmark vertices are formed: O(68 K) per step, not O(V K)
-        return form(m, face_params(), camera, vertex_subset=lm_idx).landmarks_2d  # (1, 68, 2)
+    def check_stage(name: str) -> None:
+        # one check per stage instead of one per step: a diverged stage leaves NaN/Inf here
+        if not (bool(torch.isfinite(x).all()) and bool(torch.isfinite(y).all())):
+            raise ValueError(f"fit_image: the {name} stage diverged (non-finite parameters); "
+                             f"try smaller learning rates in settings")
 
-    def landmark_term(points):
-        r2 = ((points[0] - targets_f) ** 2).sum(-1)  # (68,)
-        return (conf_f * r2).sum() / conf_f.sum()
-
-    def prior_term():
-        terms = {"exp": exp_c[None]}
-        if fit_identity:
-            terms["id"] = id_c[None]
-        return statistical_prior(terms, settings.prior)
-
-    with torch.no_grad():
-        nme_init = float(nme(landmark_points(), targets_f[None])[0])
+    nme_init = float(nme(landmarks.points(x)[None], targets_f[None])[0])
 
     schedule = (["pose"] * settings.steps_pose + ["shape"] * settings.steps_shape
                 + ["color"] * settings.steps_color
                 + ["refine"] * (settings.refine.steps if settings.refine is not None else 0))
     history: dict[str, list[float]] = {"land": [], "reg": [], "photo": []}
-    optimizer, stage, geo, sel, ones, positions = None, None, None, None, None, None
-    refiner = None
+    optimizer, stage, colour, refiner = None, None, None, None
+    pose_slice, id_slice, exp_slice = slice(0, 6), slice(6, 6 + k_id), slice(6 + k_id, None)
     progress = track(schedule, callback=callback, desc="fit_image")
     for name in progress:
-        if name == "refine":  # stage 4: its own parameters and optimiser (refine.py)
-            if refiner is None:
-                refiner = RefineStage(m, crop, camera, face_params().detach(), targets_f, conf_f,
-                                      settings.refine, fit_identity=fit_identity)
-            losses = refiner.step()
-            for k, v in losses.items():
-                history[k].append(float(v))
-            progress.log(losses)
-            continue
         if name != stage:
+            if stage is not None:
+                check_stage(stage)
             stage = name
             if stage == "pose":
-                optimizer = Adam(pose.parameters(), lr=settings.lr_pose)
+                optimizer = FlatAdam(x, [(pose_slice, settings.lr_pose)])
             elif stage == "shape":
-                params = [{"params": list(pose.parameters()), "lr": settings.lr_pose},
-                          {"params": [exp_c] + ([id_c] if fit_identity else []),
-                           "lr": settings.lr_shape}]
-                optimizer = Adam(params)
-            else:
+                optimizer = FlatAdam(x, [(pose_slice, settings.lr_pose),
+                                         (exp_slice, settings.lr_shape)]
+                                     + ([(id_slice, settings.lr_shape)] if fit_identity else []))
+            elif stage == "color":
                 # geometry is fixed from here: formed once (with its visible face vertices),
                 # then every step re-forms only reflectance and shading on it
                 with torch.no_grad():
-                    geo = form(m, face_params(detach_geometry=True), camera)
+                    geo = form(m, face_params(), camera)
                     vis = vertex_visibility(geo.screen_verts, m.faces, S, S)[0] & m.face_mask
                     sel = vis.nonzero()[:, 0]  # (Vv,) the visible face vertices
-                    ones = torch.ones(1, sel.numel(), dtype=dt)
-                    positions = geo.screen_verts[:, sel, :2].contiguous()  # (1, Vv, 2) fixed
-                params = [{"params": [gamma], "lr": settings.lr_color}]
-                if fit_identity:
-                    params.append({"params": [alb_c], "lr": settings.lr_color})
-                optimizer = Adam(params)
-        optimizer.zero_grad()
-        if stage == "color":
-            fp = face_params(detach_geometry=True)
-            f = form(m, fp, camera, geometry=geo, vertex_subset=sel,
-                     shade=False)  # MoFA Eq. 3 on the visible vertices
-            e_photo = shaded_photometric_loss(crop[None], positions, f.albedo, f.normals,
-                                              fp.gamma, ones)  # Eqs. 4 + 8, one fused op
-            e_reg = statistical_prior({"albedo": alb_c[None]}, settings.prior)
-            loss = settings.w_photo * e_photo + settings.w_reg * e_reg
+                colour = ColourEnergy(m, sel, k_alb, crop, geo.screen_verts[:, sel, :2],
+                                      geo.normals[:, sel], prior=settings.prior,
+                                      w_photo=settings.w_photo, w_reg=settings.w_reg)
+                optimizer = FlatAdam(y, [(slice(0, 27), settings.lr_color)]
+                                     + ([(slice(27, None), settings.lr_color)]
+                                        if fit_identity else []))
+            else:  # stage 4: its own parameters and optimiser (refine.py)
+                refiner = RefineStage(m, crop, camera, face_params(), targets_f, conf_f,
+                                      settings.refine, fit_identity=fit_identity)
+        if stage == "refine":
+            losses = refiner.step()
+        elif stage == "color":  # MoFA Eqs. 3, 4, 8 (one fused op) + the reflectance prior
+            e_photo, e_reg, _, grad = colour(y)
+            optimizer.step(y, grad)
             losses = {"photo": e_photo, "reg": e_reg}
-        else:
-            e_land = landmark_term(landmark_points())
-            loss = settings.w_land * e_land
-            losses = {"land": e_land}
-            if stage == "shape":
-                e_reg = prior_term()
-                loss = loss + settings.w_reg * e_reg
-                losses["reg"] = e_reg
-        loss.backward()
-        optimizer.step()
+        else:  # Eq. 9 on the 68 landmarks (+ the identity / expression prior, Eq. 10)
+            e_land, e_reg, _, grad = landmarks(x, with_prior=stage == "shape")
+            optimizer.step(x, grad)
+            losses = {"land": e_land, "reg": e_reg} if stage == "shape" else {"land": e_land}
         for k, v in losses.items():
-            history[k].append(float(v.detach()))
+            history[k].append(float(v))
         progress.log(losses)
+    if stage is not None and stage != "refine":
+        check_stage(stage)
+
+    def landmark_term(points):
+        r2 = ((points[0] - targets_f) ** 2).sum(-1)  # (68,)
+        return (conf_f * r2).sum() / conf_f.sum()
 
     def full(c, k_total):
         out = torch.zeros(1, k_total, dtype=dt)
@@ -398,11 +362,7 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
         return out
 
     with torch.no_grad():
-        if refiner is not None:  # stage 4's coefficients replace the earlier stages'
-            for mine, refined in ((id_c, refiner.id), (exp_c, refiner.exp),
-                                  (alb_c, refiner.albedo), (gamma, refiner.gamma)):
-                mine.copy_(refined)
-        fitted = face_params().detach() if refiner is None else refiner.params().detach()
+        fitted = face_params() if refiner is None else refiner.params().detach()
         crop_formed = form(m, fitted, camera)
         vis = vertex_visibility(crop_formed.screen_verts, m.faces, S, S)[0] & m.face_mask
         e_land = float(landmark_term(crop_formed.landmarks_2d))
@@ -412,8 +372,9 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
         # the same camera in photo pixels: the crop is a scaled, shifted window of the photo
         scale = float(box[2] - box[0]) / S  # photo pixels per crop pixel
         photo_camera = cameras.Pinhole(focal * scale, box[None, :2].to(dt) + principal * scale)
-        result_params = fitted.replace(id=full(id_c, m.n_id), exp=full(exp_c, m.n_exp),
-                                       albedo=full(alb_c, m.n_albedo))
+        result_params = fitted.replace(id=full(fitted.id[0], m.n_id),
+                                       exp=full(fitted.exp[0], m.n_exp),
+                                       albedo=full(fitted.albedo[0], m.n_albedo))
         formation = form(m, result_params, photo_camera)
 
     return FitResult(

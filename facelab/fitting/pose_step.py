@@ -88,14 +88,14 @@ class _PoseFunction(torch.autograd.Function):
     and shift (base and t0 are constants)."""
 
     @staticmethod
-    def forward(ctx, delta, shift, base, t0):
+    def forward(ctx, delta, shift, base, t0, linear_depth):
         v = delta.tolist()
         s = shift.tolist()
         base_l = base.tolist()
         x0, y0, z0 = t0.tolist()
         R = _matmul(rodrigues(v), base_l)
-        ez = math.exp(s[2])
-        t = [x0 + z0 * s[0], y0 + z0 * s[1], z0 * ez]
+        ez = 1.0 if linear_depth else math.exp(s[2])  # ∂t_z/∂s_z = z0 ez either way
+        t = [x0 + z0 * s[0], y0 + z0 * s[1], z0 * (1.0 + s[2]) if linear_depth else z0 * ez]
         ctx.state = (v, base_l, z0, ez)
         opts = {"dtype": delta.dtype, "device": delta.device}
         return torch.tensor(R, **opts), torch.tensor(t, **opts)
@@ -111,16 +111,19 @@ class _PoseFunction(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             gx, gy, gz = grad_t.tolist()
             g_shift = torch.tensor([gx * z0, gy * z0, gz * z0 * ez], **opts)
-        return g_delta, g_shift, None, None
+        return g_delta, g_shift, None, None, None
 
 
 def pose_from_unknowns(delta: torch.Tensor, shift: torch.Tensor, base: torch.Tensor,
-                       t0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                       t0: torch.Tensor, *, linear_depth: bool = False
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """The fitter's pose: R = Rodrigues(delta) @ base (3, 3) and
-    t = (t0x + z0 shift_x, t0y + z0 shift_y, z0 exp(shift_z)) (3,), z0 = t0z.
+    t = (t0x + z0 shift_x, t0y + z0 shift_y, z0 exp(shift_z)) (3,), z0 = t0z; with
+    ``linear_depth`` t_z = z0 (1 + shift_z) instead (the refinement stage's parametrisation,
+    :class:`facelab.fitting.refine.RefineStage`).
 
     delta: (3,) axis-angle residual (radians); shift: (3,) relative translation; base (3, 3)
     and t0 (3,) constants; float32/float64 CPU tensors. One autograd node (analytic backward
     to delta and shift), computed in double precision and returned in delta's dtype.
     """
-    return _PoseFunction.apply(delta, shift, base, t0)
+    return _PoseFunction.apply(delta, shift, base, t0, bool(linear_depth))

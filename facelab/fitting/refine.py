@@ -15,25 +15,85 @@ face mask), re-selected every ``visibility_every`` steps as the surface moves, t
 fused compiled op :func:`facelab.losses.shaded_photometric_loss` (gradients reach the
 projected positions and, through :func:`facelab.vertex_normals`, the shape).
 
+The energy reads only the face region: E_photo the visible face-mask vertices (their
+positions, reflectance and normals; a normal is the normalised area-weighted sum of the
+vertex's incident face normals, MoFA Sec. 4) and E_land the 68 landmark vertices. So each
+step forms, through the one chain :func:`facelab.form`, the *photometric region* of the model
+(:func:`photometric_region`: the face-mask vertices, their one-ring and the landmarks, with the
+faces incident to a face-mask vertex) instead of the whole head — the same values and
+gradients (every face-mask vertex keeps all its incident faces, in the same order) for about
+half the vertices and a third of the bases' memory traffic per step. Only the visibility
+re-selection forms the whole head, since any part of it may occlude the face.
+
 Measured with :mod:`facelab.fitting.evaluate3d` (NoW-style scan-to-mesh error on rendered
 heads with detail outside the model); the figures are in that module's results file.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import torch
 
 from facelab.face_params import FaceParams
-from facelab.fitting.adam import Adam
+from facelab.fitting.energies import FlatAdam, RefineEnergy
+from facelab.fitting.pose_step import pose_from_unknowns
 from facelab.formation import form
-from facelab.losses import PriorWeights, shaded_photometric_loss, statistical_prior
+from facelab.losses import PriorWeights
 from facelab.model.morphable import MorphableModel
 from facelab.raster import vertex_visibility
-from facelab.rotations import axis_angle_to_matrix
 
-__all__ = ["RefineSettings", "RefineStage"]
+__all__ = ["RefineSettings", "RefineStage", "photometric_region"]
+
+# model -> {(k_id, k_exp, k_alb): (region model, rows)}; a model is treated as immutable (as
+# facelab.formation's caches do)
+_REGIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def photometric_region(model: MorphableModel, n_id: int | None = None,
+                       n_exp: int | None = None, n_albedo: int | None = None
+                       ) -> tuple[MorphableModel, torch.Tensor]:
+    """The part of ``model`` that MoFA's energy (Eqs. 8-10) reads, as a model of its own.
+
+    Returns ``(region, rows)``: ``rows`` (R,) int64, sorted, the kept vertices of ``model`` —
+    every face-mask vertex, its one-ring and the landmark vertices — and ``region`` the
+    :class:`MorphableModel` of those rows: mean, bases (the leading ``n_id`` / ``n_exp`` /
+    ``n_albedo`` modes, contiguous), the faces incident to a face-mask vertex (re-indexed, in
+    their original order), the landmarks (re-indexed) and the face mask. So
+    ``form(region, p, camera)`` gives exactly ``form(model, p, camera)``'s positions and
+    reflectance on ``rows`` and its normals on the face-mask vertices (each keeps all its
+    incident faces, summed in the same order); the one-ring's own normals are partial (they
+    only serve the face-mask vertices' neighbours) and the region carries no skeleton, UV
+    layout or texture maps (the fitter forms no joints and shades per vertex). Built once per
+    model and mode counts (cached).
+    """
+    key = (n_id, n_exp, n_albedo)
+    per_model = _REGIONS.setdefault(model, {})
+    if key not in per_model:
+        faces, mask = model.faces, model.face_mask
+        touching = faces[mask[faces].any(dim=1)]  # (Fr, 3) faces with a face-mask corner
+        keep = torch.zeros(model.num_vertices, dtype=torch.bool)
+        keep[touching.reshape(-1)] = True
+        if model.landmarks is not None:
+            keep[model.landmarks] = True
+        rows = keep.nonzero()[:, 0]  # (R,)
+        local = torch.full((model.num_vertices,), -1, dtype=torch.int64)
+        local[rows] = torch.arange(rows.numel())
+        k_id, k_exp, k_alb = (model.n_id if n_id is None else n_id,
+                              model.n_exp if n_exp is None else n_exp,
+                              model.n_albedo if n_albedo is None else n_albedo)
+        region = MorphableModel(
+            name=f"{model.name}-photometric-region", mean_shape=model.mean_shape[rows],
+            id_basis=model.id_basis[rows, :, :k_id].contiguous(),
+            exp_basis=model.exp_basis[rows, :, :k_exp].contiguous(),
+            mean_albedo=model.mean_albedo[rows],
+            albedo_basis=model.albedo_basis[rows, :, :k_alb].contiguous(),
+            faces=local[touching],
+            landmarks=None if model.landmarks is None else local[model.landmarks],
+            face_mask=mask[rows], source=model.source)
+        per_model[key] = (region, rows)
+    return per_model[key]
 
 
 @dataclass(frozen=True)
@@ -73,6 +133,12 @@ class RefineStage:
     targets: (68, 2) landmark targets in crop pixels; confidence: (68,) weights c_j (Eq. 9).
     settings: :class:`RefineSettings`.
     fit_identity: False keeps identity and reflectance fixed (video frames after the first).
+
+    Each step evaluates the energy and its gradient in closed form on the photometric region
+    (:class:`facelab.fitting.energies.RefineEnergy`) and takes one Adam step of all the
+    unknowns as one flat vector (:class:`facelab.fitting.energies.FlatAdam`); every
+    ``visibility_every`` steps the whole head is formed (:func:`facelab.form`) to re-select
+    the visible face vertices.
     """
 
     def __init__(self, model: MorphableModel, crop: torch.Tensor, camera, params: FaceParams,
@@ -81,54 +147,57 @@ class RefineStage:
         dt = crop.dtype
         self.model, self.crop, self.camera, self.settings = model, crop, camera, settings
         self.fit_identity = fit_identity
-        self.R0 = params.rotation[0].detach()
-        self.t0 = params.translation[0].detach()
-        self.delta = torch.nn.Parameter(torch.zeros(3, dtype=dt))  # axis-angle on R0
-        self.shift = torch.nn.Parameter(torch.zeros(3, dtype=dt))  # translation / depth
-        self.id = torch.nn.Parameter(params.id[0].detach().clone())
-        self.exp = torch.nn.Parameter(params.exp[0].detach().clone())
-        self.albedo = torch.nn.Parameter(params.albedo[0].detach().clone())
-        self.gamma = torch.nn.Parameter(params.gamma[0].detach().clone())
-        self.targets, self.confidence = targets.to(dt), confidence.to(dt)
-        groups = [{"params": [self.delta, self.shift], "lr": settings.lr_pose},
-                  {"params": [self.exp] + ([self.id] if fit_identity else []),
-                   "lr": settings.lr_shape},
-                  {"params": [self.gamma] + ([self.albedo] if fit_identity else []),
-                   "lr": settings.lr_color}]
-        self.optimizer = Adam(groups)
-        self.weights = None  # (1, V) visible face vertices, re-selected as the surface moves
+        k_id, k_exp, k_alb = params.id.shape[1], params.exp.shape[1], params.albedo.shape[1]
+        self.region, self.rows = photometric_region(model, k_id, k_exp, k_alb)
+        self.R0 = params.rotation[0].detach().clone()
+        self.t0 = params.translation[0].detach().clone()
+        self.energy = RefineEnergy(self.region, crop, camera.focal[0], camera.principal[0],
+                                   targets, confidence, self.R0, self.t0, prior=settings.prior,
+                                   w_photo=settings.w_photo, w_land=settings.w_land,
+                                   w_reg=settings.w_reg, fit_identity=fit_identity)
+        # z = (δR (3) axis-angle on R0, s (3) translation / depth, id, exp, γ (27), albedo)
+        self.z = torch.cat([torch.zeros(6, dtype=dt), params.id[0].detach().to(dt),
+                            params.exp[0].detach().to(dt),
+                            params.gamma[0].detach().to(dt).reshape(-1),
+                            params.albedo[0].detach().to(dt)])
+        s_pose, s_geo, s_gamma, s_alb = self.energy.slices
+        s_id, s_exp = slice(6, 6 + k_id), slice(6 + k_id, s_geo.stop)
+        groups = [(s_pose, settings.lr_pose), (s_exp, settings.lr_shape),
+                  (s_gamma, settings.lr_color)]
+        if fit_identity:
+            groups += [(s_id, settings.lr_shape), (s_alb, settings.lr_color)]
+        self.optimizer = FlatAdam(self.z, groups)
+        self._slices = {"id": s_id, "exp": s_exp, "gamma": s_gamma, "albedo": s_alb}
+        self.weights = None  # (1, R) visible face vertices of the region, re-selected
+        #                      as the surface moves
         self.steps_done = 0
 
+    id = property(lambda self: self.z[self._slices["id"]])
+    exp = property(lambda self: self.z[self._slices["exp"]])
+    albedo = property(lambda self: self.z[self._slices["albedo"]])
+    gamma = property(lambda self: self.z[self._slices["gamma"]].view(9, 3))
+
     def params(self) -> FaceParams:
-        """The current :class:`FaceParams` (batch 1; differentiable in the refined blocks)."""
-        R = axis_angle_to_matrix(self.delta[None])[0] @ self.R0  # (3, 3)
-        t = self.t0 + self.t0[2] * self.shift  # (3,)
-        return FaceParams(id=self.id[None], exp=self.exp[None], rotation=R[None],
-                          translation=t[None], albedo=self.albedo[None], gamma=self.gamma[None])
+        """The current :class:`FaceParams` (batch 1, no gradient; copies)."""
+        with torch.no_grad():
+            # R = Rodrigues(delta) R0 (3, 3), t = t0 + t0_z shift (3,)
+            R, t = pose_from_unknowns(self.z[:3], self.z[3:6], self.R0, self.t0,
+                                      linear_depth=True)
+            return FaceParams(id=self.id[None].clone(), exp=self.exp[None].clone(),
+                              rotation=R[None], translation=t[None],
+                              albedo=self.albedo[None].clone(), gamma=self.gamma[None].clone())
 
     def step(self) -> dict:
-        """One Adam step on E; returns the terms (0-d tensors, detached)."""
+        """One Adam step on E; returns the terms (0-d tensors)."""
         s, m = self.settings, self.model
         S = self.crop.shape[0]
-        self.optimizer.zero_grad()
-        p = self.params()
-        f = form(m, p, self.camera, shade=False)  # albedo and normals; shading fused below
         if self.weights is None or self.steps_done % s.visibility_every == 0:
-            with torch.no_grad():
-                vis = vertex_visibility(f.screen_verts.detach(), m.faces, S, S)[0]  # (V,)
-                if m.face_mask is not None:
-                    vis = vis & m.face_mask
-                self.weights = vis[None].to(self.crop.dtype)  # (1, V)
-        e_photo = shaded_photometric_loss(self.crop[None], f.screen_verts[..., :2], f.albedo,
-                                          f.normals, p.gamma, self.weights)  # Eqs. 4 + 8
-        r2 = ((f.landmarks_2d[0] - self.targets) ** 2).sum(-1)  # (68,)
-        e_land = (self.confidence * r2).sum() / self.confidence.sum()  # Eq. 9, mean px²
-        coeffs = {"exp": self.exp[None]}
-        if self.fit_identity:
-            coeffs.update(id=self.id[None], albedo=self.albedo[None])
-        e_reg = statistical_prior(coeffs, s.prior)  # Eq. 10
-        loss = s.w_photo * e_photo + s.w_land * e_land + s.w_reg * e_reg
-        loss.backward()
-        self.optimizer.step()
+            with torch.no_grad():  # the whole head: any part of it may occlude the face
+                whole = form(m, self.params(), self.camera, shade=False)
+                vis = vertex_visibility(whole.screen_verts, m.faces, S, S)[0]  # (V,)
+                vis = (vis & m.face_mask)[self.rows]  # (R,)
+                self.weights = vis[None].to(self.crop.dtype)  # (1, R)
+        e_photo, e_land, e_reg, _, grad = self.energy(self.z, self.weights)
+        self.optimizer.step(self.z, grad)
         self.steps_done += 1
-        return {"photo": e_photo.detach(), "land": e_land.detach(), "reg": e_reg.detach()}
+        return {"photo": e_photo, "land": e_land, "reg": e_reg}
