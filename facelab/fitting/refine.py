@@ -92,8 +92,22 @@ def photometric_region(model: MorphableModel, n_id: int | None = None,
             faces=local[touching],
             landmarks=None if model.landmarks is None else local[model.landmarks],
             face_mask=mask[rows], source=model.source)
-        per_model[key] = (region, rows)
-    return per_model[key]
+        # the whole mesh's shape alone (no reflectance modes), for the visibility re-selection
+        shape_only = MorphableModel(
+            name=f"{model.name}-shape", mean_shape=model.mean_shape,
+            id_basis=model.id_basis[..., :k_id].contiguous(),
+            exp_basis=model.exp_basis[..., :k_exp].contiguous(), mean_albedo=model.mean_albedo,
+            albedo_basis=model.albedo_basis[..., :0], faces=model.faces,
+            landmarks=model.landmarks, face_mask=mask, source=model.source)
+        per_model[key] = (region, rows, shape_only)
+    return per_model[key][:2]
+
+
+def _shape_model(model: MorphableModel, n_id: int, n_exp: int, n_albedo: int):
+    """The whole mesh with the fitted shape modes and no reflectance modes (cached with the
+    region): what the visibility re-selection forms."""
+    photometric_region(model, n_id, n_exp, n_albedo)
+    return _REGIONS[model][(n_id, n_exp, n_albedo)][2]
 
 
 @dataclass(frozen=True)
@@ -149,6 +163,7 @@ class RefineStage:
         self.fit_identity = fit_identity
         k_id, k_exp, k_alb = params.id.shape[1], params.exp.shape[1], params.albedo.shape[1]
         self.region, self.rows = photometric_region(model, k_id, k_exp, k_alb)
+        self.shape_model = _shape_model(model, k_id, k_exp, k_alb)
         self.R0 = params.rotation[0].detach().clone()
         self.t0 = params.translation[0].detach().clone()
         self.energy = RefineEnergy(self.region, crop, camera.focal[0], camera.principal[0],
@@ -193,7 +208,9 @@ class RefineStage:
         S = self.crop.shape[0]
         if self.weights is None or self.steps_done % s.visibility_every == 0:
             with torch.no_grad():  # the whole head: any part of it may occlude the face
-                whole = form(m, self.params(), self.camera, shade=False)
+                p = self.params()
+                whole = form(self.shape_model, p.replace(albedo=p.albedo[:, :0]), self.camera,
+                             shade=False)
                 vis = vertex_visibility(whole.screen_verts, m.faces, S, S)[0]  # (V,)
                 vis = (vis & m.face_mask)[self.rows]  # (R,)
                 self.weights = vis[None].to(self.crop.dtype)  # (1, R)
