@@ -18,16 +18,25 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install "torch==2.13.0"
 	$(BIN)/python -m pip install -e .
-	$(BIN)/python -m facelab.warmup
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 	$(BIN)/python -m pip install -e ".[dev,landmarks,video]"
+	touch $@
+
+# Compiled again whenever a kernel source changes (an edit, a pull): Numba's cache is keyed by
+# each source file's timestamp, so a changed file would otherwise compile in the first call.
+KERNELS := $(wildcard facelab/*/cpu.py)
+$(VENV)/.warm: $(VENV)/.installed $(KERNELS)
+	$(BIN)/python -m facelab.warmup
+	touch $@
+
+$(VENV)/.warm-dev: $(VENV)/.installed-dev $(KERNELS)
 	$(BIN)/python -m facelab.warmup --float64
 	touch $@
 
-setup: $(VENV)/.installed
-setup-dev: $(VENV)/.installed-dev
+setup: $(VENV)/.warm
+setup-dev: $(VENV)/.warm-dev
 
 demo: setup
 	$(BIN)/facelab demo --out $(OUT) --force

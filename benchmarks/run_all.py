@@ -141,6 +141,16 @@ def explorer_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def fit_table(rows: list[dict]) -> list[str]:
+    lines = ["| workload | implementation | wall ms | CPU ms | ÷ autograd reference | check "
+             "| load |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = "" if r["ratio"] is None else _r(r["ratio"])
+        lines.append(f"| {r['workload']} | {r['impl']} | {_ms(r)} | {r['cpu_ms']:.1f} | "
+                     f"{ratio} | {r['check']} | {r['load']:.1f} |")
+    return lines
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="20 rounds instead of 25")
@@ -156,6 +166,7 @@ def main(argv=None):
         texture += _json_rows("bench_texture.py", ["--threads", threads, *rounds])
     threads_rows = _json_rows("bench_threads.py", ["--calls", "20" if args.quick else "25"])
     explorer = _json_rows("bench_explorer.py", ["--threads", "1", *rounds])
+    fit = _json_rows("bench_fit.py", [*rounds, "--first", rounds[1]])
     legacy = []
     if not args.skip_legacy:
         for script, extra in LEGACY:
@@ -184,6 +195,8 @@ def main(argv=None):
         "a Numba kernel", "", *threads_table(threads_rows), "",
         "## ModelExplorer: one slider move, no browser (goal <= 50 ms on one thread at 256²)",
         "", *explorer_table(explorer), "",
+        "## A warm photo fit (goal <= 250 ms) and the first rasterize in a fresh process "
+        "(goal <= 300 ms)", "", *fit_table(fit), "",
     ]
     for script, extra, text in legacy:
         how = "interleaved rounds" if script in INTERLEAVED_TEXT else "sequential timing"
