@@ -217,11 +217,15 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
     callback: None (tqdm bar) or a :mod:`facelab.progress` callback, e.g.
         ``facelab.widgets.ConvergencePlot()``; receives the terms "land", "reg", "photo".
 
-    Runs on the CPU in float32 (a CUDA or float64 photo is converted). With the teaching model
-    on one thread, kernels loaded: the three stages (180 Adam steps) take ~0.15-0.3 s, the
-    refinement stage's 60 steps (each forms the whole mesh and its normals) another ~0.3-0.45 s;
-    ``FitSettings(refine=None)`` skips it (measured on the astronaut photo). Returns a
-    :class:`FitResult`. Raises ``ValueError`` when no face is found.
+    Runs on the CPU in float32 (a CUDA or float64 photo is converted). Every step evaluates
+    the stage's energy and its gradient in closed form (:mod:`facelab.fitting.energies`; no
+    autograd graph, one Adam update of a flat vector; the refinement on the photometric region
+    of :func:`facelab.fitting.refine.photometric_region`), with the iterates of the autograd
+    formulation (the same fit to ~1e-8 in NME). Astronaut photo, teaching model, one thread,
+    kernels loaded, on the shared 2-core machine at load 6-8: ~0.05 s of CPU for the three
+    stages and ~0.19 s with the refinement (0.72 s for the autograd formulation in the same
+    run; ``benchmarks/bench_fit.py``). Returns a :class:`FitResult`. Raises ``ValueError`` when no
+    face is found, or when a stage diverges (non-finite parameters; checked once per stage).
     """
     settings = FitSettings() if settings is None else settings
     if not isinstance(settings, FitSettings):
