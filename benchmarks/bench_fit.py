@@ -197,8 +197,8 @@ def warm_fit_rows(rounds: int) -> list[dict]:
             row["check"] = (f"NME {100 * res.nme_final:.4f} %, E_photo "
                             f"{res.losses['photo']:.5f}")
             if name == "fit_image":
-                row["check"] += (f" (reference: |dNME| {abs(res.nme_final - ref_nme):.1e}, "
-                                 f"|dE_photo| {abs(res.losses['photo'] - ref_photo):.1e})")
+                row["check"] += (f" (off the reference's by {abs(res.nme_final - ref_nme):.1e} "
+                                 f"NME, {abs(res.losses['photo'] - ref_photo):.1e} E_photo)")
         rows.append(row)
     return rows
 
