@@ -229,3 +229,30 @@ def test_a_diverging_stage_raises_instead_of_returning_nan():
                      settings=FitSettings(steps_pose=3, steps_shape=3, steps_color=0,
                                           lr_shape=float("nan"), refine=None),
                      callback=History())
+
+
+def test_fit_runs_torch_on_one_thread_and_restores_the_setting():
+    from facelab.data.photos import sample_landmarks, sample_photo
+    from facelab.fitting import FitSettings
+    from facelab.progress import Callback
+
+    seen = []
+
+    class Probe(Callback):
+        def on_step(self, step, losses, state=None):
+            seen.append(torch.get_num_threads())
+
+        def on_end(self):
+            pass
+
+    m = load_model("synthetic", resolution="teaching", version=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fl.fit_image(sample_photo("astronaut"), m, sample_landmarks("astronaut"),
+                     settings=FitSettings(steps_pose=2, steps_shape=2, steps_color=2,
+                                          refine=None), callback=Probe())
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert seen and set(seen) == {1}
