@@ -12,18 +12,21 @@ over pose, identity, expression, reflectance and light *together*, starting from
 stages' result, so the landmarks keep the solution where it was and the pixels refine it.
 E_photo runs on the visible face vertices (:func:`facelab.raster.vertex_visibility` ∧ the
 face mask), re-selected every ``visibility_every`` steps as the surface moves, through the
-fused compiled op :func:`facelab.losses.shaded_photometric_loss` (gradients reach the
-projected positions and, through :func:`facelab.vertex_normals`, the shape).
+compiled shading + photometric pass of :func:`facelab.losses.shaded_photometric_loss`
+(gradients reach the projected positions and, through the compiled vertex normals, the
+shape).
 
 The energy reads only the face region: E_photo the visible face-mask vertices (their
 positions, reflectance and normals; a normal is the normalised area-weighted sum of the
 vertex's incident face normals, MoFA Sec. 4) and E_land the 68 landmark vertices. So each
-step forms, through the one chain :func:`facelab.form`, the *photometric region* of the model
-(:func:`photometric_region`: the face-mask vertices, their one-ring and the landmarks, with the
-faces incident to a face-mask vertex) instead of the whole head — the same values and
-gradients (every face-mask vertex keeps all its incident faces, in the same order) for about
-half the vertices and a third of the bases' memory traffic per step. Only the visibility
-re-selection forms the whole head, since any part of it may occlude the face.
+step works on the *photometric region* of the model (:func:`photometric_region`: the
+face-mask vertices, their one-ring and the landmarks, with the faces incident to a face-mask
+vertex) instead of the whole head — the same values and gradients (every face-mask vertex
+keeps all its incident faces, in the same order) for half the vertices and a third of the
+bases' memory traffic — and evaluates the energy and its gradient in closed form
+(:class:`facelab.fitting.energies.RefineEnergy`, checked against autograd through
+:func:`facelab.form` in the tests). Only the visibility re-selection forms the whole head
+(``form``), since any part of it may occlude the face.
 
 Measured with :mod:`facelab.fitting.evaluate3d` (NoW-style scan-to-mesh error on rendered
 heads with detail outside the model); the figures are in that module's results file.
