@@ -22,8 +22,9 @@ Issue 15's protocol: each workload's implementations run alternately in one proc
 * ``open3d``: ``RaycastingScene.cast_rays``, one orthographic ray per pixel centre (when
   ``open3d`` imports).
 
-Workloads: a 38k-vertex face-like grid (37.5k triangles) at 120², 224², 512²; the built-in
-"bfm" model at 224²; the teaching model at 512²; and "38k grid 224² batch 16": 16 poses in
+Workloads: a face-like grid named "38k grid" (19,044 vertices, 37,538 triangles: the name
+counts triangles) at 120², 224², 512²; the built-in "bfm" model at 224²; the teaching model
+(version 1) and the teaching head (version 2, the default model) at 512²; and "38k grid 224² batch 16": 16 poses in
 one call, every time divided by 16 (per frame; bbox-c and Open3D run the 16 frames one by one),
 with ``api ÷ api-b1`` the paired ratio of batch-1 to batch-16 per-frame time (> 1: batching
 pays). With several ``--threads`` the rows also give ``÷ 1 thread``: the same implementation's
@@ -32,7 +33,10 @@ round, alternating, so load hits them alike). Correctness beside each timing: th
 pixels covered by both on which facelab's face id equals the C baseline's (they differ only
 where an edge passes exactly through a pixel centre, which the top-left rule decides).
 
+``--clock thread`` (1 thread only) times each call by the calling thread's CPU time.
+
 Usage: python benchmarks/bench_raster_peers.py [--threads 1 2] [--rounds 25] [--json out]
+       [--only WORKLOAD] [--sim3dr DIR] [--clock wall|thread]
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ import numba
 import numpy as np
 import torch
 from bench_raster import screen_verts
-from timing import interleaved, load_average, paired_ratio, quantiles
+from timing import CLOCKS, interleaved, load_average, paired_ratio, quantiles
 
 import facelab as fl
 from facelab.raster import cpu
@@ -130,7 +134,7 @@ def sim3dr_peer(folder):
 
 
 def grid_mesh(n=138):
-    """A face-like height field: n² vertices (38,044 for n=138), 2 (n-1)² triangles."""
+    """A face-like height field: n² vertices (19,044 for n=138), 2 (n-1)² triangles (37,538)."""
     y, x = np.meshgrid(np.linspace(-1, 1, n), np.linspace(-1, 1, n), indexing="ij")
     z = 40 * np.exp(-2 * (x**2 + y**2))
     v = np.stack([75 * x, 95 * y, z], -1).reshape(-1, 3)
@@ -152,6 +156,9 @@ def workloads():
         teach = load_model("synthetic", resolution="teaching", version=1)
         out.append(("teaching model 512²", teach.mean_shape.double().numpy(),
                     teach.faces.numpy(), 512))
+        head = load_model("synthetic", resolution="teaching", version=2)  # the default model
+        out.append(("teaching v2 (head) 512²", head.mean_shape.double().numpy(),
+                    head.faces.numpy(), 512))
     except ImportError:
         pass
     return out
@@ -177,7 +184,7 @@ def _batch(v, size, n):
 
 
 def run(thread_counts: list, rounds: int, only: str | None = None,
-        sim3dr: str | None = None) -> list[dict]:
+        sim3dr: str | None = None, clock: str = "wall") -> list[dict]:
     """Every workload; per round every implementation at every thread count, alternating."""
     bbox = c_baseline()
     sim = sim3dr_peer(sim3dr) if sim3dr else None
@@ -239,7 +246,7 @@ def run(thread_counts: list, rounds: int, only: str | None = None,
                     s_tri.fill(-1)
                     sim(p[0], p[1], p[2], p[3], p[4], n, s, s)
             fns[("sim3dr", 1)] = run_sim
-        times = interleaved(fns, rounds=rounds, warmup=3)
+        times = interleaved(fns, rounds=rounds, warmup=3, clock=clock)
         times = {k: t / (1 if k[0] == "api-b1" else batch) for k, t in times.items()}
         check = ""
         if bbox is not None:
@@ -265,7 +272,7 @@ def run(thread_counts: list, rounds: int, only: str | None = None,
             row = dict(benchmark="rasterize", workload=name, threads=threads, impl=impl,
                        median_ms=med, p10_ms=p10, p90_ms=p90, ratio_to="kernel", ratio=ratio,
                        ratio_api=ratio_api, check=check, load=load, faces=len(faces),
-                       batch=batch)
+                       batch=batch, clock=clock)
             if ("sim3dr", threads) in times:
                 row["ratio_sim3dr"] = paired_ratio(times[("sim3dr", threads)], t)
             if (impl, 1) in times and threads != 1 and impl not in ("bbox-c", "sim3dr"):
@@ -284,8 +291,13 @@ def main(argv=None):
     ap.add_argument("--json", help="write the rows here (for run_all.py)")
     ap.add_argument("--sim3dr", metavar="DIR",
                     help="also time Sim3DR's kernel from this checkout of 3DDFA_V2's Sim3DR")
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                    help="thread: the calling thread's CPU time (1 thread only; on a machine "
+                         "loaded beyond its cores wall time mostly measures the scheduler)")
     args = ap.parse_args(argv)
-    rows = run(args.threads, args.rounds, args.only, args.sim3dr)
+    if args.clock == "thread" and args.threads != [1]:
+        ap.error("--clock thread: only with --threads 1 (other threads' time is not counted)")
+    rows = run(args.threads, args.rounds, args.only, args.sim3dr, args.clock)
     for r in rows:
         m, lo, hi = r["ratio"]
         extra = ""
