@@ -24,8 +24,9 @@ Issue 15's protocol: each workload's implementations run alternately in one proc
 
 Workloads: a face-like grid named "38k grid" (19,044 vertices, 37,538 triangles: the name
 counts triangles) at 120², 224², 512²; the built-in "bfm" model at 224²; the teaching model
-(version 1) and the teaching head (version 2, the default model) at 512²; and "38k grid 224² batch 16": 16 poses in
-one call, every time divided by 16 (per frame; bbox-c and Open3D run the 16 frames one by one),
+(version 1) and the teaching head (version 2, the default model) at 512²; and "38k grid 224²
+batch 16": 16 poses in one call, every time divided by 16 (per frame; bbox-c and Open3D run the
+16 frames one by one),
 with ``api ÷ api-b1`` the paired ratio of batch-1 to batch-16 per-frame time (> 1: batching
 pays). With several ``--threads`` the rows also give ``÷ 1 thread``: the same implementation's
 1-thread time over this one, paired by round (``--threads`` runs all thread counts in every
@@ -114,7 +115,9 @@ def c_baseline():
 SIM3DR_SHIM = r"""
 #include "{source}"
 extern "C" void sim3dr_rasterize(float* v, int* t, float* d, int* tb, float* bw, int ntri,
-                                 int h, int w) {{ _rasterize_triangles(v, t, d, tb, bw, ntri, h, w); }}
+                                 int h, int w) {{
+    _rasterize_triangles(v, t, d, tb, bw, ntri, h, w);
+}}
 """
 
 
@@ -236,14 +239,15 @@ def run(thread_counts: list, rounds: int, only: str | None = None,
             s_depth = np.empty((size, size), np.float32)
             s_tri = np.empty((size, size), np.int32)
             s_bary = np.empty((size, size, 3), np.float32)
+            n_tri = len(faces32)
             s_ptrs = [[a.ctypes.data_as(ctypes.c_void_p) for a in (shifted[k], faces32, s_depth,
                                                                     s_tri, s_bary)]
                       for k in range(batch)]
 
-            def run_sim(ptrs=s_ptrs, n=len(faces32), s=size):
+            def run_sim(ptrs=s_ptrs, n=n_tri, s=size, zb=s_depth, ids=s_tri):
                 for p in ptrs:
-                    s_depth.fill(-1e8)  # as Sim3DR.rasterize allocates them
-                    s_tri.fill(-1)
+                    zb.fill(-1e8)  # as Sim3DR.rasterize allocates them
+                    ids.fill(-1)
                     sim(p[0], p[1], p[2], p[3], p[4], n, s, s)
             fns[("sim3dr", 1)] = run_sim
         times = interleaved(fns, rounds=rounds, warmup=3, clock=clock)
