@@ -10,17 +10,22 @@ Mesh, the 468 -> iBUG-68 mapping of :mod:`facelab.landmarks`). NME is the mean p
 distance to the model's projected landmarks over the image inter-ocular distance (outer eye
 corners 36-45, as 300-W).
 
+The model's landmarks are MediaPipe's convention as fixed vertices of the head
+(``rig.SURVEYED_UV``, measured by ``benchmarks/head_landmark_survey.py`` on 88 other renders:
+for each point the vertex whose projection agrees best with the detector over yaws 0 to +-45
+degrees). MediaPipe's face oval is a set of fixed points of its face template, 8-26 mm behind
+the head's surface in its own depth output, not a silhouette-following contour: reading the
+contour off the silhouette made the error larger (mean 7.3 / 10.5 / 18.5 % by yaw bin instead
+of 4.6 / 7.2 / 11.0 % with the earlier frontal survey).
+
 Measured (seed 0; ``pytest -s`` prints it): every render is detected; NME over the 68 points
-mean 7.2 %, median 6.4 %, max 13.7 %; over the 51 inner points mean 5.3 %, median 4.6 %; the
-jaw contour's 17 points mean 12.6 %. By |yaw|: 0-15 deg 4.6 %, 15-30 deg 7.2 %, 30-45 deg
-11.0 % (mean NME); near-frontal renders (|yaw| <= 12 deg) 2.6-6.4 %.
-The error grows with yaw, mostly on the contour: MediaPipe's face oval and the model's contour
-are both fixed mesh vertices, placed to agree on the mean head (``rig.SURVEYED_UV``), but at
-30-45 degrees the detector's far-side oval and far eye sit 10-30 % of the inter-ocular
-distance from the model's (the near-side oval moves outward, as if it estimated less yaw);
-moving the model's contour to where the detector reads it on the turned cheek made the mean
-worse. So the issue's bar, 5 % on every render, is not met; ``test_nme_bar_of_the_issue``
-records that as a strict expected failure, and the other tests guard the measured level.
+mean 5.6 %, median 5.3 %, max 8.3 %; over the 51 inner points mean 4.5 %, median 4.0 %,
+max 7.3 %; the jaw contour's 17 points mean 9.0 %. By |yaw| (9 / 9 / 6 renders; mean,
+min-median-max): 0-15 deg 4.6 % (3.4-4.3-7.6), 15-30 deg 5.5 % (4.1-5.4-7.8), 30-45 deg 7.2 %
+(5.9-7.1-8.3). Before the multi-view survey: 4.6 / 7.2 / 11.0 %, max 13.7 %. So the issue's
+bar, 5 % on every render, is still not met: a near-frontal render reaches 7.6 % (an identity
+whose oval MediaPipe reads a few pixels sideways) and turned ones 7.8-8.3 %; ``test_nme_bar_of_the_issue`` records that as a strict
+expected failure, and the other tests guard the measured level.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ pytestmark = [
 ]
 
 N_RENDERS, SIZE, SEED = 24, 320, 0
+YAW_BINS = ((0, 15), (15, 30), (30, 46))
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +92,12 @@ def results():
         v = out[key] * 100
         print(f"  {key:8s} mean {np.nanmean(v):5.2f}  median {np.nanmedian(v):5.2f}  "
               f"max {np.nanmax(v):5.2f}")
-    for a, b in ((0, 15), (15, 30), (30, 45)):
+    for a, b in YAW_BINS:
         sel = (np.abs(yaw) >= a) & (np.abs(yaw) < b)
         if sel.any():
-            print(f"  |yaw| {a:2d}-{b:2d} deg: {sel.sum():2d} renders, NME mean "
-                  f"{np.nanmean(out['nme'][sel]) * 100:5.2f}")
+            v = out["nme"][sel] * 100
+            print(f"  |yaw| {a:2d}-{b:2d} deg: {sel.sum():2d} renders, NME mean {np.nanmean(v):5.2f}"
+                  f"  min {np.nanmin(v):5.2f}  median {np.nanmedian(v):5.2f}  max {np.nanmax(v):5.2f}")
     near = out["nme"][np.abs(yaw) <= 12.0] * 100
     print(f"  |yaw| <= 12 deg: NME {near.min():.2f} - {near.max():.2f}")
     return out
@@ -103,20 +110,23 @@ def test_every_render_is_a_face(results):
 def test_landmarks_agree_at_the_measured_level(results):
     """Regression guards at the measured level (see the module docstring), not the 5 % bar."""
     nme, inner, yaw = results["nme"], results["inner"], results["yaw"]
-    assert np.median(nme) < 0.08 and nme.max() < 0.16
-    assert np.median(inner) < 0.055 and inner.max() < 0.11
-    assert nme[np.abs(yaw) <= 12.0].max() < 0.075  # near-frontal heads
+    assert np.median(nme) < 0.06 and nme.max() < 0.095
+    assert np.median(inner) < 0.045 and inner.max() < 0.085
+    assert nme[np.abs(yaw) <= 12.0].max() < 0.085  # near-frontal heads
 
 
-def test_contour_error_grows_with_yaw(results):
-    """The contour's definitional offset (fixed vertices vs the detector's re-fitted oval)
-    grows with the yaw; the inner points stay closer."""
-    yaw, contour, inner = np.abs(results["yaw"]), results["contour"], results["inner"]
-    assert np.corrcoef(yaw, contour)[0, 1] > 0.6
-    assert np.all(contour[yaw > 25.0] > inner[yaw > 25.0])
+def test_error_by_yaw_bin(results):
+    """Mean NME per |yaw| bin at the measured level: 4.6 / 5.5 / 7.2 % (the frontal survey's
+    contour gave 4.6 / 7.2 / 11.0 %)."""
+    yaw, nme = np.abs(results["yaw"]), results["nme"]
+    for (a, b), bound in zip(YAW_BINS, (0.055, 0.065, 0.08), strict=True):
+        sel = (yaw >= a) & (yaw < b)
+        assert sel.sum() >= 4, (a, b)
+        assert nme[sel].mean() < bound, (a, b, nme[sel].mean())
 
 
 @pytest.mark.xfail(strict=True, reason="the issue's bar (NME <= 5 % on every render at yaw up "
-                   "to 45 deg) is not met: the error grows with yaw (see the module docstring)")
+                   "to 45 deg) is not met: up to 7.6 % near-frontal and 8.3 % at 30-45 deg "
+                   "(see the module docstring)")
 def test_nme_bar_of_the_issue(results):
     assert results["nme"].max() <= 0.05

@@ -1,20 +1,19 @@
 """Annotations of the full head: iBUG-68 landmarks, face mask and the FLAME-like skeleton.
 
-* **Landmarks**: the vertices nearest designed points in the unwrapped ``(u, v)`` coordinates,
-  the subject's left side as mirror images of the right. Eyes, nostrils and lips are version
-  1's anatomical positions (several are snapped lattice vertices). The jaw contour (0-8), the
-  brows (17-21) and the nose (27-33) are ``SURVEYED_UV``: where facelab's MediaPipe mapping
-  (:mod:`facelab.landmarks`) puts those points on the mean head, measured once by
-  ``benchmarks/head_landmark_survey.py`` (the contour on the frontal view, brows and nose
-  over yaws 0 to +-40 degrees in the views where the point faces the camera), made
-  mirror-symmetric. This is a definitional offset, kept
-  visible rather than hidden: the anatomical guesses differed from the detector's convention
-  by up to 20 mm on the upper jaw contour (MediaPipe's face oval starts at the temple, at
-  brow height, and lies on the cheek in front of the frontal silhouette), 11 mm on the nose
-  ridge (its nose points sit lower: the tip point on the lobule's lower half) and 4 mm on the
-  brows (the upper edge). The contour's points are fixed vertices here as in MediaPipe's mesh,
-  so on a frontal face they lie a little inside the silhouette where iBUG's annotators put
-  the contour; ``tests/test_head_realism.py`` reports the contour's error separately.
+* **Landmarks**: MediaPipe's convention (facelab's 468 -> 68 mapping, :mod:`facelab.landmarks`)
+  as fixed vertices of the head: ``SURVEYED_UV`` holds, for every point of the subject's right
+  side and the midline, the unwrapped ``(u, v)`` of the vertex whose projections agree best
+  with the detector over 88 renders (8 heads, yaws 0 to +-45 degrees), measured by
+  ``benchmarks/head_landmark_survey.py``; at any resolution a landmark is the vertex nearest
+  its point (inner lips on the mouth slit's edges), the left side the mirror images. MediaPipe
+  predicts every point, hidden or not, from its face template, and that template is deeper than
+  this head where it matters: its face oval lies 8-26 mm behind the head's surface in its own
+  depth output (eyes aligned), its brows 6-10 mm and its nose tip 8 mm in front. No surface
+  vertex follows such a point at every yaw, so the survey picks the best compromise over the
+  views: the contour sits further back on the cheek than on the frontal silhouette (0-5 at
+  |u| 83-129 mm), the eye corners 2-4 mm off the lid margins' corners, the nose
+  tip point on the lobule's lower half. A silhouette-following contour (iBUG's annotation of
+  photos) disagrees with MediaPipe more (``tests/test_head_realism.py``).
 * **Face mask**: the skin of the front of the face, forehead to the jaw line, ear to ear
   exclusive (photometric losses).
 * **Skeleton** (:class:`facelab.model.skinning.Skeleton`, FLAME's tree below the root):
@@ -44,22 +43,38 @@ JOINT_PARENTS = (-1, 0, 0, 0)
 NECK_JOINT = np.array([0.0, -60.0, -20.0])  # design frame: top of the neck
 JAW_JOINT = np.array([0.0, -10.0, 5.0])  # version 1's jaw joint (between the condyles)
 NECK_FADE = (-165.0, -108.0)  # neck weight: 0 at the cut side of this y band, 1 above it
-SURVEYED_UV = {  # iBUG index -> (u, v), subject's right; measured by head_landmark_survey.py
-    0: (-99.9, 30.4), 1: (-104.8, 15.9), 2: (-97.9, -21.7), 3: (-81.8, -43.5),
-    4: (-64.6, -59.3), 5: (-52.1, -71.4), 6: (-30.8, -88.4), 7: (-11.2, -95.8), 8: (0.0, -93.3),
-    17: (-60.2, 39.7), 18: (-51.1, 41.5), 19: (-38.2, 41.9), 20: (-25.6, 40.9),
-    21: (-13.2, 38.1), 27: (0.0, 20.3), 28: (0.0, 5.2), 29: (0.0, -7.9), 30: (0.0, -21.1),
-    31: (-14.0, -26.0), 32: (-5.2, -29.9), 33: (0.0, -29.2),
+SURVEYED_UV = {  # iBUG index -> (u, v), subject's right and midline; head_landmark_survey.py
+    0: (-123.8, 40.1), 1: (-128.7, 23.2), 2: (-118.9, -10.8), 3: (-109.2, -30.2), 4: (-95.0, -52.0),
+    5: (-83.0, -73.8), 6: (-40.7, -98.3), 7: (-14.0, -95.8), 8: (0.0, -95.8), 17: (-68.0, 42.6),
+    18: (-53.5, 45.0), 19: (-40.7, 42.6), 20: (-26.6, 42.6), 21: (-14.0, 40.1), 27: (0.0, 20.7),
+    28: (0.0, 6.2), 29: (0.0, -8.4), 30: (0.0, -18.1), 31: (-15.4, -25.3), 32: (-7.0, -25.3),
+    33: (0.0, -22.9), 36: (-50.6, 25.6), 37: (-42.1, 25.8), 38: (-28.0, 25.6), 39: (-18.2, 18.3),
+    40: (-26.6, 18.8), 41: (-39.2, 15.9), 48: (-25.0, -52.0), 49: (-18.2, -44.7), 50: (-5.6, -42.7),
+    51: (0.0, -42.3), 57: (0.0, -56.8), 58: (-7.0, -59.3), 59: (-19.6, -56.9), 60: (-22.4, -52.0),
+    61: (-11.2, -52.0), 62: (0.0, -52.0), 66: (0.0, -52.0), 67: (-11.2, -52.0),
 }
+UPPER_SLIT, LOWER_SLIT = (60, 61, 62, 63, 64), (65, 66, 67)  # inner lips on the slit's edges
 
 
 def landmarks(shell: M.Shell) -> np.ndarray:
-    """(68,) int64 vertex indices of the iBUG-68 points."""
-    skin = np.nonzero(shell.kind == M.KIND_SKIN)[0]
-    pts = ibug.inner_points(shell.kind)
+    """(68,) int64 vertex indices of the iBUG-68 points: the vertex nearest each
+    ``SURVEYED_UV`` point (a skin vertex; the upper or lower edge of the mouth slit for the inner
+    lips; midline points on the midline), taken in index order and distinct (a point whose
+    nearest vertex is taken gets the nearest free one: on a coarse mesh the nose tip 30 and the
+    subnasale 33 can share a midline vertex), the subject's left as mirror images."""
+    u, v, mirror = shell.u, shell.v, shell.mirror
+    out = np.full(68, -1, dtype=np.int64)
+    used = np.zeros(len(u), bool)
     for i, (x, y) in SURVEYED_UV.items():
-        pts[i] = (skin, x, y)
-    return ibug.landmark_vertices(shell.u, shell.v, pts, shell.mirror)
+        k = (M.KIND_SLIT_UP if i in UPPER_SLIT else M.KIND_SLIT_LOW if i in LOWER_SLIT
+             else M.KIND_SKIN)
+        cand = np.nonzero((shell.kind == k) & ~used)[0]
+        out[i] = ibug.nearest_vertex(u, v, cand, x, y)
+        used[[out[i], mirror[out[i]]]] = True
+    for i in range(68):
+        if out[i] < 0:
+            out[i] = mirror[out[MIRROR_68[i]]]
+    return out
 
 
 def face_mask(shell: M.Shell) -> np.ndarray:
