@@ -1,34 +1,40 @@
 """Where MediaPipe puts the iBUG-68 points on the built-in head (synthetic version 2).
 
-The survey behind ``facelab.model.head.rig.SURVEYED_UV``: the vertices whose projections agree
-best with :func:`facelab.landmarks.detect` over many views, i.e. the detector's landmark
-convention expressed as fixed vertices of the head.
+The survey behind ``facelab.model.head.rig.SURVEYED_UV`` and ``rig.LANDMARK_EMBEDDING``: the
+detector's landmark convention (:func:`facelab.landmarks.detect`) expressed on the head, fitted
+to its detections over many views.
 
 Protocol: the mean head and ``--identities - 1`` random heads (identity ~ N(0, 1), expression
 ~ N(0, 0.3^2), albedo ~ N(0, 0.8^2) per mode, pitch in [-8, 8] degrees; the mean head at pitch
 0), each at the yaws ``YAWS_DEG`` (0 to +-45 degrees), 320 px, anti-aliased, under a random key
 light on a random grey background (the protocol of ``tests/test_head_realism.py``, with another
-seed: ``SEED``). For every iBUG point and its mirror partner, the skin vertex ``j`` (the upper
-or lower edge of the mouth slit for the inner lips 60-67; a midline vertex for midline points)
-minimising the mean over all renders of
+seed: ``SEED``). NME terms are over the detector's own inter-ocular distance ``iod`` (outer eye
+corners), so the fit does not depend on the landmarks being surveyed.
 
-    |proj(j) - det_i| / iod + |proj(mirror(j)) - det_mirror(i)| / iod
+(a) ``SURVEYED_UV``: for every iBUG point and its mirror partner, the skin vertex ``j`` (the
+    upper or lower edge of the mouth slit for the inner lips 60-67; a midline vertex for
+    midline points) minimising the mean over all renders of
+    ``|proj(j) - det_i| / iod + |proj(mirror(j)) - det_mirror(i)| / iod``
+    (:func:`best_vertices`); the model's ``landmarks`` (the anchors).
+(b) ``LANDMARK_EMBEDDING``: the point as an affine combination of ``EMBED_K`` vertices, the
+    anchor and ``EMBED_K - 1`` skin/lip vertices within ``EMBED_RADIUS`` mm, chosen greedily
+    and weighted by ridge-regularised least squares on the detections of all renders (the
+    partner by the mirror vertices, same weights; :func:`fit_embedding`). The weights make
+    a point off the surface: MediaPipe's mesh places its face oval 8-26 mm behind the head's
+    surface (its depth output on the frontal mean head, eyes aligned), its brows 6-10 mm and
+    nose tip 8 mm in front, so no surface vertex follows it at every yaw (at yaw the 2-D
+    offsets are those depths times sin(yaw)). Printed as the point on the mean head (design
+    frame) and the ``(kind, u, v)`` of the other support vertices, from which
+    ``rig.landmark_embedding`` rebuilds the weights at any resolution.
 
-(the NME terms of the pair, iod the image distance between the outer eye corners) is chosen;
-its unwrapped design coordinates (u, v) are printed as the ``SURVEYED_UV`` table (subject's
-right side and midline; the left side is the mirror image). Hidden vertices are projected like
-visible ones: MediaPipe's mesh, like a morphable model's landmarks, predicts every point, so its
-contour is a set of fixed points of its face template, not the silhouette.
+Hidden vertices are projected like visible ones: MediaPipe's mesh, like a morphable model's
+landmarks, predicts every point. Floors measured on the realism test's 24 renders (mean NME by
+|yaw| 0-15 / 15-30 / 30-45; see the test's docstring for the full table): (a) 4.4 / 5.4 /
+7.0 %, (b) 3.8 / 4.6 / 5.1 %; silhouette-following contour points 7.3 / 10.5 / 18.5 %.
 
-Why not the silhouette or a frontal survey (measured on the realism test's 24 renders, mean NME
-by |yaw| 0-15 / 15-30 / 30-45): fixed frontal-survey vertices 4.6 / 7.2 / 11.0 %;
-silhouette-following contour points (per view, the outermost vertex of the same height)
-7.3 / 10.5 / 18.5 %; this multi-view survey, see the test's docstring. MediaPipe's own 3-D mesh
-places its face oval 8-26 mm behind the head's surface (its depth output on the frontal mean
-head, eyes aligned), so no surface point follows it at every yaw; the survey picks the best
-compromise.
+    PYTHONPATH=. python benchmarks/head_landmark_survey.py [--vertices 12000] [--identities 40]
 
-    PYTHONPATH=. python benchmarks/head_landmark_survey.py [--vertices 12000] [--identities 8]
+(about 2 minutes of CPU for the 440 renders; deterministic.)
 """
 
 from __future__ import annotations

@@ -10,22 +10,29 @@ Mesh, the 468 -> iBUG-68 mapping of :mod:`facelab.landmarks`). NME is the mean p
 distance to the model's projected landmarks over the image inter-ocular distance (outer eye
 corners 36-45, as 300-W).
 
-The model's landmarks are MediaPipe's convention as fixed vertices of the head
-(``rig.SURVEYED_UV``, measured by ``benchmarks/head_landmark_survey.py`` on 88 other renders:
-for each point the vertex whose projection agrees best with the detector over yaws 0 to +-45
-degrees). MediaPipe's face oval is a set of fixed points of its face template, 8-26 mm behind
-the head's surface in its own depth output, not a silhouette-following contour: reading the
-contour off the silhouette made the error larger (mean 7.3 / 10.5 / 18.5 % by yaw bin instead
-of 4.6 / 7.2 / 11.0 % with the earlier frontal survey).
+The model's landmarks are MediaPipe's convention as a landmark embedding of the head
+(``rig.LANDMARK_EMBEDDING``, each point an affine combination of 4 vertices, off the surface
+where MediaPipe's template is: its face oval lies 8-26 mm behind the head's surface, its brows
+and nose tip in front), fitted by ``benchmarks/head_landmark_survey.py`` on 440 other renders
+(40 heads x 11 yaws, seed 12345). Floors of the landmark definition, NME on these 24 renders
+(mean, median, max; by |yaw| 0-15 / 15-30 / 30-45 mean), from the survey's fits with the
+projection treated as affine over each support: best fixed vertex per point 5.4 / 5.0 / 8.1 %
+(4.4 / 5.4 / 7.0); the 4-vertex embedding 4.4 / 4.2 / 6.6 % (3.8 / 4.6 / 5.1); 8 vertices
+within 80 mm 4.2 / 4.0 / 6.4 %; a separate embedding per |yaw| bin (DECA-style dynamic
+landmarks) 4.2 / 4.1 / 6.3 % (3.4 / 4.5 / 5.0). The earlier frontal survey's vertices gave
+4.6 / 7.2 / 11.0 % by bin, a silhouette-following contour 7.3 / 10.5 / 18.5 %.
 
 Measured (seed 0; ``pytest -s`` prints it): every render is detected; NME over the 68 points
-mean 5.6 %, median 5.3 %, max 8.3 %; over the 51 inner points mean 4.5 %, median 4.0 %,
-max 7.3 %; the jaw contour's 17 points mean 9.0 %. By |yaw| (9 / 9 / 6 renders; mean,
-min-median-max): 0-15 deg 4.6 % (3.4-4.3-7.6), 15-30 deg 5.5 % (4.1-5.4-7.8), 30-45 deg 7.2 %
-(5.9-7.1-8.3). Before the multi-view survey: 4.6 / 7.2 / 11.0 %, max 13.7 %. So the issue's
-bar, 5 % on every render, is still not met: a near-frontal render reaches 7.6 % (an identity
-whose oval MediaPipe reads a few pixels sideways) and turned ones 7.8-8.3 %; ``test_nme_bar_of_the_issue`` records that as a strict
-expected failure, and the other tests guard the measured level.
+mean 4.4 %, median 4.2 %, max 6.5 %; over the 51 inner points mean 3.3 %, median 3.1 %,
+max 4.8 % (every render under 5 %); the jaw contour's 17 points mean 7.8 %, max 16.6 %. By
+|yaw| (9 / 9 / 6 renders; mean, min-median-max): 0-15 deg 3.8 % (2.8-3.5-6.5), 15-30 deg
+4.5 % (3.5-4.2-6.1), 30-45 deg 5.1 % (4.2-5.2-5.5). So the issue's bar, 5 % on every render,
+is met by 16 of the 24 renders and not by the other 8 (5.2-6.5 %): the largest, 6.5 %, is a
+near-frontal head whose jaw contour MediaPipe draws ~10 mm inside the model's (an identity the
+survey's heads do not cover: its contour points 0-4 are 20-30 % off, its inner points 3.2 %);
+at 30-45 deg the renders lie at 4.2-5.5 % (median 5.2 %). No fixed definition of the points
+measured above gets every render under 5 %; ``test_nme_bar_of_the_issue`` records that as a
+strict expected failure, and the other tests guard the measured level.
 """
 
 from __future__ import annotations
@@ -100,6 +107,8 @@ def results():
                   f"  min {np.nanmin(v):5.2f}  median {np.nanmedian(v):5.2f}  max {np.nanmax(v):5.2f}")
     near = out["nme"][np.abs(yaw) <= 12.0] * 100
     print(f"  |yaw| <= 12 deg: NME {near.min():.2f} - {near.max():.2f}")
+    print(f"  renders with NME <= 5 %: {(out['nme'] <= 0.05).sum()} of {len(yaw)}; sorted NME "
+          + " ".join(f"{v:.1f}" for v in np.sort(out["nme"] * 100)))
     return out
 
 
@@ -110,23 +119,23 @@ def test_every_render_is_a_face(results):
 def test_landmarks_agree_at_the_measured_level(results):
     """Regression guards at the measured level (see the module docstring), not the 5 % bar."""
     nme, inner, yaw = results["nme"], results["inner"], results["yaw"]
-    assert np.median(nme) < 0.06 and nme.max() < 0.095
-    assert np.median(inner) < 0.045 and inner.max() < 0.085
-    assert nme[np.abs(yaw) <= 12.0].max() < 0.085  # near-frontal heads
+    assert np.median(nme) < 0.047 and nme.max() < 0.072
+    assert np.median(inner) < 0.035 and inner.max() < 0.05  # the inner points meet the bar
+    assert (nme <= 0.05).sum() >= 15  # 16 of the 24 renders meet the bar
 
 
 def test_error_by_yaw_bin(results):
-    """Mean NME per |yaw| bin at the measured level: 4.6 / 5.5 / 7.2 % (the frontal survey's
-    contour gave 4.6 / 7.2 / 11.0 %)."""
+    """Mean NME per |yaw| bin at the measured level: 3.8 / 4.5 / 5.1 % (fixed surface vertices
+    gave 4.6 / 5.5 / 7.2 %, the earlier frontal survey 4.6 / 7.2 / 11.0 %)."""
     yaw, nme = np.abs(results["yaw"]), results["nme"]
-    for (a, b), bound in zip(YAW_BINS, (0.055, 0.065, 0.08), strict=True):
+    for (a, b), bound in zip(YAW_BINS, (0.042, 0.05, 0.056), strict=True):
         sel = (yaw >= a) & (yaw < b)
         assert sel.sum() >= 4, (a, b)
         assert nme[sel].mean() < bound, (a, b, nme[sel].mean())
 
 
 @pytest.mark.xfail(strict=True, reason="the issue's bar (NME <= 5 % on every render at yaw up "
-                   "to 45 deg) is not met: up to 7.6 % near-frontal and 8.3 % at 30-45 deg "
-                   "(see the module docstring)")
+                   "to 45 deg) is met by 16 of 24 renders: up to 6.5 % near-frontal (one "
+                   "identity's jaw contour) and 5.5 % at 30-45 deg (see the module docstring)")
 def test_nme_bar_of_the_issue(results):
     assert results["nme"].max() <= 0.05
