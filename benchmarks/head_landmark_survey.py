@@ -158,7 +158,7 @@ def fit_embedding(det, screen, iod, mean, kind, mirror, anchors, k: int = EMBED_
             for c in range(len(cand)):
                 if c in chosen:
                     continue
-                sel = chosen + [c]
+                sel = [*chosen, c]
                 w = np.linalg.solve(gram[np.ix_(sel, sel)] + ridge * np.eye(len(sel)), rhs[sel])
                 cost = float(w @ gram[np.ix_(sel, sel)] @ w - 2 * w @ rhs[sel] + ridge * w @ w)
                 if best is None or cost < best[0] - 1e-15:
@@ -237,17 +237,24 @@ def main(argv=None) -> None:
     parser.add_argument("--k", type=int, default=EMBED_K, help="vertices per landmark")
     args = parser.parse_args(argv)
     uv, embed = survey(args.vertices, args.identities, args.k)
-    print("SURVEYED_UV = {")
+    print(format_tables(uv, embed))
+
+
+def format_tables(uv: dict, embed: dict) -> str:
+    """The tables as ``facelab/model/head/rig.py`` holds them (Python source)."""
+    lines = ["SURVEYED_UV = {  # iBUG index -> (u, v), subject's right and midline; "
+             "head_landmark_survey.py"]
     items = [f"{i}: ({u:.2f}, {v:.2f})" for i, (u, v) in uv.items()]
     for j in range(0, len(items), 4):
-        print("    " + ", ".join(items[j:j + 4]) + ",")
-    print("}")
-    print("LANDMARK_EMBEDDING = {  # iBUG -> ((x, y, z) mm design frame, ((kind, u, v), ...))")
+        lines.append("    " + ", ".join(items[j:j + 4]) + ",")
+    lines += ["}", "LANDMARK_EMBEDDING = {  # iBUG -> ((x, y, z) mm design frame, ((kind, u, v), "
+              "...))"]
     for i, (p, sup) in embed.items():
         sup_s = ", ".join(f"({kd}, {u:.2f}, {v:.2f})" for kd, u, v in sup)
-        print(f"    {i}: (({p[0]:.3f}, {p[1]:.3f}, {p[2]:.3f}), ({sup_s})),")
-    print("}")
-
+        lines.append(f"    {i}: (({p[0]:.3f}, {p[1]:.3f}, {p[2]:.3f}),")
+        lines.append(f"        ({sup_s})),")
+    lines.append("}")
+    return "\n".join(lines)
 
 if __name__ == "__main__":
     main()

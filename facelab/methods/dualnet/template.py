@@ -169,8 +169,8 @@ def fit_template(model: MorphableModel, landmarks_2d, *, n_id: int | None = None
     L = L.to(dt)
     B = L.shape[0]
     mean = model.landmark_rows(model.mean_shape.to(dt))  # (68, 3)
-    basis = model.landmark_rows(torch.cat([model.id_basis[..., :n_id],
-                                           model.exp_basis[..., :n_exp]], dim=2).to(dt))  # (68, 3, K)
+    basis = torch.cat([model.id_basis[..., :n_id], model.exp_basis[..., :n_exp]], dim=2)
+    basis = model.landmark_rows(basis.to(dt))  # (68, 3, K)
     K = basis.shape[2]
     alpha = torch.zeros(B, K, dtype=dt)
     eye = torch.eye(K, dtype=dt)
