@@ -77,10 +77,10 @@ def autograd_reference(image, model, landmarks):
     tgt = to_crop(targets_img, box, S).to(dt)
     cf = conf.to(dt)
     m = model
-    lm = m.landmarks
     focal, principal = cameras.intrinsics_from_fov(st.fov_deg, S, S, dtype=dt)
     camera = cameras.Pinhole(focal, principal)
-    R0, t0 = pose_from_landmarks(m.mean_shape[lm].double(), to_crop(targets_img, box, S),
+    R0, t0 = pose_from_landmarks(m.landmark_rows(m.mean_shape).double(),
+                                 to_crop(targets_img, box, S),
                                  focal[0], principal[0], conf)
     R0, t0 = R0.to(dt), t0.to(dt)
     k_id, k_exp, k_alb = st.n_id, st.n_exp, st.n_albedo
@@ -103,7 +103,8 @@ def autograd_reference(image, model, landmarks):
             opt = Adam([{"params": [delta, shift], "lr": st.lr_pose},
                         {"params": [exp_c, id_c], "lr": st.lr_shape}])
         opt.zero_grad()
-        loss = st.w_land * land(fl.form(m, params(), camera, vertex_subset=lm).landmarks_2d[0])
+        points = fl.form(m, params(), camera, vertex_subset="landmarks").landmarks_2d[0]
+        loss = st.w_land * land(points)
         if i >= st.steps_pose:
             loss = loss + st.w_reg * statistical_prior({"exp": exp_c[None], "id": id_c[None]},
                                                        st.prior)

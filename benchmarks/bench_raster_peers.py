@@ -11,13 +11,22 @@ Issue 15's protocol: each workload's implementations run alternately in one proc
   ctypes): per triangle its pixel bounding box, per pixel three edge functions, a
   barycentric depth and a z-buffer test writing depth, triangle id and barycentrics, like
   Sim3DR's ``rasterize_triangles``. (The issue measured Sim3DR itself ≈ 1.2× faster than
-  such a loop at 224²; Sim3DR is not installable here.)
+  such a loop at 224²; Sim3DR is not on the package index.)
+* ``sim3dr`` (only with ``--sim3dr DIR``, a checkout of 3DDFA_V2's ``Sim3DR`` folder): Sim3DR's
+  own ``_rasterize_triangles`` from ``DIR/lib/rasterize_kernel.cpp``, compiled into a
+  temporary folder with the flags its ``setup.py`` gets from distutils (``-O3 -DNDEBUG
+  -fwrapv -std=c++11``, no ``-march``) and called through a one-line ``extern "C"`` shim via
+  ctypes instead of its Cython wrapper (microseconds apart). Sim3DR samples pixels at integer
+  coordinates and keeps the *largest* depth, so it is fed x - 0.5, y - 0.5 and -depth, and its
+  buffers are reset per call as its Python ``rasterize`` does (depth -1e8, ids -1).
 * ``open3d``: ``RaycastingScene.cast_rays``, one orthographic ray per pixel centre (when
   ``open3d`` imports).
 
-Workloads: a 38k-vertex face-like grid (37.5k triangles) at 120², 224², 512²; the built-in
-"bfm" model at 224²; the teaching model at 512²; and "38k grid 224² batch 16": 16 poses in
-one call, every time divided by 16 (per frame; bbox-c and Open3D run the 16 frames one by one),
+Workloads: a face-like grid named "38k grid" (19,044 vertices, 37,538 triangles: the name
+counts triangles) at 120², 224², 512²; the built-in "bfm" model at 224²; the teaching model
+(version 1) and the teaching head (version 2, the default model) at 512²; and "38k grid 224²
+batch 16": 16 poses in one call, every time divided by 16 (per frame; bbox-c and Open3D run the
+16 frames one by one),
 with ``api ÷ api-b1`` the paired ratio of batch-1 to batch-16 per-frame time (> 1: batching
 pays). With several ``--threads`` the rows also give ``÷ 1 thread``: the same implementation's
 1-thread time over this one, paired by round (``--threads`` runs all thread counts in every
@@ -25,7 +34,10 @@ round, alternating, so load hits them alike). Correctness beside each timing: th
 pixels covered by both on which facelab's face id equals the C baseline's (they differ only
 where an edge passes exactly through a pixel centre, which the top-left rule decides).
 
+``--clock thread`` (1 thread only) times each call by the calling thread's CPU time.
+
 Usage: python benchmarks/bench_raster_peers.py [--threads 1 2] [--rounds 25] [--json out]
+       [--only WORKLOAD] [--sim3dr DIR] [--clock wall|thread]
 """
 
 from __future__ import annotations
@@ -41,7 +53,7 @@ import numba
 import numpy as np
 import torch
 from bench_raster import screen_verts
-from timing import interleaved, load_average, paired_ratio, quantiles
+from timing import CLOCKS, interleaved, load_average, paired_ratio, quantiles
 
 import facelab as fl
 from facelab.raster import cpu
@@ -100,8 +112,32 @@ def c_baseline():
     return lib.bbox_rasterize
 
 
+SIM3DR_SHIM = r"""
+#include "{source}"
+extern "C" void sim3dr_rasterize(float* v, int* t, float* d, int* tb, float* bw, int ntri,
+                                 int h, int w) {{
+    _rasterize_triangles(v, t, d, tb, bw, ntri, h, w);
+}}
+"""
+
+
+def sim3dr_peer(folder):
+    """Sim3DR's ``_rasterize_triangles`` compiled from ``folder/lib`` (see the module doc)."""
+    source = Path(folder) / "lib" / "rasterize_kernel.cpp"
+    if not source.is_file():
+        raise SystemExit(f"--sim3dr: expected {source} (3DDFA_V2's Sim3DR folder)")
+    build = Path(tempfile.mkdtemp(prefix="facelab-sim3dr-"))
+    (build / "shim.cpp").write_text(SIM3DR_SHIM.format(source=source.resolve()))
+    subprocess.run(["c++", "-O3", "-DNDEBUG", "-fwrapv", "-std=c++11", "-shared", "-fPIC",
+                    "-o", str(build / "sim3dr.so"), str(build / "shim.cpp")], check=True,
+                   capture_output=True)
+    fn = ctypes.CDLL(str(build / "sim3dr.so")).sim3dr_rasterize
+    fn.restype = None
+    return fn
+
+
 def grid_mesh(n=138):
-    """A face-like height field: n² vertices (38,044 for n=138), 2 (n-1)² triangles."""
+    """A face-like height field: n² vertices (19,044 for n=138), 2 (n-1)² triangles (37,538)."""
     y, x = np.meshgrid(np.linspace(-1, 1, n), np.linspace(-1, 1, n), indexing="ij")
     z = 40 * np.exp(-2 * (x**2 + y**2))
     v = np.stack([75 * x, 95 * y, z], -1).reshape(-1, 3)
@@ -123,6 +159,9 @@ def workloads():
         teach = load_model("synthetic", resolution="teaching", version=1)
         out.append(("teaching model 512²", teach.mean_shape.double().numpy(),
                     teach.faces.numpy(), 512))
+        head = load_model("synthetic", resolution="teaching", version=2)  # the default model
+        out.append(("teaching v2 (head) 512²", head.mean_shape.double().numpy(),
+                    head.faces.numpy(), 512))
     except ImportError:
         pass
     return out
@@ -147,9 +186,11 @@ def _batch(v, size, n):
         np.float32)
 
 
-def run(thread_counts: list, rounds: int, only: str | None = None) -> list[dict]:
+def run(thread_counts: list, rounds: int, only: str | None = None,
+        sim3dr: str | None = None, clock: str = "wall") -> list[dict]:
     """Every workload; per round every implementation at every thread count, alternating."""
     bbox = c_baseline()
+    sim = sim3dr_peer(sim3dr) if sim3dr else None
     rows = []
     for name, v, faces, size in workloads():
         if only and only not in name:
@@ -191,7 +232,25 @@ def run(thread_counts: list, rounds: int, only: str | None = None) -> list[dict]
                 for p in ptrs:
                     bbox(p[0], p[1], n, s, s, p[2], p[3], p[4])
             fns[("bbox-c", 1)] = run_bbox
-        times = interleaved(fns, rounds=rounds, warmup=3)
+        if sim is not None:
+            shifted = svb.copy()  # integer sample points, largest depth wins
+            shifted[..., :2] -= np.float32(0.5)
+            shifted[..., 2] *= -1
+            s_depth = np.empty((size, size), np.float32)
+            s_tri = np.empty((size, size), np.int32)
+            s_bary = np.empty((size, size, 3), np.float32)
+            n_tri = len(faces32)
+            s_ptrs = [[a.ctypes.data_as(ctypes.c_void_p) for a in (shifted[k], faces32, s_depth,
+                                                                    s_tri, s_bary)]
+                      for k in range(batch)]
+
+            def run_sim(ptrs=s_ptrs, n=n_tri, s=size, zb=s_depth, ids=s_tri):
+                for p in ptrs:
+                    zb.fill(-1e8)  # as Sim3DR.rasterize allocates them
+                    ids.fill(-1)
+                    sim(p[0], p[1], p[2], p[3], p[4], n, s, s)
+            fns[("sim3dr", 1)] = run_sim
+        times = interleaved(fns, rounds=rounds, warmup=3, clock=clock)
         times = {k: t / (1 if k[0] == "api-b1" else batch) for k, t in times.items()}
         check = ""
         if bbox is not None:
@@ -200,10 +259,16 @@ def run(thread_counts: list, rounds: int, only: str | None = None) -> list[dict]
             both = (ours >= 0) & (tri >= 0)
             check = (f"ids = bbox-c on {100 * float((ours[both] == tri[both]).mean()):.3f} % "
                      f"of {int(both.sum())} px")
+            if sim is not None:
+                run_sim(s_ptrs[-1:])
+                both = (ours >= 0) & (s_tri >= 0)
+                check += (f"; = sim3dr on {100 * float((ours[both] == s_tri[both]).mean()):.3f} "
+                          f"% of {int(both.sum())} px")
         load = load_average()
-        if ("bbox-c", 1) in times:  # serial: the same times stand beside every thread count
-            serial = times.pop(("bbox-c", 1))
-            times.update({("bbox-c", threads): serial for threads in thread_counts})
+        for serial_impl in ("bbox-c", "sim3dr"):  # serial: one time beside every thread count
+            if (serial_impl, 1) in times:
+                serial = times.pop((serial_impl, 1))
+                times.update({(serial_impl, threads): serial for threads in thread_counts})
         for (impl, threads), t in times.items():
             med, p10, p90 = quantiles(1e3 * t)
             ratio = paired_ratio(t, times[("kernel", threads)])
@@ -211,8 +276,10 @@ def run(thread_counts: list, rounds: int, only: str | None = None) -> list[dict]
             row = dict(benchmark="rasterize", workload=name, threads=threads, impl=impl,
                        median_ms=med, p10_ms=p10, p90_ms=p90, ratio_to="kernel", ratio=ratio,
                        ratio_api=ratio_api, check=check, load=load, faces=len(faces),
-                       batch=batch)
-            if (impl, 1) in times and threads != 1 and impl != "bbox-c":
+                       batch=batch, clock=clock)
+            if ("sim3dr", threads) in times:
+                row["ratio_sim3dr"] = paired_ratio(times[("sim3dr", threads)], t)
+            if (impl, 1) in times and threads != 1 and impl not in ("bbox-c", "sim3dr"):
                 row["speedup_vs_1_thread"] = paired_ratio(times[(impl, 1)], t)
             if ("api-b1", threads) in times and impl == "api":
                 row["b1_over_b16"] = paired_ratio(times[("api-b1", threads)], t)
@@ -226,13 +293,22 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=25)
     ap.add_argument("--only", help="run the workloads whose name contains this")
     ap.add_argument("--json", help="write the rows here (for run_all.py)")
+    ap.add_argument("--sim3dr", metavar="DIR",
+                    help="also time Sim3DR's kernel from this checkout of 3DDFA_V2's Sim3DR")
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                    help="thread: the calling thread's CPU time (1 thread only; on a machine "
+                         "loaded beyond its cores wall time mostly measures the scheduler)")
     args = ap.parse_args(argv)
-    rows = run(args.threads, args.rounds, args.only)
+    if args.clock == "thread" and args.threads != [1]:
+        ap.error("--clock thread: only with --threads 1 (other threads' time is not counted)")
+    rows = run(args.threads, args.rounds, args.only, args.sim3dr, args.clock)
     for r in rows:
         m, lo, hi = r["ratio"]
         extra = ""
         if "speedup_vs_1_thread" in r:
             extra += " ÷ 1 thread {:.2f} [{:.2f}, {:.2f}]".format(*r["speedup_vs_1_thread"])
+        if "ratio_sim3dr" in r:
+            extra += " sim3dr ÷ this {:.2f} [{:.2f}, {:.2f}]".format(*r["ratio_sim3dr"])
         if "b1_over_b16" in r:
             extra += " b1 ÷ b16 {:.2f} [{:.2f}, {:.2f}]".format(*r["b1_over_b16"])
         print(f"{r['workload']:>22} thr {r['threads']} {r['impl']:>7}: {r['median_ms']:7.2f} ms "

@@ -248,8 +248,11 @@ def form(model: MorphableModel, params: FaceParams, camera, *, vertex_subset=Non
     camera: :class:`~facelab.cameras.Pinhole`, :class:`~facelab.cameras.ScaledOrthographic`
         or :class:`~facelab.cameras.WeakPerspective`, batch 1 or B.
     vertex_subset: optional (S,) int64 vertex indices: only these vertices' positions are
-        formed (e.g. the 68 landmarks for landmark fitting, O(S K) instead of O(V K));
-        normals, albedo, colours and faces are then None and ``landmarks_2d`` is the subset.
+        formed (O(S K) instead of O(V K)); normals, albedo, colours and faces are then None
+        and ``landmarks_2d`` is the subset. ``"landmarks"``: the model's landmark points
+        (:meth:`MorphableModel.landmark_points`: the vertices ``model.landmarks``, or with a
+        landmark embedding the affine combinations of its support vertices, formed and
+        skinned, then combined before the rigid pose) — what landmark fitting uses.
     geometry: optional earlier :class:`Formation` of the same model, camera and geometry
         blocks (id, exp, rotation, translation, joints, vertex offsets): its vertices, screen
         positions and normals are reused and only reflectance and shading are formed (MoFA
@@ -274,7 +277,22 @@ def form(model: MorphableModel, params: FaceParams, camera, *, vertex_subset=Non
     dt, dev = params.dtype, params.device
     m = _cast(model, dt, dev)
     camera = camera.to(dtype=dt, device=dev)
-    rows = None
+    rows = embed = None
+    if isinstance(vertex_subset, str):
+        if vertex_subset != "landmarks":
+            raise ValueError(f"vertex_subset: expected (S,) vertex indices or 'landmarks', got "
+                             f"{vertex_subset!r}")
+        if m.landmarks is None:
+            raise ValueError(f"vertex_subset: model {m.name!r} has no landmark annotation")
+        if m.has_landmark_embedding:
+            if geometry is not None:
+                raise ValueError("vertex_subset: 'landmarks' of a model with a landmark "
+                                 "embedding cannot be re-shaded (they are not vertices); form "
+                                 "the whole mesh")
+            embed = m.landmark_weights  # (L, K)
+            vertex_subset = m.landmark_vertices.reshape(-1)  # (L K,) support
+        else:
+            vertex_subset = m.landmarks
     if vertex_subset is not None:
         rows, _ = as_tensor(vertex_subset, name="vertex_subset")
         check_shape(rows, "S", name="vertex_subset")
@@ -297,6 +315,8 @@ def form(model: MorphableModel, params: FaceParams, camera, *, vertex_subset=Non
     poses = params.joint_poses()
     if poses:
         verts = _skin(m, params, verts, poses, arrays["skin"], rows)
+    if embed is not None:  # the landmark embedding: affine in the (skinned) vertices
+        verts = torch.einsum("blkc,lk->blc", verts.unflatten(1, embed.shape), embed)
     verts_cam = _rigid(verts, params.rotation, params.translation)  # (B, V, 3), F (R X) + t
     check_finite(verts_cam, name="verts_cam (formed from params)")
     screen = camera._project(verts_cam)  # (B, V, 3) (u, v, depth)
@@ -309,7 +329,12 @@ def form(model: MorphableModel, params: FaceParams, camera, *, vertex_subset=Non
     albedo = _reflectance(m, params)  # MoFA Eq. 3
     colors = ShShade.apply(albedo, normals, params.gamma) if shade else None  # MoFA Eq. 4
     lm = m.landmarks
-    landmarks_2d = screen[:, lm, :2] if lm is not None else screen[:, :0, :2]
+    if lm is None:
+        landmarks_2d = screen[:, :0, :2]
+    elif m.has_landmark_embedding:  # points off the mesh: embed in 3-D, then project
+        landmarks_2d = camera._project(m.landmark_points(verts_cam))[..., :2]
+    else:
+        landmarks_2d = screen[:, lm, :2]
     return Formation(verts, verts_cam, screen, normals, albedo, colors, landmarks_2d, faces,
                      camera.perspective_correct, *_texturing(m, params, normals, shade))
 

@@ -140,7 +140,7 @@ def landmark_loss(landmarks, targets, confidence=None, *, reduction: str = "mean
 
     Args:
         landmarks: (B, L, 2) float32/float64, predicted 2D landmarks u_j (e.g. projected model
-            vertices ``screen[:, model.landmarks, :2]``), pixels.
+            landmarks ``form(...).landmarks_2d``), pixels.
         targets: (B, L, 2) same dtype, detected landmarks s_j.
         confidence: (B, L) same dtype, c_j ≥ 0 (1 = confident), or None for all ones.
         reduction: "mean" (default) | "sum" over the batch, or "none" for (B,).

@@ -98,6 +98,26 @@ def test_vertex_subset_matches_the_full_formation(model):
     torch.testing.assert_close(sub.landmarks_2d, full.landmarks_2d, rtol=0, atol=1e-3)
     torch.testing.assert_close(sub.verts, full.verts[:, model.landmarks], rtol=0, atol=1e-4)
     assert sub.normals is None and sub.colors is None and sub.faces is None
+    named = fl.form(model, p, camera, vertex_subset="landmarks")  # one-hot: the same rows
+    assert torch.equal(named.landmarks_2d, sub.landmarks_2d)
+
+
+def test_landmark_embedding_formation():
+    """With a landmark embedding (version 2), ``landmarks_2d`` is the projection of the
+    embedded 3-D points, and ``vertex_subset="landmarks"`` forms only their support."""
+    model = fl.load_model("synthetic", "teaching", version=2)
+    assert model.has_landmark_embedding
+    p, camera = _setup(model, jaw=True)
+    full = fl.form(model, p, camera)
+    sub = fl.form(model, p, camera, vertex_subset="landmarks")
+    torch.testing.assert_close(sub.landmarks_2d, full.landmarks_2d, rtol=0, atol=1e-3)
+    torch.testing.assert_close(sub.verts, model.landmark_points(full.verts), rtol=0, atol=1e-3)
+    pts = camera._project(model.landmark_points(full.verts_cam))[..., :2]
+    torch.testing.assert_close(full.landmarks_2d, pts)
+    with pytest.raises(ValueError, match="vertex_subset"):
+        fl.form(model, p, camera, vertex_subset="eyes")
+    with pytest.raises(ValueError, match="re-shaded"):
+        fl.form(model, p, camera, geometry=full, vertex_subset="landmarks")
     with pytest.raises(ValueError, match="vertex_subset"):
         fl.render(sub, 64, 64)
     with pytest.raises(ValueError, match="vertex_subset"):

@@ -236,6 +236,54 @@ def test_landmarks(model, arrays):
     assert p[62, 1] == pytest.approx(p[66, 1], abs=1e-4)  # a closed mouth
 
 
+def test_landmark_embedding(model, arrays):
+    """The landmarks are affine combinations of K vertices (rows sum to 1), anchored on the
+    surveyed vertex ``model.landmarks``, mirror-symmetric, and the same mean-head points at
+    every resolution (``rig.LANDMARK_EMBEDDING``)."""
+    idx, w = model.landmark_vertices.numpy(), model.landmark_weights.double().numpy()
+    assert idx.shape == w.shape == (68, 4) and model.has_landmark_embedding
+    np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(idx[:, 0], model.landmarks.numpy())
+    assert np.all(arrays["kind"][idx] <= M.KIND_SLIT_LOW)  # skin and lips only
+    np.testing.assert_array_equal(idx[rig.MIRROR_68], arrays["mirror"][idx])
+    np.testing.assert_allclose(w[rig.MIRROR_68], w)
+    pts = model.landmark_points(model.mean_shape[None])[0].double().numpy()
+    np.testing.assert_allclose(pts[rig.MIRROR_68] * [-1, 1, 1], pts, atol=1e-3)
+    for i, (point, _) in rig.LANDMARK_EMBEDDING.items():
+        np.testing.assert_allclose(pts[i], np.asarray(point) + S.OFFSET, atol=1.0)  # ridge-damped
+    assert pts[36, 0] < pts[39, 0] < 0 < pts[42, 0] < pts[45, 0]
+    assert np.abs(w).max() < 10.0  # no wild extrapolation
+    # one method for every consumer: rows of any per-vertex array, points of any batch
+    torch.testing.assert_close(model.landmark_rows(model.mean_shape),
+                               model.landmark_points(model.mean_shape[None])[0])
+    B = model.landmark_rows(model.id_basis[..., :3])  # (68, 3, 3)
+    a = torch.randn(2, 3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(model.landmark_points(model.shape(a)),
+                               model.landmark_rows(model.mean_shape) + torch.einsum(
+                                   "ldk,bk->bld", B, a), rtol=0, atol=1e-3)
+
+
+def test_landmark_embedding_is_validated(model):
+    import dataclasses
+
+    with pytest.raises(ValueError, match="landmark_weights"):
+        dataclasses.replace(model, landmark_weights=model.landmark_weights * 2)
+    with pytest.raises(ValueError, match="give both or neither"):
+        dataclasses.replace(model, landmark_weights=None)
+    with pytest.raises(ValueError, match="landmark_weights: expected"):
+        dataclasses.replace(model, landmark_vertices=model.landmark_vertices[:, :3])
+    bad = model.landmark_vertices.clone()
+    bad[0, 0] = model.num_vertices
+    with pytest.raises(ValueError, match="landmark_vertices"):
+        dataclasses.replace(model, landmark_vertices=bad)
+    with pytest.raises(ValueError, match="verts"):
+        model.landmark_points(torch.zeros(1, 5, 3))
+    one_hot = dataclasses.replace(model, landmark_vertices=None, landmark_weights=None)
+    assert not one_hot.has_landmark_embedding and one_hot.digest() != model.digest()
+    v = model.mean_shape[None]
+    torch.testing.assert_close(one_hot.landmark_points(v), v[:, model.landmarks], rtol=0, atol=0)
+
+
 def test_mirror_map(model, arrays):
     m = arrays["mirror"]
     np.testing.assert_array_equal(m[m], np.arange(len(m)))
@@ -337,6 +385,10 @@ def test_version_1_digest_is_independent_of_blas_threads_and_2_is_default():
         exp_basis=fresh["exp_basis"], mean_albedo=fresh["mean_albedo"],
         albedo_basis=fresh["albedo_basis"], faces=fresh["faces"], landmarks=fresh["landmarks"])
     assert rebuilt.digest() == m1.digest()
+    assert not m1.has_landmark_embedding  # one-hot: the same points as indexing, bit for bit
+    v = m1.mean_shape[None]
+    assert torch.equal(m1.landmark_points(v), v[:, m1.landmarks])
+    assert torch.equal(m1.landmark_rows(m1.id_basis), m1.id_basis[m1.landmarks])
     assert DEFAULT_SYNTHETIC_VERSION == 2
     assert fl.load_model("synthetic", "teaching").name == "synthetic2-teaching"
 

@@ -138,6 +138,16 @@ def test_sparse_equals_dense_gather_and_screen(dtype):
     assert lm.shape == (3, 68, 2)
     torch.testing.assert_close(lm[..., 0], dense[:, model.landmarks, 0])
     torch.testing.assert_close(lm[..., 1], 64 - dense[:, model.landmarks, 1])
+    # with a landmark embedding (points as affine combinations of vertices), the sparse
+    # reconstruction combines basis rows: the embedded points of the dense one
+    import dataclasses
+
+    V = model.num_vertices
+    idx = torch.stack([model.landmarks, (model.landmarks + 1) % V], 1)  # (68, 2)
+    w = torch.tensor([[1.5, -0.5]] * 68, dtype=dtype)
+    emb = dataclasses.replace(model, landmark_vertices=idx, landmark_weights=w)
+    torch.testing.assert_close(R.reconstruct_sparse(emb, p), emb.landmark_points(dense))
+    assert not torch.allclose(R.reconstruct_sparse(emb, p), sparse)
     # same frame as facelab.cameras.screen_from_scaled_orthographic
     T, a, e = P.split_params(p)
     scr = cameras.screen_from_scaled_orthographic(model.shape(a, e), T, 64)

@@ -109,7 +109,7 @@ class _Frame:
         mean = model.mean_shape.to(torch.float32)  # (V, 3)
         self.mean = mean
         self.normals = vertex_normals(mean[None], model.faces)[0]  # (V, 3) model space
-        lm = mean[model.landmarks]  # (68, 3)
+        lm = model.landmark_rows(mean)  # (68, 3) landmark points
         self.nose = lm[_NOSE_TIP]
         self.bridge = lm[_NOSE_BRIDGE]
         self.chin = lm[_CHIN] + torch.tensor([0.0, 8.0, 0.0])  # the chin's front, above 8

@@ -112,12 +112,14 @@ class LandmarkEnergy:
                  targets, confidence, base, t0, *, prior: PriorWeights, w_land: float,
                  w_reg: float, fit_identity: bool = True):
         dt = model.dtype
-        lm = model.landmarks
-        L = lm.shape[0]
+        L = model.landmarks.shape[0]
         self.k_id, self.k_exp = k_id, k_exp
-        self.mean = model.mean_shape[lm].to(dt)  # (L, 3)
-        self.basis = torch.cat([model.id_basis[lm, :, :k_id], model.exp_basis[lm, :, :k_exp]],
-                               dim=2).reshape(3 * L, k_id + k_exp).contiguous()  # (3L, K)
+        # the landmark points' rows (the vertices, or the landmark embedding's affine
+        # combinations of them: MorphableModel.landmark_rows), so X = X̄ + E c is exact
+        self.mean = model.landmark_rows(model.mean_shape).to(dt)  # (L, 3)
+        self.basis = model.landmark_rows(torch.cat(
+            [model.id_basis[:, :, :k_id], model.exp_basis[:, :, :k_exp]], dim=2)
+        ).reshape(3 * L, k_id + k_exp).contiguous()  # (3L, K)
         self.focal = focal.reshape(1, 2).to(dt)
         self.principal = principal.reshape(1, 2).to(dt)
         self.targets = targets.to(dt)
@@ -240,8 +242,10 @@ class RefineEnergy:
     The unknowns, flat: ``z = (δR (3), s (3), α (k_id), δ (k_exp), γ (27), β (k_alb))``.
     Per call: the region's vertices X = X̄ + E c, camera space Y = F (X Rᵀ) + t, pixels u,
     normals n(Y) and reflectance r = r̄ + E_alb β; one compiled shading + photometric pass
-    returns E_photo with its gradients to u, r, n and γ; the landmark term adds to g_u at
-    the 68 landmark rows; the compiled normals backward turns g_n into g_Y; then as
+    returns E_photo with its gradients to u, r, n and γ; the compiled normals backward turns
+    g_n into g_Y; the landmark points (the landmark vertices, or the embedding's affine
+    combinations of them, taken in camera space and projected as :func:`facelab.form` does)
+    add their gradient to their rows of g_Y; then as
     :class:`LandmarkEnergy`: g_c = Eᵀ ((F g_Y) R), G_R = (F g_Y)ᵀ X, g_t = Σ g_Y.
     """
 
@@ -262,7 +266,13 @@ class RefineEnergy:
                                dim=2).reshape(3 * R_n, -1).contiguous()  # (3R, K)
         self.albedo_mean = region.mean_albedo.reshape(-1)  # (3R,)
         self.albedo_basis = region.albedo_basis.reshape(3 * R_n, -1).contiguous()  # (3R, Ka)
-        self.lm = region.landmarks
+        if region.has_landmark_embedding:  # landmark i = Σ_k w_ik Y[v_ik] (affine: camera space)
+            self.lm_rows = region.landmark_vertices  # (68, Ke)
+            self.lm_weights = region.landmark_weights  # (68, Ke)
+        else:
+            self.lm_rows = region.landmarks[:, None]  # (68, 1)
+            self.lm_weights = torch.ones(self.lm_rows.shape, dtype=dt)
+        self.lm_flat = self.lm_rows.reshape(-1)
         self.image = image[None].contiguous()
         self.focal = focal.reshape(1, 2).to(dt)
         self.principal = principal.reshape(1, 2).to(dt)
@@ -307,14 +317,20 @@ class RefineEnergy:
         n = float(count[0])
         scale = self.w_photo / n if n > 0 else 0.0
         e_photo = loss[0]
-        d = u[0, self.lm] - self.targets  # (68, 2)
+        # the landmark points: combined in camera space, then projected (as form does)
+        Y_lm = (self.lm_weights[..., None] * Y[0, self.lm_rows]).sum(1)  # (68, 3)
+        z_lm = Y_lm[:, 2:].clamp(min=_DEPTH_EPS)
+        d = self.focal * Y_lm[:, :2] / z_lm + self.principal - self.targets  # (68, 2)
         e_land = (self.conf * (d * d).sum(-1)).sum() / self.conf_sum  # Eq. 9, mean px²
-        g_u = g_u.mul_(scale)
-        g_u[0].index_add_(0, self.lm, (2.0 * self.w_land) * self.weights_lm * d)
+        a_lm = (2.0 * self.w_land) * self.weights_lm * d * self.focal / z_lm  # ∂E/∂Y_lm,xy
+        g_lm = torch.cat([a_lm, -(a_lm * Y_lm[:, :2]).sum(-1, keepdim=True) / z_lm
+                          * (Y_lm[:, 2:] > _DEPTH_EPS)], dim=1)  # (68, 3)
         g_Y = self._normals.vertex_normals_backward(
             Y, tb.faces, tb.offsets, tb.face_ids, tb.corners, normals, inv_norm,
             g_nrm.mul_(scale))[0]  # (R, 3)
-        a = g_u[0] * self.focal / depth[0]  # ∂E/∂Y_xy through the projection
+        g_Y.index_add_(0, self.lm_flat,
+                       (self.lm_weights[..., None] * g_lm[:, None]).reshape(-1, 3))
+        a = g_u[0].mul_(scale) * self.focal / depth[0]  # ∂E/∂Y_xy through the projection
         g_Y[:, :2] += a
         g_Y[:, 2:] -= (a * Y[0, :, :2]).sum(-1, keepdim=True) / depth[0] * (Y[0, :, 2:]
                                                                               > _DEPTH_EPS)

@@ -154,9 +154,10 @@ def scan_points(model: MorphableModel, verts, seed: int, spec: CaseSpec = CASES)
     r[flip] = 1 - r[flip]
     t = tri[pick]
     pts = t[:, 0] + r[:, :1] * (t[:, 1] - t[:, 0]) + r[:, 1:] * (t[:, 2] - t[:, 0])  # (4N, 3)
-    nose = v[model.landmarks[30]]
+    points = model.landmark_points(v[None])[0]  # (68, 3)
+    nose = points[30]
     pts = pts[(pts - nose).norm(dim=1) <= spec.scan_radius][: spec.scan_points]
-    return pts.numpy(), v[model.landmarks[list(NOW_LANDMARKS)]].numpy()
+    return pts.numpy(), points[list(NOW_LANDMARKS)].numpy()
 
 
 def evaluate_mesh(model: MorphableModel, verts, scan, scan_landmarks) -> ScanError:
@@ -164,7 +165,7 @@ def evaluate_mesh(model: MorphableModel, verts, scan, scan_landmarks) -> ScanErr
     scan from :func:`scan_points`."""
     v = torch.as_tensor(verts).detach().to(torch.float64)
     return scan_to_mesh_error(scan, scan_landmarks, v, model.faces,
-                              v[model.landmarks[list(NOW_LANDMARKS)]])
+                              model.landmark_points(v[None])[0, list(NOW_LANDMARKS)])
 
 
 def _stats(values) -> dict:

@@ -270,7 +270,6 @@ def _fit_image(image, model, landmarks, *, confidence, settings, init, fit_ident
     targets = to_crop(targets_img, box, S)  # (68, 2) crop pixels
     dt = torch.float32
     m = _cast(model, dt, torch.device("cpu"))  # the model itself when float32 (cached copy else)
-    lm_idx = m.landmarks
     focal, principal = cameras.intrinsics_from_fov(settings.fov_deg, S, S, dtype=dt)  # (1, 2)
     k_id, k_exp, k_alb = (min(settings.n_id, m.n_id), min(settings.n_exp, m.n_exp),
                           min(settings.n_albedo, m.n_albedo))
@@ -282,8 +281,8 @@ def _fit_image(image, model, landmarks, *, confidence, settings, init, fit_ident
         gamma0 = init.gamma.to(dt)
         # the pose is re-initialised in closed form from this frame's landmarks, with the
         # warm-start shape (identity + expression) instead of the mean face
-        X0 = (m.mean_shape[lm_idx] + m.id_basis[lm_idx, :, :k_id] @ id0
-              + m.exp_basis[lm_idx, :, :k_exp] @ exp0)  # (68, 3)
+        X0 = (m.landmark_rows(m.mean_shape) + m.landmark_rows(m.id_basis[:, :, :k_id]) @ id0
+              + m.landmark_rows(m.exp_basis[:, :, :k_exp]) @ exp0)  # (68, 3)
         R0, t0 = pose_from_landmarks(X0.to(torch.float64), targets, focal[0], principal[0],
                                      conf)
         R0, t0 = R0.to(dt), t0.to(dt)
@@ -292,7 +291,7 @@ def _fit_image(image, model, landmarks, *, confidence, settings, init, fit_ident
         exp0 = torch.zeros(k_exp, dtype=dt)
         alb0 = torch.zeros(k_alb, dtype=dt)
         gamma0 = ambient_sh(0.8, dtype=dt)
-        X0 = m.mean_shape[lm_idx]  # (68, 3)
+        X0 = m.landmark_rows(m.mean_shape)  # (68, 3)
         R0, t0 = pose_from_landmarks(X0.to(torch.float64), targets, focal[0], principal[0],
                                      conf)
         R0, t0 = R0.to(dt), t0.to(dt)

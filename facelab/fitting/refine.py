@@ -60,7 +60,8 @@ def photometric_region(model: MorphableModel, n_id: int | None = None,
     """The part of ``model`` that MoFA's energy (Eqs. 8-10) reads, as a model of its own.
 
     Returns ``(region, rows)``: ``rows`` (R,) int64, sorted, the kept vertices of ``model`` —
-    every face-mask vertex, its one-ring and the landmark vertices — and ``region`` the
+    every face-mask vertex, its one-ring and the landmark vertices (with a
+    landmark embedding, all its support vertices) — and ``region`` the
     :class:`MorphableModel` of those rows: mean, bases (the leading ``n_id`` / ``n_exp`` /
     ``n_albedo`` modes, contiguous), the faces incident to a face-mask vertex (re-indexed, in
     their original order), the landmarks (re-indexed) and the face mask. So
@@ -80,6 +81,8 @@ def photometric_region(model: MorphableModel, n_id: int | None = None,
         keep[touching.reshape(-1)] = True
         if model.landmarks is not None:
             keep[model.landmarks] = True
+            if model.has_landmark_embedding:  # the embedding's support vertices too
+                keep[model.landmark_vertices.reshape(-1)] = True
         rows = keep.nonzero()[:, 0]  # (R,)
         local = torch.full((model.num_vertices,), -1, dtype=torch.int64)
         local[rows] = torch.arange(rows.numel())
@@ -94,14 +97,17 @@ def photometric_region(model: MorphableModel, n_id: int | None = None,
             albedo_basis=model.albedo_basis[rows, :, :k_alb].contiguous(),
             faces=local[touching],
             landmarks=None if model.landmarks is None else local[model.landmarks],
-            face_mask=mask[rows], source=model.source)
+            landmark_vertices=(local[model.landmark_vertices]
+                               if model.has_landmark_embedding else None),
+            landmark_weights=model.landmark_weights, face_mask=mask[rows], source=model.source)
         # the whole mesh's shape alone (no reflectance modes), for the visibility re-selection
         shape_only = MorphableModel(
             name=f"{model.name}-shape", mean_shape=model.mean_shape,
             id_basis=model.id_basis[..., :k_id].contiguous(),
             exp_basis=model.exp_basis[..., :k_exp].contiguous(), mean_albedo=model.mean_albedo,
             albedo_basis=model.albedo_basis[..., :0], faces=model.faces,
-            landmarks=model.landmarks, face_mask=mask, source=model.source)
+            landmarks=model.landmarks, landmark_vertices=model.landmark_vertices,
+            landmark_weights=model.landmark_weights, face_mask=mask, source=model.source)
         per_model[key] = (region, rows, shape_only)
     return per_model[key][:2]
 

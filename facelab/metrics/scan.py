@@ -97,7 +97,7 @@ def scan_to_mesh_error(scan, scan_landmarks, verts, faces, mesh_landmarks, *,
     verts: (V, 3) float predicted mesh, any frame. faces: (F, 3) int64 its triangles (a
         subset is allowed, e.g. the face region).
     mesh_landmarks: (L, 3) float the same landmarks on the prediction (e.g.
-        ``verts[model.landmarks[idx]]``).
+        ``model.landmark_points(verts[None])[0, idx]``).
     icp_iterations: int >= 0 (0: landmark alignment only). scale: let ICP change the scale
         (False: rigid ICP after the landmark similarity).
     tol: relative decrease of the mean distance that stops ICP.

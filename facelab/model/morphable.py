@@ -70,6 +70,14 @@ class MorphableModel:
         albedo_texture_basis: (Ht, Wt, 3, Kalb) float, the reflectance modes as texture maps,
             scaled by ``albedo_std`` and driven by the same coefficients as ``albedo_basis``
             (MoFA Eq. 3 per texel); required with ``albedo_texture``.
+        landmark_vertices: (68, K) int64 and landmark_weights: (68, K) float, rows summing to
+            1, or both None: an optional landmark embedding. Landmark ``i`` is then the affine
+            combination ``sum_k w_ik X[v_ik]`` of K vertices (a point that may lie off the
+            surface, inside the head or in front of it, and follows the mesh through identity,
+            expression and pose, like FLAME's landmark embedding or a joint regressor). Without
+            one, landmark ``i`` is the vertex ``landmarks[i]`` (one-hot). ``landmarks`` stays the
+            dominant (surveyed) vertex for viewers; every computation on landmark positions goes
+            through :meth:`landmark_points` / :meth:`landmark_rows`.
     """
 
     name: str
@@ -93,6 +101,8 @@ class MorphableModel:
     uv_faces: torch.Tensor | None = None
     albedo_texture: torch.Tensor | None = None
     albedo_texture_basis: torch.Tensor | None = None
+    landmark_vertices: torch.Tensor | None = None
+    landmark_weights: torch.Tensor | None = None
 
     def __post_init__(self):
         tensors = {}
@@ -122,6 +132,24 @@ class MorphableModel:
             check_shape(self.landmarks, "L", name="landmarks")
             check_indices(self.landmarks, d["V"], name="landmarks")
             self.landmarks = self.landmarks.long()
+        if (self.landmark_vertices is None) != (self.landmark_weights is None):
+            raise ValueError("landmark_vertices and landmark_weights: give both or neither")
+        if self.landmark_vertices is not None:
+            if self.landmarks is None:
+                raise ValueError("landmark_vertices: needs landmarks to be given")
+            e = {"L": len(self.landmarks)}
+            check_shape(self.landmark_vertices, "L K", name="landmark_vertices", dims=e)
+            check_indices(self.landmark_vertices, d["V"], name="landmark_vertices")
+            check_shape(self.landmark_weights, "L K", name="landmark_weights", dims=e)
+            check_floating(self.landmark_weights, name="landmark_weights")
+            check_finite(self.landmark_weights, name="landmark_weights")
+            rows = self.landmark_weights.double().sum(1)
+            if not torch.allclose(rows, torch.ones_like(rows), atol=1e-5):
+                k = int((rows - 1).abs().argmax())
+                raise ValueError(f"landmark_weights: expected rows summing to 1, row {k} sums "
+                                 f"to {float(rows[k]):.6g}")
+            self.landmark_vertices = self.landmark_vertices.long()
+            self.landmark_weights = self.landmark_weights.to(dtype)
         if self.face_mask is None:
             self.face_mask = torch.ones(d["V"], dtype=torch.bool)
         check_shape(self.face_mask, "V", name="face_mask", dims=d)
@@ -365,13 +393,61 @@ class MorphableModel:
             raise ValueError(f"jaw_pose: model {self.name!r} has no jaw joint")
         return self.pose_joints(verts, {"jaw": jaw_pose})
 
-    def landmarks_3d(self, verts):
-        """Gather the 68 landmark vertices: (B, V, 3) -> (B, 68, 3)."""
+    @property
+    def has_landmark_embedding(self) -> bool:
+        """Whether landmarks are affine combinations of vertices (``landmark_weights``) rather
+        than single vertices."""
+        return self.landmark_weights is not None
+
+    def _require_landmarks(self, name: str):
         if self.landmarks is None:
-            raise ValueError(f"verts: model {self.name!r} has no landmark annotation")
+            raise ValueError(f"{name}: model {self.name!r} has no landmark annotation")
+
+    def landmark_points(self, verts):
+        """The landmark positions of a batch of meshes: (B, V, 3) -> (B, L, 3).
+
+        ``X_i = sum_k w_ik X[v_ik]`` with the landmark embedding (``landmark_vertices``,
+        ``landmark_weights``), else ``X[landmarks[i]]`` (one-hot; bit-identical to indexing).
+        Affine in the vertices, so it commutes with MoFA Eq. (2), linear blend skinning and the
+        rigid pose: apply it to model-space, posed or camera-space vertices alike. Also
+        accepts (B, V, 2) screen points, which is exact only for affine cameras; use it on 3-D
+        points and project them (as :func:`facelab.formation.form` does) for a perspective one.
+        """
+        self._require_landmarks("verts")
         v, was_numpy = as_tensor(verts, name="verts")
-        check_shape(v, "B V 3", name="verts", dims={"V": self.num_vertices})
-        return like_input(v[:, self.landmarks.to(v.device)], was_numpy)
+        d = check_shape(v, "B V C", name="verts", dims={"V": self.num_vertices})
+        if d["C"] not in (2, 3):
+            raise ValueError(f"verts: expected shape (B, V, 3) or (B, V, 2), got "
+                             f"{tuple(v.shape)}")
+        if not self.has_landmark_embedding:
+            return like_input(v[:, self.landmarks.to(v.device)], was_numpy)
+        idx = self.landmark_vertices.to(v.device)
+        w = self.landmark_weights.to(device=v.device, dtype=v.dtype)
+        return like_input(torch.einsum("blkc,lk->blc", v[:, idx], w), was_numpy)
+
+    def landmarks_3d(self, verts):
+        """The 68 landmark points: (B, V, 3) -> (B, 68, 3); see :meth:`landmark_points`."""
+        return self.landmark_points(verts)
+
+    def landmark_rows(self, array):
+        """Per-vertex rows combined into per-landmark rows: (V, ...) -> (L, ...).
+
+        The same affine combination as :meth:`landmark_points`, applied to any per-vertex
+        array: the mean shape (V, 3), a basis (V, 3, K) (3DDFA_V2's sparse reconstruction
+        keeps only these rows, MoFA Eq. 2 restricted to the landmarks), skinning weights
+        (V, J). One-hot models return ``array[landmarks]`` unchanged.
+        """
+        self._require_landmarks("array")
+        a, was_numpy = as_tensor(array, name="array")
+        if a.ndim < 1 or a.shape[0] != self.num_vertices:
+            raise ValueError(f"array: expected shape (V={self.num_vertices}, ...), got "
+                             f"{tuple(a.shape)}")
+        if not self.has_landmark_embedding:
+            return like_input(a[self.landmarks.to(a.device)], was_numpy)
+        idx = self.landmark_vertices.to(a.device)
+        w = self.landmark_weights.to(device=a.device,
+                                     dtype=a.dtype if a.is_floating_point() else self.dtype)
+        return like_input(torch.einsum("lk...,lk->l...", a[idx].to(w.dtype), w), was_numpy)
 
     # ------------------------------------------------------------- conversion
     def to(self, device=None, dtype: torch.dtype | None = None) -> MorphableModel:
@@ -394,8 +470,9 @@ class MorphableModel:
         """A 16-hex-digit fingerprint of what results depend on.
 
         SHA-256 over the float32 bytes of ``mean_shape``, the three bases, the mean albedo,
-        the texture maps and UVs when present, and the int64 ``faces``, ``landmarks`` and
-        ``uv_faces``, in that order (dtype and device do not
+        the texture maps and UVs when present, the int64 ``faces``, ``landmarks`` and
+        ``uv_faces``, and the landmark embedding when present (int64 vertices, float32
+        weights), in that order (dtype and device do not
         change it; truncation and any edit to the bases do). Weights and cached results
         record it and refuse to load against a model with another digest.
         """
@@ -412,6 +489,11 @@ class MorphableModel:
         for t in (self.faces, self.landmarks, self.uv_faces):
             if t is not None:
                 h.update(np.ascontiguousarray(t.detach().cpu().to(torch.int64).numpy()).tobytes())
+        if self.landmark_vertices is not None:  # absent: the digest of models without one
+            h.update(b"landmark_embedding")
+            h.update(np.ascontiguousarray(self.landmark_vertices.cpu().numpy()).tobytes())
+            w = self.landmark_weights.detach().cpu().to(torch.float32).numpy()
+            h.update(np.ascontiguousarray(w).tobytes())
         return h.hexdigest()[:16]
 
     def truncated(self, n_id: int | None = None, n_exp: int | None = None,

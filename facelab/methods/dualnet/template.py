@@ -168,10 +168,9 @@ def fit_template(model: MorphableModel, landmarks_2d, *, n_id: int | None = None
     dt = torch.float64
     L = L.to(dt)
     B = L.shape[0]
-    lm = model.landmarks
-    mean = model.mean_shape.to(dt)[lm]  # (68, 3)
-    basis = torch.cat([model.id_basis[..., :n_id], model.exp_basis[..., :n_exp]],
-                      dim=2).to(dt)[lm]  # (68, 3, K)
+    mean = model.landmark_rows(model.mean_shape.to(dt))  # (68, 3)
+    basis = torch.cat([model.id_basis[..., :n_id], model.exp_basis[..., :n_exp]], dim=2)
+    basis = model.landmark_rows(basis.to(dt))  # (68, 3, K)
     K = basis.shape[2]
     alpha = torch.zeros(B, K, dtype=dt)
     eye = torch.eye(K, dtype=dt)

@@ -94,9 +94,8 @@ def reconstruction_errors(code, batch: dict, model) -> dict[str, torch.Tensor]:
         area = true_region.sum((1, 2)).clamp(min=1)  # (B,)
         photo = (dist * true_region).sum((1, 2)) / area
         coverage = (pred_region & true_region).sum((1, 2)) / area
-        idx = model.landmarks[list(INNER_LANDMARKS)]
         target = batch["landmarks_2d"][:, list(INNER_LANDMARKS)].to(d.screen_verts)
-        lm = d.screen_verts[:, idx, :2] - target
+        lm = d.landmarks_2d[:, list(INNER_LANDMARKS)] - target  # the model's landmark points
         landmark = lm.norm(dim=-1).mean(-1)  # (B,)
     return {"geometry_mm": geometry, "photometric": photo, "coverage": coverage.to(photo),
             "landmark_px": landmark, "landmark_px_240": landmark * (240.0 / size)}

@@ -250,8 +250,7 @@ def mofa_loss(decoded: Formation, parts: CodeParts, image, model, *,
         if model.landmarks is None:
             raise ValueError(f"model: {model.name!r} has no landmark annotation for Eq. (9)")
         subset = list(INNER_LANDMARKS) if config.landmarks == "inner" else list(range(68))
-        idx = model.landmarks.to(image.device)[subset]  # (L,) vertex indices k_j
-        pred = decoded.screen_verts[:, idx, :2]  # (B, L, 2) u_{k_j}
+        pred = decoded.landmarks_2d[:, subset]  # (B, L, 2) u_{k_j}, the projected landmarks
         target = torch.as_tensor(landmarks).to(pred)[:, subset]  # (B, L, 2) s_j
         conf = None
         if confidence is not None:

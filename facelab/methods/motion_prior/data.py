@@ -72,7 +72,7 @@ def clip_config(kind: str, seed: int) -> TalkingHeadConfig:
 
 
 def _states(model: MorphableModel, rotation, jaw, verts, fps: float) -> torch.Tensor:
-    lm = verts[:, model.landmarks]  # (T, 68, 3) mm, pose-free
+    lm = model.landmark_points(verts)  # (T, 68, 3) mm, pose-free
     return motion_states(rotation, jaw, lm, fps=fps)
 
 

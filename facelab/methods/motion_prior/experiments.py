@@ -83,7 +83,7 @@ def _landmarks(states: torch.Tensor) -> torch.Tensor:
 def rest_state(model) -> torch.Tensor:
     """(420,) the mean face, frontal (R = I), jaw closed, not moving: J = mean landmarks / 10
     (cm), velocities 0."""
-    J = model.mean_shape[model.landmarks].float() / 10.0  # (68, 3) cm
+    J = model.landmark_rows(model.mean_shape).float() / 10.0  # (68, 3) cm
     return STATE.pack({"phi": torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]),
                        "phi_dot": torch.zeros(3), "theta": torch.zeros(3),
                        "J": J.reshape(-1), "J_dot": torch.zeros(J.numel())})

@@ -41,11 +41,10 @@ class FaceProjection:
 
     def __init__(self, model: MorphableModel, ridge: float = 1.0, fps: float = 30.0):
         m = model.to(dtype=torch.float32)
-        lm = m.landmarks
         self.fps = float(fps)
-        self.mean = m.mean_shape[lm].reshape(-1)  # (204,) mm
-        self.B_id = m.id_basis[lm].reshape(-1, m.n_id)  # (204, Kid)
-        B_exp = m.exp_basis[lm].reshape(-1, m.n_exp)  # (204, Kexp)
+        self.mean = m.landmark_rows(m.mean_shape).reshape(-1)  # (204,) mm
+        self.B_id = m.landmark_rows(m.id_basis).reshape(-1, m.n_id)  # (204, Kid)
+        B_exp = m.landmark_rows(m.exp_basis).reshape(-1, m.n_exp)  # (204, Kexp)
         eye = torch.eye(B_exp.shape[1])
         self.P_exp = B_exp @ torch.linalg.solve(B_exp.T @ B_exp + ridge * eye, B_exp.T)
         B = torch.cat([self.B_id, B_exp], dim=1)
@@ -153,13 +152,12 @@ def meshes_from_states(model: MorphableModel, states, *, ridge: float = 1.0) -> 
     b = STATE.split(x.float())
     R = rotation_6d_to_matrix(b["phi"])  # (T, 3, 3)
     T = x.shape[0]
-    lm = m.landmarks
     Y = (STATE.landmarks_of(x.float()) * MM_PER_CM) @ R  # (T, 68, 3) R^T J, mm
     mean = m.mean_shape[None].expand(T, -1, -1)
-    jaw_shift = (m.pose_joints(mean, {"jaw": b["theta"]}) - mean)[:, lm]  # (T, 68, 3)
-    target = (Y - jaw_shift - m.mean_shape[lm]).reshape(T, -1)  # (T, 204)
-    B = torch.cat([m.id_basis[lm].reshape(-1, m.n_id), m.exp_basis[lm].reshape(-1, m.n_exp)],
-                  dim=1)  # (204, Kid + Kexp)
+    jaw_shift = m.landmark_points(m.pose_joints(mean, {"jaw": b["theta"]}) - mean)  # (T, 68, 3)
+    target = (Y - jaw_shift - m.landmark_rows(m.mean_shape)).reshape(T, -1)  # (T, 204)
+    B = torch.cat([m.landmark_rows(m.id_basis).reshape(-1, m.n_id),
+                   m.landmark_rows(m.exp_basis).reshape(-1, m.n_exp)], dim=1)  # (204, K)
     A = B.T @ B + ridge * torch.eye(B.shape[1])
     c = torch.linalg.solve(A, B.T @ target.T).T  # (T, Kid + Kexp)
     verts = m.shape(c[:, :m.n_id], c[:, m.n_id:])  # (T, V, 3)

@@ -277,7 +277,8 @@ def modes_model(model, modes: dict, geometry_scale: float = 10.0):
         id_basis=geometry_scale * geo.permute(1, 2, 0).contiguous(),  # (N, 3, k)
         exp_basis=torch.zeros(m.num_vertices, 3, 0), mean_albedo=m.mean_albedo,
         albedo_basis=ref.permute(1, 2, 0).contiguous(), faces=m.faces, landmarks=m.landmarks,
-        face_mask=m.face_mask, source="learned correctives (results/modes.npz)")
+        face_mask=m.face_mask, landmark_vertices=m.landmark_vertices,
+        landmark_weights=m.landmark_weights, source="learned correctives (results/modes.npz)")
 
 
 PAPER_CLAIMS = {

@@ -111,8 +111,7 @@ def multilevel_loss(net, code, model, batch: dict, config: MultilevelLossConfig,
     vis = visible_vertices(final_f, model, H, W)  # (B, N)
     photo_f = shaded_photometric_loss(image, final_f.screen_verts[..., :2], final_f.albedo,
                                       final_f.normals, final_p.gamma, vis)
-    idx = model.landmarks[list(INNER_LANDMARKS)]
-    land_f = landmark_loss(final_f.screen_verts[:, idx, :2],
+    land_f = landmark_loss(final_f.landmarks_2d[:, list(INNER_LANDMARKS)],
                            batch["landmarks_2d"][:, list(INNER_LANDMARKS)].to(code.base))
     disp = final_p.vertex_offsets  # (B, N, 3) mm
     refl = final_f.albedo  # (B, N, 3) final reflectance

@@ -150,9 +150,10 @@ def skin_region(model, *, eye_mm: float = 14.0, brow_mm: float = 10.0,
         raise ValueError(f"model: {model.name!r} has no landmarks to find eyes, brows and lips")
     mean = model.mean_shape.float()
     keep = model.face_mask.clone()
+    points = model.landmark_rows(mean)  # (68, 3) the mean face's landmark points
     for ids, radius in ((EYE_LANDMARKS, eye_mm), (BROW_LANDMARKS, brow_mm),
                         (MOUTH_LANDMARKS, mouth_mm)):
-        pts = mean[model.landmarks[list(ids)]]  # (L, 3)
+        pts = points[list(ids)]  # (L, 3)
         near = (torch.cdist(mean, pts) < radius).any(1)
         keep &= ~near
     return torch.nonzero(keep).squeeze(1)

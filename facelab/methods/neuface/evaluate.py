@@ -61,8 +61,8 @@ def evaluate_clip(model: MorphableModel, layout: NeuFaceLayout, vec: torch.Tenso
     if N > 1:
         out["cvd"] = metrics.cvd(rec["verts"])
     posed = rec["posed"].transpose(0, 1)  # (N, T, V, 3)
-    lm = model.landmarks.to(posed.device)
-    out["msi_l"] = float(metrics.msi3d(posed[:, :, lm]).mean())
+    points = model.landmark_points(posed.flatten(0, 1)).unflatten(0, posed.shape[:2])
+    out["msi_l"] = float(metrics.msi3d(points).mean())  # (N, T, 68, 3) landmark points
     out["msi_v"] = float(metrics.msi3d(posed).mean())
     beta = layout.split(vec)["id"]
     out["beta_norm"] = float(beta.mean(0).norm()) if beta.shape[1] else 0.0

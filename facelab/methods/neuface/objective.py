@@ -107,7 +107,7 @@ def clip_losses(model: MorphableModel, layout: NeuFaceLayout, vec: torch.Tensor,
     if use_view:
         f = form(model, params, camera, shade=False)
     else:
-        f = form(model, params, camera, vertex_subset=model.landmarks)
+        f = form(model, params, camera, vertex_subset="landmarks")
     L = clip.detections.shape[2]
     l2d = landmark_l1_loss(f.landmarks_2d, clip.detections.reshape(T * N, L, 2).to(vec),
                            clip.detection_weights.reshape(T * N, L).to(vec))

@@ -80,7 +80,7 @@ def pretrain_phi(model: MorphableModel, *, steps: int = 2000, batch: int = 32,
         loss = ((pred - targets[idx]).abs() / net.unit).mean()
         if landmark_weight:
             params, camera = layout.to_face(pred, image_size, image_size)
-            lm = form(model, params, camera, vertex_subset=model.landmarks).landmarks_2d
+            lm = form(model, params, camera, vertex_subset="landmarks").landmarks_2d
             loss = loss + landmark_weight * landmark_l1_loss(lm, landmarks[idx])
         opt.zero_grad()
         loss.backward()

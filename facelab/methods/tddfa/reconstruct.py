@@ -51,14 +51,23 @@ def basis_matrix(model: MorphableModel, layout: ParamLayout = TDDFA_LAYOUT, *, r
                  dtype=None, device=None):
     """``A = [A_id[:, :Kid], A_exp[:, :Kexp]]``: (V, 3, Kid + Kexp) (3DDFA_V2 Eq. 3).
 
-    rows: optional (L,) int64 vertex indices to keep (e.g. ``model.landmarks``): (L, 3, K).
+    rows: optional (L,) int64 vertex indices to keep: (L, 3, K); or ``"landmarks"``, the
+        model's landmark rows (:meth:`MorphableModel.landmark_rows`: the vertices
+        ``model.landmarks``, or the affine combinations of a landmark embedding).
     Returns ``(mean (V or L, 3), A (V or L, 3, K))`` in ``dtype``/``device`` (default: the model's).
     """
     check_model(model, layout)
     mean, id_b, exp_b = model.mean_shape, model.id_basis, model.exp_basis
-    if rows is not None:
+    id_b, exp_b = id_b[..., :layout.id], exp_b[..., :layout.exp]
+    if isinstance(rows, str):
+        if rows != "landmarks":
+            raise ValueError(f"rows: expected (L,) vertex indices or 'landmarks', got {rows!r}")
+        if model.landmarks is None:
+            raise ValueError(f"rows: model {model.name!r} has no landmarks")
+        mean, id_b, exp_b = (model.landmark_rows(a) for a in (mean, id_b, exp_b))
+    elif rows is not None:
         mean, id_b, exp_b = mean[rows], id_b[rows], exp_b[rows]  # (L, 3), (L, 3, K) ...
-    A = torch.cat([id_b[..., :layout.id], exp_b[..., :layout.exp]], dim=-1)  # (V, 3, K)
+    A = torch.cat([id_b, exp_b], dim=-1)  # (V, 3, K)
     return mean.to(device=device, dtype=dtype), A.to(device=device, dtype=dtype)
 
 
@@ -109,15 +118,17 @@ def reconstruct_sparse(model: MorphableModel, params, layout: ParamLayout = TDDF
     """The 68 landmarks (or any vertex subset) of V3d(p), gathering basis rows first.
 
     params: (B, 62) float32/float64 raw p.
-    indices: (L,) int64 vertex indices; default ``model.landmarks`` (iBUG-68).
+    indices: (L,) int64 vertex indices; default the model's iBUG-68 landmark points
+        (:meth:`MorphableModel.landmark_rows`).
     Returns (B, L, 3) in 3DDFA's image frame (y up), equal to
-    ``reconstruct_dense(model, params)[:, indices]`` at L / V of its cost.
+    ``reconstruct_dense(model, params)[:, indices]`` (by default
+    ``model.landmark_points(reconstruct_dense(model, params))``) at L / V of its cost.
     """
     T, alpha, p, was_numpy = _params(params, model, layout)
-    idx = model.landmarks if indices is None else torch.as_tensor(indices)
-    if idx is None:
+    if indices is None and model.landmarks is None:
         raise ValueError(f"indices: model {model.name!r} has no landmarks; pass indices")
-    mean, A = basis_matrix(model, layout, rows=idx.long(), dtype=p.dtype, device=p.device)
+    rows = "landmarks" if indices is None else torch.as_tensor(indices).long()
+    mean, A = basis_matrix(model, layout, rows=rows, dtype=p.dtype, device=p.device)
     return like_input(apply_T(shape_from_basis(mean, A, alpha), T), was_numpy)
 
 

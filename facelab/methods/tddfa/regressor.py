@@ -74,7 +74,7 @@ class TDDFARegressor(nn.Module):
         verts = self.dense(p)
         screen = image_to_screen(verts, images.shape[1])
         return {"params": p, "verts": verts, "screen_verts": screen,
-                "landmarks": screen[:, self.model.landmarks, :2]}
+                "landmarks": self.model.landmark_points(screen)[..., :2]}
 
 
 def save_pretrained(path, net: MobileNetRegressor, stats: ParamStats, meta: dict, *,

@@ -57,6 +57,7 @@ _KEYS = (
     "mean_shape", "id_basis", "id_std", "exp_basis", "exp_std", "mean_albedo", "albedo_basis",
     "faces", "uv", "uv_faces", "landmarks", "face_mask", "joint_positions", "joint_weights",
     "joint_regressor", "mirror", "kind", "expression_names", "expression_coeffs",
+    "landmark_vertices", "landmark_weights",
 )
 _TEX_KEYS = ("albedo_texture", "albedo_texture_basis", "albedo_std")
 _MEMORY: dict[int, dict] = {}
@@ -169,4 +170,5 @@ def head_model(resolution="teaching", *, cache: bool = True,
         id_std=t("id_std"), exp_std=t("exp_std"), albedo_std=t("albedo_std"), source="built-in",
         uv=t("uv"), uv_faces=i("uv_faces"), albedo_texture=t("albedo_texture"),
         albedo_texture_basis=t("albedo_texture_basis"),
+        landmark_vertices=i("landmark_vertices"), landmark_weights=t("landmark_weights"),
     )

@@ -94,6 +94,7 @@ def _generate_arrays(n_vertices: int, textures: dict | None) -> dict[str, np.nda
     shell = M.build_shell(n_vertices)
     V = len(shell.verts)
     lm = rig.landmarks(shell)
+    lm_vertices, lm_weights = rig.landmark_embedding(shell, lm)
     positions, weights, regressor = rig.skeleton_arrays(shell)
     jaw_joint = positions[1]
     id_basis, id_std = _identity(shell, bases.rng_for(SEED_ID))
@@ -117,6 +118,8 @@ def _generate_arrays(n_vertices: int, textures: dict | None) -> dict[str, np.nda
         "uv": f32(uv),
         "uv_faces": shell.uv_faces.astype(np.int64),
         "landmarks": lm.astype(np.int64),
+        "landmark_vertices": lm_vertices.astype(np.int64),
+        "landmark_weights": f32(lm_weights),
         "face_mask": rig.face_mask(shell).astype(bool),
         "joint_positions": f32(positions + S.OFFSET),
         "joint_weights": f32(weights),
