@@ -29,14 +29,12 @@ the build and load times of this process.
 from __future__ import annotations
 
 import functools
-import hashlib
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from facelab._checks import check_int
 from facelab.model.morphable import MorphableModel
 from facelab.model.skinning import Skeleton
 from facelab.model.synthetic import cache as _cache
@@ -60,38 +58,23 @@ _KEYS = (
 )
 _TEX_KEYS = ("albedo_texture", "albedo_texture_basis", "albedo_std")
 _MEMORY: dict[int, dict] = {}
-_V1_SOURCES = ("anatomy.py", "bases.py", "cache.py", "ibug.py", "lattice.py", "mouth.py")
+_V1_SOURCES = ("anatomy.py", "bases.py", "blendshapes.py", "cache.py", "ibug.py", "lattice.py",
+               "mouth.py", "rows.py", "surface.py")
 # the version-1 modules this package uses (their edits invalidate its cache too)
 
 
 def _vertex_budget(resolution) -> int:
-    if isinstance(resolution, str):
-        if resolution not in HEAD_RESOLUTIONS:
-            raise ValueError(
-                f"resolution: expected one of {sorted(HEAD_RESOLUTIONS)} or an int vertex count "
-                f"in [{MIN_VERTICES}, {MAX_VERTICES}], got {resolution!r}"
-            )
-        return HEAD_RESOLUTIONS[resolution]
-    n = check_int(resolution, name="resolution")
-    if not MIN_VERTICES <= n <= MAX_VERTICES:
-        raise ValueError(
-            f"resolution: expected one of {sorted(HEAD_RESOLUTIONS)} or an int vertex count "
-            f"in [{MIN_VERTICES}, {MAX_VERTICES}], got {n}"
-        )
-    return n
+    return _cache.vertex_budget(resolution, HEAD_RESOLUTIONS, MIN_VERTICES, MAX_VERTICES)
 
 
 @functools.cache
 def cache_key() -> str:
     """HEAD_GENERATOR_VERSION plus a digest of this package's sources and the version-1 modules it
     imports: any edit to the generator invalidates cached arrays."""
-    h = hashlib.sha256(HEAD_GENERATOR_VERSION.encode())
     here = Path(__file__).parent
     v1 = here.parent / "synthetic"
-    for path in sorted(here.glob("*.py")) + [v1 / name for name in _V1_SOURCES]:
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return f"{HEAD_GENERATOR_VERSION}-{h.hexdigest()[:12]}"
+    return _cache.source_key(HEAD_GENERATOR_VERSION,
+                             sorted(here.glob("*.py")) + [v1 / name for name in _V1_SOURCES])
 
 
 def _textures(cache: bool) -> dict:

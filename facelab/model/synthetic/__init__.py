@@ -21,13 +21,11 @@ Use it through :func:`facelab.model.registry.load_model` (``fl.load_model``).
 from __future__ import annotations
 
 import functools
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from facelab._checks import check_int
 from facelab.model.morphable import MorphableModel
 from facelab.model.synthetic import cache as _cache
 from facelab.model.synthetic.assemble import generate_arrays
@@ -47,20 +45,7 @@ _MEMORY: dict[int, dict] = {}
 
 
 def _vertex_budget(resolution) -> int:
-    if isinstance(resolution, str):
-        if resolution not in RESOLUTIONS:
-            raise ValueError(
-                f"resolution: expected one of {sorted(RESOLUTIONS)} or an int vertex count "
-                f"in [{MIN_VERTICES}, {MAX_VERTICES}], got {resolution!r}"
-            )
-        return RESOLUTIONS[resolution]
-    n = check_int(resolution, name="resolution")
-    if not MIN_VERTICES <= n <= MAX_VERTICES:
-        raise ValueError(
-            f"resolution: expected one of {sorted(RESOLUTIONS)} or an int vertex count "
-            f"in [{MIN_VERTICES}, {MAX_VERTICES}], got {n}"
-        )
-    return n
+    return _cache.vertex_budget(resolution, RESOLUTIONS, MIN_VERTICES, MAX_VERTICES)
 
 
 @functools.cache
@@ -70,11 +55,7 @@ def cache_key() -> str:
     Any edit to the generator invalidates cached models, so a stale ``.npz`` can never be
     read by newer code (a bumped version alone relies on someone remembering to bump it).
     """
-    h = hashlib.sha256(GENERATOR_VERSION.encode())
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return f"{GENERATOR_VERSION}-{h.hexdigest()[:12]}"
+    return _cache.source_key(GENERATOR_VERSION, sorted(Path(__file__).parent.glob("*.py")))
 
 
 def _generate(n: int) -> dict[str, np.ndarray]:
