@@ -38,6 +38,7 @@ import torch
 from facelab.model.morphable import MorphableModel
 from facelab.model.skinning import Skeleton
 from facelab.model.synthetic import cache as _cache
+from facelab.model.synthetic import model_fields, resolution_label
 
 __all__ = ["HEAD_GENERATOR_VERSION", "MODEL_NAME", "HEAD_RESOLUTIONS", "TIMINGS", "head_arrays",
            "head_model"]
@@ -134,22 +135,12 @@ def head_model(resolution="teaching", *, cache: bool = True,
     """
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
-    a = head_arrays(resolution, cache=cache)
-    t = lambda k: torch.from_numpy(np.array(a[k])).to(dtype)  # noqa: E731
-    i = lambda k: torch.from_numpy(np.array(a[k]))  # noqa: E731
-    names = [str(x) for x in a["expression_names"]]
-    label = resolution if isinstance(resolution, str) else str(int(resolution))
     from facelab.model.head.rig import JOINT_NAMES, JOINT_PARENTS
 
-    skeleton = Skeleton(JOINT_NAMES, JOINT_PARENTS, t("joint_positions"), t("joint_weights"),
-                        t("joint_regressor"))
-    return MorphableModel(
-        name=f"{MODEL_NAME}-{label}",
-        mean_shape=t("mean_shape"), id_basis=t("id_basis"), exp_basis=t("exp_basis"),
-        mean_albedo=t("mean_albedo"), albedo_basis=t("albedo_basis"), faces=i("faces"),
-        landmarks=i("landmarks"), face_mask=i("face_mask"), skeleton=skeleton,
-        expressions={k: t("expression_coeffs")[j] for j, k in enumerate(names)},
-        id_std=t("id_std"), exp_std=t("exp_std"), albedo_std=t("albedo_std"), source="built-in",
-        uv=t("uv"), uv_faces=i("uv_faces"), albedo_texture=t("albedo_texture"),
-        albedo_texture_basis=t("albedo_texture_basis"),
-    )
+    f = model_fields(head_arrays(resolution, cache=cache), dtype,
+                     floats=("joint_positions", "joint_weights", "joint_regressor", "uv",
+                             "albedo_texture", "albedo_texture_basis"), ints=("uv_faces",))
+    skeleton = Skeleton(JOINT_NAMES, JOINT_PARENTS, f.pop("joint_positions"),
+                        f.pop("joint_weights"), f.pop("joint_regressor"))
+    return MorphableModel(name=f"{MODEL_NAME}-{resolution_label(resolution)}",
+                          skeleton=skeleton, **f)

@@ -102,17 +102,28 @@ def synthetic_model(resolution="teaching", *, cache: bool = True,
     """
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
-    a = synthetic_arrays(resolution, cache=cache)
+    fields = model_fields(synthetic_arrays(resolution, cache=cache), dtype,
+                          floats=("jaw_joint", "jaw_weights"))
+    return MorphableModel(name=f"synthetic-{resolution_label(resolution)}", **fields)
+
+
+def resolution_label(resolution) -> str:
+    """The model name's suffix: the resolution's name, or its vertex count."""
+    return resolution if isinstance(resolution, str) else str(int(resolution))
+
+
+def model_fields(a: dict, dtype: torch.dtype, *, floats=(), ints=()) -> dict:
+    """The :class:`MorphableModel` keyword arguments a built-in model (version 1 or 2) takes
+    from its arrays ``a``: the bases, stds, mesh, annotations and named expressions, plus the
+    arrays named in ``floats`` (as ``dtype``) and ``ints`` (as stored), as torch tensors."""
     t = lambda k: torch.from_numpy(np.array(a[k])).to(dtype)  # noqa: E731
     i = lambda k: torch.from_numpy(np.array(a[k]))  # noqa: E731
     names = [str(x) for x in a["expression_names"]]
-    label = resolution if isinstance(resolution, str) else str(int(resolution))
-    return MorphableModel(
-        name=f"synthetic-{label}",
+    return dict(
         mean_shape=t("mean_shape"), id_basis=t("id_basis"), exp_basis=t("exp_basis"),
         mean_albedo=t("mean_albedo"), albedo_basis=t("albedo_basis"), faces=i("faces"),
-        landmarks=i("landmarks"), face_mask=i("face_mask"), jaw_joint=t("jaw_joint"),
-        jaw_weights=t("jaw_weights"),
+        landmarks=i("landmarks"), face_mask=i("face_mask"),
         expressions={k: t("expression_coeffs")[j] for j, k in enumerate(names)},
         id_std=t("id_std"), exp_std=t("exp_std"), albedo_std=t("albedo_std"), source="built-in",
+        **{k: t(k) for k in floats}, **{k: i(k) for k in ints},
     )
