@@ -151,10 +151,9 @@ def annotate_one(path: str, out_dir: str, options: dict) -> dict:
 
 # ------------------------------------------------------------------ the command
 def _write_manifest(out: Path, manifest: dict) -> None:
-    from facelab.atomic_io import atomic_path
+    from facelab.atomic_io import write_json
 
-    with atomic_path(out / MANIFEST) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    write_json(out / MANIFEST, manifest, sort_keys=True)
 
 
 def _finished(path: Path) -> bool:

@@ -9,18 +9,20 @@ Commands decide up front what they will write: :func:`refuse_existing` lists the
 outputs that already exist (a command then stops before any work unless ``--force``
 was given), and :func:`refuse_package_path` keeps every command away from the files
 the package ships (``facelab/weights/*.pt`` and the rest of the installed package).
+:func:`write_json` is the experiments scripts' results file, written through it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 __all__ = ["PACKAGE_DIR", "OutputExistsError", "atomic_path", "refuse_existing",
-           "refuse_package_path"]
+           "refuse_package_path", "write_json"]
 
 #: The installed ``facelab`` package folder; nothing inside it is ever written by a command.
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -110,3 +112,12 @@ def atomic_path(path, *, overwrite: bool = True) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def write_json(path, data, *, overwrite: bool = True, sort_keys: bool = False) -> Path:
+    """Write ``data`` (JSON-able) to ``path`` as ``json.dumps(data, indent=1)`` through
+    :func:`atomic_path` (same ``overwrite``); returns the destination."""
+    text = json.dumps(data, indent=1, sort_keys=sort_keys)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_text(text)
+    return Path(path)

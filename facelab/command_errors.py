@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["INSTALL", "CommandParser", "check_count", "check_input_file", "check_rate",
-           "check_resolution", "one_line", "run_reporting"]
+           "check_resolution", "check_seeds", "one_line", "run_reporting"]
 
 #: The command that installs each optional extra (run in the facelab checkout).
 INSTALL = {
@@ -91,6 +91,12 @@ def check_count(value: int | None, option: str, *, minimum: int = 1,
     if value < minimum or (maximum is not None and value > maximum):
         upper = f" and <= {maximum}" if maximum is not None else ""
         raise ValueError(f"{option}: expected an int >= {minimum}{upper}, got {value}")
+
+
+def check_seeds(seeds, option: str = "--seeds") -> None:
+    """Raise ValueError unless ``seeds`` (a non-empty list of ints) are all >= 0."""
+    if not seeds or min(seeds) < 0:
+        raise ValueError(f"{option}: expected non-negative integers, got {seeds}")
 
 
 def check_rate(value: float, option: str, *, maximum: float) -> None:

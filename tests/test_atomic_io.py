@@ -13,6 +13,7 @@ from facelab.atomic_io import (
     atomic_path,
     refuse_existing,
     refuse_package_path,
+    write_json,
 )
 from facelab.export import save_obj, save_ply
 
@@ -90,3 +91,20 @@ def test_mesh_writers_are_atomic_and_can_refuse(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save_obj(path, verts * 2, faces)
     assert path.read_bytes() == good and _leftovers(tmp_path) == []
+
+
+def test_write_json_writes_the_results_format_atomically(tmp_path):
+    import json
+
+    dest = tmp_path / "r.json"
+    data = {"b": [1.5, 2], "a": {"x": None}}
+    assert write_json(dest, data) == dest
+    assert dest.read_text() == json.dumps(data, indent=1) and _leftovers(tmp_path) == []
+    with pytest.raises(OutputExistsError):
+        write_json(dest, {"c": 1}, overwrite=False)
+    assert json.loads(dest.read_text()) == data  # untouched
+    write_json(dest, data, sort_keys=True)
+    assert dest.read_text() == json.dumps(data, indent=1, sort_keys=True)
+    with pytest.raises(TypeError):
+        write_json(tmp_path / "bad.json", {"x": object()})
+    assert not (tmp_path / "bad.json").exists() and _leftovers(tmp_path) == []

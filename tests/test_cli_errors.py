@@ -251,3 +251,15 @@ def test_fit_force_overwrites_and_train_and_fit_leave_the_package_alone(tmp_path
     assert (out / "astronaut_params.npz").stat().st_mtime_ns >= first
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
     assert _fingerprint(PACKAGE) == before
+
+
+def test_seed_and_thread_options_are_checked_by_the_shared_helpers():
+    from facelab.command_errors import check_count, check_seeds
+
+    check_seeds([0, 3])
+    with pytest.raises(ValueError, match="--seeds: expected non-negative integers, got \\[0, -1\\]"):
+        check_seeds([0, -1])
+    with pytest.raises(ValueError, match="--seeds"):
+        check_seeds([])
+    with pytest.raises(ValueError, match="--threads: expected an int >= 1, got 0"):
+        check_count(0, "--threads")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import facelab as fl
-from facelab.model.provenance import check_model, model_record
+from facelab.model.provenance import check_model, load_result_file, model_record
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +60,20 @@ def test_trained_file_records_its_model(tmp_path, v1):
     with pytest.raises(ValueError, match="digest"):
         load_pretrained(path, model=edited)
     assert torch.isfinite(reg.stats.mean).all()
+
+
+def test_result_files_refuse_another_format_or_model(tmp_path, v1):
+    import json
+
+    path = tmp_path / "r.json"
+    good = {"format_version": 3, "model": model_record(v1), "command": "python -m x --out D",
+            "rows": [1.0]}
+    path.write_text(json.dumps(good))
+    assert load_result_file(path, format_version=3, model=v1) == good
+    with pytest.raises(ValueError, match="expected format_version 2, got 3"):
+        load_result_file(path, format_version=2, model=v1)
+    path.write_text(json.dumps({**good, "model": {**good["model"], "digest": "0" * 16}}))
+    with pytest.raises(ValueError, match=r"digest 0{16}.*re-run: python -m x --out D"):
+        load_result_file(path, format_version=3, model=v1)
+    with pytest.raises(TypeError, match="model"):
+        load_result_file(path, format_version=3, model=None)

@@ -31,7 +31,6 @@ mismatch).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -41,15 +40,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facelab.atomic_io import atomic_path, refuse_existing, refuse_package_path
-from facelab.command_errors import CommandParser, run_reporting
+from facelab.atomic_io import refuse_existing, refuse_package_path, write_json
+from facelab.command_errors import CommandParser, check_count, check_seeds, run_reporting
 from facelab.data.detail import DetailSampling, detail_field
 from facelab.data.faces import FaceSampling, SyntheticFaces, random_backgrounds
 from facelab.fitting.fit_image import FitSettings, fit_image
 from facelab.formation import form, render
 from facelab.metrics import ScanError, scan_to_mesh_error
 from facelab.model.morphable import MorphableModel
-from facelab.model.provenance import model_record
+from facelab.model.provenance import load_result_file, model_record
 from facelab.progress import History
 
 __all__ = ["CASES", "DEFAULT_METHOD", "FORMAT_VERSION", "METHODS", "RESULTS_DIR", "CaseSpec",
@@ -247,15 +246,7 @@ def format_table(data: dict) -> str:
 def load_results(path=None, *, model: MorphableModel | None = None) -> dict:
     """The committed (or a given) results file, refusing another model or format."""
     p = Path(path) if path is not None else RESULTS_DIR / "evaluate3d.json"
-    data = json.loads(p.read_text())
-    if data.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{p}: expected format_version {FORMAT_VERSION}, got "
-                         f"{data.get('format_version')!r}")
-    digest = (model or pinned_model()).digest()
-    if data["model"]["digest"] != digest:
-        raise ValueError(f"{p}: made from model digest {data['model']['digest']}, but the model "
-                         f"has {digest}; re-run: {data['command']}")
-    return data
+    return load_result_file(p, format_version=FORMAT_VERSION, model=model or pinned_model())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -274,10 +265,8 @@ def evaluate_main(argv=None) -> int:
     """Entry point; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    if min(args.seeds) < 0:
-        raise ValueError(f"--seeds: expected non-negative integers, got {args.seeds}")
-    if args.threads < 1:
-        raise ValueError(f"--threads: expected an integer >= 1, got {args.threads}")
+    check_seeds(args.seeds)
+    check_count(args.threads, "--threads")
     if not all(math.isfinite(y) and abs(y) <= 60 for y in args.yaws):
         raise ValueError(f"--yaws: expected angles within [-60, 60] degrees, got {args.yaws}")
     out = refuse_package_path(args.out, name="--out")
@@ -297,8 +286,7 @@ def evaluate_main(argv=None) -> int:
             "fit_settings": {name: asdict(st) for name, st in fit_variants().items()},
             "torch": str(torch.__version__), "threads": args.threads, **body,
             "seconds_total": time.perf_counter() - t0}
-    with atomic_path(target, overwrite=args.force) as tmp:
-        tmp.write_text(json.dumps(data, indent=1))
+    write_json(target, data, overwrite=args.force)
     print(format_table(data))
     print(f"wrote {target} ({data['seconds_total']:.0f} s)")
     return 0

@@ -13,11 +13,13 @@ named ``"synthetic-<resolution>"``; they are accepted for those models only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 
 from facelab.model.morphable import MorphableModel
 
-__all__ = ["LEGACY_PREFIX", "check_model", "model_record"]
+__all__ = ["LEGACY_PREFIX", "check_model", "load_result_file", "model_record"]
 
 LEGACY_PREFIX = "synthetic-"
 """Name prefix of version 1 built-in models, the only ones legacy files were trained on."""
@@ -63,3 +65,26 @@ def check_model(record: Mapping | None, model: MorphableModel, *, what: str,
             f"{record.get('vertices')} vertices, modes {record.get('modes')}), not from "
             f"{model.name!r} (digest {digest}, {model.num_vertices} vertices, modes "
             f"{[model.n_id, model.n_exp, model.n_albedo]}); retrain: {retrain}")
+
+
+def load_result_file(path, *, format_version: int, model: MorphableModel) -> dict:
+    """A committed results file (JSON) of an experiments script, refusing a stale one.
+
+    path: the ``.json`` file; it holds ``"format_version"``, ``"model"`` (a
+        :func:`model_record`-like dict with ``"digest"``) and ``"command"`` (what made it).
+    format_version: the layout of the file the caller reads; another raises ValueError.
+    model: the model the results must come from; another digest raises ValueError naming both
+        digests and the command that remakes the file.
+    """
+    if not isinstance(model, MorphableModel):
+        raise TypeError(f"model: expected a MorphableModel, got {type(model).__name__}")
+    p = Path(path)
+    data = json.loads(p.read_text())
+    if data.get("format_version") != format_version:
+        raise ValueError(f"{p}: expected format_version {format_version}, got "
+                         f"{data.get('format_version')!r}")
+    digest = model.digest()
+    if data["model"]["digest"] != digest:
+        raise ValueError(f"{p}: made from model digest {data['model']['digest']}, but the model "
+                         f"has {digest}; re-run: {data.get('command', 'the command in the file')}")
+    return data

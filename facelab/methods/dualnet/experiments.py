@@ -21,7 +21,6 @@ the data and the closed-form rows (mean face, template, Lm2Vertex) do not depend
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import asdict, replace
@@ -29,8 +28,8 @@ from pathlib import Path
 
 import torch
 
-from facelab.atomic_io import atomic_path, refuse_existing, refuse_package_path
-from facelab.command_errors import CommandParser, run_reporting
+from facelab.atomic_io import refuse_existing, refuse_package_path, write_json
+from facelab.command_errors import CommandParser, check_count, check_seeds, run_reporting
 from facelab.data.detail import DetailFaces, DetailSampling, out_of_span_fraction
 from facelab.methods.dualnet.baselines import Lm2Vertex
 from facelab.methods.dualnet.evaluation import (
@@ -45,6 +44,7 @@ from facelab.methods.dualnet.mrf import MRFConfig, mrf_features, mrf_neighbors, 
 from facelab.methods.dualnet.pipeline import dual_update, prepare_inputs
 from facelab.methods.dualnet.resnet import ResNetConfig, train_residual
 from facelab.model.morphable import MorphableModel
+from facelab.model.provenance import load_result_file
 
 __all__ = ["FORMAT_VERSION", "METHODS", "RESULTS_DIR", "build_data", "check_run",
            "experiments_main", "load_results", "main", "pinned_model", "run_crossfit", "run_fig3",
@@ -322,15 +322,7 @@ def load_results(name: str, folder=None, *, model: MorphableModel | None = None)
         raise ValueError(f"name: expected 'table3', 'fig3', 'scaling' or 'crossfit', got "
                          f"{name!r}")
     path = Path(folder or RESULTS_DIR) / f"{name}.json"
-    data = json.loads(path.read_text())
-    if data.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: expected format_version {FORMAT_VERSION}, got "
-                         f"{data.get('format_version')!r}")
-    digest = (model or pinned_model()).digest()
-    if data["model"]["digest"] != digest:
-        raise ValueError(f"{path}: made from model digest {data['model']['digest']}, but the "
-                         f"model has {digest}; re-run the command in the file")
-    return data
+    return load_result_file(path, format_version=FORMAT_VERSION, model=model or pinned_model())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -349,10 +341,8 @@ def experiments_main(argv=None) -> int:
     """Entry point; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    if min(args.seeds) < 0:
-        raise ValueError(f"--seeds: expected non-negative integers, got {args.seeds}")
-    if args.threads < 1:
-        raise ValueError(f"--threads: expected an integer >= 1, got {args.threads}")
+    check_seeds(args.seeds)
+    check_count(args.threads, "--threads")
     out = refuse_package_path(args.out, name="--out")
     names = [args.only] if args.only else ["table3", "fig3", "scaling", "crossfit"]
     targets = [out / f"{n}.json" for n in names]
@@ -383,8 +373,7 @@ def experiments_main(argv=None) -> int:
                                log=lambda s: print(s, flush=True)),
                     "config": {**FIG3, "paper": PAPER_FIG3}}
         body["seconds_total"] = time.perf_counter() - t0
-        with atomic_path(target, overwrite=args.force) as tmp:
-            tmp.write_text(json.dumps({**header, **body}, indent=1))
+        write_json(target, {**header, **body}, overwrite=args.force)
         print(f"wrote {target} ({body['seconds_total']:.0f} s)", flush=True)
     return 0
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from facelab.atomic_io import atomic_path, refuse_existing, refuse_package_path
+from facelab.atomic_io import atomic_path, refuse_existing, refuse_package_path, write_json
 from facelab.methods.mofa.encoder import MofaEncoder
 from facelab.methods.mofa.evaluation import (
     collapse_diagnostics,
@@ -259,8 +259,7 @@ def main(argv=None) -> int:
                   wall_seconds=round(time.perf_counter() - start, 1))
     out.mkdir(parents=True, exist_ok=True)
     table = format_ablation(result)
-    with atomic_path(paths[0]) as tmp:
-        Path(tmp).write_text(json.dumps(result, indent=1))
+    write_json(paths[0], result)
     with atomic_path(paths[1]) as tmp:
         Path(tmp).write_text(f"{table}\n\nMade by: `{command}` ({result['wall_seconds']} s, "
                              f"{args.threads} thread).\n")

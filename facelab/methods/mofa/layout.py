@@ -32,6 +32,7 @@ import torch
 
 from facelab._checks import as_tensor, check_finite, check_floating, check_int, check_shape
 from facelab.face_params import FaceParams
+from facelab.methods.block_layout import BlockLayout, block_views
 from facelab.rotations import head_rotation, matrix_to_euler
 
 __all__ = ["BLOCK_NAMES", "CodeLayout", "CodeParts", "MOFA_LAYOUT"]
@@ -56,7 +57,7 @@ class CodeParts(NamedTuple):
 
 
 @dataclass(frozen=True)
-class CodeLayout:
+class CodeLayout(BlockLayout):
     """Sizes of the blocks of the semantic code vector, MoFA Eq. (1), in the paper's order.
 
     id, exp, albedo: number of identity / expression / reflectance coefficients (MoFA: 80/64/80).
@@ -88,19 +89,10 @@ class CodeLayout:
         return cls(id=model.n_id, exp=model.n_exp, albedo=model.n_albedo)
 
     @property
-    def size(self) -> int:
-        """D, the length of the code vector (257 for MoFA)."""
-        return sum(getattr(self, n) for n in BLOCK_NAMES)
-
-    @property
-    def slices(self) -> dict[str, slice]:
-        """Block name -> slice of the code vector, in the paper's order."""
-        out, start = {}, 0
-        for name in BLOCK_NAMES:
-            k = getattr(self, name)
-            out[name] = slice(start, start + k)
-            start += k
-        return out
+    def sizes(self) -> dict[str, int]:
+        """Block name -> size, in the paper's order (:data:`BLOCK_NAMES`); ``size`` (D, 257
+        for MoFA) and ``slices`` follow (:class:`facelab.methods.block_layout.BlockLayout`)."""
+        return {name: getattr(self, name) for name in BLOCK_NAMES}
 
     def _check_code(self, code, name: str = "code") -> torch.Tensor:
         c, _ = as_tensor(code, name=name)
@@ -111,7 +103,7 @@ class CodeLayout:
     def split(self, code) -> CodeParts:
         """Split ``code`` (B, D) float into :class:`CodeParts` (views, differentiable)."""
         c = self._check_code(code)
-        return CodeParts(*(c[:, s] for s in self.slices.values()))
+        return CodeParts(**block_views(c, self.slices))
 
     def join(self, *, id=None, exp=None, albedo=None, rotation=None, translation=None,
              sh=None, batch: int | None = None, dtype: torch.dtype | None = None,

@@ -274,12 +274,11 @@ def run_experiments(out: Path, seeds=(0, 1, 2), log=print) -> dict:
                                                      {**rows, **trivial}.items()},
         "data_fd": data_fd, "check": check,
         "paper": PAPER}
-    from facelab.atomic_io import atomic_path
+    from facelab.atomic_io import write_json
 
     out.mkdir(parents=True, exist_ok=True)
     _save_weights(out / "humor_face.pt", nets, result["model"], digest)
-    with atomic_path(out / "table4.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=1))
+    write_json(out / "table4.json", result)
     return result
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from facelab._checks import as_tensor, check_finite, check_floating, check_positive, check_shape
+from facelab.methods.block_layout import BlockLayout, block_views
 from facelab.rotations import matrix_to_axis_angle, matrix_to_rotation_6d, rotation_6d_to_matrix
 
 __all__ = ["STATE", "StateLayout", "motion_states", "orthonormalize_states",
@@ -39,8 +40,9 @@ MM_PER_CM = 10.0
 
 
 @dataclass(frozen=True)
-class StateLayout:
-    """Sizes of the state's blocks (module table)."""
+class StateLayout(BlockLayout):
+    """Sizes of the state's blocks (module table); ``size`` and ``slices`` come from
+    :class:`facelab.methods.block_layout.BlockLayout`."""
 
     landmarks: int = 68
 
@@ -49,23 +51,11 @@ class StateLayout:
         L3 = 3 * self.landmarks
         return {"phi": 6, "phi_dot": 3, "theta": 3, "J": L3, "J_dot": L3}
 
-    @property
-    def size(self) -> int:
-        return sum(self.sizes.values())
-
-    @property
-    def slices(self) -> dict[str, slice]:
-        out, start = {}, 0
-        for name, n in self.sizes.items():
-            out[name] = slice(start, start + n)
-            start += n
-        return out
-
     def split(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x: (..., D) -> {block: (..., n)} views."""
         if x.shape[-1] != self.size:
             raise ValueError(f"x: expected (..., {self.size}), got {tuple(x.shape)}")
-        return {name: x[..., sl] for name, sl in self.slices.items()}
+        return block_views(x, self.slices)
 
     def pack(self, blocks: dict) -> torch.Tensor:
         """{block: (..., n)} -> (..., D), in the table's order (every block required)."""

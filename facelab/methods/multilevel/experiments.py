@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facelab.atomic_io import atomic_path
+from facelab.atomic_io import atomic_path, write_json
 from facelab.methods.multilevel.corpus import DetailConfig, DetailFaces
 from facelab.methods.multilevel.evaluation import (
     evaluate,
@@ -362,8 +362,7 @@ def _merge(paths, out: Path, command: str) -> dict:
         "oracle": _means(oracle_errors(model, test_set(model))),
         "fingerprint": fingerprint(),
     }
-    with atomic_path(out) as tmp:
-        Path(tmp).write_text(json.dumps(result, indent=1, sort_keys=True))
+    write_json(out, result, sort_keys=True)
     return result
 
 
@@ -406,8 +405,7 @@ def main(argv=None) -> int:
         rows, seconds, kept = run_seed(seed)
     part = {"seed": seed, "rows": rows, "seconds": seconds, "command": command,
             "total_seconds": time.perf_counter() - t}
-    with atomic_path(out) as tmp:
-        Path(tmp).write_text(json.dumps(part, indent=1, sort_keys=True))
+    write_json(out, part, sort_keys=True)
     if args.modes and kept is not None:
         model = load_model()
         with atomic_path(args.modes) as tmp:

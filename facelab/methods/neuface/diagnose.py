@@ -33,7 +33,6 @@ mean ± sd; the committed copies are in ``results/`` and re-checked by
 from __future__ import annotations
 
 import copy
-import json
 import math
 import statistics
 import sys
@@ -417,7 +416,7 @@ def run_item(item: str, runs: _Runs) -> dict:
 
 def diagnose_main(argv=None) -> int:
     """Entry point (module docs); returns the exit status."""
-    from facelab.atomic_io import atomic_path, refuse_existing, refuse_package_path
+    from facelab.atomic_io import refuse_existing, refuse_package_path, write_json
     from facelab.command_errors import CommandParser
     from facelab.methods.neuface.pretrain import load_phi
     from facelab.model.registry import load_model
@@ -441,8 +440,7 @@ def diagnose_main(argv=None) -> int:
         body = run_item(item, runs)
         result = {"model": model_record(model), "command": COMMAND, "item": item,
                   "settings": SETTINGS, "seconds": time.perf_counter() - t0, **body}
-        with atomic_path(target, overwrite=args.force) as tmp:
-            tmp.write_text(json.dumps(result, indent=1))
+        write_json(target, result, overwrite=args.force)
         print(f"wrote {target} ({result['seconds']:.0f} s)", flush=True)
     return 0
 

@@ -20,7 +20,6 @@ The committed ``results/ablation.json`` is re-checked by ``tests/test_neuface_re
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -176,7 +175,7 @@ def time_clips(frames: int = 120, iterations: int = 60, lr: float = 3e-4, log=pr
 
 
 def main(argv=None) -> int:
-    from facelab.atomic_io import atomic_path
+    from facelab.atomic_io import write_json
 
     ap = argparse.ArgumentParser(prog="python -m facelab.methods.neuface.experiments",
                                  description=__doc__.splitlines()[0])
@@ -194,8 +193,7 @@ def main(argv=None) -> int:
         result = time_clips(iterations=args.iterations)
     else:
         result = run_experiments(tuple(args.seeds), args.frames, args.views, args.iterations)
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps(result, indent=1))
+    write_json(args.out, result)
     print(f"wrote {args.out}")
     return 0
 

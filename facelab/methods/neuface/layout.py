@@ -28,6 +28,7 @@ from facelab._checks import check_finite, check_floating, check_int, check_shape
 from facelab.camera_objects import WeakPerspective
 from facelab.data.talking import CLIP_DEPTH_MM, has_joint
 from facelab.face_params import FaceParams
+from facelab.methods.block_layout import BlockLayout, block_views
 from facelab.model.morphable import MorphableModel
 from facelab.rotations import axis_angle_to_matrix
 
@@ -39,8 +40,9 @@ image height: the camera block's log-scale is relative to it."""
 
 
 @dataclass(frozen=True)
-class NeuFaceLayout:
-    """Sizes of the blocks (module table); ``jaw`` is 3 or 0."""
+class NeuFaceLayout(BlockLayout):
+    """Sizes of the blocks (module table); ``jaw`` is 3 or 0. ``size`` and ``slices`` come
+    from :class:`facelab.methods.block_layout.BlockLayout`."""
 
     n_id: int
     n_exp: int
@@ -63,22 +65,10 @@ class NeuFaceLayout:
         return {"rotation": 3, "jaw": self.jaw, "id": self.n_id, "exp": self.n_exp,
                 "camera": 3}
 
-    @property
-    def size(self) -> int:
-        return sum(self.sizes.values())
-
-    @property
-    def slices(self) -> dict[str, slice]:
-        out, start = {}, 0
-        for name, n in self.sizes.items():
-            out[name] = slice(start, start + n)
-            start += n
-        return out
-
     def split(self, vec: torch.Tensor) -> dict[str, torch.Tensor]:
         """vec: (B, size) -> {block: (B, n)} views."""
         check_shape(vec, f"B {self.size}", name="vec")
-        return {name: vec[:, sl] for name, sl in self.slices.items()}
+        return block_views(vec, self.slices)
 
     def pack(self, blocks: dict) -> torch.Tensor:
         """{block: (B, n)} -> (B, size); missing blocks are zeros."""

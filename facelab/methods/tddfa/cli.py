@@ -18,14 +18,13 @@ given seed on one thread (``--threads 1``, the default).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from facelab.atomic_io import atomic_path, refuse_existing, refuse_package_path
+from facelab.atomic_io import refuse_existing, refuse_package_path, write_json
 from facelab.command_errors import CommandParser, check_count, check_rate
 from facelab.methods.tddfa import evaluation as ev
 from facelab.methods.tddfa.corpus import (
@@ -173,8 +172,7 @@ def train_main(argv=None) -> int:
         if args.ablation_options is not None:
             options = {k: v for k, v in options.items() if k in args.ablation_options}
         rows = ev.run_ablation(model, train, test, videos, options, seeds=tuple(args.seeds))
-        with atomic_path(args.ablation, overwrite=args.force) as tmp:
-            tmp.write_text(json.dumps(rows, indent=1))
+        write_json(args.ablation, rows, overwrite=args.force)
         print(f"wrote {args.ablation}")
         return 0
     cfg = TrainConfig(loss=args.loss, lrr=not args.no_lrr, video=not args.no_video,

@@ -28,7 +28,6 @@ is stored in the output.
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 import statistics
@@ -40,7 +39,7 @@ from pathlib import Path
 import torch
 
 from facelab import metrics
-from facelab.atomic_io import atomic_path, refuse_existing, refuse_package_path
+from facelab.atomic_io import atomic_path, refuse_existing, refuse_package_path, write_json
 from facelab.command_errors import CommandParser, check_count
 from facelab.methods.tddfa import evaluation as ev
 from facelab.methods.tddfa.corpus import TDDFA_MODEL_VERSION
@@ -295,8 +294,7 @@ def main(argv=None) -> int:
             given[i + 1] = "DIR"
     result["command"] = " ".join(["python -m facelab.methods.tddfa.experiments", *given])
     args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(files[0], overwrite=True) as tmp:
-        tmp.write_text(json.dumps(result, indent=1))
+    write_json(files[0], result)
     tables = summary_tables(result)
     with atomic_path(files[1], overwrite=True) as tmp:
         tmp.write_text(tables + "\n")

@@ -29,6 +29,7 @@ from facelab._checks import (
     like_input,
 )
 from facelab.face_params import FaceParams
+from facelab.methods.block_layout import BlockLayout
 
 __all__ = [
     "TDDFA_LAYOUT",
@@ -43,7 +44,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class ParamLayout:
+class ParamLayout(BlockLayout):
     """Names and sizes of the regression target, in order (3DDFA_V2 Sec. 2.1).
 
     pose: 12, the 3x4 matrix T flattened row-major.
@@ -62,18 +63,11 @@ class ParamLayout:
         check_int(self.exp, name="exp", minimum=0)
 
     @property
-    def size(self) -> int:
-        """Total length of p (62 for 3DDFA_V2)."""
-        return self.pose + self.id + self.exp
-
-    @property
-    def slices(self) -> dict[str, slice]:
-        """``{"pose": slice(0, 12), "id": slice(12, 52), "exp": slice(52, 62)}``."""
-        return {
-            "pose": slice(0, self.pose),
-            "id": slice(self.pose, self.pose + self.id),
-            "exp": slice(self.pose + self.id, self.size),
-        }
+    def sizes(self) -> dict[str, int]:
+        """``{"pose": 12, "id": 40, "exp": 10}`` by default; ``size`` (62 for 3DDFA_V2) and
+        ``slices`` (``{"pose": slice(0, 12), "id": slice(12, 52), "exp": slice(52, 62)}``)
+        follow (:class:`facelab.methods.block_layout.BlockLayout`)."""
+        return {"pose": self.pose, "id": self.id, "exp": self.exp}
 
     @property
     def translation_index(self) -> tuple[int, int, int]:

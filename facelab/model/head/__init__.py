@@ -29,17 +29,16 @@ the build and load times of this process.
 from __future__ import annotations
 
 import functools
-import hashlib
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from facelab._checks import check_int
 from facelab.model.morphable import MorphableModel
 from facelab.model.skinning import Skeleton
 from facelab.model.synthetic import cache as _cache
+from facelab.model.synthetic import model_fields, resolution_label
 
 __all__ = ["HEAD_GENERATOR_VERSION", "MODEL_NAME", "HEAD_RESOLUTIONS", "TIMINGS", "head_arrays",
            "head_model"]
@@ -61,38 +60,23 @@ _KEYS = (
 )
 _TEX_KEYS = ("albedo_texture", "albedo_texture_basis", "albedo_std")
 _MEMORY: dict[int, dict] = {}
-_V1_SOURCES = ("anatomy.py", "bases.py", "cache.py", "ibug.py", "lattice.py", "mouth.py")
+_V1_SOURCES = ("anatomy.py", "bases.py", "blendshapes.py", "cache.py", "ibug.py", "lattice.py",
+               "mouth.py", "rows.py", "surface.py")
 # the version-1 modules this package uses (their edits invalidate its cache too)
 
 
 def _vertex_budget(resolution) -> int:
-    if isinstance(resolution, str):
-        if resolution not in HEAD_RESOLUTIONS:
-            raise ValueError(
-                f"resolution: expected one of {sorted(HEAD_RESOLUTIONS)} or an int vertex count "
-                f"in [{MIN_VERTICES}, {MAX_VERTICES}], got {resolution!r}"
-            )
-        return HEAD_RESOLUTIONS[resolution]
-    n = check_int(resolution, name="resolution")
-    if not MIN_VERTICES <= n <= MAX_VERTICES:
-        raise ValueError(
-            f"resolution: expected one of {sorted(HEAD_RESOLUTIONS)} or an int vertex count "
-            f"in [{MIN_VERTICES}, {MAX_VERTICES}], got {n}"
-        )
-    return n
+    return _cache.vertex_budget(resolution, HEAD_RESOLUTIONS, MIN_VERTICES, MAX_VERTICES)
 
 
 @functools.cache
 def cache_key() -> str:
     """HEAD_GENERATOR_VERSION plus a digest of this package's sources and the version-1 modules it
     imports: any edit to the generator invalidates cached arrays."""
-    h = hashlib.sha256(HEAD_GENERATOR_VERSION.encode())
     here = Path(__file__).parent
     v1 = here.parent / "synthetic"
-    for path in sorted(here.glob("*.py")) + [v1 / name for name in _V1_SOURCES]:
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return f"{HEAD_GENERATOR_VERSION}-{h.hexdigest()[:12]}"
+    return _cache.source_key(HEAD_GENERATOR_VERSION,
+                             sorted(here.glob("*.py")) + [v1 / name for name in _V1_SOURCES])
 
 
 def _textures(cache: bool) -> dict:
@@ -152,23 +136,13 @@ def head_model(resolution="teaching", *, cache: bool = True,
     """
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
-    a = head_arrays(resolution, cache=cache)
-    t = lambda k: torch.from_numpy(np.array(a[k])).to(dtype)  # noqa: E731
-    i = lambda k: torch.from_numpy(np.array(a[k]))  # noqa: E731
-    names = [str(x) for x in a["expression_names"]]
-    label = resolution if isinstance(resolution, str) else str(int(resolution))
     from facelab.model.head.rig import JOINT_NAMES, JOINT_PARENTS
 
-    skeleton = Skeleton(JOINT_NAMES, JOINT_PARENTS, t("joint_positions"), t("joint_weights"),
-                        t("joint_regressor"))
-    return MorphableModel(
-        name=f"{MODEL_NAME}-{label}",
-        mean_shape=t("mean_shape"), id_basis=t("id_basis"), exp_basis=t("exp_basis"),
-        mean_albedo=t("mean_albedo"), albedo_basis=t("albedo_basis"), faces=i("faces"),
-        landmarks=i("landmarks"), face_mask=i("face_mask"), skeleton=skeleton,
-        expressions={k: t("expression_coeffs")[j] for j, k in enumerate(names)},
-        id_std=t("id_std"), exp_std=t("exp_std"), albedo_std=t("albedo_std"), source="built-in",
-        uv=t("uv"), uv_faces=i("uv_faces"), albedo_texture=t("albedo_texture"),
-        albedo_texture_basis=t("albedo_texture_basis"),
-        landmark_vertices=i("landmark_vertices"), landmark_weights=t("landmark_weights"),
-    )
+    f = model_fields(head_arrays(resolution, cache=cache), dtype,
+                     floats=("joint_positions", "joint_weights", "joint_regressor", "uv",
+                             "albedo_texture", "albedo_texture_basis", "landmark_weights"),
+                     ints=("uv_faces", "landmark_vertices"))
+    skeleton = Skeleton(JOINT_NAMES, JOINT_PARENTS, f.pop("joint_positions"),
+                        f.pop("joint_weights"), f.pop("joint_regressor"))
+    return MorphableModel(name=f"{MODEL_NAME}-{resolution_label(resolution)}",
+                          skeleton=skeleton, **f)

@@ -29,7 +29,15 @@ from facelab.model.head import mesh as M
 from facelab.model.head import shape as S
 from facelab.model.synthetic import anatomy as A
 from facelab.model.synthetic import bases
-from facelab.model.synthetic.anatomy import _gauss as _g  # a 2-D Gaussian bump in (u, v)
+from facelab.model.synthetic.blendshapes import (
+    NAMED_EXPRESSIONS,
+    face_expression_fields,
+    face_identity_fields,
+    lid_slide,
+    rot_x,
+    vec_field,
+)
+from facelab.model.synthetic.blendshapes import named_expressions as _named_expressions
 
 JAW_OPEN_ANGLE = 0.22  # radians of jaw rotation in the "jaw_open" blendshape
 
@@ -45,12 +53,6 @@ class Points:
     omega: np.ndarray
     kind: np.ndarray
     psi: np.ndarray
-
-
-def _vec(n, dx=0.0, dy=0.0, dz=0.0):
-    out = np.zeros((n, 3))
-    out[:, 0], out[:, 1], out[:, 2] = dx, dy, dz
-    return out
 
 
 def shell_points(shell: M.Shell) -> tuple[Points, np.ndarray]:
@@ -77,51 +79,29 @@ def shell_points(shell: M.Shell) -> tuple[Points, np.ndarray]:
 
 # ------------------------------------------------------------------ identity
 def identity_semantic(p: Points) -> tuple[list[str], np.ndarray]:
-    """Semantic identity variations: (names, (M, n, 3) fields at +1 std)."""
-    u, v, au = p.u, p.v, np.abs(p.u)
+    """Semantic identity variations: (names, (M, n, 3) fields at +1 std).
+
+    Version 1's (:func:`facelab.model.synthetic.blendshapes.face_identity_fields`, faded toward
+    the ears, the jaw angle further back) plus the head's: head length, skull height, neck
+    width, ear size and protrusion.
+    """
+    u, v = p.u, p.v
     x, y, z = p.xyz.T
     rad = p.omega
     n = len(u)
-    sign = np.sign(u)
-    front = A._smoothstep(150.0, 90.0, au)  # the face's fields fade toward the ears
-    lower = A._smoothstep(-20.0, -80.0, v) * front
-    nose = A._nose_relief(u, v) / 25.0
-    lips = A.lip_relief(u, v) / 5.0
-    eye = _g(au, v, A.EYE_U, A.EYE_V, 15.0, 10.0)
+    front = A._smoothstep(150.0, 90.0, np.abs(u))  # the face's fields fade toward the ears
     ea, eb = S.ear_coords(u, v)
     ear = 1.0 - A._smoothstep(0.8, 1.3, np.sqrt(ea**2 + eb**2))
     fields = {
         "scale": 0.035 * np.stack([x, y - 0.0, z], -1),
-        "face_width": _vec(n, dx=0.045 * x),
-        "face_height": _vec(n, dy=0.035 * y * front),
-        "face_depth": _vec(n, dz=0.045 * np.maximum(z, 0.0) * front),
-        "head_length": _vec(n, dz=0.04 * np.minimum(z + 10.0, 0.0)),
-        "skull_height": _vec(n, dy=0.05 * np.maximum(y - 40.0, 0.0)),
-        "neck_width": _vec(n, dx=0.07 * x * A._smoothstep(-110.0, -150.0, y),
-                           dz=0.07 * (z + 22.0) * A._smoothstep(-110.0, -150.0, y)),
-        "jaw_width": _vec(n, dx=0.07 * x * lower),
-        "chin_length": _vec(n, dy=-4.0 * A._smoothstep(-55.0, -90.0, v) * front),
-        "chin_prominence": 3.5 * _g(u, v, 0.0, -86.0, 15.0, 12.0)[:, None] * rad,
-        "nose_length": _vec(n, dy=-3.5 * _g(u, v, 0.0, -18.0, 16.0, 14.0)
-                            * np.clip((30.0 - v) / 45.0, 0.0, 1.0)),
-        "nose_width": _vec(n, dx=0.2 * x * _g(u, v, 0.0, -22.0, 18.0, 9.0)),
-        "nose_projection": 4.0 * nose[:, None] * rad,
-        "nose_bridge": 2.5 * _g(u, v, 0.0, 16.0, 7.0, 12.0)[:, None] * rad,
-        "eye_spacing": _vec(n, dx=2.5 * sign * _g(au, v, A.EYE_U, A.EYE_V, 15.0, 11.0)),
-        "eye_size": 0.09 * eye[:, None] * np.stack(
-            [x - sign * A.EYE_U, y - A.EYE_V, np.zeros(n)], -1),
-        "eye_height": _vec(n, dy=2.5 * _g(au, v, A.EYE_U, A.EYE_V + 3.0, 20.0, 14.0)),
-        "eye_depth": -2.5 * eye[:, None] * rad,
-        "brow_height": _vec(n, dy=3.0 * _g(au, v, 32.0, 38.0, 22.0, 7.0)),
-        "brow_ridge": 2.5 * _g(au, v, 30.0, 36.0, 22.0, 6.0)[:, None] * rad,
-        "lip_fullness": 2.2 * lips[:, None] * rad,
-        "mouth_width": _vec(n, dx=0.12 * x * _g(u, v, 0.0, A.MOUTH_V, 26.0, 9.0)),
-        "mouth_height": _vec(n, dy=2.5 * _g(u, v, 0.0, A.MOUTH_V, 30.0, 12.0)),
-        "cheekbones": 3.0 * _g(au, v, 52.0, 2.0, 15.0, 10.0)[:, None] * rad,
-        "cheek_fullness": 3.0 * _g(au, v, 38.0, -30.0, 16.0, 16.0)[:, None] * rad,
-        "forehead_slope": -4.0 * (A._smoothstep(30.0, 90.0, v) * front)[:, None] * rad,
-        "temples": -2.5 * _g(au, v, 66.0, 38.0, 12.0, 16.0)[:, None] * rad,
-        "jaw_angle": 3.0 * _g(au, v, 80.0, -62.0, 14.0, 14.0)[:, None] * rad,
+        "face_width": vec_field(n, dx=0.045 * x),
+        "face_height": vec_field(n, dy=0.035 * y * front),
+        "face_depth": vec_field(n, dz=0.045 * np.maximum(z, 0.0) * front),
+        "head_length": vec_field(n, dz=0.04 * np.minimum(z + 10.0, 0.0)),
+        "skull_height": vec_field(n, dy=0.05 * np.maximum(y - 40.0, 0.0)),
+        "neck_width": vec_field(n, dx=0.07 * x * A._smoothstep(-110.0, -150.0, y),
+                                dz=0.07 * (z + 22.0) * A._smoothstep(-110.0, -150.0, y)),
+        **face_identity_fields(u, v, x, y, rad, front, jaw_angle_at=(80.0, -62.0, 14.0)),
         "ear_size": 0.08 * ear[:, None] * np.stack(
             [np.zeros(n), y - S.EAR_V, z - float(S.skin_points(np.array(S.ear_u()),
                                                                np.array(S.EAR_V))[2])], -1),
@@ -165,34 +145,17 @@ def identity_generators(p: Points) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- expression
-def _rot_x(angle):
-    c, s = np.cos(angle), np.sin(angle)
-    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-
-
 def eye_close_field(shell: M.Shell, side: int) -> np.ndarray:
     """Displacement (V, 3) that closes one eye (side -1: the subject's right, +1: left).
 
-    Version 1's lid slide (the upper lid's skin slides down onto a closing line near the lower
-    lid, the opening's strip is squeezed under it), re-evaluated on the lid skin over the
-    eyeball (no recess), so the closed lid covers the eyeball.
+    Version 1's lid slide (:func:`facelab.model.synthetic.blendshapes.lid_slide`),
+    re-evaluated on the lid skin over the eyeball (no recess), so the closed lid covers the
+    eyeball.
     """
     u, v = shell.u, shell.v
-    up, low = A.lid_curves(u, 1.0)
-    close = low + 0.15 * (up - low)
-    fold = up + 9.0
     inside = ((np.sign(u) == side) & (shell.kind == M.KIND_SKIN)
               & (np.abs(A.eye_local(u)) < 1.0) & (np.abs(u) < 80.0))
-    v_new = v.copy()
-    gap = np.maximum(up - low, 1e-9)
-    a = inside & (v >= low) & (v <= up)
-    v_new[a] = low[a] + (v[a] - low[a]) * (close[a] - low[a]) / gap[a]
-    b = inside & (v > up) & (v < fold)
-    v_new[b] = close[b] + (v[b] - up[b]) * (fold[b] - close[b]) / (fold[b] - up[b])
-    c = inside & (v < low) & (v > low - 4.0)
-    v_new[c] = v[c] + 0.8 * (1.0 - (low[c] - v[c]) / 4.0)
-    region = inside & (v > low - 4.5) & (v < fold + 0.5)
-    openness = (0.0, 1.0) if side < 0 else (1.0, 0.0)
+    v_new, region, openness = lid_slide(u, v, inside, side)
     out = np.zeros_like(shell.verts)
     out[region] = (S.skin_points(u[region], v_new[region], openness, recess=False)
                    - shell.verts[region])
@@ -200,71 +163,35 @@ def eye_close_field(shell: M.Shell, side: int) -> np.ndarray:
 
 
 def expression_semantic(shell: M.Shell, jaw_weights: np.ndarray, jaw_joint: np.ndarray):
-    """Semantic expression blendshapes: (names, (M, V, 3) fields at activation 1)."""
-    u, v, au = shell.u, shell.v, np.abs(shell.u)
+    """Semantic expression blendshapes: (names, (M, V, 3) fields at activation 1).
+
+    Version 1's (:func:`facelab.model.synthetic.blendshapes.face_expression_fields`) on the
+    face's skin (within 110 mm of the midline), a stronger brow raise, and the eye close
+    re-made for lids over separate eyeballs.
+    """
+    u, v = shell.u, shell.v
     skin = shell.kind <= M.KIND_POUCH
-    face = (skin & (au < 110.0)).astype(float)
-    x = shell.verts[:, 0]
+    face = (skin & (np.abs(u) < 110.0)).astype(float)
     rad = S.base_frame(u, v)[2] * skin[:, None]
-    n = len(u)
-    lips = _g(u, v, 0.0, A.MOUTH_V, 17.0, 9.0) * face
     upper = (v > A.MOUTH_V) | (shell.kind == M.KIND_SLIT_UP) | (
         (shell.kind == M.KIND_POUCH) & (shell.psi < np.pi))
     rel = shell.verts - jaw_joint
-    fields = {"jaw_open": jaw_weights[:, None] * (rel @ _rot_x(JAW_OPEN_ANGLE).T - rel)}
-    for name, side in (("smile_right", -1.0), ("smile_left", 1.0)):
-        g = _g(u, v, side * 25.0, A.MOUTH_V + 1.0, 10.0, 9.0) * face
-        cheek = _g(u, v, side * 36.0, -25.0, 14.0, 12.0) * face
-        lid = _g(u, v, side * A.EYE_U, A.EYE_V - 6.0, 12.0, 4.0) * face
-        fields[name] = (_vec(n, dx=side * 4.5 * g, dy=6.5 * g + 2.5 * cheek + 1.0 * lid,
-                             dz=-2.5 * g) + (2.0 * cheek)[:, None] * rad)
-    for name, side in (("brow_raise_right", -1.0), ("brow_raise_left", 1.0)):
-        g = (_g(u, v, side * 30.0, 42.0, 28.0, 12.0) * A._smoothstep(A.EYE_V + 2, A.EYE_V + 10, v)
-             * face)
-        fields[name] = _vec(n, dy=7.0 * g) + (0.8 * g)[:, None] * rad
-    inner = _g(au, v, 18.0, 34.0, 12.0, 9.0) * face
-    fields["frown"] = _vec(n, dx=-2.5 * np.sign(u) * inner, dy=-3.0 * inner) + (
-        1.0 * _g(u, v, 0.0, 33.0, 8.0, 6.0) * face)[:, None] * rad
-    fields["eye_close_right"] = eye_close_field(shell, -1)
-    fields["eye_close_left"] = eye_close_field(shell, +1)
-    fields["pucker"] = _vec(n, dx=-0.35 * x * lips, dz=6.0 * lips)
-    fields["mouth_left"] = _vec(n, dx=6.0 * _g(u, v, 0.0, -55.0, 22.0, 14.0) * face)
-    fields["cheek_puff"] = (6.0 * _g(au, v, 38.0, -48.0, 12.0, 12.0) * face)[:, None] * rad
-    fields["upper_lip_raise"] = _vec(n, dy=3.0 * _g(u, v, 0.0, -46.0, 14.0, 6.0) * upper * face)
-    fields["lower_lip_depress"] = _vec(n, dy=-3.0 * _g(u, v, 0.0, -60.0, 14.0, 6.0) * ~upper
-                                       * face)
-    fields["mouth_stretch"] = _vec(n, dx=0.15 * x * lips, dz=-1.0 * lips)
-    fields["nose_wrinkle"] = _vec(n, dy=2.0 * _g(au, v, 10.0, -15.0, 9.0, 9.0) * face) + (
-        0.8 * _g(u, v, 0.0, 12.0, 9.0, 8.0) * face)[:, None] * rad
-    fields["squint"] = _vec(n, dy=1.8 * _g(au, v, A.EYE_U, A.EYE_V - 4.0, 12.0, 3.0) * face)
-    fields["lip_press"] = (-1.5 * lips)[:, None] * rad
+    jaw_open = jaw_weights[:, None] * (rel @ rot_x(JAW_OPEN_ANGLE).T - rel)
+    fields = face_expression_fields(
+        u, v, shell.verts[:, 0], rad, upper, jaw_open,
+        (eye_close_field(shell, -1), eye_close_field(shell, +1)), face, brow_lift=7.0)
     return list(fields), np.stack(list(fields.values()))
 
 
+NAMED_EXPRESSIONS_V2 = {**NAMED_EXPRESSIONS, "surprise": {
+    "brow_raise_left": 1.0, "brow_raise_right": 1.0, "jaw_open": 0.6}}
+"""Version 1's named expressions, but a surprise without version 1's eye opening."""
+
+
 def named_expressions(names: list[str]) -> dict[str, np.ndarray]:
-    """Named expressions as weights (M,) over the semantic expression generators."""
-    idx = {k: i for i, k in enumerate(names)}
-
-    def mix(**w):
-        out = np.zeros(len(names))
-        for k, val in w.items():
-            out[idx[k]] = val
-        return out
-
-    return {
-        "jaw_open": mix(jaw_open=1.0),
-        "smile": mix(smile_left=1.0, smile_right=1.0),
-        "brow_raise": mix(brow_raise_left=1.0, brow_raise_right=1.0),
-        "eye_close": mix(eye_close_left=1.0, eye_close_right=1.0),
-        "eye_close_left": mix(eye_close_left=1.0),
-        "eye_close_right": mix(eye_close_right=1.0),
-        "pucker": mix(pucker=1.0),
-        "frown": mix(frown=1.0),
-        "mouth_left": mix(mouth_left=1.0),
-        "mouth_right": mix(mouth_left=-1.0),
-        "cheek_puff": mix(cheek_puff=1.0),
-        "surprise": mix(brow_raise_left=1.0, brow_raise_right=1.0, jaw_open=0.6),
-    }
+    """Named expressions as weights (M,) over the semantic expression generators
+    (:data:`NAMED_EXPRESSIONS_V2`)."""
+    return _named_expressions(names, NAMED_EXPRESSIONS_V2)
 
 
 def expression_generators(shell: M.Shell, jaw_weights, jaw_joint, rng):

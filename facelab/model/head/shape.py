@@ -37,6 +37,7 @@ from scipy.interpolate import PchipInterpolator
 
 from facelab.model.synthetic import anatomy as A
 from facelab.model.synthetic.anatomy import _gauss as _g  # a 2-D Gaussian bump in (u, v)
+from facelab.model.synthetic.rows import interp_rows
 
 # Shift from the design frame to model space: the same as version 1 (the face stays where
 # version 1's face is, so default cameras frame both alike).
@@ -181,14 +182,7 @@ def theta_of(u, v):
     t = tables()
     u, v = np.broadcast_arrays(np.asarray(u, float), np.asarray(v, float))
     j, a = _row_interp(v)
-    au = np.abs(u)
-    out = np.empty(au.shape)
-    for row in np.unique(j):
-        sel = j == row
-        t0 = np.interp(au[sel], t["arc"][row], t["theta"])
-        t1 = np.interp(au[sel], t["arc"][row + 1], t["theta"])
-        out[sel] = (1.0 - a[sel]) * t0 + a[sel] * t1
-    return np.sign(u) * out
+    return np.sign(u) * interp_rows(np.abs(u), j, a, t["arc"], t["theta"])
 
 
 def u_of_theta(theta, v):
@@ -196,13 +190,7 @@ def u_of_theta(theta, v):
     t = tables()
     theta, v = np.broadcast_arrays(np.asarray(theta, float), np.asarray(v, float))
     j, a = _row_interp(v)
-    at = np.abs(theta)
-    out = np.empty(at.shape)
-    for row in np.unique(j):
-        sel = j == row
-        out[sel] = ((1.0 - a[sel]) * np.interp(at[sel], t["theta"], t["arc"][row])
-                    + a[sel] * np.interp(at[sel], t["theta"], t["arc"][row + 1]))
-    return np.sign(theta) * out
+    return np.sign(theta) * interp_rows(np.abs(theta), j, a, t["theta"], t["arc"])
 
 
 def phi_of(theta, v):

@@ -21,13 +21,11 @@ Use it through :func:`facelab.model.registry.load_model` (``fl.load_model``).
 from __future__ import annotations
 
 import functools
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from facelab._checks import check_int
 from facelab.model.morphable import MorphableModel
 from facelab.model.synthetic import cache as _cache
 from facelab.model.synthetic.assemble import generate_arrays
@@ -47,20 +45,7 @@ _MEMORY: dict[int, dict] = {}
 
 
 def _vertex_budget(resolution) -> int:
-    if isinstance(resolution, str):
-        if resolution not in RESOLUTIONS:
-            raise ValueError(
-                f"resolution: expected one of {sorted(RESOLUTIONS)} or an int vertex count "
-                f"in [{MIN_VERTICES}, {MAX_VERTICES}], got {resolution!r}"
-            )
-        return RESOLUTIONS[resolution]
-    n = check_int(resolution, name="resolution")
-    if not MIN_VERTICES <= n <= MAX_VERTICES:
-        raise ValueError(
-            f"resolution: expected one of {sorted(RESOLUTIONS)} or an int vertex count "
-            f"in [{MIN_VERTICES}, {MAX_VERTICES}], got {n}"
-        )
-    return n
+    return _cache.vertex_budget(resolution, RESOLUTIONS, MIN_VERTICES, MAX_VERTICES)
 
 
 @functools.cache
@@ -70,11 +55,7 @@ def cache_key() -> str:
     Any edit to the generator invalidates cached models, so a stale ``.npz`` can never be
     read by newer code (a bumped version alone relies on someone remembering to bump it).
     """
-    h = hashlib.sha256(GENERATOR_VERSION.encode())
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return f"{GENERATOR_VERSION}-{h.hexdigest()[:12]}"
+    return _cache.source_key(GENERATOR_VERSION, sorted(Path(__file__).parent.glob("*.py")))
 
 
 def _generate(n: int) -> dict[str, np.ndarray]:
@@ -121,17 +102,28 @@ def synthetic_model(resolution="teaching", *, cache: bool = True,
     """
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
-    a = synthetic_arrays(resolution, cache=cache)
+    fields = model_fields(synthetic_arrays(resolution, cache=cache), dtype,
+                          floats=("jaw_joint", "jaw_weights"))
+    return MorphableModel(name=f"synthetic-{resolution_label(resolution)}", **fields)
+
+
+def resolution_label(resolution) -> str:
+    """The model name's suffix: the resolution's name, or its vertex count."""
+    return resolution if isinstance(resolution, str) else str(int(resolution))
+
+
+def model_fields(a: dict, dtype: torch.dtype, *, floats=(), ints=()) -> dict:
+    """The :class:`MorphableModel` keyword arguments a built-in model (version 1 or 2) takes
+    from its arrays ``a``: the bases, stds, mesh, annotations and named expressions, plus the
+    arrays named in ``floats`` (as ``dtype``) and ``ints`` (as stored), as torch tensors."""
     t = lambda k: torch.from_numpy(np.array(a[k])).to(dtype)  # noqa: E731
     i = lambda k: torch.from_numpy(np.array(a[k]))  # noqa: E731
     names = [str(x) for x in a["expression_names"]]
-    label = resolution if isinstance(resolution, str) else str(int(resolution))
-    return MorphableModel(
-        name=f"synthetic-{label}",
+    return dict(
         mean_shape=t("mean_shape"), id_basis=t("id_basis"), exp_basis=t("exp_basis"),
         mean_albedo=t("mean_albedo"), albedo_basis=t("albedo_basis"), faces=i("faces"),
-        landmarks=i("landmarks"), face_mask=i("face_mask"), jaw_joint=t("jaw_joint"),
-        jaw_weights=t("jaw_weights"),
+        landmarks=i("landmarks"), face_mask=i("face_mask"),
         expressions={k: t("expression_coeffs")[j] for j, k in enumerate(names)},
         id_std=t("id_std"), exp_std=t("exp_std"), albedo_std=t("albedo_std"), source="built-in",
+        **{k: t(k) for k in floats}, **{k: i(k) for k in ints},
     )

@@ -5,15 +5,51 @@ generator version and the vertex budget, so a new generator never reads an old
 file. A file that cannot be read, or whose version or keys do not match, is
 ignored and regenerated. Writes go to a temporary file in the same folder and
 are moved into place with ``os.replace``, so readers never see half a file.
+
+Versions 1 and 2 (:mod:`facelab.model.head`) share the key (:func:`source_key`) and the
+resolution names (:func:`vertex_budget`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from facelab._checks import check_int
+
+
+def vertex_budget(resolution, resolutions: dict[str, int], minimum: int, maximum: int) -> int:
+    """The vertex count a generator is asked for: ``resolutions[resolution]`` for a name, or
+    ``resolution`` itself, an int in [minimum, maximum]; ValueError naming both otherwise."""
+    if isinstance(resolution, str):
+        if resolution not in resolutions:
+            raise ValueError(
+                f"resolution: expected one of {sorted(resolutions)} or an int vertex count "
+                f"in [{minimum}, {maximum}], got {resolution!r}"
+            )
+        return resolutions[resolution]
+    n = check_int(resolution, name="resolution")
+    if not minimum <= n <= maximum:
+        raise ValueError(
+            f"resolution: expected one of {sorted(resolutions)} or an int vertex count "
+            f"in [{minimum}, {maximum}], got {n}"
+        )
+    return n
+
+
+def source_key(version: str, paths) -> str:
+    """``"<version>-<12 hex>"``: ``version`` plus a SHA-256 of the names and bytes of the
+    generator's source files ``paths`` (in the given order), so any edit to the generator
+    invalidates its cached arrays (a bumped version alone relies on someone remembering)."""
+    h = hashlib.sha256(version.encode())
+    for path in paths:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return f"{version}-{h.hexdigest()[:12]}"
 
 
 def cache_dir() -> Path:

@@ -50,6 +50,7 @@ from facelab.model.synthetic.mouth import (
     pouch_faces,
     split_slit,
 )
+from facelab.model.synthetic.rows import interp_rows
 
 __all__ = ["KIND_POUCH", "KIND_SKIN", "KIND_SLIT_LOW", "KIND_SLIT_UP", "MIRROR_68", "OFFSET",
            "Surface", "build_surface", "spacing_for", "surface_points", "theta_of", "u_of_theta"]
@@ -105,39 +106,28 @@ def _arc_tables():
 _TABLES = None
 
 
+def _row_interp(v):
+    """The arc-length table's row j (V) below ``v`` and the fraction a towards row j + 1."""
+    vs, _, _ = _arc_tables_cached()
+    pos = np.clip((np.asarray(v, float) - _V_MIN) / _DV, 0.0, len(vs) - 1.000001)
+    j = np.floor(pos).astype(np.int64)
+    return j, pos - j
+
+
 def theta_of(u, v):
     """Angle theta of the base point at arc length ``u`` along row ``v`` (arrays)."""
-    vs, th, s = _arc_tables_cached()
+    _, th, s = _arc_tables_cached()
     u = np.asarray(u, float)
-    v = np.asarray(v, float)
-    pos = np.clip((v - _V_MIN) / _DV, 0.0, len(vs) - 1.000001)
-    j = np.floor(pos).astype(np.int64)
-    a = pos - j
-    au = np.abs(u)
-    out = np.empty_like(au)
-    for row in np.unique(j):
-        sel = j == row
-        t0 = np.interp(au[sel], s[row], th)
-        t1 = np.interp(au[sel], s[row + 1], th)
-        out[sel] = (1.0 - a[sel]) * t0 + a[sel] * t1
-    return np.sign(u) * out
+    j, a = _row_interp(v)
+    return np.sign(u) * interp_rows(np.abs(u), j, a, s, th)
 
 
 def u_of_theta(theta, v):
     """Arc length ``u`` of the base point at angle ``theta`` on row ``v`` (inverse of theta_of)."""
-    vs, th, s = _arc_tables_cached()
+    _, th, s = _arc_tables_cached()
     theta = np.asarray(theta, float)
-    v = np.asarray(v, float)
-    pos = np.clip((v - _V_MIN) / _DV, 0.0, len(vs) - 1.000001)
-    j = np.floor(pos).astype(np.int64)
-    a = pos - j
-    at = np.abs(theta)
-    out = np.empty_like(at)
-    for row in np.unique(j):
-        sel = j == row
-        out[sel] = (1.0 - a[sel]) * np.interp(at[sel], th, s[row]) + a[sel] * np.interp(
-            at[sel], th, s[row + 1])
-    return np.sign(theta) * out
+    j, a = _row_interp(v)
+    return np.sign(theta) * interp_rows(np.abs(theta), j, a, th, s)
 
 
 def _project_border(uu, vv, ok, tri_rc, h):
