@@ -221,11 +221,12 @@ def fit_image(image, model: MorphableModel | None = None, landmarks=None, *, con
     the stage's energy and its gradient in closed form (:mod:`facelab.fitting.energies`; no
     autograd graph, one Adam update of a flat vector; the refinement on the photometric region
     of :func:`facelab.fitting.refine.photometric_region`), with the iterates of the autograd
-    formulation (the same fit to ~1e-8 in NME). Astronaut photo, teaching model, one thread,
-    kernels loaded, on the shared 2-core machine at load 6-8: ~0.05 s of CPU for the three
-    stages and ~0.19 s with the refinement (0.72 s for the autograd formulation in the same
-    run; ``benchmarks/bench_fit.py``). Returns a :class:`FitResult`. Raises ``ValueError`` when no
-    face is found, or when a stage diverges (non-finite parameters; checked once per stage).
+    formulation (the same fit to ~1e-7 in NME). Astronaut photo, teaching model, one thread,
+    kernels loaded, on the shared 2-core machine (``benchmarks/bench_fit.py``, load 3.5):
+    0.25 s wall / 0.18 s CPU per fit (median), 0.07 s CPU for the three stages alone, against
+    0.90 s / 0.62 s for the autograd formulation in the same run. Returns a :class:`FitResult`.
+    Raises ``ValueError`` when no face is found, or when a stage diverges (non-finite
+    parameters; checked once per stage).
 
     The fit runs torch on one thread (restored afterwards): its tensors are tiny, so a
     parallel region costs more than it saves, and torch's OpenMP workers spin between the
