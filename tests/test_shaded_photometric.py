@@ -175,7 +175,8 @@ def test_plain_python_kernel_runs_and_matches_reference():
     image, positions, albedo, normals, gamma, vis, _ = (t.numpy() for t in make_inputs(
         2, 9, torch.float64))
     partial = np.zeros((2, 1, 2))
-    cpu._forward(image, positions, albedo, normals, cpu._gamma_c(gamma), vis, EPS, partial)
+    flat = [a.reshape(2, -1) for a in (image, positions, albedo, normals)]
+    cpu._forward(*flat, cpu._gamma_c(gamma), vis, EPS, H, W, partial)
     loss, count = reference.shaded_photometric_forward(image, positions, albedo, normals, gamma,
                                                        vis, EPS)
     np.testing.assert_allclose(partial[:, 0, 1], count)
@@ -329,7 +330,7 @@ def test_numba_kernels_in_bounds(tmp_path):
         import numba
         import torch
         from facelab.shaded_photometric import cpu
-        for name in ("_forward", "_forward_grad"):
+        for name in ("_forward", "_forward_grad", "_count"):
             checked = numba.njit(getattr(cpu, name))
             setattr(cpu, name + "_par", checked)
             setattr(cpu, name + "_ser", checked)

@@ -68,7 +68,7 @@ class ShadedPhotometricLoss(torch.autograd.Function):
         if ctx.state is not None:  # CPU: computed by the forward's pass, only scaled here (in
             # place, no allocation; a second backward of a retained graph recomputes below)
             state, ctx.state = ctx.state, None
-            grads = cpu.scale_gradients(state, ctx.saved_tensors[-1], grad_loss, inplace=True)
+            grads = cpu.scale_gradients(state, grad_loss, inplace=True)
             return (None, *grads, None, None)
         image, positions, albedo, normals, gamma, weights, count = ctx.saved_tensors
         needs = tuple(bool(n) for n in ctx.needs_input_grad[1:5])
