@@ -35,46 +35,91 @@ BASIS_CONSTANTS = np.array([C0, C1, C1, C1, C2, C2, C3, C2, C4])  # (9,)
 
 
 @numba.njit(cache=True, inline="always")
-def _gather(image, positions, weights, height, width, sc, n, slopes):
-    """Gather pass over one block of n vertices (scalar: data-dependent image reads).
+def _gather(image, positions, weights, height, width, sc, idx, tex, n, slopes):
+    """Gather pass over one block of n vertices: the bilinear sample I(u_i) and its screen
+    gradient, written as structure-of-arrays scratch for the arithmetic pass.
 
-    image (H·W·3,) one image, flat; positions (2n,) and weights (n,) the block's. Writes the
-    structure-of-arrays scratch sc (rows × SUB): sc[0] = w_i (0 outside [0, W) × [0, H)),
-    sc[1:4] = I(u_i) per channel (the bilinear sample), and with ``slopes`` sc[4:7] = ∂I/∂x,
-    sc[7:10] = ∂I/∂y per channel. A vertex outside the image samples the clamped border
-    (finite values, weight 0), so the arithmetic pass needs no branch."""
+    image (H·W·3,) one image, flat; positions (2n,) and weights (n,) the block's. Scratch:
+    sc (15, SUB) in the image dtype, idx (3, SUB) uint64, tex (12, SUB). Writes sc[0] = w_i
+    (0 outside [0, W) × [0, H)), sc[1:4] = I(u_i) per channel, and with ``slopes`` sc[4:7] =
+    ∂I/∂x and sc[7:10] = ∂I/∂y per channel (sc[13:15] hold the fractions fx, fy). A vertex
+    outside the image samples the clamped border (finite values, weight 0), so no later loop
+    needs a branch.
+
+    Three loops, so that only the second is scalar: cell indices and fractions (vectorised);
+    the 12 texel reads (data-dependent addresses; unsigned indices, so Numba emits no
+    negative-index wraparound code: 3.3 ns per vertex instead of 8.3 ns when reads and
+    arithmetic shared one loop); the bilinear blend and its slopes (vectorised)."""
     real = sc.dtype.type
     zero, one, half = real(0.0), real(1.0), real(0.5)
     fw, fh = real(width), real(height)
+    u1, u2 = np.uint64(1), np.uint64(2)
+    row = 3 * width
+    sw, fxs, fys = sc[0], sc[13], sc[14]
+    base, step_x, step_y = idx[0], idx[1], idx[2]
     for j in range(n):
         ux = positions[2 * j]
         uy = positions[2 * j + 1]
         inside = (ux >= zero) & (ux < fw) & (uy >= zero) & (uy < fh)
-        sc[0, j] = weights[j] if inside else zero
+        sw[j] = weights[j] if inside else zero
         x = min(max(ux, zero), fw) - half  # pixel centre (j + 0.5) ↦ array index j
         y = min(max(uy, zero), fh) - half
         xf = np.floor(x)
         yf = np.floor(y)
         xi = int(xf)
         yi = int(yf)
-        fx = x - xf
-        fy = y - yf
-        x0 = max(xi, 0)
-        x1 = min(xi + 1, width - 1)
-        y0 = 3 * width * max(yi, 0)
-        y1 = 3 * width * min(yi + 1, height - 1)
-        p00, p01, p10, p11 = y0 + 3 * x0, y0 + 3 * x1, y1 + 3 * x0, y1 + 3 * x1
-        for k in range(3):
-            i00 = image[p00 + k]
-            i01 = image[p01 + k]
-            i10 = image[p10 + k]
-            i11 = image[p11 + k]
-            top = i00 + fx * (i01 - i00)
-            bottom = i10 + fx * (i11 - i10)
-            sc[1 + k, j] = top + fy * (bottom - top)
-            if slopes:
-                sc[4 + k, j] = (one - fy) * (i01 - i00) + fy * (i11 - i10)
-                sc[7 + k, j] = bottom - top
+        fxs[j] = x - xf
+        fys[j] = y - yf
+        x0 = max(xi, 0)  # neighbours clamped to the border (reference.bilinear_cell)
+        y0 = max(yi, 0)
+        base[j] = row * y0 + 3 * x0
+        step_x[j] = 3 * (min(xi + 1, width - 1) - x0)
+        step_y[j] = row * (min(yi + 1, height - 1) - y0)
+    for j in range(n):
+        p00 = base[j]
+        p01 = p00 + step_x[j]
+        p10 = p00 + step_y[j]
+        p11 = p10 + step_x[j]
+        tex[0, j] = image[p00]
+        tex[1, j] = image[p00 + u1]
+        tex[2, j] = image[p00 + u2]
+        tex[3, j] = image[p01]
+        tex[4, j] = image[p01 + u1]
+        tex[5, j] = image[p01 + u2]
+        tex[6, j] = image[p10]
+        tex[7, j] = image[p10 + u1]
+        tex[8, j] = image[p10 + u2]
+        tex[9, j] = image[p11]
+        tex[10, j] = image[p11 + u1]
+        tex[11, j] = image[p11 + u2]
+    for k in range(3):
+        t00, t01, t10, t11 = tex[k], tex[3 + k], tex[6 + k], tex[9 + k]
+        sample = sc[1 + k]
+        if slopes:
+            slope_x, slope_y = sc[4 + k], sc[7 + k]
+            for j in range(n):
+                fx = fxs[j]
+                fy = fys[j]
+                i00, i01, i10, i11 = t00[j], t01[j], t10[j], t11[j]
+                top = i00 + fx * (i01 - i00)
+                bottom = i10 + fx * (i11 - i10)
+                sample[j] = top + fy * (bottom - top)
+                slope_x[j] = (one - fy) * (i01 - i00) + fy * (i11 - i10)
+                slope_y[j] = bottom - top
+        else:
+            for j in range(n):
+                fx = fxs[j]
+                top = t00[j] + fx * (t01[j] - t00[j])
+                bottom = t10[j] + fx * (t11[j] - t10[j])
+                sample[j] = top + fys[j] * (bottom - top)
+
+
+@numba.njit(cache=True, inline="always")
+def _scratch(dtype):
+    """The per-work-item scratch of :func:`_gather`: (sc (15, SUB), idx (3, SUB) uint64,
+    tex (12, SUB))."""
+    return (np.empty((15, SUB), dtype=dtype), np.empty((3, SUB), dtype=np.uint64),
+            np.empty((12, SUB), dtype=dtype))
 
 
 def _forward(image, positions, albedo, normals, gamma_c, weights, eps, height, width, partial):
@@ -99,14 +144,14 @@ def _forward(image, positions, albedo, normals, gamma_c, weights, eps, height, w
                                               g[5, 1], g[6, 1], g[7, 1], g[8, 1])
         c0, c1, c2, c3, c4, c5, c6, c7, c8 = (g[0, 2], g[1, 2], g[2, 2], g[3, 2], g[4, 2],
                                               g[5, 2], g[6, 2], g[7, 2], g[8, 2])
-        sc = np.empty((4, SUB), dtype=albedo.dtype)
+        sc, idx, tex = _scratch(albedo.dtype)
         sw, si0, si1, si2 = sc[0], sc[1], sc[2], sc[3]
         total = zero
         count = zero
         for lo in range(c * CHUNK, min(n_vert, c * CHUNK + CHUNK), SUB):
             n = min(SUB, n_vert - lo)
             _gather(image[b], positions[b, 2 * lo:2 * (lo + n)], weights[b, lo:lo + n], height,
-                    width, sc, n, False)
+                    width, sc, idx, tex, n, False)
             alb = albedo[b, 3 * lo:3 * (lo + n)]
             nrm = normals[b, 3 * lo:3 * (lo + n)]
             for j in range(n):
@@ -160,7 +205,7 @@ def _forward_grad(image, positions, albedo, normals, gamma_c, weights, eps, heig
         c0, c1, c2, c3, c4, c5, c6, c7, c8 = (g[0, 2], g[1, 2], g[2, 2], g[3, 2], g[4, 2],
                                               g[5, 2], g[6, 2], g[7, 2], g[8, 2])
         sb = scale[b]
-        sc = np.empty((13, SUB), dtype=albedo.dtype)
+        sc, idx, tex = _scratch(albedo.dtype)
         sw, si0, si1, si2 = sc[0], sc[1], sc[2], sc[3]
         sx0, sx1, sx2, sy0, sy1, sy2 = sc[4], sc[5], sc[6], sc[7], sc[8], sc[9]
         se0, se1, se2 = sc[10], sc[11], sc[12]
@@ -170,7 +215,7 @@ def _forward_grad(image, positions, albedo, normals, gamma_c, weights, eps, heig
         for lo in range(c * CHUNK, min(n_vert, c * CHUNK + CHUNK), SUB):
             n = min(SUB, n_vert - lo)
             _gather(image[b], positions[b, 2 * lo:2 * (lo + n)], weights[b, lo:lo + n], height,
-                    width, sc, n, True)
+                    width, sc, idx, tex, n, True)
             alb = albedo[b, 3 * lo:3 * (lo + n)]
             nrm = normals[b, 3 * lo:3 * (lo + n)]
             gpos = grad_positions[b, 2 * lo:2 * (lo + n)]
