@@ -174,7 +174,7 @@ def test_plain_python_kernel_runs_and_matches_reference():
     """umap-style: the undecorated forward kernel runs as plain Python (debuggable)."""
     image, positions, albedo, normals, gamma, vis, _ = (t.numpy() for t in make_inputs(
         2, 9, torch.float64))
-    partial = np.zeros((2, 1, 2))
+    partial = np.zeros((2, 1, 3))
     flat = [a.reshape(2, -1) for a in (image, positions, albedo, normals)]
     cpu._forward(*flat, cpu._gamma_c(gamma), vis, EPS, H, W, partial)
     loss, count = reference.shaded_photometric_forward(image, positions, albedo, normals, gamma,
@@ -269,15 +269,41 @@ def test_gradients_only_where_needed_and_image_is_a_constant():
     assert image.grad is None and positions.grad is None and albedo.grad is None
 
 
-@pytest.mark.parametrize("name", ["image", "positions", "albedo", "normals", "gamma"])
-@pytest.mark.parametrize("value", [float("nan"), float("inf")])
-def test_non_finite_input_is_named(name, value):
+@pytest.mark.parametrize("name", ["image", "positions", "albedo", "normals", "gamma",
+                                  "visibility"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("grad", [False, True])  # the forward kernel / the gradient kernel
+def test_non_finite_input_is_named(name, value, grad):
+    """Image and gamma are checked up front; positions, albedo, normals and visibility by
+    the CPU kernels as they read them (their finite flag) — named either way. The bad entry
+    sits in the last of 1,300 vertices (the second block of a chunk, the last chunk)."""
     inputs = dict(zip(("image", "positions", "albedo", "normals", "gamma", "visibility"),
-                      make_inputs(2, 10, torch.float32)[:6], strict=True))
+                      make_inputs(2, 1300, torch.float32)[:6], strict=True))
     inputs[name] = inputs[name].clone()
-    inputs[name].view(-1)[3] = value
+    inputs[name].view(-1)[-1 if name != "image" else 3] = value
+    if grad:
+        inputs["albedo"].requires_grad_()
     with pytest.raises(ValueError, match=f"{name}: expected finite values"):
         shaded_photometric_per_image(*inputs.values())
+
+
+@pytest.mark.parametrize("name", ["positions", "albedo", "normals", "visibility"])
+def test_compiled_kernels_flag_non_finite_inputs_they_read(name):
+    """The CPU entry points themselves (forward, forward_grad, backward) name a non-finite
+    position, albedo, normal or weight: the kernels' flag, not a separate pass."""
+    image, positions, albedo, normals, gamma, vis, grad_loss = make_inputs(1, 300,
+                                                                           torch.float64)
+    inputs = dict(image=image, positions=positions, albedo=albedo, normals=normals,
+                  gamma=gamma, visibility=vis)
+    inputs[name] = inputs[name].clone()
+    inputs[name].view(-1)[137] = float("nan")
+    args = (*inputs.values(), EPS)
+    with pytest.raises(ValueError, match=f"{name}: expected finite values"):
+        cpu.shaded_photometric_forward(*args)
+    with pytest.raises(ValueError, match=f"{name}: expected finite values"):
+        cpu.shaded_photometric_forward_grad(*args)
+    with pytest.raises(ValueError, match=f"{name}: expected finite values"):
+        cpu.shaded_photometric_backward(*args, torch.ones(1, dtype=torch.float64), grad_loss)
 
 
 def test_bad_input():
@@ -348,6 +374,18 @@ def test_numba_kernels_in_bounds(tmp_path):
         for needs in ((True,) * 4, (False, True, False, True)):
             cpu.shaded_photometric_backward(*args, count, torch.ones(1, dtype=torch.float64),
                                             needs)
+        for bad in (float("nan"), float("inf"), -float("inf")):  # clamped before the reads
+            for k in range(2):
+                p = pts.clone()
+                p[0, 2, k] = bad
+                for call in (lambda: cpu.shaded_photometric_forward(image, p, *args[2:]),
+                             lambda: cpu.shaded_photometric_forward_grad(image, p, *args[2:])):
+                    try:
+                        call()
+                    except ValueError as err:
+                        assert "positions: expected finite values" in str(err), err
+                    else:
+                        raise AssertionError("non-finite position not flagged")
         print("ok")
     """)
     env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path))
