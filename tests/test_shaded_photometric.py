@@ -183,6 +183,27 @@ def test_plain_python_kernel_runs_and_matches_reference():
     np.testing.assert_allclose(partial[:, 0, 0] / np.maximum(count, 1), loss, rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 300), (2, 5000)])  # serial and parallel variants
+def test_compiled_bool_weights_equal_float_weights(dtype, shape):
+    """Bool visibility goes to the CPU kernels as is (no float copy): the same loss, count
+    and gradients, bit for bit, as its 0/1 float weights."""
+    *inputs, grad_loss = make_inputs(*shape, dtype, seed=5)
+    as_bool = [*inputs[:5], inputs[5] > 0]
+    for a, b in zip(cpu.shaded_photometric_forward(*inputs, EPS),
+                    cpu.shaded_photometric_forward(*as_bool, EPS), strict=True):
+        assert torch.equal(a, b)
+    loss, count, state = cpu.shaded_photometric_forward_grad(*inputs, EPS)
+    loss_b, count_b, state_b = cpu.shaded_photometric_forward_grad(*as_bool, EPS)
+    assert torch.equal(loss, loss_b) and torch.equal(count, count_b)
+    for a, b in zip(state, state_b, strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(cpu.shaded_photometric_backward(*inputs, EPS, count, grad_loss),
+                    cpu.shaded_photometric_backward(*as_bool, EPS, count, grad_loss),
+                    strict=True):
+        assert torch.equal(a, b)
+
+
 # ---------------------------------------------------------- the autograd op and wrappers
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fused_equals_unfused_chain_values_and_gradients(dtype):

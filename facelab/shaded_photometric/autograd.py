@@ -34,7 +34,8 @@ class ShadedPhotometricLoss(torch.autograd.Function):
     """Per-image photometric loss of SH-shaded vertex colours, compiled both ways.
 
     apply(image (B,H,W,3), positions (B,V,2), albedo (B,V,3), normals (B,V,3), gamma (B,9,3),
-    weights (B,V), eps) → (B,). Inputs must be validated, of one dtype and device.
+    weights (B,V), eps) → (B,). Inputs must be validated, of one dtype and device; weights
+    of that dtype, or bool (0/1 visibility: the CPU kernels read it as is, no float copy).
     Differentiable (first order) in positions, albedo, normals and gamma; image (the target),
     weights and eps are constants.
 
@@ -50,6 +51,8 @@ class ShadedPhotometricLoss(torch.autograd.Function):
     def forward(ctx, image, positions, albedo, normals, gamma, weights, eps):
         needs = tuple(bool(n) for n in ctx.needs_input_grad[1:5])
         ctx.state = None
+        if albedo.device.type != "cpu" and weights.dtype == torch.bool:
+            weights = weights.to(albedo.dtype)  # the CUDA kernels read float weights
         if albedo.device.type == "cpu":
             if any(needs):
                 loss, count, ctx.state = cpu.shaded_photometric_forward_grad(
@@ -93,8 +96,8 @@ def _check_all_finite(names, tensors) -> None:
     at 38k vertices. Anything else: all of them here by ``check_finite``."""
     fast = [t.device.type == "cpu" and t.dtype in _CPU_FLOATS and t.is_contiguous()
             for t in tensors]
-    if all(fast):
-        names, tensors = (names[0], names[4], names[5]), (tensors[0], tensors[4], tensors[5])
+    if all(fast):  # image, gamma and (float) visibility here; the rest in the kernels
+        names, tensors = (names[0], names[4], *names[5:]), (tensors[0], tensors[4], *tensors[5:])
         if cpu.all_finite(*tensors):
             return
     for name, t in zip(names, tensors, strict=True):
@@ -155,9 +158,13 @@ def shaded_photometric_per_image(image, positions, albedo, normals, gamma, visib
     if vis_t.device != first.device:
         raise ValueError(f"visibility: expected device {first.device} (that of image), got "
                          f"{vis_t.device}")
-    weights = vis_t.detach().to(first.dtype)
-    _check_all_finite(("image", "positions", "albedo", "normals", "gamma", "visibility"),
-                      (*floats, weights))
+    if vis_t.dtype == torch.bool and first.device.type == "cpu":
+        weights = vis_t.detach()  # read as 0/1 by the kernels: no (B, V) float copy
+        _check_all_finite(("image", "positions", "albedo", "normals", "gamma"), floats)
+    else:
+        weights = vis_t.detach().to(first.dtype)
+        _check_all_finite(("image", "positions", "albedo", "normals", "gamma", "visibility"),
+                          (*floats, weights))
     if vis_t.is_floating_point() and weights.numel() and bool((weights < 0).any()):
         raise ValueError("visibility: expected values >= 0, got negative weights")
     loss = ShadedPhotometricLoss.apply(*floats, weights, eps)

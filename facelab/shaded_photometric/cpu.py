@@ -49,7 +49,8 @@ def _gather(image, positions, weights, height, width, sc, idx, tex, n, slopes):
     """Gather pass over one block of n vertices: the bilinear sample I(u_i) and its screen
     gradient, written as structure-of-arrays scratch for the arithmetic pass.
 
-    image (H·W·3,) one image, flat; positions (2n,) and weights (n,) the block's. Scratch:
+    image (H·W·3,) one image, flat; positions (2n,) and weights (n,) the block's (float, or
+    bool: 0/1). Scratch:
     sc (15, SUB) in the image dtype, idx (3, SUB) uint64, tex (12, SUB). Writes sc[0] = w_i
     (0 outside [0, W) × [0, H)), sc[1:4] = I(u_i) per channel, and with ``slopes`` sc[4:7] =
     ∂I/∂x and sc[7:10] = ∂I/∂y per channel (sc[13:15] hold the fractions fx, fy). A vertex
@@ -73,8 +74,9 @@ def _gather(image, positions, weights, height, width, sc, idx, tex, n, slopes):
         ux = positions[2 * j]
         uy = positions[2 * j + 1]
         inside = (ux >= zero) & (ux < fw) & (uy >= zero) & (uy < fh)
-        sw[j] = weights[j] if inside else zero
-        bad += zero * ((ux + uy) + weights[j])
+        wj = real(weights[j])  # float weights, or bool visibility (no converted copy)
+        sw[j] = wj if inside else zero
+        bad += zero * ((ux + uy) + wj)
         cx = ux if ux > zero else zero  # clamped to [0, W] × [0, H]; NaN ↦ 0 (explicit
         cy = uy if uy > zero else zero  # comparisons: no reliance on min/max NaN rules)
         x = (cx if cx < fw else fw) - half  # pixel centre (j + 0.5) ↦ array index j
