@@ -125,7 +125,8 @@ def _check_against_reference(impl, inputs, grad_loss, dtype, needs=(True,) * 4):
 @pytest.mark.parametrize("impl", sorted(IMPLS))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 1), (3, 1400)])  # serial and parallel variants
-def test_compiled_matches_reference_random(impl, dtype, shape):
+def test_compiled_matches_reference_random(impl, dtype, shape, monkeypatch):
+    monkeypatch.setattr(cpu, "PARALLEL_MIN", 4 * cpu.CHUNK)  # (3, 1400): the parallel variant
     *inputs, grad_loss = make_inputs(*shape, dtype, seed=shape[1])
     if shape[0] == 3:
         inputs[5][1] = 0  # an image without visible vertices
@@ -185,9 +186,10 @@ def test_plain_python_kernel_runs_and_matches_reference():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 300), (2, 5000)])  # serial and parallel variants
-def test_compiled_bool_weights_equal_float_weights(dtype, shape):
+def test_compiled_bool_weights_equal_float_weights(dtype, shape, monkeypatch):
     """Bool visibility goes to the CPU kernels as is (no float copy): the same loss, count
     and gradients, bit for bit, as its 0/1 float weights."""
+    monkeypatch.setattr(cpu, "PARALLEL_MIN", 4 * cpu.CHUNK)
     *inputs, grad_loss = make_inputs(*shape, dtype, seed=5)
     as_bool = [*inputs[:5], inputs[5] > 0]
     for a, b in zip(cpu.shaded_photometric_forward(*inputs, EPS),
@@ -201,6 +203,18 @@ def test_compiled_bool_weights_equal_float_weights(dtype, shape):
     for a, b in zip(cpu.shaded_photometric_backward(*inputs, EPS, count, grad_loss),
                     cpu.shaded_photometric_backward(*as_bool, EPS, count, grad_loss),
                     strict=True):
+        assert torch.equal(a, b)
+
+
+def test_parallel_variant_equals_serial_bit_for_bit(monkeypatch):
+    """Chunks write their own vertices and partial sums, reduced in chunk order: the parallel
+    variant gives the serial variant's results exactly (independent of the thread count)."""
+    *inputs, _ = make_inputs(3, 3000, torch.float32, seed=9)
+    monkeypatch.setattr(cpu, "PARALLEL_MIN", 1 << 62)
+    serial = cpu.shaded_photometric_forward_grad(*inputs, EPS)
+    monkeypatch.setattr(cpu, "PARALLEL_MIN", 1)
+    parallel = cpu.shaded_photometric_forward_grad(*inputs, EPS)
+    for a, b in zip((*serial[:2], *serial[2]), (*parallel[:2], *parallel[2]), strict=True):
         assert torch.equal(a, b)
 
 
