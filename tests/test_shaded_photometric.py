@@ -309,9 +309,9 @@ def test_gradients_only_where_needed_and_image_is_a_constant():
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
 @pytest.mark.parametrize("grad", [False, True])  # the forward kernel / the gradient kernel
 def test_non_finite_input_is_named(name, value, grad):
-    """Image and gamma are checked up front; positions, albedo, normals and visibility by
-    the CPU kernels as they read them (their finite flag) — named either way. The bad entry
-    sits in the last of 1,300 vertices (the second block of a chunk, the last chunk)."""
+    """On the CPU the compiled passes check finiteness as they read (kernels: positions,
+    albedo, normals, visibility; the count pass or a compiled sum: image, γ) — named either
+    way. The bad entry sits in the last of 1,300 vertices (second block, last chunk)."""
     inputs = dict(zip(("image", "positions", "albedo", "normals", "gamma", "visibility"),
                       make_inputs(2, 1300, torch.float32)[:6], strict=True))
     inputs[name] = inputs[name].clone()
@@ -322,16 +322,18 @@ def test_non_finite_input_is_named(name, value, grad):
         shaded_photometric_per_image(*inputs.values())
 
 
-@pytest.mark.parametrize("name", ["positions", "albedo", "normals", "visibility"])
+@pytest.mark.parametrize("name", ["image", "positions", "albedo", "normals", "gamma",
+                                  "visibility"])
 def test_compiled_kernels_flag_non_finite_inputs_they_read(name):
     """The CPU entry points themselves (forward, forward_grad, backward) name a non-finite
-    position, albedo, normal or weight: the kernels' flag, not a separate pass."""
+    input: the kernels' flag (positions, albedo, normals, weights) and the count pass's
+    (image, γ), not a separate pass in the validated wrapper."""
     image, positions, albedo, normals, gamma, vis, grad_loss = make_inputs(1, 300,
                                                                            torch.float64)
     inputs = dict(image=image, positions=positions, albedo=albedo, normals=normals,
                   gamma=gamma, visibility=vis)
     inputs[name] = inputs[name].clone()
-    inputs[name].view(-1)[137] = float("nan")
+    inputs[name].view(-1)[min(137, inputs[name].numel() - 1)] = float("nan")
     args = (*inputs.values(), EPS)
     with pytest.raises(ValueError, match=f"{name}: expected finite values"):
         cpu.shaded_photometric_forward(*args)

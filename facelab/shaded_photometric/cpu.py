@@ -319,13 +319,28 @@ def _forward_grad(image, positions, albedo, normals, gamma_c, weights, eps, heig
                 gamma_partial[b, c, j, k] = gsum[j, k]
 
 
-def _count(positions, weights, height, width, grad_loss, count, scale):
+@numba.njit(cache=True, fastmath={"reassoc", "nsz"})
+def _finite_sum(x):
+    """Σ 0·x_i over a flat array: 0 when every entry is finite, NaN otherwise (vectorised;
+    no ``nnan``/``ninf`` flags, so the NaN survives)."""
+    acc = x.dtype.type(0.0)
+    for i in range(x.size):
+        acc += x[i] * x.dtype.type(0.0)
+    return acc
+
+
+def _count(positions, weights, height, width, grad_loss, count, scale, image, gamma):
     """count[b] = Σ_i w_i [u_i inside [0, W) × [0, H)] in float64 (B,), the loss's normaliser,
     and scale[b] = grad_loss[b] / count[b] (0 when count[b] = 0), needed before the gradient
     pass (which writes the gradients of grad_loss_b · loss_b). Flat positions (B, 2V),
-    weights (B, V); one vectorised pass."""
+    weights (B, V), image (B, H·W·3), gamma (B·27,); one vectorised pass each. Returns
+    Σ 0·(image, gamma): 0, or NaN when the image or γ holds NaN/Inf (the finiteness check of
+    the inputs the kernel reads only in part, in the same compiled call)."""
     fw, fh = positions.dtype.type(width), positions.dtype.type(height)
     zero = positions.dtype.type(0.0)
+    flag = _finite_sum(gamma)
+    for b in range(image.shape[0]):
+        flag += _finite_sum(image[b])
     for b in range(weights.shape[0]):
         pos = positions[b]
         wts = weights[b]
@@ -337,6 +352,7 @@ def _count(positions, weights, height, width, grad_loss, count, scale):
             acc += np.float64(wts[j]) if inside else 0.0
         count[b] = acc
         scale[b] = grad_loss[b] / acc if acc > 0 else 0.0
+    return flag
 
 
 def _finish(partial, gamma_partial, count, loss, grad_gamma):
@@ -382,16 +398,6 @@ _count_ser = numba.njit(cache=True, fastmath={"reassoc", "nsz"}, error_model="nu
 _finish_ser = numba.njit(cache=True)(_finish)
 
 
-@numba.njit(cache=True, fastmath={"reassoc", "nsz"})
-def _finite_sum(x):
-    """Σ 0·x_i over a flat array: 0 when every entry is finite, NaN otherwise (vectorised;
-    no ``nnan``/``ninf`` flags, so the NaN survives)."""
-    acc = x.dtype.type(0.0)
-    for i in range(x.size):
-        acc += x[i] * x.dtype.type(0.0)
-    return acc
-
-
 def all_finite(*tensors) -> bool:
     """True when every entry of these contiguous CPU float tensors is finite: one compiled pass
     each (~20 ns per 1,000 entries; NumPy's ``isfinite(x.sum())`` takes ~10× longer)."""
@@ -418,14 +424,15 @@ def _gamma_c(gamma: np.ndarray) -> np.ndarray:
     return gamma * BASIS_CONSTANTS[:, None].astype(gamma.dtype)
 
 
-def _name_non_finite(positions, albedo, normals, weights):
-    """Raise the ValueError naming the first non-finite input, after a kernel's finite flag
-    came back NaN (the kernels check positions, albedo, normals and weights as they read
-    them; ``visibility`` is the weights' public name)."""
-    for name, t in (("positions", positions), ("albedo", albedo), ("normals", normals),
-                    ("visibility", weights)):
+def _name_non_finite(image, positions, albedo, normals, gamma, weights):
+    """Raise the ValueError naming the first non-finite input, after a compiled pass's finite
+    flag came back NaN (the kernels check positions, albedo, normals and weights as they read
+    them, :func:`_count` or :func:`all_finite` the image and γ; ``visibility`` is the
+    weights' public name)."""
+    for name, t in (("image", image), ("positions", positions), ("albedo", albedo),
+                    ("normals", normals), ("gamma", gamma), ("visibility", weights)):
         check_finite(t, name=name)
-    raise ValueError("positions/albedo/normals/visibility: expected finite values")
+    raise ValueError("image/positions/albedo/normals/gamma/visibility: expected finite values")
 
 
 def _inputs(image, positions, albedo, normals, gamma, weights):
@@ -436,7 +443,11 @@ def _inputs(image, positions, albedo, normals, gamma, weights):
 
 def shaded_photometric_forward(image, positions, albedo, normals, gamma, weights, eps: float):
     """CPU tensors of one dtype: image (B, H, W, 3), positions (B, V, 2), albedo and normals
-    (B, V, 3), gamma (B, 9, 3), weights (B, V) → (loss (B,), count (B,))."""
+    (B, V, 3), gamma (B, 9, 3), weights (B, V) (or bool) → (loss (B,), count (B,)).
+    ValueError naming a non-finite input (checked by the compiled passes, every entry point
+    here)."""
+    if not all_finite(image, gamma):
+        _name_non_finite(image, positions, albedo, normals, gamma, weights)
     img, pos, alb, nrm, gam, wts, height, width = _inputs(image, positions, albedo, normals,
                                                           gamma, weights)
     n_img, n_vert = wts.shape
@@ -449,7 +460,7 @@ def shaded_photometric_forward(image, positions, albedo, normals, gamma, weights
     flag = _finish_ser(partial, np.empty((n_img, 0, 9, 3), dtype=real), count, loss.numpy(),
                        np.empty((n_img, 9, 3), dtype=real))
     if flag != 0:
-        _name_non_finite(positions, albedo, normals, weights)
+        _name_non_finite(image, positions, albedo, normals, gamma, weights)
     return loss, torch.from_numpy(count.astype(real))
 
 
@@ -463,7 +474,8 @@ def _forward_grad_scaled(image, positions, albedo, normals, gamma, weights, eps,
     n_chunks = (n_vert + CHUNK - 1) // CHUNK
     count = np.empty(n_img)
     scale = np.empty(n_img, dtype=real)
-    _count_ser(pos, wts, height, width, grad_loss, count, scale)
+    if _count_ser(pos, wts, height, width, grad_loss, count, scale, img, gam.reshape(-1)) != 0:
+        _name_non_finite(image, positions, albedo, normals, gamma, weights)
     torch_real = albedo.dtype
     outs = (torch.empty(positions.shape, dtype=torch_real),
             torch.empty(albedo.shape, dtype=torch_real),
@@ -475,7 +487,7 @@ def _forward_grad_scaled(image, positions, albedo, normals, gamma, weights, eps,
         img, pos, alb, nrm, gam, wts, real.type(eps), height, width, scale, partial,
         *(g.numpy().reshape(n_img, -1) for g in outs[:3]), gamma_partial)
     if _finish_ser(partial, gamma_partial, count, outs[4].numpy(), outs[3].numpy()) != 0:
-        _name_non_finite(positions, albedo, normals, weights)
+        _name_non_finite(image, positions, albedo, normals, gamma, weights)
     return outs[4], torch.from_numpy(count.astype(real)), outs[:4]
 
 
