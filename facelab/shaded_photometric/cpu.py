@@ -13,7 +13,7 @@ scratch that stays in L1); an *arithmetic* pass (SH basis, irradiance, shading, 
 loss and, backward, every per-vertex gradient: contiguous arrays, no branches, LLVM
 vectorises it); and the ∂/∂γ *reduction* (9 accumulators per channel). Before this layout
 (one scalar loop mixing reads, arithmetic and writes) the gradient pass took 25 ns per
-vertex at 38k vertices; now ~6 ns (gather ~3.3 ns, arithmetic + reduction ~2.8 ns).
+vertex at 38k vertices; now 6.5-7 ns (gather ~3.5 ns, arithmetic + reduction ~3 ns).
 
 Race-free by construction: ``prange`` runs over (image, chunk of ``CHUNK`` vertices); a chunk
 writes only its own vertices' gradients and its own partial sums (Σ w e, Σ w, ∂/∂γ), which
