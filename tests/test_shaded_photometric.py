@@ -125,7 +125,8 @@ def _check_against_reference(impl, inputs, grad_loss, dtype, needs=(True,) * 4):
 @pytest.mark.parametrize("impl", sorted(IMPLS))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 1), (3, 1400)])  # serial and parallel variants
-def test_compiled_matches_reference_random(impl, dtype, shape):
+def test_compiled_matches_reference_random(impl, dtype, shape, monkeypatch):
+    monkeypatch.setattr(cpu, "PARALLEL_MIN", 4 * cpu.CHUNK)  # (3, 1400): the parallel variant
     *inputs, grad_loss = make_inputs(*shape, dtype, seed=shape[1])
     if shape[0] == 3:
         inputs[5][1] = 0  # an image without visible vertices
@@ -174,12 +175,47 @@ def test_plain_python_kernel_runs_and_matches_reference():
     """umap-style: the undecorated forward kernel runs as plain Python (debuggable)."""
     image, positions, albedo, normals, gamma, vis, _ = (t.numpy() for t in make_inputs(
         2, 9, torch.float64))
-    partial = np.zeros((2, 1, 2))
-    cpu._forward(image, positions, albedo, normals, cpu._gamma_c(gamma), vis, EPS, partial)
+    partial = np.zeros((2, 1, 3))
+    flat = [a.reshape(2, -1) for a in (image, positions, albedo, normals)]
+    cpu._forward(*flat, cpu._gamma_c(gamma), vis, EPS, H, W, partial)
     loss, count = reference.shaded_photometric_forward(image, positions, albedo, normals, gamma,
                                                        vis, EPS)
     np.testing.assert_allclose(partial[:, 0, 1], count)
     np.testing.assert_allclose(partial[:, 0, 0] / np.maximum(count, 1), loss, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 300), (2, 5000)])  # serial and parallel variants
+def test_compiled_bool_weights_equal_float_weights(dtype, shape, monkeypatch):
+    """Bool visibility goes to the CPU kernels as is (no float copy): the same loss, count
+    and gradients, bit for bit, as its 0/1 float weights."""
+    monkeypatch.setattr(cpu, "PARALLEL_MIN", 4 * cpu.CHUNK)
+    *inputs, grad_loss = make_inputs(*shape, dtype, seed=5)
+    as_bool = [*inputs[:5], inputs[5] > 0]
+    for a, b in zip(cpu.shaded_photometric_forward(*inputs, EPS),
+                    cpu.shaded_photometric_forward(*as_bool, EPS), strict=True):
+        assert torch.equal(a, b)
+    loss, count, state = cpu.shaded_photometric_forward_grad(*inputs, EPS)
+    loss_b, count_b, state_b = cpu.shaded_photometric_forward_grad(*as_bool, EPS)
+    assert torch.equal(loss, loss_b) and torch.equal(count, count_b)
+    for a, b in zip(state, state_b, strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(cpu.shaded_photometric_backward(*inputs, EPS, count, grad_loss),
+                    cpu.shaded_photometric_backward(*as_bool, EPS, count, grad_loss),
+                    strict=True):
+        assert torch.equal(a, b)
+
+
+def test_parallel_variant_equals_serial_bit_for_bit(monkeypatch):
+    """Chunks write their own vertices and partial sums, reduced in chunk order: the parallel
+    variant gives the serial variant's results exactly (independent of the thread count)."""
+    *inputs, _ = make_inputs(3, 3000, torch.float32, seed=9)
+    monkeypatch.setattr(cpu, "PARALLEL_MIN", 1 << 62)
+    serial = cpu.shaded_photometric_forward_grad(*inputs, EPS)
+    monkeypatch.setattr(cpu, "PARALLEL_MIN", 1)
+    parallel = cpu.shaded_photometric_forward_grad(*inputs, EPS)
+    for a, b in zip((*serial[:2], *serial[2]), (*parallel[:2], *parallel[2]), strict=True):
+        assert torch.equal(a, b)
 
 
 # ---------------------------------------------------------- the autograd op and wrappers
@@ -268,15 +304,43 @@ def test_gradients_only_where_needed_and_image_is_a_constant():
     assert image.grad is None and positions.grad is None and albedo.grad is None
 
 
-@pytest.mark.parametrize("name", ["image", "positions", "albedo", "normals", "gamma"])
-@pytest.mark.parametrize("value", [float("nan"), float("inf")])
-def test_non_finite_input_is_named(name, value):
+@pytest.mark.parametrize("name", ["image", "positions", "albedo", "normals", "gamma",
+                                  "visibility"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("grad", [False, True])  # the forward kernel / the gradient kernel
+def test_non_finite_input_is_named(name, value, grad):
+    """On the CPU the compiled passes check finiteness as they read (kernels: positions,
+    albedo, normals, visibility; the count pass or a compiled sum: image, γ) — named either
+    way. The bad entry sits in the last of 1,300 vertices (second block, last chunk)."""
     inputs = dict(zip(("image", "positions", "albedo", "normals", "gamma", "visibility"),
-                      make_inputs(2, 10, torch.float32)[:6], strict=True))
+                      make_inputs(2, 1300, torch.float32)[:6], strict=True))
     inputs[name] = inputs[name].clone()
-    inputs[name].view(-1)[3] = value
+    inputs[name].view(-1)[-1 if name != "image" else 3] = value
+    if grad:
+        inputs["albedo"].requires_grad_()
     with pytest.raises(ValueError, match=f"{name}: expected finite values"):
         shaded_photometric_per_image(*inputs.values())
+
+
+@pytest.mark.parametrize("name", ["image", "positions", "albedo", "normals", "gamma",
+                                  "visibility"])
+def test_compiled_kernels_flag_non_finite_inputs_they_read(name):
+    """The CPU entry points themselves (forward, forward_grad, backward) name a non-finite
+    input: the kernels' flag (positions, albedo, normals, weights) and the count pass's
+    (image, γ), not a separate pass in the validated wrapper."""
+    image, positions, albedo, normals, gamma, vis, grad_loss = make_inputs(1, 300,
+                                                                           torch.float64)
+    inputs = dict(image=image, positions=positions, albedo=albedo, normals=normals,
+                  gamma=gamma, visibility=vis)
+    inputs[name] = inputs[name].clone()
+    inputs[name].view(-1)[min(137, inputs[name].numel() - 1)] = float("nan")
+    args = (*inputs.values(), EPS)
+    with pytest.raises(ValueError, match=f"{name}: expected finite values"):
+        cpu.shaded_photometric_forward(*args)
+    with pytest.raises(ValueError, match=f"{name}: expected finite values"):
+        cpu.shaded_photometric_forward_grad(*args)
+    with pytest.raises(ValueError, match=f"{name}: expected finite values"):
+        cpu.shaded_photometric_backward(*args, torch.ones(1, dtype=torch.float64), grad_loss)
 
 
 def test_bad_input():
@@ -329,7 +393,7 @@ def test_numba_kernels_in_bounds(tmp_path):
         import numba
         import torch
         from facelab.shaded_photometric import cpu
-        for name in ("_forward", "_forward_grad"):
+        for name in ("_forward", "_forward_grad", "_count"):
             checked = numba.njit(getattr(cpu, name))
             setattr(cpu, name + "_par", checked)
             setattr(cpu, name + "_ser", checked)
@@ -347,6 +411,18 @@ def test_numba_kernels_in_bounds(tmp_path):
         for needs in ((True,) * 4, (False, True, False, True)):
             cpu.shaded_photometric_backward(*args, count, torch.ones(1, dtype=torch.float64),
                                             needs)
+        for bad in (float("nan"), float("inf"), -float("inf")):  # clamped before the reads
+            for k in range(2):
+                p = pts.clone()
+                p[0, 2, k] = bad
+                for call in (lambda: cpu.shaded_photometric_forward(image, p, *args[2:]),
+                             lambda: cpu.shaded_photometric_forward_grad(image, p, *args[2:])):
+                    try:
+                        call()
+                    except ValueError as err:
+                        assert "positions: expected finite values" in str(err), err
+                    else:
+                        raise AssertionError("non-finite position not flagged")
         print("ok")
     """)
     env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path))

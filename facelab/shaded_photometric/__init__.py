@@ -7,8 +7,9 @@ robust distance to the image sampled at the projected vertex. Chained as two ops
 buffer written and read back, and a shading backward that re-walks every vertex; fused, one
 compiled pass per direction does it all. On the CPU, when a gradient is needed, the forward's
 pass also computes the per-vertex gradients (the bilinear cell, the SH basis and the residual
-are then computed once per vertex, not again in backward) and backward only scales them by
-∂L/∂loss / Σ w; on CUDA the backward kernel recomputes them (cheap there, and no state kept).
+are then computed once per vertex, not again in backward), already divided by Σ w, and
+backward only scales them by ∂L/∂loss when that is not 1; on CUDA the backward kernel
+recomputes them (cheap there, and no state kept).
 
 ``shaded_photometric_per_image(image, positions, albedo, normals, gamma, visibility) -> (B,)``;
 the batch-reduced form is :func:`facelab.losses.shaded_photometric_loss`.
