@@ -211,11 +211,10 @@ class ColourEnergy:
         """``(E_photo, E_reg, total, grad)`` as :meth:`LandmarkEnergy.__call__`."""
         gamma, beta = y[:27].view(1, 9, 3), y[27:]
         albedo = (self.mean + self.basis @ beta).view(1, -1, 3)  # MoFA Eq. 3
-        loss, count, (_, g_alb, _, g_gamma) = self._cpu.shaded_photometric_forward_grad(
+        loss, _, (_, g_alb, _, g_gamma) = self._cpu.shaded_photometric_forward_grad(
             self.image, self.positions, albedo, self.normals, gamma, self.ones, _PHOTO_EPS,
-            (False, True, False, True))  # Eqs. 4 + 8 and the unnormalised gradients
-        n = float(count[0])
-        scale = self.w_photo / n if n > 0 else 0.0
+            (False, True, False, True))  # Eqs. 4 + 8 and their gradients
+        scale = self.w_photo  # the pass's gradients are already of the normalised loss
         e_photo = loss[0]
         e_reg = self.w_alb * (beta * beta).sum()
         total = self.w_photo * e_photo + self.w_reg * e_reg
@@ -311,11 +310,10 @@ class RefineEnergy:
         normals, inv_norm = self._normals.vertex_normals_forward(Y, tb.faces, tb.offsets,
                                                                  tb.face_ids)
         albedo = (self.albedo_mean + self.albedo_basis @ beta).view(1, -1, 3)  # MoFA Eq. 3
-        loss, count, (g_u, g_alb, g_nrm, g_gamma) = self._photo.shaded_photometric_forward_grad(
+        loss, _, (g_u, g_alb, g_nrm, g_gamma) = self._photo.shaded_photometric_forward_grad(
             self.image, u, albedo, normals, gamma, visibility, _PHOTO_EPS,
-            (True, True, True, True))  # Eqs. 4 + 8 and the unnormalised gradients
-        n = float(count[0])
-        scale = self.w_photo / n if n > 0 else 0.0
+            (True, True, True, True))  # Eqs. 4 + 8 and their gradients
+        scale = self.w_photo  # the pass's gradients are already of the normalised loss
         e_photo = loss[0]
         # the landmark points: combined in camera space, then projected (as form does)
         Y_lm = (self.lm_weights[..., None] * Y[0, self.lm_rows]).sum(1)  # (68, 3)
