@@ -81,6 +81,37 @@ def _edge_setup(ax, ay, bx, by, s, one):
 
 
 @register_jitable
+def _edge_side(m, dy):
+    """+1: the edge's inside test holds on a right half-line of each row (a left boundary),
+    -1: on a left half-line (a right boundary), 0: horizontal (constant along a row)."""
+    if dy == 0:
+        return 0
+    return 1 if m * dy > 0 else -1
+
+
+@register_jitable
+def _passes(px, ox, dy, c, m, t):
+    """The kernel's inside test of one edge at pixel-centre x ``px`` (row part ``c``)."""
+    r = (px - ox) * dy - c
+    return m * r > 0 or (r == 0 and t)
+
+
+@register_jitable
+def _span_bound(side, ox, inv, c, k, xl, kl, xr, kr):
+    """Fold edge k's crossing x = ox + c / dy (float64) into the row's span estimate
+    [xl, xr] (kl, kr: the edges that bound it, -1 for none)."""
+    if side > 0:
+        x = ox + np.float64(c) * inv
+        if x > xl:
+            return x, k, xr, kr
+    elif side < 0:
+        x = ox + np.float64(c) * inv
+        if x < xr:
+            return xl, kl, x, k
+    return xl, kl, xr, kr
+
+
+@register_jitable
 def _pixel_range(lo, hi, size):
     """Indices k with centre k + 0.5 in [lo, hi], clamped to [0, size - 1] (may be empty)."""
     first = min(max(np.ceil(np.float64(lo) - 0.5), 0.0), float(size))  # clamp before int():
@@ -117,8 +148,8 @@ def _vertex_pixel_ranges_py(verts, height, width, limit, ranges):
 
 
 def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
-                        perspective_correct, one, n_bands, zbuffer, face_index, bary, depth,
-                        nonfinite):
+                        perspective_correct, one, n_bands, span_min, zbuffer, face_index, bary,
+                        depth, nonfinite):
     """One pass: depth test, and where a triangle wins, its barycentrics and depth.
 
     One task per (batch item, band of rows); a task owns its rows of all four buffers
@@ -185,14 +216,52 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
             ox1, oy1, dx1, dy1, g1, t1 = _edge_setup(x2, y2, x0, y0, s, one)
             ox2, oy2, dx2, dy2, g2, t2 = _edge_setup(x0, y0, x1, y1, s, one)
             m0, m1, m2 = s * g0, s * g1, s * g2
+            spans = j1 - j0 >= span_min  # wide box: scan each row's span only (docstring)
+            e0, e1, e2 = _edge_side(m0, dy0), _edge_side(m1, dy1), _edge_side(m2, dy2)
+            inv0 = 1.0 / np.float64(dy0) if e0 != 0 else 0.0
+            inv1 = 1.0 / np.float64(dy1) if e1 != 0 else 0.0
+            inv2 = 1.0 / np.float64(dy2) if e2 != 0 else 0.0
             for i in range(i0, i1 + 1):
                 ui = np.uintp(i)
                 py = ys[ui]
                 c0 = (py - oy0) * dx0  # per-row part of each edge function
                 c1 = (py - oy1) * dx1
                 c2 = (py - oy2) * dx2
+                ja, jb = j0, j1
+                if spans:
+                    xl, kl, xr, kr = -np.inf, -1, np.inf, -1
+                    xl, kl, xr, kr = _span_bound(e0, np.float64(ox0), inv0, c0, 0, xl, kl, xr,
+                                                 kr)
+                    xl, kl, xr, kr = _span_bound(e1, np.float64(ox1), inv1, c1, 1, xl, kl, xr,
+                                                 kr)
+                    xl, kl, xr, kr = _span_bound(e2, np.float64(ox2), inv2, c2, 2, xl, kl, xr,
+                                                 kr)
+                    first = np.ceil(xl - 0.5)  # first centre right of the left crossing
+                    if kl >= 0 and first > j0:  # NaN compares false: full row
+                        ja = int(min(first, j1 + 1.0))
+                        px = xs[np.uintp(ja - 1)]  # certificate: the left edge fails here
+                        if kl == 0:
+                            ok = _passes(px, ox0, dy0, c0, m0, t0)
+                        elif kl == 1:
+                            ok = _passes(px, ox1, dy1, c1, m1, t1)
+                        else:
+                            ok = _passes(px, ox2, dy2, c2, m2, t2)
+                        if ok:
+                            ja = j0  # estimate off by rounding: scan the whole row
+                    last = np.floor(xr - 0.5)
+                    if kr >= 0 and last < j1:
+                        jb = int(max(last, j0 - 1.0))
+                        px = xs[np.uintp(jb + 1)]  # certificate: the right edge fails here
+                        if kr == 0:
+                            ok = _passes(px, ox0, dy0, c0, m0, t0)
+                        elif kr == 1:
+                            ok = _passes(px, ox1, dy1, c1, m1, t1)
+                        else:
+                            ok = _passes(px, ox2, dy2, c2, m2, t2)
+                        if ok:
+                            jb = j1
                 seen = False  # a covered pixel met in this row
-                for j in range(j0, j1 + 1):
+                for j in range(ja, jb + 1):
                     uj = np.uintp(j)
                     px = xs[uj]
                     r0 = (px - ox0) * dy0 - c0
@@ -365,6 +434,10 @@ def _band_count(batch: int) -> int:
     return 1 if batch >= threads else -(-threads // batch)
 
 
+#: Bounding boxes at least this many pixels wider than one column scan each row from an
+#: analytic span (``_rasterize_bands_py``); narrower ones scan the box (set-up not worth it).
+SPAN_MIN_WIDTH = 4
+
 _scratch = threading.local()  # per Python thread: z-buffer and output arrays between calls
 _POOL_SHAPES = 4  # output sets kept per thread (one per (B, H, W, dtype), least recent out)
 
@@ -447,7 +520,8 @@ def rasterize_numba_counts(verts: np.ndarray, faces: np.ndarray, height: int, wi
     nonfinite = np.empty(B * n_bands, dtype=np.int64)
     _variant(rasterize_bands, B * n_bands)(
         verts, faces, ranges, xs, ys, dtype.type(near), cull_backfaces, perspective_correct, one,
-        n_bands, _zbuffer((B, height, width)), face_index, bary, depth, nonfinite)
+        n_bands, SPAN_MIN_WIDTH, _zbuffer((B, height, width)), face_index, bary, depth,
+        nonfinite)
     return face_index, bary, depth, 0, int(nonfinite.sum())
 
 
