@@ -117,7 +117,7 @@ def test_any_band_count_matches_reference(monkeypatch, n_bands, H):
     """Uneven and empty bands (more bands than rows) give the reference's fragments."""
     rng = np.random.default_rng(H)
     verts, faces = random_mesh(rng, 2, 60, 300, H, 11)
-    monkeypatch.setattr(cpu, "_band_count", lambda batch: n_bands)
+    monkeypatch.setattr(cpu, "_band_count", lambda batch, threads=None: n_bands)
     _assert_same(*_both(verts, faces, H, 11))
 
 
@@ -279,7 +279,7 @@ def _span_cases(rng, size, scale=1.0):
     for _ in range(20):  # edges through pixel centres: integer + 0.5 endpoints, slopes 1, 2
         a = rng.integers(0, size, 2) + 0.5
         k = rng.integers(1, 3)
-        tris.append(np.stack([a, a + [10.0, 10.0 * k], a + [20.0 * k, 0.0]]))
+        tris.append(np.stack([a, a + np.array([10.0, 10.0 * k]), a + np.array([20.0 * k, 0.0])]))
     xy = np.concatenate(tris)
     if scale != 1.0:  # far-out vertices: every triangle's third vertex pushed away
         xy[2::3] = (xy[2::3] - size / 2) * scale + size / 2
@@ -328,7 +328,8 @@ def test_row_span_certificate_catches_wrong_estimates(monkeypatch):
     monkeypatch.setattr(cpu, "rasterize_bands", cpu._rasterize_bands_py)
     monkeypatch.setattr(cpu, "_SERIAL", {cpu._rasterize_bands_py: cpu._rasterize_bands_py,
                                          **cpu._SERIAL})
-    monkeypatch.setattr(cpu, "_variant", lambda kernel, n: cpu._SERIAL.get(kernel, kernel))
+    monkeypatch.setattr(cpu, "_variant",
+                        lambda kernel, n, threads=None: cpu._SERIAL.get(kernel, kernel))
     monkeypatch.setattr(cpu, "SPAN_MIN_WIDTH", 0)
     ref, got = _both(verts, faces, size, size)
     _assert_same(ref, got)

@@ -20,6 +20,7 @@ Parallelism (``parallel=True``) is race-free by construction:
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 
@@ -97,15 +98,25 @@ def _passes(px, ox, dy, c, m, t):
 
 
 @register_jitable
+def _edge_k(k, ox0, dy0, c0, m0, t0, ox1, dy1, c1, m1, t1, ox2, dy2, c2, m2, t2):
+    """Edge k's (ox, dy, c, m, t) of the three."""
+    if k == 0:
+        return ox0, dy0, c0, m0, t0
+    if k == 1:
+        return ox1, dy1, c1, m1, t1
+    return ox2, dy2, c2, m2, t2
+
+
+@register_jitable
 def _span_bound(side, ox, inv, c, k, xl, kl, xr, kr):
     """Fold edge k's crossing x = ox + c / dy (float64) into the row's span estimate
     [xl, xr] (kl, kr: the edges that bound it, -1 for none)."""
     if side > 0:
-        x = ox + np.float64(c) * inv
+        x = np.float64(ox) + np.float64(c) * inv
         if x > xl:
             return x, k, xr, kr
     elif side < 0:
-        x = ox + np.float64(c) * inv
+        x = np.float64(ox) + np.float64(c) * inv
         if x < xr:
             return xl, kl, x, k
     return xl, kl, xr, kr
@@ -159,6 +170,10 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
     winner is exactly the sequential reference's, with no private buffers and no merge.
     nonfinite[task] (B * n_bands,) counts winning writes with a NaN/Inf barycentric or depth
     (0 means every output is finite, so the caller needs no pass over the outputs).
+    Returns how many (triangle, task) pairs had a vertex index outside [0, V) (those
+    triangles are skipped; the caller raises): the check is one unsigned compare per index
+    and, unlike a validation cached per faces tensor, also sees edits that torch's version
+    counter misses (through NumPy or ``.data``), which would otherwise read out of bounds.
 
     Array indices are unsigned (``np.uintp``): a signed index taken from data costs Numba a
     wrap-around test for negative values on every access (faces, pixel loops).
@@ -170,8 +185,10 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
     """
     B, F = verts.shape[0], faces.shape[0]
     H, W = face_index.shape[1], face_index.shape[2]
+    nv = np.uintp(verts.shape[1])
     rows = -(-H // n_bands)
     zero = one - one
+    bad_faces = 0
     for task in prange(B * n_bands):
         nonfinite[task] = 0
         b = task // n_bands
@@ -194,6 +211,9 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
                 de[ui, uj] = zero
         for f in range(F):  # increasing ids: strict < keeps the smaller id on ties
             v0, v1, v2 = np.uintp(faces[f, 0]), np.uintp(faces[f, 1]), np.uintp(faces[f, 2])
+            if v0 >= nv or v1 >= nv or v2 >= nv:  # negative ones wrap around: caught too
+                bad_faces += 1
+                continue
             # _pixel_range of the bounding box, from the per-vertex ends (ranges)
             i0 = max(min(rb[v0, 2], min(rb[v1, 2], rb[v2, 2])), r_lo)
             i1 = min(max(rb[v0, 3], max(rb[v1, 3], rb[v2, 3])), r_hi)
@@ -229,36 +249,20 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
                 c2 = (py - oy2) * dx2
                 ja, jb = j0, j1
                 if spans:
-                    xl, kl, xr, kr = -np.inf, -1, np.inf, -1
-                    xl, kl, xr, kr = _span_bound(e0, np.float64(ox0), inv0, c0, 0, xl, kl, xr,
-                                                 kr)
-                    xl, kl, xr, kr = _span_bound(e1, np.float64(ox1), inv1, c1, 1, xl, kl, xr,
-                                                 kr)
-                    xl, kl, xr, kr = _span_bound(e2, np.float64(ox2), inv2, c2, 2, xl, kl, xr,
-                                                 kr)
+                    xl, kl, xr, kr = _span_bound(e0, ox0, inv0, c0, 0, -np.inf, -1, np.inf, -1)
+                    xl, kl, xr, kr = _span_bound(e1, ox1, inv1, c1, 1, xl, kl, xr, kr)
+                    xl, kl, xr, kr = _span_bound(e2, ox2, inv2, c2, 2, xl, kl, xr, kr)
                     first = np.ceil(xl - 0.5)  # first centre right of the left crossing
                     if kl >= 0 and first > j0:  # NaN compares false: full row
                         ja = int(min(first, j1 + 1.0))
-                        px = xs[np.uintp(ja - 1)]  # certificate: the left edge fails here
-                        if kl == 0:
-                            ok = _passes(px, ox0, dy0, c0, m0, t0)
-                        elif kl == 1:
-                            ok = _passes(px, ox1, dy1, c1, m1, t1)
-                        else:
-                            ok = _passes(px, ox2, dy2, c2, m2, t2)
-                        if ok:
-                            ja = j0  # estimate off by rounding: scan the whole row
+                        if _passes(xs[np.uintp(ja - 1)], *_edge_k(kl, ox0, dy0, c0, m0, t0, ox1,
+                                   dy1, c1, m1, t1, ox2, dy2, c2, m2, t2)):
+                            ja = j0  # certificate failed (rounding): scan the whole row
                     last = np.floor(xr - 0.5)
                     if kr >= 0 and last < j1:
                         jb = int(max(last, j0 - 1.0))
-                        px = xs[np.uintp(jb + 1)]  # certificate: the right edge fails here
-                        if kr == 0:
-                            ok = _passes(px, ox0, dy0, c0, m0, t0)
-                        elif kr == 1:
-                            ok = _passes(px, ox1, dy1, c1, m1, t1)
-                        else:
-                            ok = _passes(px, ox2, dy2, c2, m2, t2)
-                        if ok:
+                        if _passes(xs[np.uintp(jb + 1)], *_edge_k(kr, ox0, dy0, c0, m0, t0, ox1,
+                                   dy1, c1, m1, t1, ox2, dy2, c2, m2, t2)):
                             jb = j1
                 seen = False  # a covered pixel met in this row
                 for j in range(ja, jb + 1):
@@ -288,6 +292,7 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
                         de[ui, uj] = d
                         if not np.isfinite(b0 + b1 + b2 + d):  # NaN/Inf in any of them
                             nonfinite[task] += 1
+    return bad_faces
 
 
 # --------------------------------------------------------------------------------- interpolate
@@ -418,19 +423,27 @@ _SERIAL = {k: serial_twin(k.py_func, error_model="numpy") for k in (
     interpolate_backward)}
 
 
-def _variant(kernel, n_tasks: int):
-    """``kernel`` (parallel) or its serial twin when n_tasks <= 1 or on one Numba thread."""
-    return _SERIAL[kernel] if n_tasks <= 1 or parallel_threads() == 1 else kernel
+def _variant(kernel, n_tasks: int, threads: int | None = None):
+    """``kernel`` (parallel) or its serial twin when n_tasks <= 1 or on one Numba thread
+    (threads: ``parallel_threads()`` when None)."""
+    if n_tasks <= 1:
+        return _SERIAL[kernel]
+    threads = parallel_threads() if threads is None else threads
+    return _SERIAL[kernel] if threads == 1 else kernel
 
 
 # --------------------------------------------------------------------------------- drivers
+@functools.lru_cache(maxsize=16)
 def _pixel_centres(n: int, dtype) -> np.ndarray:
-    return np.arange(n, dtype=dtype) + dtype.type(0.5)  # (n,) centres k + 0.5
+    """(n,) centres k + 0.5 in ``dtype``; cached (the kernels only read them), since making
+    two of them cost ~5 us of a call's ~13 us fixed overhead."""
+    return np.arange(n, dtype=dtype) + dtype.type(0.5)
 
 
-def _band_count(batch: int) -> int:
-    """Row bands per batch item: enough tasks to feed every thread, 1 when the batch does."""
-    threads = parallel_threads()
+def _band_count(batch: int, threads: int | None = None) -> int:
+    """Row bands per batch item: enough tasks to feed every thread, 1 when the batch does.
+    threads: ``parallel_threads()`` when None."""
+    threads = parallel_threads() if threads is None else threads
     return 1 if batch >= threads else -(-threads // batch)
 
 
@@ -500,10 +513,12 @@ def rasterize_numba_counts(verts: np.ndarray, faces: np.ndarray, height: int, wi
                            coord_limit: float = np.inf):
     """``rasterize_numba`` that also checks values on the way, for the public API.
 
-    Returns ``(face_index, bary, depth, bad_vertices, nonfinite_writes)``: bad_vertices
-    counts vertices with a NaN/Inf coordinate or one beyond ``coord_limit`` (then nothing was
-    rasterized and the outputs are undefined: the caller raises); nonfinite_writes > 0 when
-    some pixel may hold a non-finite barycentric or depth (the caller checks the outputs).
+    Returns ``(face_index, bary, depth, bad_vertices, nonfinite_writes, bad_faces)``:
+    bad_vertices counts vertices with a NaN/Inf coordinate or one beyond ``coord_limit`` (then
+    nothing was rasterized and the outputs are undefined: the caller raises); nonfinite_writes
+    > 0 when some pixel may hold a non-finite barycentric or depth (the caller checks the
+    outputs); bad_faces > 0 when a face indexes a vertex outside [0, V) (those faces were
+    skipped: the caller raises).
     The vertex pass does this in the loop that snaps pixel ranges, and the rasterizer counts
     non-finite winners as it writes them, so no extra pass over the data is needed.
     """
@@ -512,17 +527,19 @@ def rasterize_numba_counts(verts: np.ndarray, faces: np.ndarray, height: int, wi
     B = verts.shape[0]
     ranges = _ranges((B, verts.shape[1], 4))
     face_index, bary, depth = _outputs(B, height, width, dtype)
-    bad = _variant(vertex_pixel_ranges, B)(verts, height, width, float(coord_limit), ranges)
+    threads = parallel_threads()
+    bad = _variant(vertex_pixel_ranges, B, threads)(verts, height, width, float(coord_limit),
+                                                    ranges)
     if bad:
-        return face_index, bary, depth, int(bad), 0
+        return face_index, bary, depth, int(bad), 0, 0
     xs, ys = _pixel_centres(width, dtype), _pixel_centres(height, dtype)
-    n_bands = _band_count(B)
+    n_bands = _band_count(B, threads)
     nonfinite = np.empty(B * n_bands, dtype=np.int64)
-    _variant(rasterize_bands, B * n_bands)(
+    bad_faces = _variant(rasterize_bands, B * n_bands, threads)(
         verts, faces, ranges, xs, ys, dtype.type(near), cull_backfaces, perspective_correct, one,
         n_bands, SPAN_MIN_WIDTH, _zbuffer((B, height, width)), face_index, bary, depth,
         nonfinite)
-    return face_index, bary, depth, 0, int(nonfinite.sum())
+    return face_index, bary, depth, 0, int(nonfinite.sum()), int(bad_faces)
 
 
 def rasterize_numba(verts: np.ndarray, faces: np.ndarray, height: int, width: int,
@@ -536,8 +553,12 @@ def rasterize_numba(verts: np.ndarray, faces: np.ndarray, height: int, width: in
     item's rows are split into bands, one task each, which all walk the triangle list and
     skip those outside their rows: race-free and exactly the sequential winner.
     """
-    return rasterize_numba_counts(verts, faces, height, width, perspective_correct,
-                                  cull_backfaces, near)[:3]
+    *out, _, _, bad_faces = rasterize_numba_counts(verts, faces, height, width,
+                                                   perspective_correct, cull_backfaces, near)
+    if bad_faces:
+        raise ValueError(f"faces: expected indices in [0, {verts.shape[1]}), got faces "
+                         "indexing outside it")
+    return tuple(out)
 
 
 def pixel_barycentrics_numba(verts, face_index, faces, perspective_correct):
