@@ -30,6 +30,7 @@ from numba.extending import register_jitable
 
 from facelab._threads import parallel_threads
 from facelab.numba_cache import serial_twin
+from facelab.raster.spans import _edge_k, _edge_side, _passes, _span_bound
 
 __all__ = [
     "rasterize_numba",
@@ -79,47 +80,6 @@ def _edge_setup(ax, ay, bx, by, s, one):
     tdy = s * (by - ay)
     top_left = tdy > 0 or (tdy == 0 and tdx < 0)
     return ox, oy, dx, dy, sign, top_left
-
-
-@register_jitable
-def _edge_side(m, dy):
-    """+1: the edge's inside test holds on a right half-line of each row (a left boundary),
-    -1: on a left half-line (a right boundary), 0: horizontal (constant along a row)."""
-    if dy == 0:
-        return 0
-    return 1 if m * dy > 0 else -1
-
-
-@register_jitable
-def _passes(px, ox, dy, c, m, t):
-    """The kernel's inside test of one edge at pixel-centre x ``px`` (row part ``c``)."""
-    r = (px - ox) * dy - c
-    return m * r > 0 or (r == 0 and t)
-
-
-@register_jitable
-def _edge_k(k, ox0, dy0, c0, m0, t0, ox1, dy1, c1, m1, t1, ox2, dy2, c2, m2, t2):
-    """Edge k's (ox, dy, c, m, t) of the three."""
-    if k == 0:
-        return ox0, dy0, c0, m0, t0
-    if k == 1:
-        return ox1, dy1, c1, m1, t1
-    return ox2, dy2, c2, m2, t2
-
-
-@register_jitable
-def _span_bound(side, ox, inv, c, k, xl, kl, xr, kr):
-    """Fold edge k's crossing x = ox + c / dy (float64) into the row's span estimate
-    [xl, xr] (kl, kr: the edges that bound it, -1 for none)."""
-    if side > 0:
-        x = np.float64(ox) + np.float64(c) * inv
-        if x > xl:
-            return x, k, xr, kr
-    elif side < 0:
-        x = np.float64(ox) + np.float64(c) * inv
-        if x < xr:
-            return xl, kl, x, k
-    return xl, kl, xr, kr
 
 
 @register_jitable
@@ -182,6 +142,9 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
     along a row *as rounded* (p.x - o.x, the product with dy and the subtraction are each
     monotone), so each inside test holds on a half-line of j and the row's covered pixels are
     one contiguous run (teaching model at 512²: 198k box pixels for 88k covered).
+    Boxes at least ``span_min`` + 1 pixels wide scan each row only from its analytic span
+    (:mod:`facelab.raster.spans`: float64 edge crossings, kept only when the bounding edge's
+    exact test fails just outside, so bit-identical): teaching head at 512², 1.2x faster.
     """
     B, F = verts.shape[0], faces.shape[0]
     H, W = face_index.shape[1], face_index.shape[2]
@@ -236,7 +199,44 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
             ox1, oy1, dx1, dy1, g1, t1 = _edge_setup(x2, y2, x0, y0, s, one)
             ox2, oy2, dx2, dy2, g2, t2 = _edge_setup(x0, y0, x1, y1, s, one)
             m0, m1, m2 = s * g0, s * g1, s * g2
-            spans = j1 - j0 >= span_min  # wide box: scan each row's span only (docstring)
+            if j1 - j0 < span_min:  # narrow box: scan it (the same loop, no span set-up;
+                for i in range(i0, i1 + 1):  # one loop for both cost ~4 % at 224²)
+                    ui = np.uintp(i)
+                    py = ys[ui]
+                    c0 = (py - oy0) * dx0
+                    c1 = (py - oy1) * dx1
+                    c2 = (py - oy2) * dx2
+                    ja, jb = j0, j1
+                    seen = False  # a covered pixel met in this row
+                    for j in range(ja, jb + 1):
+                        uj = np.uintp(j)
+                        px = xs[uj]
+                        r0 = (px - ox0) * dy0 - c0
+                        r1 = (px - ox1) * dy1 - c1
+                        r2 = (px - ox2) * dy2 - c2
+                        if not ((m0 * r0 > 0 or (r0 == 0 and t0))
+                                and (m1 * r1 > 0 or (r1 == 0 and t1))
+                                and (m2 * r2 > 0 or (r2 == 0 and t2))):
+                            if seen:
+                                break  # convex: a row's covered pixels are contiguous (docstring)
+                            continue
+                        seen = True
+                        # g * r is edge_function(...) bit for bit (same products, exact negation),
+                        # so these are the values the reference's resolve step computes
+                        b0, b1, b2, d = barycentrics_and_depth(g0 * r0, g1 * r1, g2 * r2, z0, z1,
+                                                               z2, perspective_correct, one)
+                        key = np.float32(d)
+                        if key < zb[ui, uj]:
+                            zb[ui, uj] = key
+                            fi[ui, uj] = f
+                            ba[ui, uj, 0] = b0
+                            ba[ui, uj, 1] = b1
+                            ba[ui, uj, 2] = b2
+                            de[ui, uj] = d
+                            if not np.isfinite(b0 + b1 + b2 + d):  # NaN/Inf in any of them
+                                nonfinite[task] += 1
+                continue
+            # wide box: scan each row from its analytic span (docstring)
             e0, e1, e2 = _edge_side(m0, dy0), _edge_side(m1, dy1), _edge_side(m2, dy2)
             inv0 = 1.0 / np.float64(dy0) if e0 != 0 else 0.0
             inv1 = 1.0 / np.float64(dy1) if e1 != 0 else 0.0
@@ -248,22 +248,21 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
                 c1 = (py - oy1) * dx1
                 c2 = (py - oy2) * dx2
                 ja, jb = j0, j1
-                if spans:
-                    xl, kl, xr, kr = _span_bound(e0, ox0, inv0, c0, 0, -np.inf, -1, np.inf, -1)
-                    xl, kl, xr, kr = _span_bound(e1, ox1, inv1, c1, 1, xl, kl, xr, kr)
-                    xl, kl, xr, kr = _span_bound(e2, ox2, inv2, c2, 2, xl, kl, xr, kr)
-                    first = np.ceil(xl - 0.5)  # first centre right of the left crossing
-                    if kl >= 0 and first > j0:  # NaN compares false: full row
-                        ja = int(min(first, j1 + 1.0))
-                        if _passes(xs[np.uintp(ja - 1)], *_edge_k(kl, ox0, dy0, c0, m0, t0, ox1,
-                                   dy1, c1, m1, t1, ox2, dy2, c2, m2, t2)):
-                            ja = j0  # certificate failed (rounding): scan the whole row
-                    last = np.floor(xr - 0.5)
-                    if kr >= 0 and last < j1:
-                        jb = int(max(last, j0 - 1.0))
-                        if _passes(xs[np.uintp(jb + 1)], *_edge_k(kr, ox0, dy0, c0, m0, t0, ox1,
-                                   dy1, c1, m1, t1, ox2, dy2, c2, m2, t2)):
-                            jb = j1
+                xl, kl, xr, kr = _span_bound(e0, ox0, inv0, c0, 0, -np.inf, -1, np.inf, -1)
+                xl, kl, xr, kr = _span_bound(e1, ox1, inv1, c1, 1, xl, kl, xr, kr)
+                xl, kl, xr, kr = _span_bound(e2, ox2, inv2, c2, 2, xl, kl, xr, kr)
+                first = np.ceil(xl - 0.5)  # first centre right of the left crossing
+                if kl >= 0 and first > j0:  # NaN compares false: full row
+                    ja = int(min(first, j1 + 1.0))
+                    if _passes(xs[np.uintp(ja - 1)], *_edge_k(kl, ox0, dy0, c0, m0, t0, ox1, dy1,
+                                                              c1, m1, t1, ox2, dy2, c2, m2, t2)):
+                        ja = j0  # certificate failed (rounding): scan the whole row
+                last = np.floor(xr - 0.5)
+                if kr >= 0 and last < j1:
+                    jb = int(max(last, j0 - 1.0))
+                    if _passes(xs[np.uintp(jb + 1)], *_edge_k(kr, ox0, dy0, c0, m0, t0, ox1, dy1,
+                                                              c1, m1, t1, ox2, dy2, c2, m2, t2)):
+                        jb = j1
                 seen = False  # a covered pixel met in this row
                 for j in range(ja, jb + 1):
                     uj = np.uintp(j)
