@@ -162,16 +162,17 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
         bu = np.uintp(b)
         vb, rb, zb, fi, ba, de = verts[bu], ranges[bu], zbuffer[bu], face_index[bu], bary[bu], \
             depth[bu]  # this item's (V, 3), (V, 4), (H, W), (H, W), (H, W, 3), (H, W)
-        for i in range(r_lo, r_hi + 1):
-            ui = np.uintp(i)
+        for i in range(r_lo, r_hi + 1):  # one array at a time: memset-like loops (512²: 0.13
+            ui = np.uintp(i)  # ms instead of 0.20 for all four in one loop; NumPy fill: 0.13)
             for j in range(W):
-                uj = np.uintp(j)
-                zb[ui, uj] = np.inf
-                fi[ui, uj] = -1
-                ba[ui, uj, 0] = zero
-                ba[ui, uj, 1] = zero
-                ba[ui, uj, 2] = zero
-                de[ui, uj] = zero
+                zb[ui, np.uintp(j)] = np.inf
+            for j in range(W):
+                fi[ui, np.uintp(j)] = -1
+            for j in range(W):
+                for c in range(3):
+                    ba[ui, np.uintp(j), np.uintp(c)] = zero
+            for j in range(W):
+                de[ui, np.uintp(j)] = zero
         for f in range(F):  # increasing ids: strict < keeps the smaller id on ties
             v0, v1, v2 = np.uintp(faces[f, 0]), np.uintp(faces[f, 1]), np.uintp(faces[f, 2])
             if v0 >= nv or v1 >= nv or v2 >= nv:  # negative ones wrap around: caught too
