@@ -8,11 +8,13 @@ written out in :mod:`facelab.raster.reference`, the NumPy implementation every c
 variant matches: Numba on CPU tensors (:mod:`facelab.raster.cpu`), CUDA through CuPy on
 CUDA tensors (:mod:`facelab.raster.cuda`, sources in ``kernels/``).
 
-Validation happens here, once, before any kernel runs: shapes, dtypes, devices, finite
+Validation happens here, before any result is returned: shapes, dtypes, devices, finite
 values, coordinates within ``MAX_SCREEN_COORD`` (beyond it edge functions lose all
-precision or overflow), ``near >= 0`` for perspective-correct interpolation, and the
-raster size against ``MAX_RASTER_PIXELS``. Barycentrics that still come out non-finite
-(degenerate triangles) raise ``ValueError`` instead of spreading NaN.
+precision or overflow), face indices in range, ``near >= 0`` for perspective-correct
+interpolation, and the raster size against ``MAX_RASTER_PIXELS``. On CPU the vertex values
+and face indices are checked by the Numba kernels in the passes that read them (no extra
+pass; out-of-range faces are skipped, never dereferenced). Barycentrics that still come out
+non-finite (degenerate triangles) raise ``ValueError`` instead of spreading NaN.
 """
 
 from __future__ import annotations
@@ -168,8 +170,8 @@ def rasterize(screen_verts, faces, height: int, width: int, perspective_correct:
     makes shared edges watertight. Degenerate (zero-area) triangles never hit. Not
     differentiable: gradients flow through :func:`interpolate`.
     Raises ValueError/TypeError for bad shapes, dtypes, devices, NaN/Inf vertices,
-    coordinates beyond ``MAX_SCREEN_COORD``, out-of-range faces or more than
-    ``MAX_RASTER_PIXELS`` pixels before any kernel runs.
+    coordinates beyond ``MAX_SCREEN_COORD``, out-of-range faces (checked on every call) or
+    more than ``MAX_RASTER_PIXELS`` pixels; nothing is returned then.
     """
     verts, faces_t, was_numpy = _check_mesh(screen_verts, faces)
     height = check_int(height, name="height", minimum=1)
