@@ -24,15 +24,23 @@ wall time mostly measures the scheduler; only for single-threaded workloads)."""
 
 
 def interleaved(fns: dict, rounds: int = 25, warmup: int = 3, every: dict | None = None,
-                clock: str = "wall") -> dict:
+                clock: str = "wall", shuffle: bool = False) -> dict:
     """{name: (n,) seconds} from calling every fn once per round. ``every[name] = k`` times
     that fn only every k-th round (slow references); it still sits between the others.
-    ``clock``: a key of :data:`CLOCKS`."""
+    ``clock``: a key of :data:`CLOCKS`. ``shuffle``: each round calls the fns in a new random
+    order (seeded), so each follows every other one alike; in a fixed order (or a rotated one,
+    which keeps each fn's predecessor) a fn always runs with the caches its predecessor left:
+    a 224² rasterization right after a peer that filled the caches costs ~0.1-0.3 ms more
+    than right after a warm call of its own kind."""
     every = every or {}
     now = CLOCKS[clock]
     times = {name: [] for name in fns}
+    order = list(fns.items())
+    rng = np.random.default_rng(0)
     for r in range(warmup + rounds):
-        for name, fn in fns.items():
+        if shuffle:
+            order = [order[k] for k in rng.permutation(len(order))]
+        for name, fn in order:
             if (r - warmup) % every.get(name, 1) and r >= warmup:
                 continue
             t = now()

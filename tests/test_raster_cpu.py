@@ -117,7 +117,7 @@ def test_any_band_count_matches_reference(monkeypatch, n_bands, H):
     """Uneven and empty bands (more bands than rows) give the reference's fragments."""
     rng = np.random.default_rng(H)
     verts, faces = random_mesh(rng, 2, 60, 300, H, 11)
-    monkeypatch.setattr(cpu, "_band_count", lambda batch: n_bands)
+    monkeypatch.setattr(cpu, "_band_count", lambda batch, threads=None: n_bands)
     _assert_same(*_both(verts, faces, H, 11))
 
 
@@ -200,7 +200,7 @@ def test_undecorated_kernel_is_the_compiled_one():
         ranges = np.empty((1, verts.shape[1], 4), np.int32)
         assert cpu.vertex_pixel_ranges(verts, 6, 7, np.inf, ranges) == 0
         nonfinite = np.empty(2, np.int64)
-        fn(verts, faces, ranges, xs, ys, verts.dtype.type(-np.inf), False, False, one, 2, zb,
+        fn(verts, faces, ranges, xs, ys, verts.dtype.type(-np.inf), False, False, one, 2, 0, zb,
            fi, bary, depth, nonfinite)
         assert not nonfinite.any()
         out.append((fi, bary, depth))
@@ -251,3 +251,86 @@ def test_serial_twins_match_reference(one_numba_thread, pc):
     assert cpu._variant(cpu.rasterize_bands, 4) is cpu._SERIAL[cpu.rasterize_bands]
     test_random_meshes_match_reference(np.float64, pc, False)
     test_interpolate_forward_backward_match_reference(np.float32, pc)
+
+
+def _span_cases(rng, size, scale=1.0):
+    """(1, 3 N, 3) vertices of triangles that stress the row spans: big ones with vertices on
+    pixel centres and corners, slivers, near-horizontal and near-vertical edges, edges
+    through pixel centres, and triangles partly off-screen; ``scale`` pushes vertices far
+    out (float32 rounding of p.x - o.x then exceeds a pixel: the span estimate can be wrong
+    and only the exact certificate keeps the result exact)."""
+    tris = []
+    for _ in range(40):  # big, vertices on pixel centres and corners, some off-screen
+        tris.append(rng.integers(-10, size + 10, (3, 2)) + rng.choice([0.0, 0.5], (3, 2)))
+    for _ in range(40):  # slivers about one pixel wide, every direction
+        a = rng.uniform(0, size, 2)
+        d = rng.normal(size=2)
+        d *= rng.uniform(10, 40) / np.linalg.norm(d)
+        n = np.array([-d[1], d[0]]) / np.linalg.norm(d) * rng.uniform(0.2, 1.5)
+        tris.append(np.stack([a, a + d, a + d / 2 + n]))
+    for _ in range(30):  # near-horizontal and near-vertical long edges
+        a = rng.uniform(-5, size + 5, 2)
+        long = rng.uniform(15, 50) * rng.choice([-1, 1])
+        tilt = rng.choice([0.0, 1e-6, 1e-3, 0.02]) * rng.choice([-1, 1])
+        e = np.array([long, long * tilt])
+        if rng.random() < 0.5:
+            e = e[::-1]
+        tris.append(np.stack([a, a + e, a + rng.uniform(-20, 20, 2)]))
+    for _ in range(20):  # edges through pixel centres: integer + 0.5 endpoints, slopes 1, 2
+        a = rng.integers(0, size, 2) + 0.5
+        k = rng.integers(1, 3)
+        tris.append(np.stack([a, a + np.array([10.0, 10.0 * k]), a + np.array([20.0 * k, 0.0])]))
+    xy = np.concatenate(tris)
+    if scale != 1.0:  # far-out vertices: every triangle's third vertex pushed away
+        xy[2::3] = (xy[2::3] - size / 2) * scale + size / 2
+    z = rng.uniform(1, 2, (len(xy), 1))
+    return np.concatenate([xy, z], 1)[None], np.arange(len(xy)).reshape(-1, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale", [1.0, 3e6, 4e8])
+@pytest.mark.parametrize("pc", [False, True])
+def test_row_spans_are_exact(monkeypatch, dtype, scale, pc):
+    """Scanning each row from its analytic span (every triangle, SPAN_MIN_WIDTH = 0) gives
+    the reference's fragments bit for bit, and the box scan's (spans off)."""
+    rng = np.random.default_rng(int(scale) % 1000 + pc)
+    size = 48
+    verts, faces = _span_cases(rng, size, scale)
+    verts = verts.astype(dtype)
+    monkeypatch.setattr(cpu, "SPAN_MIN_WIDTH", 0)
+    ref, got = _both(verts, faces, size, size, pc)
+    got = [a.copy() for a in got]
+    _assert_same(ref, got)
+    monkeypatch.setattr(cpu, "SPAN_MIN_WIDTH", 10**9)
+    _assert_same(ref, _both(verts, faces, size, size, pc)[1])
+    assert (ref[0] >= 0).mean() > 0.5  # the case is not vacuous
+
+
+def test_row_span_certificate_catches_wrong_estimates(monkeypatch):
+    """With vertices ~1e7 px out, float32 rounds p.x - o.x to steps of a pixel or more, the
+    float64 span estimate lands inside the covered run on some rows, and the certificate
+    (the bounding edge must fail just outside the span) sends those rows to a full scan.
+    Checked on the plain-Python kernel, counting certificate failures."""
+    rng = np.random.default_rng(3)
+    size = 24
+    verts, faces = _span_cases(rng, size, 3e6)
+    verts = verts.astype(np.float32)
+    calls = {"fail": 0, "all": 0}
+    real = cpu._passes
+
+    def spy(px, ox, dy, c, m, t):
+        out = real(px, ox, dy, c, m, t)
+        calls["all"] += 1
+        calls["fail"] += bool(out)
+        return out
+
+    monkeypatch.setattr(cpu, "_passes", spy)
+    monkeypatch.setattr(cpu, "rasterize_bands", cpu._rasterize_bands_py)
+    monkeypatch.setattr(cpu, "_SERIAL", {cpu._rasterize_bands_py: cpu._rasterize_bands_py,
+                                         **cpu._SERIAL})
+    monkeypatch.setattr(cpu, "_variant",
+                        lambda kernel, n, threads=None: cpu._SERIAL.get(kernel, kernel))
+    monkeypatch.setattr(cpu, "SPAN_MIN_WIDTH", 0)
+    ref, got = _both(verts, faces, size, size)
+    _assert_same(ref, got)
+    assert calls["all"] > 100 and calls["fail"] > 0

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import facelab.raster as R
+from facelab.raster import cpu
 from facelab.raster.reference import (
     edge_function,
     interpolate_reference,
@@ -325,12 +326,14 @@ def test_outputs_held_by_a_caller_are_never_recycled():
     np.testing.assert_array_equal(third.depth.numpy(), depth)
 
 
-def test_face_validation_is_cached_per_tensor_but_sees_edits():
-    """A faces tensor is index-checked once per (version, V); in-place edits and another V
-    are checked again."""
+def test_face_indices_are_checked_on_every_call_whatever_the_edit():
+    """Face indices are checked on every call (by the kernel on CPU): in-place edits, another
+    V, edits torch's version counter does not see (through NumPy, through ``.data``) and a
+    new tensor over the same memory all raise instead of reading out of bounds (a check
+    cached per tensor and ``_version`` segfaulted on the NumPy and ``.data`` edits)."""
     v, f = grid_mesh(3, 4.0)
     verts, faces = torch.tensor(v)[None], torch.tensor(f)
-    R.rasterize(verts, faces, 8, 8)  # valid: cached
+    R.rasterize(verts, faces, 8, 8)  # valid
     R.rasterize(verts, faces, 8, 8)
     with pytest.raises(ValueError, match=r"faces: expected indices in \[0, 4\)"):
         R.rasterize(verts[:, :4], faces, 8, 8)  # another V: checked again
@@ -341,6 +344,32 @@ def test_face_validation_is_cached_per_tensor_but_sees_edits():
     faces[0, 0] = 0
     with pytest.raises(ValueError, match="faces"):
         R.rasterize(verts, faces, 8, 8)
+    array = np.array(f, dtype=np.int64)  # a copy: f stays the valid original
+    shared = torch.from_numpy(array)
+    R.rasterize(verts, shared, 8, 8)  # valid
+    array[-1, 2] = 10**9  # through NumPy: torch's version counter does not change
+    with pytest.raises(ValueError, match=r"faces: expected indices in \[0, 9\), got values "
+                                         r"in \[0, 1000000000\]"):
+        R.rasterize(verts, shared, 8, 8)
+    array[-1, 2] = f[-1, 2]
+    R.rasterize(verts, shared, 8, 8)
+    shared.data[0, 1] = -3  # through .data: not counted either
+    with pytest.raises(ValueError, match=r"got values in \[-3, 8\]"):
+        R.rasterize(verts, shared, 8, 8)
+    shared.data[0, 1] = f[0, 1]
+    again = torch.from_numpy(array)  # a new tensor over the same memory
+    assert again.data_ptr() == shared.data_ptr()
+    R.rasterize(verts, again, 8, 8)
+    array[3, 0] = 9
+    with pytest.raises(ValueError, match=r"\[0, 9\), got values in \[0, 9\]"):
+        R.rasterize(verts, again, 8, 8)
+    with pytest.raises(ValueError, match=r"\[0, 9\)"):
+        R.vertex_visibility(verts, again, 8, 8)
+    array[3, 0] = f[3, 0]
+    for bad in (9, -1):  # the kernel's own check (validated-input entry point)
+        array[0, 0] = bad
+        with pytest.raises(ValueError, match=r"faces: expected indices in \[0, 9\)"):
+            cpu.rasterize_numba(verts.numpy(), array, 8, 8, False, False, -np.inf)
 
 
 def test_rasterize_bad_near():

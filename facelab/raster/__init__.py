@@ -8,17 +8,18 @@ written out in :mod:`facelab.raster.reference`, the NumPy implementation every c
 variant matches: Numba on CPU tensors (:mod:`facelab.raster.cpu`), CUDA through CuPy on
 CUDA tensors (:mod:`facelab.raster.cuda`, sources in ``kernels/``).
 
-Validation happens here, once, before any kernel runs: shapes, dtypes, devices, finite
+Validation happens here, before any result is returned: shapes, dtypes, devices, finite
 values, coordinates within ``MAX_SCREEN_COORD`` (beyond it edge functions lose all
-precision or overflow), ``near >= 0`` for perspective-correct interpolation, and the
-raster size against ``MAX_RASTER_PIXELS``. Barycentrics that still come out non-finite
-(degenerate triangles) raise ``ValueError`` instead of spreading NaN.
+precision or overflow), face indices in range, ``near >= 0`` for perspective-correct
+interpolation, and the raster size against ``MAX_RASTER_PIXELS``. On CPU the vertex values
+and face indices are checked by the Numba kernels in the passes that read them (no extra
+pass; out-of-range faces are skipped, never dereferenced). Barycentrics that still come out
+non-finite (degenerate triangles) raise ``ValueError`` instead of spreading NaN.
 """
 
 from __future__ import annotations
 
 import math
-import weakref
 
 import numpy as np
 import torch
@@ -55,25 +56,6 @@ MAX_SCREEN_COORD = 1e12
 _MIN_PERSPECTIVE_DEPTH = {torch.float32: 1e-30, torch.float64: 1e-300}
 
 
-_FACES_CHECKED: dict[int, tuple] = {}  # id(faces tensor) -> (its version, V) when valid
-
-
-def _check_face_indices(faces_t: torch.Tensor, n_vert: int) -> None:
-    """``check_indices`` once per faces tensor, vertex count and tensor version.
-
-    A model's faces are rasterized every step; their min/max scan (~0.1 ms at 75k triangles)
-    runs again only after an in-place edit (which bumps ``_version``) or for another V. The
-    entry is dropped when the tensor is garbage-collected, so a reused id cannot match.
-    """
-    key = (faces_t._version, n_vert)
-    if _FACES_CHECKED.get(id(faces_t)) == key:
-        return
-    check_indices(faces_t, n_vert, name="faces")
-    if id(faces_t) not in _FACES_CHECKED:
-        weakref.finalize(faces_t, _FACES_CHECKED.pop, id(faces_t), None)
-    _FACES_CHECKED[id(faces_t)] = key
-
-
 def _check_vertex_values(verts) -> None:
     """Raise ValueError for NaN/Inf vertices or coordinates beyond ``MAX_SCREEN_COORD``."""
     check_finite(verts, name="screen_verts")
@@ -83,10 +65,13 @@ def _check_vertex_values(verts) -> None:
 def _check_mesh(screen_verts, faces):
     """Validate (B, V, 3) float vertices and (F, 3) in-range faces; return tensors.
 
-    The vertex *values* (finite, bounded) of CUDA tensors are checked here; those of CPU
-    tensors by the Numba vertex pass that runs first in ``_rasterize_tensors`` (same errors,
-    raised before any triangle is rasterized, no separate pass and no torch intra-op threads,
-    which stalled the 2-thread path for milliseconds on a loaded machine).
+    The vertex *values* (finite, bounded) and face indices of CUDA tensors are checked here;
+    those of CPU tensors by the Numba kernels in ``_rasterize_tensors`` (same errors, raised
+    before any output is returned; no separate pass and no torch intra-op threads, which
+    stalled the 2-thread path for milliseconds on a loaded machine). The face indices are
+    checked on every call: a check cached per faces tensor and its ``_version`` missed edits
+    made through NumPy (``torch.from_numpy``) or ``.data``, and the kernel then read out of
+    bounds (a segfault); in the kernel the check is one unsigned compare per index.
     """
     verts, was_numpy = as_tensor(screen_verts, name="screen_verts")
     check_floating(verts, name="screen_verts")
@@ -95,7 +80,9 @@ def _check_mesh(screen_verts, faces):
         _check_vertex_values(verts)
     faces_t, _ = as_tensor(faces, name="faces")
     check_shape(faces_t, "F 3", name="faces")
-    _check_face_indices(faces_t, dims["V"])
+    if verts.is_cuda or faces_t.is_floating_point() or faces_t.is_complex() \
+            or faces_t.dtype == torch.bool:
+        check_indices(faces_t, dims["V"], name="faces")  # CPU integers: the kernel checks
     return verts, faces_t.to(device=verts.device, dtype=torch.int64).contiguous(), was_numpy
 
 
@@ -137,9 +124,12 @@ def _rasterize_tensors(verts, faces, height, width, perspective_correct, cull_ba
                                   cull_backfaces, near_z)
         nonfinite = True
     else:
-        *out, bad, nonfinite = cpu.rasterize_numba_counts(
+        *out, bad, nonfinite, bad_faces = cpu.rasterize_numba_counts(
             verts.numpy(), faces.cpu().numpy(), height, width, perspective_correct,
             cull_backfaces, near_z, MAX_SCREEN_COORD)
+        if bad_faces:
+            check_indices(faces, verts.shape[1], name="faces")
+            raise ValueError(f"faces: expected indices in [0, {verts.shape[1]})")  # not reached
         if bad:
             _check_vertex_values(verts)
             raise ValueError(f"screen_verts: {bad} vertices have NaN/Inf coordinates or ones "
@@ -180,8 +170,8 @@ def rasterize(screen_verts, faces, height: int, width: int, perspective_correct:
     makes shared edges watertight. Degenerate (zero-area) triangles never hit. Not
     differentiable: gradients flow through :func:`interpolate`.
     Raises ValueError/TypeError for bad shapes, dtypes, devices, NaN/Inf vertices,
-    coordinates beyond ``MAX_SCREEN_COORD``, out-of-range faces or more than
-    ``MAX_RASTER_PIXELS`` pixels before any kernel runs.
+    coordinates beyond ``MAX_SCREEN_COORD``, out-of-range faces (checked on every call) or
+    more than ``MAX_RASTER_PIXELS`` pixels; nothing is returned then.
     """
     verts, faces_t, was_numpy = _check_mesh(screen_verts, faces)
     height = check_int(height, name="height", minimum=1)
