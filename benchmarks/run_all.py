@@ -8,6 +8,7 @@ tables; the older benchmarks (sequential timing) are run too and their output is
 verbatim.
 
 Usage: python benchmarks/run_all.py [--quick] [--out benchmarks/RESULTS.md] [--skip-legacy]
+       [--sim3dr DIR]
 """
 
 from __future__ import annotations
@@ -61,20 +62,22 @@ def _ms(row) -> str:
 
 
 def raster_table(rows: list[dict]) -> list[str]:
-    lines = ["| workload | threads | facelab kernel ms | facelab API ms | bbox-c ms | Open3D ms "
-             "| bbox-c ÷ kernel | bbox-c ÷ API | Open3D ÷ API | check | load |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| workload | threads | facelab kernel ms | facelab API ms | Sim3DR ms | bbox-c ms "
+             "| Open3D ms | Sim3DR ÷ kernel | Sim3DR ÷ API | bbox-c ÷ kernel | bbox-c ÷ API "
+             "| Open3D ÷ API | check | load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     groups: dict = {}
     for r in rows:
         groups.setdefault((r["workload"], r["threads"]), {})[r["impl"]] = r
     for (workload, threads), g in groups.items():
         k, a = g["kernel"], g["api"]
-        c, o = g.get("bbox-c"), g.get("open3d")
+        c, o, s = g.get("bbox-c"), g.get("open3d"), g.get("sim3dr")
         lines.append(
-            f"| {workload} | {threads} | {_ms(k)} | {_ms(a)} | {_ms(c) if c else '—'} | "
-            f"{_ms(o) if o else '—'} | {_r(c['ratio']) if c else '—'} | "
-            f"{_r(c['ratio_api']) if c else '—'} | {_r(o['ratio_api']) if o else '—'} | "
-            f"{k['check']} | {k['load']:.1f} |")
+            f"| {workload} | {threads} | {_ms(k)} | {_ms(a)} | {_ms(s) if s else '—'} | "
+            f"{_ms(c) if c else '—'} | {_ms(o) if o else '—'} | "
+            f"{_r(s['ratio']) if s else '—'} | {_r(s['ratio_api']) if s else '—'} | "
+            f"{_r(c['ratio']) if c else '—'} | {_r(c['ratio_api']) if c else '—'} | "
+            f"{_r(o['ratio_api']) if o else '—'} | {k['check']} | {k['load']:.1f} |")
     return lines
 
 
@@ -156,12 +159,17 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="20 rounds instead of 25")
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--skip-legacy", action="store_true", help="only the interleaved ones")
+    ap.add_argument("--sim3dr", metavar="DIR",
+                    help="also time Sim3DR's kernel, compiled from this checkout of 3DDFA_V2's "
+                         "Sim3DR folder (see bench_raster_peers.py); never inside the repository")
     args = ap.parse_args(argv)
+    sim3dr = ["--sim3dr", args.sim3dr] if args.sim3dr else []
     rounds = ["--rounds", "20" if args.quick else "25"]
     start = os.getloadavg()[0]
     raster, shaded, texture = [], [], []
     for threads in ("1", "2"):  # a fresh process per tool and thread count
-        raster += _json_rows("bench_raster_peers.py", ["--threads", threads, *rounds])
+        raster += _json_rows("bench_raster_peers.py",
+                             ["--threads", threads, *rounds, "--shuffle", *sim3dr])
         shaded += _json_rows("bench_shaded_loss.py", ["--threads", threads, *rounds])
         texture += _json_rows("bench_texture.py", ["--threads", threads, *rounds])
     threads_rows = _json_rows("bench_threads.py", ["--calls", "20" if args.quick else "25"])
@@ -183,8 +191,9 @@ def main(argv=None):
         "Median [p10, p90] over interleaved rounds; ratios paired per round (> 1: facelab "
         "faster). Protocol: `benchmarks/README.md`. Timings are comparable only within one "
         "run: on a shared machine the load inflates everything.", "",
-        "## Rasterize (1 item, float32; bbox-c = serial bounding-box C rasterizer, the "
-        "Sim3DR-class baseline)", "", *raster_table(raster), "",
+        "## Rasterize (1 item, float32; Sim3DR = 3DDFA_V2's kernel built from its source when "
+        "`--sim3dr` is given; bbox-c = serial bounding-box C rasterizer, the Sim3DR-class "
+        "baseline)", "", *raster_table(raster), "",
         "## SH shading + photometric loss, forward + backward (fused op vs the NumPy "
         "reference, the two separate compiled ops and plain torch)", "",
         *shaded_table(shaded), "",
