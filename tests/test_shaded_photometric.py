@@ -430,3 +430,21 @@ def test_numba_kernels_in_bounds(tmp_path):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_repeated_backward_through_a_retained_graph_is_bit_identical(dtype, batch):
+    """The forward's pass computes the gradients and the first backward scales them in place;
+    later backwards of a retained graph must give the same bits (gradcheck's reentrancy check
+    has zero tolerance), whatever ∂L/∂loss is."""
+    image, positions, albedo, normals, gamma, visibility, grad_loss = make_inputs(batch, 40,
+                                                                                  dtype)
+    leaves = [t.clone().requires_grad_(True) for t in (positions, albedo, normals, gamma)]
+    loss = shaded_photometric_per_image(image, *leaves, visibility)
+    for weights in (grad_loss, torch.ones_like(grad_loss)):
+        first = torch.autograd.grad(loss, leaves, weights, retain_graph=True)
+        for _ in range(2):
+            again = torch.autograd.grad(loss, leaves, weights, retain_graph=True)
+            for a, b in zip(first, again, strict=True):
+                assert torch.equal(a, b)

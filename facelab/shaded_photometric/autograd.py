@@ -43,14 +43,16 @@ class ShadedPhotometricLoss(torch.autograd.Function):
     gradients of each image's loss (:func:`cpu.shaded_photometric_forward_grad`; Σ w comes
     from a cheap pre-pass, so they are already normalised); backward returns them as they
     are when ∂L/∂loss = 1 (a batch-1 sum or mean) and otherwise scales them by ∂L/∂loss_b in
-    place (the per-vertex work is done once, not recomputed). On CUDA, backward recomputes
-    from the saved inputs (its own kernel).
+    place (the per-vertex work is done once, not recomputed; a second backward through a
+    retained graph runs the forward's pass again, so repeated backwards agree bit for bit).
+    On CUDA, backward recomputes from the saved inputs (its own kernel).
     """
 
     @staticmethod
     def forward(ctx, image, positions, albedo, normals, gamma, weights, eps):
         needs = tuple(bool(n) for n in ctx.needs_input_grad[1:5])
-        ctx.state = None
+        ctx.state, ctx.needs = None, needs
+        ctx.cpu_grad = albedo.device.type == "cpu" and any(needs)
         if albedo.device.type != "cpu" and weights.dtype == torch.bool:
             weights = weights.to(albedo.dtype)  # the CUDA kernels read float weights
         if albedo.device.type == "cpu":
@@ -70,9 +72,13 @@ class ShadedPhotometricLoss(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss):
-        if ctx.state is not None:  # CPU: computed by the forward's pass, at most scaled here
-            # (in place, no allocation; a second backward of a retained graph recomputes below)
+        if ctx.cpu_grad:  # CPU: computed by the forward's pass, at most scaled here (in place)
             state, ctx.state = ctx.state, None
+            if state is None:  # a second backward through a retained graph: the forward's
+                # own pass again, so every backward gives bit-identical gradients (reentrant)
+                image, positions, albedo, normals, gamma, weights, _ = ctx.saved_tensors
+                _, _, state = cpu.shaded_photometric_forward_grad(
+                    image, positions, albedo, normals, gamma, weights, ctx.eps, ctx.needs)
             grads = cpu.scale_gradients(state, grad_loss, inplace=True)
             return (None, *grads, None, None)
         image, positions, albedo, normals, gamma, weights, count = ctx.saved_tensors
