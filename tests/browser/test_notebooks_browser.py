@@ -345,8 +345,18 @@ def exercise_explorer(page, box, shots: Path, tag: str) -> None:
     before = pixels(image)
     box.locator(".facelab-button-randomise").click()
     expect_change(image, before, "randomise")
+    settled(image, "the randomised render")  # the kernel has sent everything randomise made
     box.locator(".facelab-button-reset").click()
-    wait_for(lambda: changed(image0, pixels(image)) < 0.005, 30, "reset all to restore the render")
+    try:
+        wait_for(lambda: changed(image0, pixels(image)) < 0.005, 60,
+                 "reset all to restore the render")
+    except AssertionError:  # keep both pictures and the sliders' readouts for the post-mortem
+        from PIL import Image
+
+        Image.fromarray(image0).save(shots / f"{tag}_image_before.png")
+        Image.fromarray(pixels(image)).save(shots / f"{tag}_image_after_reset.png")
+        box.screenshot(path=str(shots / f"{tag}_after_reset.png"))
+        raise
     box.locator(".facelab-button-save_png").click()
     wait_for(lambda: "saved" in box.inner_text(), 30, "'saved' after save PNG")
 
