@@ -97,8 +97,9 @@ def test_batch_sizes(B):
     _assert_same(*_both(verts, faces, 12, 13))
 
 
-def test_row_bands_match_exactly_with_ties():
+def test_row_bands_match_exactly_with_ties(monkeypatch):
     """With fewer items than threads, each item's rows are split into bands (one task each)."""
+    monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)  # 24 x 24 would run serial
     rng = np.random.default_rng(11)
     verts, faces = random_mesh(rng, 1, 400, 5000, 24, 24)
     verts[..., 2] = np.round(verts[..., 2])  # many equal depths: tie-breaking by id matters
@@ -118,7 +119,89 @@ def test_any_band_count_matches_reference(monkeypatch, n_bands, H):
     rng = np.random.default_rng(H)
     verts, faces = random_mesh(rng, 2, 60, 300, H, 11)
     monkeypatch.setattr(cpu, "_band_count", lambda batch, threads=None: n_bands)
+    monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)  # the parallel kernel, if 2+ threads
     _assert_same(*_both(verts, faces, H, 11))
+
+
+def test_launch_plan():
+    """Small calls run the serial twins (a parallel launch costs more than it saves); batch 1
+    on 2 threads splits rows into 2 bands from ``PARALLEL_MIN_PIXELS``; a batch feeds the
+    threads with items; the vertex pass goes parallel only for many vertices in a batch."""
+    big = int(np.ceil(np.sqrt(cpu.PARALLEL_MIN_PIXELS)))
+    assert cpu._launch_plan(1, 19044, 64, 64, threads=2) == (1, 1, 1)
+    assert cpu._launch_plan(1, 19044, big, big, threads=2) == (1, 2, 2)
+    assert cpu._launch_plan(1, 19044, 224, 224, threads=1) == (1, 1, 1)
+    assert cpu._launch_plan(16, 19044, 224, 224, threads=2) == (2, 2, 1)
+    assert cpu._launch_plan(2, 100, 224, 224, threads=2) == (1, 2, 1)
+    assert cpu._launch_plan(2, 100, 224, 224, threads=4) == (1, 4, 2)
+    assert cpu._launch_plan(4, 10, 32, 32, threads=2) == (1, 1, 1)  # 4 x 32² < the minimum
+
+
+def _band_stress_mesh(rng, size):
+    """(1, V, 3) float32 vertices and faces mixing everything the row bands must get right:
+    triangle soup with integer depths (ties decided by the smaller id), large triangles (row
+    spans) crossing every band boundary, degenerate ones (repeated vertex, collinear),
+    off-screen ones and ones with a vertex behind the camera (culled with near=0)."""
+    soup, soup_f = random_mesh(rng, 1, 300, 3000, size, size)
+    soup[..., 2] = np.round(soup[..., 2])
+    span, span_f = _span_cases(rng, size)
+    extra = np.array([[2.5, 2.5, 2.0], [9.5, 9.5, 2.0], [20.5, 20.5, 2.0],  # collinear
+                      [-50.0, -50.0, 1.0], [-40.0, -60.0, 1.0], [-45.0, -30.0, 1.0],  # off
+                      [1.0, 1.0, 2.0], [size - 1.0, 3.0, -1.0], [5.0, size - 1.0, 2.0]],
+                     dtype=np.float32)  # one vertex behind the camera
+    parts = [soup[0], span[0].astype(np.float32), extra]
+    offsets = np.cumsum([0] + [len(p) for p in parts])
+    faces = np.concatenate([soup_f, span_f + offsets[1],
+                            np.array([[0, 1, 2], [0, 0, 1], [3, 4, 5], [6, 7, 8]]) + offsets[2]])
+    order = rng.permutation(len(faces))  # interleave the kinds in id order
+    return np.concatenate(parts)[None], faces[order]
+
+
+@pytest.mark.parametrize("n_bands", [2, 3, 4])
+@pytest.mark.parametrize("pc", [False, True])
+def test_bands_bit_identical_to_serial(monkeypatch, n_bands, pc):
+    """Batch 1 on 2 threads: the banded parallel kernel gives the serial twin's and the
+    reference's face ids, barycentrics and depth bit for bit (ties, band-crossing and large
+    triangles, degenerate, off-screen and behind-camera ones)."""
+    rng = np.random.default_rng(20 + n_bands)
+    size = 37  # bands of 19/18, 13/13/11, 10/10/10/7 rows
+    verts, faces = _band_stress_mesh(rng, size)
+    near = 0.0 if pc else None
+    ref = rasterize_reference(verts, faces, size, size, pc, False, near)
+    monkeypatch.setattr(cpu, "_band_count", lambda batch, threads=None: n_bands)
+    monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        assert cpu._launch_plan(1, verts.shape[1], size, size)[1:] == (
+            numba.get_num_threads(), n_bands)
+        banded = [a.copy() for a in cpu.rasterize_numba(verts, faces, size, size, pc, False,
+                                                         resolve_near(near, pc))]
+        numba.set_num_threads(1)
+        serial = cpu.rasterize_numba(verts, faces, size, size, pc, False,
+                                     resolve_near(near, pc))
+    finally:
+        numba.set_num_threads(old)
+    _assert_same(ref, banded)
+    _assert_same(ref, serial)
+    covered = banded[0] >= 0
+    assert covered.mean() > 0.5 and len(np.unique(banded[0][covered])) > 30
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 2e12])
+def test_bad_vertices_rejected_on_the_band_path(monkeypatch, bad):
+    """The vectorised vertex pass counts NaN/Inf/too-large coordinates at batch 1 on any
+    thread count, so nothing is rasterized from them."""
+    rng = np.random.default_rng(4)
+    verts, faces = random_mesh(rng, 1, 200, 400, 120, 120)
+    monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)
+    for k in range(3):
+        v = verts.copy()
+        v[0, 17, k] = bad
+        out = cpu.rasterize_numba_counts(v, faces, 120, 120, False, False, -np.inf, 1e12)
+        assert out[3] == 1
+    assert cpu.rasterize_numba_counts(verts, faces, 120, 120, False, False, -np.inf,
+                                      1e12)[3] == 0
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -456,6 +456,28 @@ def _band_count(batch: int, threads: int | None = None) -> int:
     return 1 if batch >= threads else -(-threads // batch)
 
 
+#: A parallel launch of the rasterizer pays only from about this many pixels in the call
+#: (B x H x W); below it the serial twin runs whatever the thread count. Per-band thread CPU
+#: times (face grids of 722-37.5k triangles at 32²-512², 2 bands, batch 1) plus the ~45 µs a
+#: workqueue launch costs predict 2 threads 0.28-0.87x of 1 thread at 32², 0.47-1.10x at 64²,
+#: 1.04-1.31x at 120² and 1.43-1.56x at 224²; so at about 100² the banded launch starts to win.
+PARALLEL_MIN_PIXELS = 10_000
+#: The vertex pass (``vertex_pixel_ranges``, ~0.7 ns per vertex since it vectorises) runs one
+#: task per item in parallel only from this many vertices in the call (B x V): below it a
+#: ~45 µs launch costs more than the whole pass. At batch 1 it is always serial.
+PARALLEL_MIN_VERTICES = 1 << 17
+
+
+def _launch_plan(B: int, V: int, height: int, width: int, threads: int | None = None):
+    """``(vertex_threads, raster_threads, n_bands)`` for one ``rasterize_numba_counts`` call:
+    the thread counts handed to ``_variant`` (1 picks the serial twin) and the row bands per
+    item. threads: ``parallel_threads()`` when None."""
+    threads = parallel_threads() if threads is None else threads
+    vertex_threads = threads if B > 1 and B * V >= PARALLEL_MIN_VERTICES else 1
+    raster_threads = threads if B * height * width >= PARALLEL_MIN_PIXELS else 1
+    return vertex_threads, raster_threads, _band_count(B, raster_threads)
+
+
 #: Bounding boxes at least this many pixels wider than one column scan each row from an
 #: analytic span (``_rasterize_bands_py``); narrower ones scan the box (set-up not worth it).
 SPAN_MIN_WIDTH = 4
@@ -536,15 +558,14 @@ def rasterize_numba_counts(verts: np.ndarray, faces: np.ndarray, height: int, wi
     B = verts.shape[0]
     ranges = _ranges((B, verts.shape[1], 4))
     face_index, bary, depth = _outputs(B, height, width, dtype)
-    threads = parallel_threads()
-    bad = _variant(vertex_pixel_ranges, B, threads)(verts, height, width, float(coord_limit),
-                                                    ranges)
+    vertex_threads, raster_threads, n_bands = _launch_plan(B, verts.shape[1], height, width)
+    bad = _variant(vertex_pixel_ranges, B, vertex_threads)(verts, height, width,
+                                                           float(coord_limit), ranges)
     if bad:
         return face_index, bary, depth, int(bad), 0, 0
     xs, ys = _pixel_centres(width, dtype), _pixel_centres(height, dtype)
-    n_bands = _band_count(B, threads)
     nonfinite = np.empty(B * n_bands, dtype=np.int64)
-    bad_faces = _variant(rasterize_bands, B * n_bands, threads)(
+    bad_faces = _variant(rasterize_bands, B * n_bands, raster_threads)(
         verts, faces, ranges, xs, ys, dtype.type(near), cull_backfaces, perspective_correct, one,
         n_bands, SPAN_MIN_WIDTH, _zbuffer((B, height, width)), face_index, bary, depth,
         nonfinite)
