@@ -18,7 +18,7 @@ from facelab._checks import (
 )
 from facelab.shaded_photometric import cpu
 
-__all__ = ["ShadedPhotometricLoss", "shaded_photometric_per_image"]
+__all__ = ["ShadedPhotometricLoss", "shaded_photometric", "shaded_photometric_per_image"]
 
 
 def _backend(t: torch.Tensor):
@@ -36,7 +36,8 @@ class ShadedPhotometricLoss(torch.autograd.Function):
     """Per-image photometric loss of SH-shaded vertex colours, compiled both ways.
 
     apply(image (B,H,W,3), positions (B,V,2), albedo (B,V,3), normals (B,V,3), gamma (B,9,3),
-    weights (B,V), eps) → (B,). Inputs must be validated, of one dtype and device; weights
+    weights (B,V), eps, reduction="none") → (B,), or a scalar for reduction "sum" | "mean"
+    (the batch reduction inside the op: no separate node in the graph). Inputs must be validated, of one dtype and device; weights
     of that dtype, or bool (0/1 visibility: the CPU kernels read it as is, no float copy).
     Differentiable (first order) in positions, albedo, normals and gamma; image (the target),
     weights and eps are constants.
@@ -50,7 +51,7 @@ class ShadedPhotometricLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, image, positions, albedo, normals, gamma, weights, eps):
+    def forward(ctx, image, positions, albedo, normals, gamma, weights, eps, reduction="none"):
         needs = ctx.needs_input_grad
         ctx.state = None
         if albedo.is_cpu:
@@ -67,7 +68,13 @@ class ShadedPhotometricLoss(torch.autograd.Function):
                 image, positions, albedo, normals, gamma, weights, eps)
         ctx.save_for_backward(image, positions, albedo, normals, gamma, weights, count)
         ctx.eps = eps
-        return loss
+        ctx.reduction = reduction
+        ctx.n_img = albedo.shape[0]
+        if reduction == "none":
+            return loss
+        if reduction == "mean" and loss.numel():
+            return loss.mean()
+        return loss.sum()
 
     @staticmethod
     def backward(ctx, grad_loss):
@@ -76,20 +83,39 @@ class ShadedPhotometricLoss(torch.autograd.Function):
         return _backward(ctx, grad_loss)
 
 
-def _backward(ctx, grad_loss):
-    """:meth:`ShadedPhotometricLoss.backward` (no graph of its own)."""
+def _backward(ctx, grad_out):
+    """:meth:`ShadedPhotometricLoss.backward` (no graph of its own). grad_out: (B,), or a
+    scalar for the reductions "sum" (∂L/∂loss_b = grad_out) and "mean" (grad_out / B)."""
     state = ctx.state
+    reduction = ctx.reduction
     if state is not None:  # CPU: computed by the forward's pass, at most scaled here
         # (in place, no allocation; a second backward of a retained graph recomputes below)
         ctx.state = None
-        return (None, *cpu.scale_gradients(state, grad_loss, inplace=True), None, None)
+        if reduction == "none":
+            grads = cpu.scale_gradients(state, grad_out, inplace=True)
+        else:
+            g = grad_out.item()
+            if reduction == "mean" and ctx.n_img:
+                g /= ctx.n_img
+            grads = state if g == 1.0 else tuple(None if t is None else t.mul_(g)
+                                                 for t in state)
+        return (None, *grads, None, None, None)
     image, positions, albedo, normals, gamma, weights, count = ctx.saved_tensors
+    if reduction != "none":
+        n_img = image.shape[0]
+        grad_out = grad_out.expand(n_img) / n_img if reduction == "mean" and n_img else \
+            grad_out.expand(n_img)
     needs = tuple(bool(n) for n in ctx.needs_input_grad[1:5])
     grads = _backend(albedo).shaded_photometric_backward(
         image, positions, albedo, normals, gamma, weights, ctx.eps, count,
-        grad_loss.contiguous(), needs)
-    return (None, *grads, None, None)
+        grad_out.contiguous(), needs)
+    return (None, *grads, None, None, None)
 
+
+# The C++ apply under torch.autograd.Function.apply, for the validated usual call: the Python
+# layer above it only checks for functorch transforms (checked by the caller instead) and
+# unwraps their dead wrappers (none outside a transform).
+_apply = super(torch.autograd.Function, ShadedPhotometricLoss).apply
 
 # torch's wrapper (a no_grad context and the error on a second differentiation) only where a
 # graph of the backward is being built: on the usual path it costs more than the scaling.
@@ -181,10 +207,21 @@ def shaded_photometric_per_image(image, positions, albedo, normals, gamma, visib
     Returns:
         (B,) per-image loss; differentiable (first order) in positions, albedo, normals, gamma.
     """
+    return shaded_photometric(image, positions, albedo, normals, gamma, visibility, eps=eps,
+                              reduction="none")
+
+
+def shaded_photometric(image, positions, albedo, normals, gamma, visibility, *, eps: float,
+                       reduction: str):
+    """:func:`shaded_photometric_per_image` reduced over the batch inside the autograd op
+    (``reduction`` "none" | "sum" | "mean", checked by the caller): no separate reduction
+    node in the graph (:func:`facelab.losses.shaded_photometric_loss`)."""
     weights = _usual_cpu_call(image, positions, albedo, normals, gamma, visibility, eps)
     if weights is not None:
-        return ShadedPhotometricLoss.apply(image, positions, albedo, normals, gamma, weights,
-                                           eps)
+        if torch._C._are_functorch_transforms_active():  # torch's own check and error
+            return ShadedPhotometricLoss.apply(image, positions, albedo, normals, gamma,
+                                               weights, eps, reduction)
+        return _apply(image, positions, albedo, normals, gamma, weights, eps, reduction)
     eps = check_positive(eps, name="eps")
     d: dict = {}
     was_numpy = False
@@ -220,5 +257,5 @@ def shaded_photometric_per_image(image, positions, albedo, normals, gamma, visib
     if vis_t.is_floating_point() and weights.numel() and not bool((weights >= 0).all()):
         check_finite(weights, name="visibility")  # NaN/-Inf: named as non-finite first
         raise ValueError("visibility: expected values >= 0, got negative weights")
-    loss = ShadedPhotometricLoss.apply(*floats, weights, eps)
+    loss = ShadedPhotometricLoss.apply(*floats, weights, eps, reduction)
     return like_input(loss, was_numpy)
