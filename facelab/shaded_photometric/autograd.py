@@ -37,8 +37,9 @@ class ShadedPhotometricLoss(torch.autograd.Function):
 
     apply(image (B,H,W,3), positions (B,V,2), albedo (B,V,3), normals (B,V,3), gamma (B,9,3),
     weights (B,V), eps, reduction="none") → (B,), or a scalar for reduction "sum" | "mean"
-    (the batch reduction inside the op: no separate node in the graph). Inputs must be validated, of one dtype and device; weights
-    of that dtype, or bool (0/1 visibility: the CPU kernels read it as is, no float copy).
+    (the batch reduction inside the op: no separate node in the graph). Inputs must be
+    validated, of one dtype and device; weights of that dtype, or bool (0/1 visibility: the
+    CPU kernels read it as is, no float copy).
     Differentiable (first order) in positions, albedo, normals and gamma; image (the target),
     weights and eps are constants.
 
