@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from facelab._checks import as_tensor, check_finite, check_floating, check_shape, like_input
-from facelab.shaded_photometric import shaded_photometric_per_image
+from facelab.shaded_photometric.autograd import shaded_photometric
 from facelab.vertex_losses import photometric_per_image
 
 __all__ = [
@@ -128,11 +128,8 @@ def shaded_photometric_loss(image, positions, albedo, normals, gamma, visibility
         scalar, or (B,) for ``reduction="none"``.
     """
     _check_reduction(reduction)
-    per_image = shaded_photometric_per_image(image, positions, albedo, normals, gamma,
-                                             visibility, eps=eps)
-    if isinstance(per_image, torch.Tensor):
-        return _reduce(per_image, reduction)
-    return _reduce(torch.from_numpy(per_image), reduction).numpy()
+    return shaded_photometric(image, positions, albedo, normals, gamma, visibility, eps=eps,
+                              reduction=reduction)
 
 
 def landmark_loss(landmarks, targets, confidence=None, *, reduction: str = "mean"):

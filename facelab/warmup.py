@@ -10,13 +10,16 @@ It drives the public image-formation path on the built-in teaching model — ``f
 normals, SH shading), ``render`` (rasterize, interpolate), ``vertex_visibility``, the
 photometric losses (separate and fused) and the texture lookup of textured rendering
 (``sample_texture``) with their backward passes — at batch 1 and 2 and on
-1 and all threads, so both the serial and the parallel variants of every kernel get
-compiled with exactly the signatures the library calls them with.
+1 and all threads, plus the rasterizer's launch plans that only larger calls reach (row
+bands, a batch over the threads, the parallel vertex pass of a large batch), so both the
+serial and the parallel variants of every kernel get compiled with exactly the signatures
+the library calls them with.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import numba
@@ -65,6 +68,23 @@ def _one_pass(model, batch: int, dtype: torch.dtype, size: int = 64) -> None:
     sample_texture(texture, uv, uv[..., 0].detach() > 0.2).sum().backward()
 
 
+def _raster_launch_plans(model, dtype: torch.dtype) -> None:
+    """The rasterizer's launch plans (:func:`facelab.raster.cpu._launch_plan`) that
+    :func:`_one_pass`'s small images do not reach: row bands of one large image, a batch
+    split over the threads, and the parallel vertex pass of a batch of many vertices."""
+    from facelab.raster.cpu import PARALLEL_MIN_PIXELS, PARALLEL_MIN_VERTICES
+
+    side = math.isqrt(PARALLEL_MIN_PIXELS) + 1  # a parallel launch from one image on
+    camera, translation = default_camera(1, side, side, dtype=dtype)
+    with torch.no_grad():
+        screen = form(model, FaceParams(translation=translation), camera).screen_verts
+    many = -(-PARALLEL_MIN_VERTICES // model.num_vertices)  # items for a parallel vertex pass
+    for batch, size in ((1, side), (2, side), (many, 8)):
+        for perspective in (False, True):
+            rasterize(screen.expand(batch, -1, -1).contiguous(), model.faces, size, size,
+                      perspective_correct=perspective)
+
+
 def warm_up(dtypes=(torch.float32,), verbose: bool = False) -> float:
     """Run every Numba kernel once per dtype, batch size (1, 2) and thread count (1, all).
 
@@ -84,6 +104,7 @@ def warm_up(dtypes=(torch.float32,), verbose: bool = False) -> float:
                     if verbose:
                         print(f"  {dtype!s:>13} batch {batch} threads {n_threads}: "
                               f"{time.perf_counter() - t0:5.1f} s", flush=True)
+                _raster_launch_plans(m, dtype)
     finally:
         numba.set_num_threads(threads)
     return time.perf_counter() - t0

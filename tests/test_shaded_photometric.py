@@ -255,6 +255,46 @@ def test_forward_state_backward_equals_recomputed_backward(batch):
         torch.testing.assert_close(t.grad, f, **tol(torch.float64))
 
 
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_reduction_inside_the_op_equals_reducing_the_chain(reduction):
+    """shaded_photometric_loss reduces the batch inside the autograd op (no separate node):
+    value and gradients (scaled state, and a retained graph's recomputed second backward)
+    equal reducing the unfused chain's per-image losses."""
+    image, positions, albedo, normals, gamma, vis, _ = make_inputs(3, 1500, torch.float64)
+    fused = [t.clone().requires_grad_() for t in (positions, albedo, normals, gamma)]
+    chain = [t.clone().requires_grad_() for t in (positions, albedo, normals, gamma)]
+    loss = shaded_photometric_loss(image, *fused, vis.bool(), reduction=reduction)
+    per = photometric_per_image(image, chain[0], sh_shade(*chain[1:]), vis.bool())
+    want = per.sum() if reduction == "sum" else per.mean()
+    assert loss.shape == ()
+    torch.testing.assert_close(loss, want, **tol(torch.float64))
+    (2.5 * loss).backward(retain_graph=True)
+    (2.5 * want).backward()
+    first = [t.grad.clone() for t in fused]
+    for a, b in zip(fused, chain, strict=True):
+        torch.testing.assert_close(a.grad, b.grad, **tol(torch.float64, scale=50))
+    for t in fused:
+        t.grad = None
+    (2.5 * loss).backward()  # the state is used up: recomputed from the saved inputs
+    for t, f in zip(fused, first, strict=True):
+        torch.testing.assert_close(t.grad, f, **tol(torch.float64))
+
+
+def test_second_differentiation_is_an_error():
+    """First order only: with create_graph=True the gradients exist, and differentiating them
+    again raises — no silent zero second derivative (torch's once_differentiable, used on
+    that path only)."""
+    image, positions, albedo, normals, gamma, vis, _ = make_inputs(1, 50, torch.float64)
+    gamma.requires_grad_()
+    loss = shaded_photometric_loss(image, positions, albedo, normals, gamma, vis)
+    (g,) = torch.autograd.grad(loss, gamma, create_graph=True)
+    want = cpu.shaded_photometric_forward_grad(image, positions, albedo, normals, gamma, vis,
+                                               EPS)[2][3]
+    torch.testing.assert_close(g, want)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
+        g.sum().backward()
+
+
 def test_forward_grad_skips_what_is_not_needed():
     image, positions, albedo, normals, gamma, vis, _ = make_inputs(2, 30, torch.float32)
     loss, count, state = cpu.shaded_photometric_forward_grad(

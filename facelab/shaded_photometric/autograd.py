@@ -3,6 +3,8 @@ validated per-image wrapper."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -16,7 +18,7 @@ from facelab._checks import (
 )
 from facelab.shaded_photometric import cpu
 
-__all__ = ["ShadedPhotometricLoss", "shaded_photometric_per_image"]
+__all__ = ["ShadedPhotometricLoss", "shaded_photometric", "shaded_photometric_per_image"]
 
 
 def _backend(t: torch.Tensor):
@@ -34,8 +36,10 @@ class ShadedPhotometricLoss(torch.autograd.Function):
     """Per-image photometric loss of SH-shaded vertex colours, compiled both ways.
 
     apply(image (B,H,W,3), positions (B,V,2), albedo (B,V,3), normals (B,V,3), gamma (B,9,3),
-    weights (B,V), eps) → (B,). Inputs must be validated, of one dtype and device; weights
-    of that dtype, or bool (0/1 visibility: the CPU kernels read it as is, no float copy).
+    weights (B,V), eps, reduction="none") → (B,), or a scalar for reduction "sum" | "mean"
+    (the batch reduction inside the op: no separate node in the graph). Inputs must be
+    validated, of one dtype and device; weights of that dtype, or bool (0/1 visibility: the
+    CPU kernels read it as is, no float copy).
     Differentiable (first order) in positions, albedo, normals and gamma; image (the target),
     weights and eps are constants.
 
@@ -49,44 +53,74 @@ class ShadedPhotometricLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, image, positions, albedo, normals, gamma, weights, eps):
-        needs = tuple(bool(n) for n in ctx.needs_input_grad[1:5])
-        ctx.state, ctx.needs = None, needs
-        ctx.cpu_grad = albedo.device.type == "cpu" and any(needs)
-        if albedo.device.type != "cpu" and weights.dtype == torch.bool:
-            weights = weights.to(albedo.dtype)  # the CUDA kernels read float weights
-        if albedo.device.type == "cpu":
-            if any(needs):
+    def forward(ctx, image, positions, albedo, normals, gamma, weights, eps, reduction="none"):
+        needs = ctx.needs_input_grad
+        ctx.state, ctx.needs = None, tuple(bool(n) for n in needs[1:5])
+        ctx.cpu_grad = albedo.is_cpu and any(ctx.needs)
+        if albedo.is_cpu:
+            if ctx.cpu_grad:
                 loss, count, ctx.state = cpu.shaded_photometric_forward_grad(
-                    image, positions, albedo, normals, gamma, weights, eps, needs)
+                    image, positions, albedo, normals, gamma, weights, eps, needs[1:5])
             else:
                 loss, count = cpu.shaded_photometric_forward(image, positions, albedo, normals,
                                                              gamma, weights, eps)
         else:
+            if weights.dtype == torch.bool:
+                weights = weights.to(albedo.dtype)  # the CUDA kernels read float weights
             loss, count = _backend(albedo).shaded_photometric_forward(
                 image, positions, albedo, normals, gamma, weights, eps)
         ctx.save_for_backward(image, positions, albedo, normals, gamma, weights, count)
         ctx.eps = eps
-        return loss
+        ctx.reduction = reduction
+        ctx.n_img = albedo.shape[0]
+        if reduction == "none":
+            return loss
+        if reduction == "mean" and loss.numel():
+            return loss.mean()
+        return loss.sum()
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_loss):
-        if ctx.cpu_grad:  # CPU: computed by the forward's pass, at most scaled here (in place)
-            state, ctx.state = ctx.state, None
-            if state is None:  # a second backward through a retained graph: the forward's
-                # own pass again, so every backward gives bit-identical gradients (reentrant)
-                image, positions, albedo, normals, gamma, weights, _ = ctx.saved_tensors
-                _, _, state = cpu.shaded_photometric_forward_grad(
-                    image, positions, albedo, normals, gamma, weights, ctx.eps, ctx.needs)
-            grads = cpu.scale_gradients(state, grad_loss, inplace=True)
-            return (None, *grads, None, None)
-        image, positions, albedo, normals, gamma, weights, count = ctx.saved_tensors
-        needs = tuple(bool(n) for n in ctx.needs_input_grad[1:5])
-        grads = _backend(albedo).shaded_photometric_backward(
-            image, positions, albedo, normals, gamma, weights, ctx.eps, count,
-            grad_loss.contiguous(), needs)
-        return (None, *grads, None, None)
+        if torch.is_grad_enabled():  # create_graph=True: first order only (an error on a
+            return _backward_once(ctx, grad_loss)  # second differentiation)
+        return _backward(ctx, grad_loss)
+
+
+def _backward(ctx, grad_out):
+    """:meth:`ShadedPhotometricLoss.backward` (no graph of its own). grad_out: (B,), or a
+    scalar for the reductions "sum" (∂L/∂loss_b = grad_out) and "mean" (grad_out / B)."""
+    reduction = ctx.reduction
+    if ctx.cpu_grad:  # CPU: computed by the forward's pass, at most scaled here (in place)
+        state, ctx.state = ctx.state, None
+        if state is None:  # a second backward through a retained graph: the forward's own
+            # pass again, so every backward gives bit-identical gradients (reentrant)
+            image, positions, albedo, normals, gamma, weights, _ = ctx.saved_tensors
+            _, _, state = cpu.shaded_photometric_forward_grad(
+                image, positions, albedo, normals, gamma, weights, ctx.eps, ctx.needs)
+        if reduction == "none":
+            grads = cpu.scale_gradients(state, grad_out, inplace=True)
+        else:
+            g = grad_out.item()
+            if reduction == "mean" and ctx.n_img:
+                g /= ctx.n_img
+            grads = state if g == 1.0 else tuple(None if t is None else t.mul_(g)
+                                                 for t in state)
+        return (None, *grads, None, None, None)
+    image, positions, albedo, normals, gamma, weights, count = ctx.saved_tensors
+    if reduction != "none":
+        n_img = image.shape[0]
+        grad_out = grad_out.expand(n_img) / n_img if reduction == "mean" and n_img else \
+            grad_out.expand(n_img)
+    needs = tuple(bool(n) for n in ctx.needs_input_grad[1:5])
+    grads = _backend(albedo).shaded_photometric_backward(
+        image, positions, albedo, normals, gamma, weights, ctx.eps, count,
+        grad_out.contiguous(), needs)
+    return (None, *grads, None, None, None)
+
+
+# torch's wrapper (a no_grad context and the error on a second differentiation) only where a
+# graph of the backward is being built: on the usual path it costs more than the scaling.
+_backward_once = once_differentiable(_backward)
 
 
 _SPECS = (("image", "B H W 3"), ("positions", "B V 2"), ("albedo", "B V 3"),
@@ -101,6 +135,48 @@ def _check_all_finite(names, tensors) -> None:
     vertices and 224²)."""
     for name, t in zip(names, tensors, strict=True):
         check_finite(t, name=name)
+
+
+_FLOAT_DTYPES = (torch.float32, torch.float64)
+
+
+def _usual_cpu_call(image, positions, albedo, normals, gamma, visibility, eps):
+    """The weights to pass on when the inputs are the usual ones, else None (the full
+    validation then runs and names what is wrong): CPU tensors of one float dtype, shapes
+    (B, H, W, 3), (B, V, 2), (B, V, 3) × 2, (B, 9, 3), (B, V), visibility bool (or float and
+    >= 0), eps a positive float. The same conditions as the full checks, tested with a few
+    attribute reads: at 38k vertices the op's whole call costs ~0.4 ms, and its Python part
+    several times what it does warm when other work ran in between (a training step), so it
+    is kept to a minimum. Finiteness is checked by the compiled passes either way."""
+    T = torch.Tensor
+    if not (isinstance(image, T) and isinstance(positions, T) and isinstance(albedo, T)
+            and isinstance(normals, T) and isinstance(gamma, T) and isinstance(visibility, T)):
+        return None
+    dt = albedo.dtype
+    if (dt not in _FLOAT_DTYPES or image.dtype != dt or positions.dtype != dt
+            or normals.dtype != dt or gamma.dtype != dt or type(eps) is not float
+            or not 0.0 < eps < math.inf):
+        return None
+    if not (image.is_cpu and positions.is_cpu and albedo.is_cpu and normals.is_cpu
+            and gamma.is_cpu and visibility.is_cpu):
+        return None
+    shape = albedo.shape
+    if len(shape) != 3 or shape[2] != 3:
+        return None
+    n_img, n_vert = shape[0], shape[1]
+    si = image.shape
+    if (len(si) != 4 or si[0] != n_img or si[3] != 3 or normals.shape != shape
+            or positions.shape != (n_img, n_vert, 2) or gamma.shape != (n_img, 9, 3)
+            or visibility.shape != (n_img, n_vert)):
+        return None
+    if visibility.dtype == torch.bool:
+        return visibility
+    if visibility.dtype != dt:
+        return None
+    weights = visibility.detach()
+    if weights.numel() and not bool((weights >= 0).all()):
+        return None  # NaN or negative: named by the full checks
+    return weights
 
 
 def shaded_photometric_per_image(image, positions, albedo, normals, gamma, visibility, *,
@@ -132,6 +208,19 @@ def shaded_photometric_per_image(image, positions, albedo, normals, gamma, visib
     Returns:
         (B,) per-image loss; differentiable (first order) in positions, albedo, normals, gamma.
     """
+    return shaded_photometric(image, positions, albedo, normals, gamma, visibility, eps=eps,
+                              reduction="none")
+
+
+def shaded_photometric(image, positions, albedo, normals, gamma, visibility, *, eps: float,
+                       reduction: str):
+    """:func:`shaded_photometric_per_image` reduced over the batch inside the autograd op
+    (``reduction`` "none" | "sum" | "mean", checked by the caller): no separate reduction
+    node in the graph (:func:`facelab.losses.shaded_photometric_loss`)."""
+    weights = _usual_cpu_call(image, positions, albedo, normals, gamma, visibility, eps)
+    if weights is not None:
+        return ShadedPhotometricLoss.apply(image, positions, albedo, normals, gamma, weights,
+                                           eps, reduction)
     eps = check_positive(eps, name="eps")
     d: dict = {}
     was_numpy = False
@@ -167,5 +256,5 @@ def shaded_photometric_per_image(image, positions, albedo, normals, gamma, visib
     if vis_t.is_floating_point() and weights.numel() and not bool((weights >= 0).all()):
         check_finite(weights, name="visibility")  # NaN/-Inf: named as non-finite first
         raise ValueError("visibility: expected values >= 0, got negative weights")
-    loss = ShadedPhotometricLoss.apply(*floats, weights, eps)
+    loss = ShadedPhotometricLoss.apply(*floats, weights, eps, reduction)
     return like_input(loss, was_numpy)

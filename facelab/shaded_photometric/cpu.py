@@ -19,6 +19,17 @@ Race-free by construction: ``prange`` runs over (image, chunk of ``CHUNK`` verti
 writes only its own vertices' gradients and its own partial sums (Σ w e, Σ w, ∂/∂γ), which
 are summed afterwards in float64 — deterministic, independent of the thread count.
 
+The call path is kept short because its Python part, not the kernel, decided the time per
+image in a training step (issue 15: ≤ 1 ms per image forward + backward at 38k vertices):
+run between other work, as the benchmark's interleaved protocol does, every Python line,
+torch call and compiled-function dispatch finds the caches cold and costs several times
+what it does warm (measured per stage: the 0.25 ms kernel rose to ~0.4 ms, the ~0.1 ms
+around it to ~0.6 ms). So each direction is one compiled call, :func:`_run` (γ scaling,
+finiteness checks, the Σ w pre-pass, the kernel, the float64 reductions; formerly three
+calls and five NumPy temporaries), the validated entry point tests the usual inputs with a
+few attribute reads (``autograd._usual_cpu_call``), the batch reduction happens inside the
+autograd op, and backward only scales (or returns) what the forward's pass computed.
+
 Arithmetic is in the arrays' dtype. ``gamma_c`` is γ premultiplied by the irradiance
 basis constants (B, 9, 3), so H_b(n) below is the constant-free monomial
 [1, y, z, x, xy, yz, 3z²−1, xz, x²−y²].
@@ -211,7 +222,9 @@ def _forward_grad(image, positions, albedo, normals, gamma_c, weights, eps, heig
     sample and its screen gradient into structure-of-arrays scratch); the arithmetic pass
     (basis, shading, residual, loss and every per-vertex gradient; contiguous arrays, no
     branch, vectorised by LLVM); the ∂/∂γ reduction (9 accumulators per channel, vectorised).
-    All four gradients are always computed (the caller drops what it does not need)."""
+    All four gradients are always computed (the caller drops what it does not need: writing
+    an unwanted one to a scratch row instead, chosen per block, stopped LLVM vectorising the
+    loop — 3× slower)."""
     n_img = image.shape[0]
     n_vert = weights.shape[1]
     n_chunks = (n_vert + CHUNK - 1) // CHUNK
@@ -397,6 +410,92 @@ _forward_grad_ser = serial_twin(_forward_grad, **_OPTS)
 _count_ser = numba.njit(cache=True, fastmath={"reassoc", "nsz"}, error_model="numpy")(_count)
 _finish_ser = numba.njit(cache=True)(_finish)
 
+# The mode bits of :func:`_run`: the wanted gradients (1 positions, 2 albedo, 4 normals, 8 γ),
+# 16 the gradient pass (else the forward alone), 32 the parallel kernel variants.
+_NEED_BITS = (1, 2, 4, 8)
+_GRAD, _PARALLEL = 16, 32
+
+
+def _run(image, positions, albedo, normals, gamma, weights, eps, grad_loss, mode, loss, count,
+         grad_positions, grad_albedo, grad_normals, grad_gamma):
+    """One compiled call per direction: every pass of the op after the Python entry point.
+
+    C-contiguous arrays as the tensors are shaped: image (B, H, W, 3), positions (B, V, 2),
+    albedo and normals (B, V, 3), gamma (B, 9, 3), weights (B, V) (float, or bool). Writes
+    loss (B,) and count (B,) (Σ w, the normaliser), and with ``mode & _GRAD`` the gradients
+    of Σ_b grad_loss_b · loss_b (grad_loss (B,) float64) into the wanted outputs
+    (grad_positions (B, V, 2), grad_albedo / grad_normals (B, V, 3), grad_gamma (B, 9, 3);
+    an unwanted one may be an empty (0, 0, 0) array: never touched, the kernel writes that
+    gradient to a temporary instead). Returns the finite flag:
+    0, or NaN when an input holds NaN/Inf (image and γ: :func:`_finite_sum` / :func:`_count`;
+    positions, weights, albedo, normals: the kernels, as they read them).
+
+    Steps: γ premultiplied by the basis constants; gradient pass: :func:`_count` (Σ w first,
+    so the gradients come out normalised), :func:`_forward_grad`; forward alone:
+    :func:`_forward`; then :func:`_finish`. One call rather than one per step: from Python,
+    each compiled call (argument typing, dispatch) and each NumPy temporary cost
+    microseconds — several times more when the caches are cold, as they are when other work
+    runs between two calls (a training step)."""
+    n_img, height, width = image.shape[0], image.shape[1], image.shape[2]
+    n_vert = weights.shape[1]
+    n_chunks = (n_vert + CHUNK - 1) // CHUNK
+    dtype = albedo.dtype
+    real = dtype.type
+    img = image.reshape(n_img, height * width * 3)
+    pos = positions.reshape(n_img, 2 * n_vert)
+    alb = albedo.reshape(n_img, 3 * n_vert)
+    nrm = normals.reshape(n_img, 3 * n_vert)
+    gam = np.empty((n_img, 9, 3), dtype=dtype)  # γ ⊙ C_j (the constant-free basis below)
+    for b in range(n_img):
+        for j in range(9):
+            cj = real(BASIS_CONSTANTS[j])
+            for k in range(3):
+                gam[b, j, k] = gamma[b, j, k] * cj
+    eps_r = real(eps)
+    parallel = (mode & _PARALLEL) != 0
+    count64 = np.zeros(n_img)
+    partial = np.zeros((n_img, n_chunks, 3), dtype=dtype)
+    if mode & _GRAD:
+        scale = np.empty(n_img, dtype=dtype)
+        flag = _count_ser(pos, weights, height, width, grad_loss, count64, scale, img,
+                          gam.reshape(-1))
+        gp = (grad_positions.reshape(n_img, 2 * n_vert) if mode & 1
+              else np.empty((n_img, 2 * n_vert), dtype))  # written, then dropped
+        ga = (grad_albedo.reshape(n_img, 3 * n_vert) if mode & 2
+              else np.empty((n_img, 3 * n_vert), dtype))
+        gn = (grad_normals.reshape(n_img, 3 * n_vert) if mode & 4
+              else np.empty((n_img, 3 * n_vert), dtype))
+        gamma_partial = np.empty((n_img, n_chunks, 9, 3), dtype=dtype)
+        if parallel:
+            _forward_grad_par(img, pos, alb, nrm, gam, weights, eps_r, height, width, scale,
+                              partial, gp, ga, gn, gamma_partial)
+        else:
+            _forward_grad_ser(img, pos, alb, nrm, gam, weights, eps_r, height, width, scale,
+                              partial, gp, ga, gn, gamma_partial)
+        gg = grad_gamma if mode & 8 else np.empty((n_img, 9, 3), dtype)
+    else:
+        flag = _finite_sum(gam.reshape(-1))
+        for b in range(n_img):
+            flag += _finite_sum(img[b])
+        if parallel:
+            _forward_par(img, pos, alb, nrm, gam, weights, eps_r, height, width, partial)
+        else:
+            _forward_ser(img, pos, alb, nrm, gam, weights, eps_r, height, width, partial)
+        for b in range(n_img):
+            acc = 0.0
+            for c in range(n_chunks):
+                acc += np.float64(partial[b, c, 1])
+            count64[b] = acc
+        gamma_partial = np.empty((n_img, 0, 9, 3), dtype=dtype)
+        gg = np.empty((n_img, 9, 3), dtype)
+    flag += _finish_ser(partial, gamma_partial, count64, loss, gg)
+    for b in range(n_img):
+        count[b] = count64[b]
+    return flag
+
+
+_run_ser = numba.njit(cache=True, error_model="numpy")(_run)
+
 
 def all_finite(*tensors) -> bool:
     """True when every entry of these contiguous CPU float tensors is finite: one compiled pass
@@ -407,27 +506,15 @@ def all_finite(*tensors) -> bool:
     return True
 
 
-def _pick(parallel, serial, n_work: int):
-    return parallel if n_work >= PARALLEL_MIN and parallel_threads() > 1 else serial
-
-
-def _flat(t: torch.Tensor) -> np.ndarray:
-    """A (B, -1) NumPy view of a CPU tensor (a copy only when it is not contiguous)."""
-    t = t.detach()
-    if not t.is_contiguous():
-        t = t.contiguous()
-    return t.numpy().reshape(t.shape[0], -1)
-
-
 def _gamma_c(gamma: np.ndarray) -> np.ndarray:
-    """γ premultiplied by the basis constants: (B, 9, 3), gamma's dtype."""
+    """γ premultiplied by the basis constants: (B, 9, 3), gamma's dtype (as :func:`_run`)."""
     return gamma * BASIS_CONSTANTS[:, None].astype(gamma.dtype)
 
 
 def _name_non_finite(image, positions, albedo, normals, gamma, weights):
     """Raise the ValueError naming the first non-finite input, after a compiled pass's finite
     flag came back NaN (the kernels check positions, albedo, normals and weights as they read
-    them, :func:`_count` or :func:`all_finite` the image and γ; ``visibility`` is the
+    them, :func:`_count` or :func:`_finite_sum` the image and γ; ``visibility`` is the
     weights' public name)."""
     for name, t in (("image", image), ("positions", positions), ("albedo", albedo),
                     ("normals", normals), ("gamma", gamma), ("visibility", weights)):
@@ -435,10 +522,49 @@ def _name_non_finite(image, positions, albedo, normals, gamma, weights):
     raise ValueError("image/positions/albedo/normals/gamma/visibility: expected finite values")
 
 
-def _inputs(image, positions, albedo, normals, gamma, weights):
-    img, pos, alb, nrm, wts = (_flat(t) for t in (image, positions, albedo, normals, weights))
-    return img, pos, alb, nrm, _gamma_c(gamma.detach().numpy()), wts, image.shape[1], \
-        image.shape[2]
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """A NumPy view of a CPU tensor, detached (a C-contiguous copy only when it is not
+    contiguous)."""
+    if t.is_contiguous():
+        return t.numpy(force=True)  # detaches in C++ (no copy on the CPU)
+    return t.detach().contiguous().numpy()
+
+
+_ONES = np.ones(1)
+_EMPTY = {torch.float32: np.empty((0, 0, 0), dtype=np.float32),
+          torch.float64: np.empty((0, 0, 0), dtype=np.float64)}  # an output not wanted
+
+
+def _pass(image, positions, albedo, normals, gamma, weights, eps, grad_loss, needs):
+    """The Python side of :func:`_run`: (loss (B,), count (B,), (grad_positions, grad_albedo,
+    grad_normals, grad_gamma)) tensors, None where ``needs`` (same order) is False or for the
+    forward alone (``grad_loss`` None; else (B,) float64 NumPy, the gradients' ∂L/∂loss)."""
+    real = albedo.dtype
+    n_img, n_vert = weights.shape
+    loss = torch.empty(n_img, dtype=real)
+    count = torch.empty(n_img, dtype=real)
+    empty = _EMPTY[real]
+    grads = [None, None, None, None]
+    outs = [empty, empty, empty, empty]
+    if grad_loss is None:
+        mode = 0
+        grad_loss = _ONES
+    else:
+        mode = _GRAD
+        for k, (need, like) in enumerate(zip(needs, (positions, albedo, normals, gamma),
+                                             strict=True)):
+            if need:
+                mode |= _NEED_BITS[k]
+                grads[k] = g = torch.empty(like.shape, dtype=real)
+                outs[k] = g.numpy()
+    if n_img * n_vert >= PARALLEL_MIN and parallel_threads() > 1:
+        mode |= _PARALLEL
+    flag = _run_ser(_numpy(image), _numpy(positions), _numpy(albedo), _numpy(normals),
+                    _numpy(gamma), _numpy(weights), eps, grad_loss, mode, loss.numpy(),
+                    count.numpy(), *outs)
+    if flag != 0:
+        _name_non_finite(image, positions, albedo, normals, gamma, weights)
+    return loss, count, tuple(grads)
 
 
 def shaded_photometric_forward(image, positions, albedo, normals, gamma, weights, eps: float):
@@ -446,52 +572,9 @@ def shaded_photometric_forward(image, positions, albedo, normals, gamma, weights
     (B, V, 3), gamma (B, 9, 3), weights (B, V) (or bool) → (loss (B,), count (B,)).
     ValueError naming a non-finite input (checked by the compiled passes, every entry point
     here)."""
-    if not all_finite(image, gamma):
-        _name_non_finite(image, positions, albedo, normals, gamma, weights)
-    img, pos, alb, nrm, gam, wts, height, width = _inputs(image, positions, albedo, normals,
-                                                          gamma, weights)
-    n_img, n_vert = wts.shape
-    real = alb.dtype
-    partial = np.zeros((n_img, (n_vert + CHUNK - 1) // CHUNK, 3), dtype=real)
-    _pick(_forward_par, _forward_ser, n_img * n_vert)(
-        img, pos, alb, nrm, gam, wts, real.type(eps), height, width, partial)
-    count = partial[:, :, 1].sum(axis=1, dtype=np.float64)
-    loss = torch.empty(n_img, dtype=albedo.dtype)
-    flag = _finish_ser(partial, np.empty((n_img, 0, 9, 3), dtype=real), count, loss.numpy(),
-                       np.empty((n_img, 9, 3), dtype=real))
-    if flag != 0:
-        _name_non_finite(image, positions, albedo, normals, gamma, weights)
-    return loss, torch.from_numpy(count.astype(real))
-
-
-def _forward_grad_scaled(image, positions, albedo, normals, gamma, weights, eps, grad_loss):
-    """The gradient pass for ∂L/∂loss = grad_loss ((B,) float64): (loss (B,), count (B,),
-    (grad_positions, grad_albedo, grad_normals, grad_gamma)) tensors."""
-    img, pos, alb, nrm, gam, wts, height, width = _inputs(image, positions, albedo, normals,
-                                                          gamma, weights)
-    n_img, n_vert = wts.shape
-    real = alb.dtype
-    n_chunks = (n_vert + CHUNK - 1) // CHUNK
-    count = np.empty(n_img)
-    scale = np.empty(n_img, dtype=real)
-    if _count_ser(pos, wts, height, width, grad_loss, count, scale, img, gam.reshape(-1)) != 0:
-        _name_non_finite(image, positions, albedo, normals, gamma, weights)
-    torch_real = albedo.dtype
-    outs = (torch.empty(positions.shape, dtype=torch_real),
-            torch.empty(albedo.shape, dtype=torch_real),
-            torch.empty(normals.shape, dtype=torch_real),
-            torch.empty(gamma.shape, dtype=torch_real), torch.empty(n_img, dtype=torch_real))
-    partial = np.empty((n_img, n_chunks, 3), dtype=real)
-    gamma_partial = np.empty((n_img, n_chunks, 9, 3), dtype=real)
-    _pick(_forward_grad_par, _forward_grad_ser, n_img * n_vert)(
-        img, pos, alb, nrm, gam, wts, real.type(eps), height, width, scale, partial,
-        *(g.numpy().reshape(n_img, -1) for g in outs[:3]), gamma_partial)
-    if _finish_ser(partial, gamma_partial, count, outs[4].numpy(), outs[3].numpy()) != 0:
-        _name_non_finite(image, positions, albedo, normals, gamma, weights)
-    return outs[4], torch.from_numpy(count.astype(real)), outs[:4]
-
-
-_ONES = np.ones(1)
+    loss, count, _ = _pass(image, positions, albedo, normals, gamma, weights, float(eps), None,
+                           None)
+    return loss, count
 
 
 def shaded_photometric_forward_grad(image, positions, albedo, normals, gamma, weights,
@@ -499,16 +582,13 @@ def shaded_photometric_forward_grad(image, positions, albedo, normals, gamma, we
     """The forward and, in the same compiled pass, the gradients of each image's loss that
     :func:`scale_gradients` turns into the backward: (loss (B,), count (B,), state), state =
     (∂loss_b/∂positions (B, V, 2), ∂loss_b/∂albedo (B, V, 3), ∂loss_b/∂normals (B, V, 3),
-    ∂loss_b/∂γ (B, 9, 3)), None where ``needs`` (same order) is False (the pass computes all
-    four; the ones not needed are dropped). A cheap pre-pass (:func:`_count`) finds Σ w first,
-    so the gradients come out already divided by it: for ∂L/∂loss = 1 (a batch-1 sum or mean)
-    the backward has nothing left to do."""
-    n_img = positions.shape[0]
-    ones = _ONES if n_img == 1 else np.ones(n_img)
-    loss, count, grads = _forward_grad_scaled(image, positions, albedo, normals, gamma,
-                                              weights, eps, ones)
-    state = tuple(g if need else None for g, need in zip(grads, needs, strict=True))
-    return loss, count, state
+    ∂loss_b/∂γ (B, 9, 3)), None where ``needs`` (same order) is False (the pass writes only
+    those: an unwanted per-vertex gradient goes to scratch that stays in cache). A cheap
+    pre-pass (:func:`_count`) finds Σ w first, so the gradients come out already divided by
+    it: for ∂L/∂loss = 1 (a batch-1 sum or mean) the backward has nothing left to do."""
+    n_img = weights.shape[0]
+    return _pass(image, positions, albedo, normals, gamma, weights, float(eps),
+                 _ONES if n_img == 1 else np.ones(n_img), needs)
 
 
 def scale_gradients(state, grad_loss, *, inplace: bool = False):
@@ -542,6 +622,6 @@ def shaded_photometric_backward(image, positions, albedo, normals, gamma, weight
     recomputed by the pass itself (same value)."""
     if not any(needs):
         return None, None, None, None
-    _, _, grads = _forward_grad_scaled(image, positions, albedo, normals, gamma, weights, eps,
-                                       grad_loss.detach().to(torch.float64).numpy())
-    return tuple(g if need else None for g, need in zip(grads, needs, strict=True))
+    _, _, grads = _pass(image, positions, albedo, normals, gamma, weights, float(eps),
+                        grad_loss.detach().to(torch.float64).contiguous().numpy(), needs)
+    return grads
