@@ -460,8 +460,10 @@ def _band_count(batch: int, threads: int | None = None) -> int:
 #: (B x H x W); below it the serial twin runs whatever the thread count. Per-band thread CPU
 #: times (face grids of 722-37.5k triangles at 32²-512², 2 bands, batch 1) plus the ~45 µs a
 #: workqueue launch costs predict 2 threads 0.28-0.87x of 1 thread at 32², 0.47-1.10x at 64²,
-#: 1.04-1.31x at 120² and 1.43-1.56x at 224²; so at about 100² the banded launch starts to win.
-PARALLEL_MIN_PIXELS = 10_000
+#: 1.04-1.31x at 120² and 1.43-1.56x at 224². Measured instead (benchmarks/RESULTS.md, idle,
+#: run_all.py at 6cd824d with this bound at 10,000): 2 threads 0.71 ms vs 1 thread 0.51 ms at
+#: 120², 1.04 vs 1.01 ms at 224²; so one image runs serial below 32,768 pixels (181²).
+PARALLEL_MIN_PIXELS = 32_768
 #: The vertex pass (``vertex_pixel_ranges``, ~0.7 ns per vertex since it vectorises) runs one
 #: task per item in parallel only from this many vertices in the call (B x V): below it a
 #: ~45 µs launch costs more than the whole pass. At batch 1 it is always serial.
