@@ -481,8 +481,12 @@ def test_repeated_backward_through_a_retained_graph_is_bit_identical(dtype, batc
     image, positions, albedo, normals, gamma, visibility, grad_loss = make_inputs(batch, 40,
                                                                                   dtype)
     leaves = [t.clone().requires_grad_(True) for t in (positions, albedo, normals, gamma)]
-    loss = shaded_photometric_per_image(image, *leaves, visibility)
-    for weights in (grad_loss, torch.ones_like(grad_loss)):
+    per_image = shaded_photometric_per_image(image, *leaves, visibility)
+    cases = [(per_image, w) for w in (grad_loss, torch.ones_like(grad_loss))]
+    for reduction in ("sum", "mean"):  # the batch reduction done inside the op
+        loss = shaded_photometric_loss(image, *leaves, visibility, reduction=reduction)
+        cases += [(loss, torch.tensor(w, dtype=dtype)) for w in (1.0, 0.7)]
+    for loss, weights in cases:
         first = torch.autograd.grad(loss, leaves, weights, retain_graph=True)
         for _ in range(2):
             again = torch.autograd.grad(loss, leaves, weights, retain_graph=True)
