@@ -39,6 +39,7 @@ from facelab._checks import (
 )
 from facelab.cameras import _rigid
 from facelab.face_params import JOINT_BLOCKS, FaceParams
+from facelab.formation_cache import _cast, _subset_rows, _validated_subset
 from facelab.model.morphable import MorphableModel
 from facelab.model.skinning import blend_skinning
 from facelab.normals.autograd import VertexNormals, vertex_face_table
@@ -174,69 +175,6 @@ def _blend(mean: torch.Tensor, basis: torch.Tensor, coeffs: torch.Tensor) -> tor
     """mean + basis[..., :k] @ coeffs for a batch: (V, 3), (V, 3, K), (B, k) -> (B, V, 3)."""
     k = coeffs.shape[1]
     return mean.unsqueeze(0) + torch.einsum("vdk,bk->bvd", basis[..., :k], coeffs)
-
-
-# model -> {subset indices: its rows of (mean, id basis, exp basis, jaw weights)}. A fitter forms
-# the same 68 landmarks hundreds of times; the rows are gathered once per model and subset.
-_SUBSETS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-# model -> {(dtype, device): the model cast to them}: a float32 model formed with float64
-# parameters (gradcheck, tests) is copied once, not at every call. Like the subset cache below,
-# this treats a model as immutable (every facelab function builds new models, never edits one).
-_CASTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _cast(model: MorphableModel, dtype: torch.dtype, device: torch.device) -> MorphableModel:
-    if (model.dtype, model.device) == (dtype, device):
-        return model
-    per_model = _CASTS.setdefault(model, {})
-    if (dtype, device) not in per_model:
-        per_model[(dtype, device)] = model.to(dtype=dtype, device=device)
-    return per_model[(dtype, device)]
-
-
-_INDEX_DTYPES = (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8)
-
-
-# id(rows tensor) -> (weak reference, version, tuple(rows.tolist())): the cache key of a subset,
-# made once per tensor (58 us for the ~2,000 visible vertices a fitter's colour stage re-shades
-# every step, three times per step before). Keyed by id and checked by the weak reference (a
-# tensor cannot key a WeakKeyDictionary: its == is elementwise).
-_ROW_KEYS: dict = {}
-
-
-def _row_key(rows: torch.Tensor) -> tuple:
-    hit = _ROW_KEYS.get(id(rows))
-    if hit is not None and hit[0]() is rows and hit[1] == rows._version:
-        return hit[2]
-    key = tuple(rows.tolist())
-    if len(_ROW_KEYS) > 64:
-        _ROW_KEYS.clear()
-    _ROW_KEYS[id(rows)] = (weakref.ref(rows), rows._version, key)
-    return key
-
-
-def _validated_subset(m: MorphableModel, rows: torch.Tensor) -> bool:
-    """True when these integer rows are already in :func:`_subset_rows`' cache for ``m`` (so
-    they were checked to lie in [0, V) when it was filled): skips two reductions per step."""
-    if rows.dtype not in _INDEX_DTYPES or m not in _SUBSETS:
-        return False
-    return _row_key(rows) in _SUBSETS[m]
-
-
-def _subset_rows(m: MorphableModel, rows: torch.Tensor) -> dict:
-    """The model's per-vertex arrays restricted to ``rows`` (S,), cached by content."""
-    per_model = _SUBSETS.setdefault(m, {})
-    key = _row_key(rows)
-    if key not in per_model:
-        if len(per_model) > 16:
-            per_model.clear()
-        per_model[key] = {
-            "mean": m.mean_shape[rows], "id": m.id_basis[rows], "exp": m.exp_basis[rows],
-            "skin": None if m.skeleton is None else m.skeleton.weights[rows],
-            "albedo_mean": m.mean_albedo[rows], "albedo": m.albedo_basis[rows]}
-    return per_model[key]
 
 
 def form(model: MorphableModel, params: FaceParams, camera, *, vertex_subset=None,

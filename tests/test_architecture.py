@@ -28,7 +28,7 @@ LAYERS = [
     ("ops", ["facelab.raster", "facelab.shading", "facelab.normals", "facelab.vertex_losses",
              "facelab.shaded_photometric", "facelab.texture"]),
     ("model", ["facelab.model"]),
-    ("formation", ["facelab.face_params", "facelab.formation"]),
+    ("formation", ["facelab.face_params", "facelab.formation_cache", "facelab.formation"]),
     ("measures and io", ["facelab.losses", "facelab.metrics", "facelab.export",
                          "facelab.image_io", "facelab.figures"]),
     ("applications", ["facelab.data", "facelab.landmarks", "facelab.fitting",
