@@ -98,14 +98,10 @@ def _backward(ctx, grad_out):
             _, _, state = cpu.shaded_photometric_forward_grad(
                 image, positions, albedo, normals, gamma, weights, ctx.eps, ctx.needs)
         if reduction == "none":
-            grads = cpu.scale_gradients(state, grad_out, inplace=True)
+            factors = grad_out.tolist()  # ∂L/∂loss_b
         else:
-            g = grad_out.item()
-            if reduction == "mean" and ctx.n_img:
-                g /= ctx.n_img
-            grads = state if g == 1.0 else tuple(None if t is None else t.mul_(g)
-                                                 for t in state)
-        return (None, *grads, None, None, None)
+            factors = [grad_out.item() / (ctx.n_img if reduction == "mean" and ctx.n_img else 1)]
+        return (None, *_scale_in_place(state, factors), None, None, None)
     image, positions, albedo, normals, gamma, weights, count = ctx.saved_tensors
     if reduction != "none":
         n_img = image.shape[0]
@@ -116,6 +112,22 @@ def _backward(ctx, grad_out):
         image, positions, albedo, normals, gamma, weights, ctx.eps, count,
         grad_out.contiguous(), needs)
     return (None, *grads, None, None, None)
+
+
+def _scale_in_place(state, factors: list) -> tuple:
+    """The forward's per-image gradients (state: tensors (B, ...) or None) times ∂L/∂loss_b,
+    in place (the state is used up): ``factors`` has B numbers, or one for every image; all
+    ones cost nothing."""
+    if all(f == 1.0 for f in factors):
+        return tuple(state)
+    if len(factors) == 1:
+        return tuple(None if g is None else g.mul_(factors[0]) for g in state)
+    out = []
+    for g in state:
+        if g is not None:
+            g = g.mul_(torch.tensor(factors, dtype=g.dtype).view(-1, *([1] * (g.ndim - 1))))
+        out.append(g)
+    return tuple(out)
 
 
 # torch's wrapper (a no_grad context and the error on a second differentiation) only where a

@@ -47,7 +47,7 @@ from facelab._threads import parallel_threads
 from facelab.numba_cache import serial_twin
 from facelab.shading.reference import C0, C1, C2, C3, C4
 
-__all__ = ["CHUNK", "all_finite", "scale_gradients", "shaded_photometric_backward",
+__all__ = ["CHUNK", "shaded_photometric_backward",
            "shaded_photometric_forward", "shaded_photometric_forward_grad"]
 
 CHUNK = 1024  # vertices per parallel work item (and per partial sum)
@@ -497,15 +497,6 @@ def _run(image, positions, albedo, normals, gamma, weights, eps, grad_loss, mode
 _run_ser = numba.njit(cache=True, error_model="numpy")(_run)
 
 
-def all_finite(*tensors) -> bool:
-    """True when every entry of these contiguous CPU float tensors is finite: one compiled pass
-    each (~20 ns per 1,000 entries; NumPy's ``isfinite(x.sum())`` takes ~10× longer)."""
-    for t in tensors:
-        if t.numel() and _finite_sum(t.detach().numpy().reshape(-1)) != 0:
-            return False
-    return True
-
-
 def _gamma_c(gamma: np.ndarray) -> np.ndarray:
     """γ premultiplied by the basis constants: (B, 9, 3), gamma's dtype (as :func:`_run`)."""
     return gamma * BASIS_CONSTANTS[:, None].astype(gamma.dtype)
@@ -580,7 +571,7 @@ def shaded_photometric_forward(image, positions, albedo, normals, gamma, weights
 def shaded_photometric_forward_grad(image, positions, albedo, normals, gamma, weights,
                                     eps: float, needs=(True, True, True, True)):
     """The forward and, in the same compiled pass, the gradients of each image's loss that
-    :func:`scale_gradients` turns into the backward: (loss (B,), count (B,), state), state =
+    the autograd op scales into the backward: (loss (B,), count (B,), state), state =
     (∂loss_b/∂positions (B, V, 2), ∂loss_b/∂albedo (B, V, 3), ∂loss_b/∂normals (B, V, 3),
     ∂loss_b/∂γ (B, 9, 3)), None where ``needs`` (same order) is False (the pass writes only
     those: an unwanted per-vertex gradient goes to scratch that stays in cache). A cheap
@@ -589,28 +580,6 @@ def shaded_photometric_forward_grad(image, positions, albedo, normals, gamma, we
     n_img = weights.shape[0]
     return _pass(image, positions, albedo, normals, gamma, weights, float(eps),
                  _ONES if n_img == 1 else np.ones(n_img), needs)
-
-
-def scale_gradients(state, grad_loss, *, inplace: bool = False):
-    """The backward from :func:`shaded_photometric_forward_grad`'s state: each image's
-    gradients times ∂L/∂loss_b (grad_loss (B,)). ``inplace=True`` scales the state's own
-    tensors (no allocation; the state is used up); ∂L/∂loss = 1 costs nothing."""
-    g_loss = grad_loss.tolist()
-    if all(g == 1.0 for g in g_loss):
-        return tuple(state) if inplace else tuple(None if g is None else g.clone()
-                                                  for g in state)
-    if len(g_loss) == 1:  # a Python number: one fused multiply, no broadcast set-up
-        s = g_loss[0]
-        if inplace:
-            return tuple(None if g is None else g.mul_(s) for g in state)
-        return tuple(None if g is None else g * s for g in state)
-    out = []
-    for g in state:
-        if g is not None:
-            sb = grad_loss.detach().to(g.dtype).view(-1, *([1] * (g.ndim - 1)))
-            g = g.mul_(sb) if inplace else g * sb
-        out.append(g)
-    return tuple(out)
 
 
 def shaded_photometric_backward(image, positions, albedo, normals, gamma, weights, eps: float,
