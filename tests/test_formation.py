@@ -297,3 +297,19 @@ def test_shade_false_forms_everything_but_the_colours(model):
     assert torch.equal(image, fl.render(full, 32, 32)[0])
     again = fl.form(model, p, camera, geometry=full, shade=False)
     assert again.colors is None and torch.equal(again.albedo, full.albedo)
+
+
+def test_vertex_subset_cache_sees_edits_the_version_counter_misses():
+    """The subset rows are cached by content: an in-place edit through a NumPy view (which
+    torch's version counter does not see) must form the new subset, not the cached old one."""
+    model = fl.load_model("synthetic", "teaching", version=1)
+    params = fl.FaceParams(id=torch.randn(1, model.n_id), exp=torch.randn(1, model.n_exp))
+    camera, t = fl.default_camera(1, 64, 64)
+    params = fl.FaceParams(id=params.id, exp=params.exp, translation=t)
+    rows = torch.tensor([0, 5, 9], dtype=torch.int64)
+    first = fl.form(model, params, camera, vertex_subset=rows).verts.clone()
+    rows.numpy()[1] = 7  # version counter unchanged
+    second = fl.form(model, params, camera, vertex_subset=rows).verts
+    full = fl.form(model, params, camera).verts
+    torch.testing.assert_close(second, full[:, [0, 7, 9]])
+    assert not torch.equal(first, second)
