@@ -12,19 +12,30 @@ is a complete sequence of pickles with :func:`pickletools.genops` (which only pa
 opcodes: nothing is constructed or executed), and deletes every file of a kernel whose
 index or data is corrupt, with a warning; Numba then recompiles that kernel on its next
 call. The op packages call it when they are imported.
+
+It also removes **stale** kernels. Numba keys a cached kernel by its own source file's
+modification time and size, but a kernel inlines ``register_jitable`` helpers from other
+modules (the rasterizer's row spans live in ``raster/spans.py``): after an edit or a ``git
+checkout`` that changes only a helper module, Numba would load machine code compiled from
+the old helper, silently. So a kernel whose cache index is older than any facelab module its
+source file imports and that holds compiled code (one level: the modules named in its
+``import`` statements that mention ``njit`` or ``register_jitable``) is removed and
+recompiled on its next call.
 """
 
 from __future__ import annotations
 
 import os
 import pickletools
+import re
 import threading
 import warnings
 from pathlib import Path
 
-__all__ = ["corrupt_cache_files", "repair_numba_cache", "serial_twin"]
+__all__ = ["corrupt_cache_files", "repair_numba_cache", "serial_twin", "stale_cache_files"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+_THIS = Path(__file__).resolve()
 _DONE = False
 _LOCK = threading.Lock()
 
@@ -75,14 +86,112 @@ def corrupt_cache_files(dirs=None) -> list[Path]:
     return bad
 
 
+def _kernel_source(index: Path) -> Path | None:
+    """The source file of the kernel whose cache index is ``index`` (``<module>.<qualname>-
+    <line>.pyXY.nbi`` in ``__pycache__`` beside it, or under ``NUMBA_CACHE_DIR`` in a folder
+    mirroring the source folder's absolute path)."""
+    module = index.name.split(".", 1)[0]
+    folder = index.parent
+    if folder.name == "__pycache__":
+        folder = folder.parent
+    else:
+        user = os.environ.get("NUMBA_CACHE_DIR")
+        try:
+            folder = Path(folder.anchor) / folder.relative_to(Path(user)) if user else None
+        except ValueError:
+            folder = None
+    src = None if folder is None else folder / f"{module}.py"
+    return src if src is not None and src.is_file() else None
+
+
+def _module_file(name: str) -> Path | None:
+    """The source file of facelab module ``name`` (``facelab.raster.spans``), or None."""
+    parts = name.split(".")
+    if parts[0] != "facelab":
+        return None
+    base = _PACKAGE_DIR.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+_IMPORT = re.compile(r"^\s*(?:from\s+(facelab[\w.]*)\s+import\s+(\([^)]*\)|[^\n]*)"
+                     r"|import\s+(facelab[\w.]*))", re.M)
+_COMPILED = re.compile(r"register_jitable|njit")
+
+
+def _kernel_imports(src: Path) -> set[Path]:
+    """The files of the facelab modules ``src`` imports that hold compiled code (they mention
+    ``njit`` or ``register_jitable``: a kernel inlines or links them); ``from facelab.x import
+    y`` names facelab/x.py, or facelab/x/y.py when y is a module. A regular expression over
+    the import statements, not a parse: this runs when the op packages are imported."""
+    try:
+        text = src.read_text()
+    except (OSError, ValueError):
+        return set()
+    names = set()
+    for module, imported, plain in _IMPORT.findall(text):
+        if plain:
+            names.add(plain)
+            continue
+        names.add(module)
+        names.update(f"{module}.{n.split()[0]}" for n in imported.strip("()").split(",")
+                     if n.split())
+    out = set()
+    for f in map(_module_file, names):
+        if f is None or f in (src, _THIS):
+            continue  # this module builds serial twins but holds no compiled code
+        try:
+            if _COMPILED.search(f.read_text()):
+                out.add(f)
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def stale_cache_files(dirs=None) -> list[Path]:
+    """The cache indexes (``*.nbi``) of kernels compiled before a facelab module their source
+    imports last changed (see the module docstring); ``dirs`` as in :func:`corrupt_cache_files`.
+    """
+    stale, deps = [], {}
+    for folder in (_cache_dirs() if dirs is None else [Path(d) for d in dirs]):
+        for index in sorted(folder.glob("*.nbi")):
+            src = _kernel_source(index)
+            if src is None:
+                continue
+            if src not in deps:
+                deps[src] = _kernel_imports(src)
+            try:
+                built = index.stat().st_mtime
+                newest = max((d.stat().st_mtime for d in deps[src]), default=0.0)
+            except OSError:
+                continue  # removed meanwhile
+            if newest > built:
+                stale.append(index)
+    return stale
+
+
 def _kernel_files(path: Path) -> list[Path]:
     """Every cache file of the kernel ``path`` belongs to (``name.pyXY.nbi`` / ``.N.nbc``)."""
     stem = path.name.split(".py")[0]  # e.g. "cpu._merge_chunks_py-142"
     return [p for p in path.parent.glob(f"{stem}.py*.nb[ic]")]
 
 
+def _unlink(paths) -> list[Path]:
+    removed = []
+    for p in paths:
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:  # removed meanwhile, or not ours to remove
+            continue
+    return removed
+
+
 def repair_numba_cache(dirs=None, *, force: bool = False) -> list[Path]:
-    """Delete corrupt Numba cache files (and their kernel's other files); return them.
+    """Delete corrupt Numba cache files (and their kernel's other files), and the files of
+    stale kernels (:func:`stale_cache_files`); return the corrupt ones removed.
 
     Runs once per process unless ``force``. Warns (``RuntimeWarning``) naming the files,
     since the kernels they held are recompiled on their next call (seconds).
@@ -94,14 +203,9 @@ def repair_numba_cache(dirs=None, *, force: bool = False) -> list[Path]:
         _DONE = True
         removed: list[Path] = []
         for path in corrupt_cache_files(dirs):
-            for p in _kernel_files(path) or [path]:
-                try:
-                    p.unlink()
-                    removed.append(p)
-                except FileNotFoundError:
-                    pass
-                except OSError:
-                    continue
+            removed += _unlink(_kernel_files(path) or [path])
+        for path in stale_cache_files(dirs):  # routine after an edit: no warning
+            _unlink(_kernel_files(path))
         if removed:
             warnings.warn(
                 f"facelab: removed {len(removed)} corrupt Numba cache file(s) "

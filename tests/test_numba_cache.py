@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 
 import facelab
-from facelab.numba_cache import corrupt_cache_files, repair_numba_cache
+from facelab.numba_cache import corrupt_cache_files, repair_numba_cache, stale_cache_files
 
 PACKAGE = Path(facelab.__file__).resolve().parent
 
@@ -39,6 +39,33 @@ def test_only_corrupt_kernels_are_removed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "cpu._good_py-10.py311.1.nbc", "cpu._good_py-10.py311.nbi"]
     assert repair_numba_cache([tmp_path], force=True) == []
+
+
+def test_kernels_older_than_an_inlined_helper_module_are_removed(tmp_path):
+    """Numba keys a cached kernel by its own file only; a kernel compiled before a facelab
+    module it imports with compiled code (raster/spans.py's register_jitable helpers) changed
+    is stale and removed, a newer one is kept, and modules without compiled code do not count."""
+    src = tmp_path / "cpu.py"
+    src.write_text("from facelab.raster.spans import _passes  # inlined helpers\n"
+                   "from facelab.raster import buffers\nimport facelab.numba_cache\n")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    for stem in ("cpu._old_py-10", "cpu._new_py-20"):
+        _write_kernel(cache, stem)
+    spans = (PACKAGE / "raster" / "spans.py").stat().st_mtime
+    for f in cache.glob("cpu._old_py-10.*"):
+        os.utime(f, (spans - 10.0, spans - 10.0))  # compiled before spans.py last changed
+    for f in cache.glob("cpu._new_py-20.*"):
+        os.utime(f, (spans + 10.0, spans + 10.0))
+    assert [p.name for p in stale_cache_files([cache])] == ["cpu._old_py-10.py311.nbi"]
+    assert repair_numba_cache([cache], force=True) == []  # none corrupt: nothing to warn about
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "cpu._new_py-20.py311.1.nbc", "cpu._new_py-20.py311.nbi"]
+    # buffers.py holds no compiled code and numba_cache.py only builds twins: never stale by them
+    src.write_text("from facelab.raster import buffers\nimport facelab.numba_cache\n")
+    for f in cache.iterdir():
+        os.utime(f, (0.0, 0.0))
+    assert stale_cache_files([cache]) == []
 
 
 _CHILD = r"""
