@@ -45,12 +45,11 @@ import numpy as np
 import torch
 
 import facelab as fl
-from facelab.formation import PICTURE_ANTIALIAS
 from facelab.landmarks import detect
-from facelab.lighting import sh_from_direction
 from facelab.model.head import head_arrays
 from facelab.model.head import mesh as M
 from facelab.model.synthetic.ibug import MIRROR_68
+from facelab.realism import random_light, render_picture
 from facelab.rotations import head_rotation
 
 YAWS_DEG = (0.0, 10.0, -10.0, 20.0, -20.0, 30.0, -30.0, 38.0, -38.0, 45.0, -45.0)
@@ -74,18 +73,12 @@ def render_views(model, n_identities: int, seed: int = SEED):
         albedo = f32(rng.standard_normal((1, model.n_albedo)) * 0.8 * s)
         for yaw in YAWS_DEG:
             pitch = rng.uniform(-8.0, 8.0) * s
-            d = rng.normal(size=3)
-            d[2] = -abs(d[2]) - 0.5  # a key light from the camera's side
-            light = sh_from_direction(f32(d / np.linalg.norm(d)), rng.uniform(0.35, 0.6),
-                                      rng.uniform(0.5, 0.8))
+            light = random_light(rng)
             angles = f32([[np.deg2rad(pitch), np.deg2rad(yaw), 0.0]])
             params = fl.FaceParams(id=ident, exp=expr, albedo=albedo,
                                    rotation=head_rotation(angles), translation=t, gamma=light)
-            with torch.no_grad():
-                f = fl.form(model, params, camera)
-                image, _ = fl.render(f, SIZE, SIZE, antialias=PICTURE_ANTIALIAS,
-                                     background=f32(rng.uniform(0.2, 0.8, 3)))
-            det = detect(image[0].clamp(0.0, 1.0).numpy() ** (1.0 / 2.2))
+            picture, f = render_picture(model, params, camera, rng.uniform(0.2, 0.8, 3), SIZE)
+            det = detect(picture)
             if det is None:
                 print(f"  no face found: identity {k}, yaw {yaw}")
                 continue

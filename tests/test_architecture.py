@@ -31,7 +31,7 @@ LAYERS = [
     ("formation", ["facelab.face_params", "facelab.formation_cache", "facelab.formation"]),
     ("measures and io", ["facelab.losses", "facelab.metrics", "facelab.export",
                          "facelab.image_io", "facelab.figures"]),
-    ("applications", ["facelab.data", "facelab.landmarks", "facelab.fitting",
+    ("applications", ["facelab.data", "facelab.landmarks", "facelab.realism", "facelab.fitting",
                       "facelab.command_errors", "facelab.warmup"]),
     ("methods", ["facelab.methods", "facelab.methods.motion_prior"]),
     ("interfaces", ["facelab.widgets", "facelab.cli", "facelab.fit_cli", "facelab.annotate_cli",

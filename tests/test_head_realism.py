@@ -33,69 +33,46 @@ survey's heads do not cover: its contour points 0-4 are 20-30 % off, its inner p
 at 30-45 deg the renders lie at 4.2-5.5 % (median 5.2 %). No fixed definition of the points
 measured above gets every render under 5 %; ``test_nme_bar_of_the_issue`` records that as a
 strict expected failure, and the other tests guard the measured level.
+
+Over seeds 0, 1, 2 (``benchmarks/head_realism_seeds.py``, the same protocol): NME mean 4.41 ±
+0.10 %, max 7.42 ± 1.21 %, 18.3 ± 2.5 of 24 renders within 5 %. Two measurements say the
+bar is not the landmark definition's to meet: (1) the *mean* head (identity scale 0, only
+expression, albedo, pose and light random) still fails it, max 6.22 ± 0.35 % (at 35-45 deg
+yaw), 20.7 ± 0.6 of 24 within 5 %; (2) the detector disagrees with itself: its points on a
+render and on the mirrored render (mapped back) differ by 2.90 ± 0.48 % on average and by up
+to 8.7 % (seed 1, the 8.8 % render at 42.6 deg yaw, where they differ by 7.3 %); for any
+landmark definition one of the two images is then at least half that far from it. The
+fixture prints this mirror inconsistency per render (:func:`facelab.realism.realism_study`).
+A light kept above the head instead of from any direction moves the mean NME by -0.2 % and
+leaves the worst renders as they are (seeds 0 and 1, measured once).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import facelab as fl
-from facelab.formation import PICTURE_ANTIALIAS
 from facelab.landmarks import mediapipe_available
-from facelab.lighting import sh_from_direction
-from facelab.rotations import head_rotation
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not mediapipe_available(), reason="needs mediapipe (facelab[landmarks])"),
 ]
 
-N_RENDERS, SIZE, SEED = 24, 320, 0
+N_RENDERS, SEED = 24, 0
 YAW_BINS = ((0, 15), (15, 30), (30, 46))
 
 
 @pytest.fixture(scope="module")
 def results():
-    from facelab.landmarks import detect
+    from facelab.realism import realism_study
 
     model = fl.load_model("synthetic", "medium", version=2)
-    rng = np.random.default_rng(SEED)
-    camera, t = fl.default_camera(1, SIZE, SIZE, fov_deg=16.0, distance=1000.0)
-    rows = []
-    for _ in range(N_RENDERS):
-        yaw = rng.uniform(0.0, 45.0) * rng.choice([-1.0, 1.0])
-        pitch = rng.uniform(-8.0, 8.0)
-        f32 = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
-        ident = f32(rng.standard_normal((1, model.n_id)))
-        expr = f32(rng.standard_normal((1, model.n_exp)) * 0.3)
-        albedo = f32(rng.standard_normal((1, model.n_albedo)) * 0.8)
-        d = rng.normal(size=3)
-        d[2] = -abs(d[2]) - 0.5  # a key light from the camera's side
-        light = sh_from_direction(f32(d / np.linalg.norm(d)), rng.uniform(0.35, 0.6),
-                                  rng.uniform(0.5, 0.8))
-        angles = f32([[np.deg2rad(pitch), np.deg2rad(yaw), 0.0]])
-        params = fl.FaceParams(id=ident, exp=expr, albedo=albedo,
-                               rotation=head_rotation(angles), translation=t, gamma=light)
-        with torch.no_grad():
-            formation = fl.form(model, params, camera)
-            image, _ = fl.render(formation, SIZE, SIZE, antialias=PICTURE_ANTIALIAS,
-                                 background=f32(rng.uniform(0.2, 0.8, 3)))
-        picture = image[0].clamp(0.0, 1.0).numpy() ** (1.0 / 2.2)  # display gamma
-        truth = formation.landmarks_2d[0].numpy()
-        iod = float(np.linalg.norm(truth[36] - truth[45]))
-        det = detect(picture)
-        err = (np.full(68, np.nan) if det is None
-               else np.linalg.norm(det.landmarks - truth, axis=1) / iod)
-        rows.append((yaw, det is not None, err))
-    yaw = np.array([r[0] for r in rows])
-    found = np.array([r[1] for r in rows])
-    err = np.stack([r[2] for r in rows])  # (N, 68)
-    out = {"yaw": yaw, "found": found, "nme": err.mean(1), "contour": err[:, :17].mean(1),
-           "inner": err[:, 17:].mean(1)}
+    out = realism_study(model, n=N_RENDERS, seed=SEED, mirror=True)
+    yaw = out["yaw"]
     print("\nhead realism (NME, % of inter-ocular distance):")
-    for key in ("nme", "contour", "inner"):
+    for key in ("nme", "contour", "inner", "mirror"):
         v = out[key] * 100
         print(f"  {key:8s} mean {np.nanmean(v):5.2f}  median {np.nanmedian(v):5.2f}  "
               f"max {np.nanmax(v):5.2f}")
@@ -109,6 +86,8 @@ def results():
     print(f"  |yaw| <= 12 deg: NME {near.min():.2f} - {near.max():.2f}")
     print(f"  renders with NME <= 5 %: {(out['nme'] <= 0.05).sum()} of {len(yaw)}; sorted NME "
           + " ".join(f"{v:.1f}" for v in np.sort(out["nme"] * 100)))
+    print("  per render, NME / the detector's mirror inconsistency: " + " ".join(
+        f"{a:.1f}/{b:.1f}" for a, b in zip(out["nme"] * 100, out["mirror"] * 100, strict=True)))
     return out
 
 
