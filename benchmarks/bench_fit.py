@@ -19,8 +19,12 @@ run and fit").
 
 2. **First rasterize in a fresh process** (``--first N`` processes of each kind, alternating):
    a process that has imported torch times ``import facelab; fl.rasterize(one triangle)``
-   (wall and CPU), and, the comparison, a process that times ``import numba`` alone
-   (the floor facelab cannot go below while its kernels are Numba's). The check: with
+   (wall and CPU), and, the comparisons, a process that times ``import numba`` alone and one
+   that times ``import numba`` plus the first call of a trivial cached ``njit`` function
+   (``a + b``, compiled beforehand in a temporary folder): the floor facelab cannot go below
+   while its kernels are Numba's — Numba's first cache load imports its typing and
+   lowering registries, including ``scipy.linalg`` when SciPy is installed (Numba's BLAS
+   check), about 0.4 s here. The check: with
    ``NUMBA_DEBUG_CACHE=1`` the rasterize process loads its kernels from the cache and
    compiles none, and its face ids equal the NumPy reference's.
 
@@ -226,6 +230,17 @@ print("RESULT", time.perf_counter() - t0, time.process_time() - c0, True, flush=
 """
 
 
+_TRIVIAL_CHILD = """
+import sys, time, torch
+c0, t0 = time.process_time(), time.perf_counter()
+import numba
+sys.path.insert(0, {folder!r})
+import facelab_bench_trivial as k
+same = k.add(1.0, 2.0) == 3.0
+print("RESULT", time.perf_counter() - t0, time.process_time() - c0, same, flush=True)
+"""
+
+
 def _child(code: str) -> tuple[float, float, bool, int]:
     env = dict(os.environ, NUMBA_DEBUG_CACHE="1", PYTHONPATH=os.pathsep.join(
         p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p))
@@ -237,21 +252,34 @@ def _child(code: str) -> tuple[float, float, bool, int]:
 
 
 def first_raster_rows(n: int) -> list[dict]:
-    res = {"import facelab; fl.rasterize (first call)": [], "import numba alone": []}
+    import tempfile
+
+    names = ("import facelab; fl.rasterize (first call)", "import numba alone",
+             "import numba; a trivial cached njit (first call)")
+    res: dict = {name: [] for name in names}
     saved, same = 0, True
-    for _ in range(n):  # alternating, a fresh process each
-        w, c, ok, s = _child(_RASTER_CHILD)
-        res["import facelab; fl.rasterize (first call)"].append((w, c))
-        saved, same = saved + s, same and ok
-        w, c, _, _ = _child(_NUMBA_CHILD)
-        res["import numba alone"].append((w, c))
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "facelab_bench_trivial.py").write_text(
+            "from numba import njit\n\n\n@njit(cache=True)\ndef add(a, b):\n    return a + b\n")
+        trivial = _TRIVIAL_CHILD.format(folder=folder)
+        _child(trivial)  # compiles it into the folder's cache
+        for _ in range(n):  # alternating, a fresh process each
+            w, c, ok, s = _child(_RASTER_CHILD)
+            res[names[0]].append((w, c))
+            saved, same = saved + s, same and ok
+            w, c, _, _ = _child(_NUMBA_CHILD)
+            res[names[1]].append((w, c))
+            w, c, ok, _ = _child(trivial)
+            res[names[2]].append((w, c))
+            same = same and ok
     load = load_average()
     rows = []
     for name, vals in res.items():
         wall = np.array([v[0] for v in vals])
         m, lo, hi = quantiles(wall)
-        check = (f"kernels compiled: {saved}; face ids = NumPy reference: {same}"
-                 if "rasterize" in name else "the floor while the kernels are Numba's")
+        check = {names[0]: f"kernels compiled: {saved}; face ids = NumPy reference: {same}",
+                 names[1]: "the import alone",
+                 names[2]: "the floor for any cached Numba kernel"}[name]
         rows.append({"workload": "fresh process after `import torch`", "impl": name,
                      "median_ms": 1e3 * m, "p10_ms": 1e3 * lo, "p90_ms": 1e3 * hi,
                      "cpu_ms": 1e3 * float(np.median([v[1] for v in vals])), "load": load,
