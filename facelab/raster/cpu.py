@@ -29,6 +29,7 @@ from numba.extending import register_jitable
 from facelab._threads import parallel_threads
 from facelab.numba_cache import serial_twin
 from facelab.raster.buffers import _outputs, _ranges, _zbuffer
+from facelab.raster.lanes import div4
 from facelab.raster.spans import _edge_k, _edge_side, _passes, _span_bound
 
 __all__ = [
@@ -51,18 +52,15 @@ def edge_function(ax, ay, bx, by, px, py):
 
 @register_jitable
 def barycentrics_and_depth(w0, w1, w2, z0, z1, z2, perspective_correct, one):
-    """Reference definition 4; ``one`` is 1 in the working dtype."""
+    """Reference definition 4; ``one`` is 1 in the working dtype. The divisions go in lanes
+    of one vector division each (:func:`facelab.raster.lanes.div4`: the same IEEE quotients)."""
     total = w0 + w1 + w2
-    b0 = w0 / total
-    b1 = w1 / total
-    b2 = w2 / total
+    b0, b1, b2, _ = div4(w0, w1, w2, w2, total, total, total, total)  # one vector division
     if not perspective_correct:
         return b0, b1, b2, b0 * z0 + b1 * z1 + b2 * z2
-    q0 = b0 / z0
-    q1 = b1 / z1
-    q2 = b2 / z2
+    q0, q1, q2, _ = div4(b0, b1, b2, b2, z0, z1, z2, z2)
     q = q0 + q1 + q2
-    return q0 / q, q1 / q, q2 / q, one / q
+    return div4(q0, q1, q2, one, q, q, q, q)
 
 
 @register_jitable
