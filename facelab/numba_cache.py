@@ -22,8 +22,9 @@ modules (the rasterizer's row spans live in ``raster/spans.py``): after an edit 
 checkout`` that changes only a helper module, Numba would load machine code compiled from
 the old helper, silently. So a kernel whose cache index is older than any facelab module its
 source file imports and that holds compiled code (one level: the modules named in its
-``import`` statements that mention ``njit`` or ``register_jitable``) is removed and
-recompiled on its next call.
+``import`` statements that mention ``njit``, ``register_jitable``, ``@intrinsic`` or
+``@overload``, e.g. ``raster/lanes.py``'s vector division) is removed and recompiled on its
+next call.
 """
 
 from __future__ import annotations
@@ -164,12 +165,13 @@ def _module_file(name: str) -> Path | None:
 
 _IMPORT = re.compile(r"^\s*(?:from\s+(facelab[\w.]*)\s+import\s+(\([^)]*\)|[^\n]*)"
                      r"|import\s+(facelab[\w.]*))", re.M)
-_COMPILED = re.compile(r"register_jitable|njit")
+_COMPILED = re.compile(r"register_jitable|njit|@intrinsic|@overload")
 
 
 def _kernel_imports(src: Path) -> set[Path]:
     """The files of the facelab modules ``src`` imports that hold compiled code (they mention
-    ``njit`` or ``register_jitable``: a kernel inlines or links them); ``from facelab.x import
+    ``njit``, ``register_jitable``, ``@intrinsic`` or ``@overload``: a kernel inlines or links
+    them); ``from facelab.x import
     y`` names facelab/x.py, or facelab/x/y.py when y is a module. A regular expression over
     the import statements, not a parse: this runs when the op packages are imported."""
     try:

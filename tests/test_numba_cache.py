@@ -103,6 +103,21 @@ def test_kernels_older_than_an_inlined_helper_module_are_removed(tmp_path):
     assert stale_cache_files([cache]) == []
 
 
+
+def test_intrinsic_and_overload_modules_count_as_compiled_code(tmp_path):
+    """raster/lanes.py holds no njit/register_jitable function, only an ``@intrinsic`` and an
+    ``@overload`` that the rasterizer inlines: a kernel importing it goes stale with it."""
+    from facelab.numba_cache import _COMPILED, _kernel_imports
+
+    src = tmp_path / "cpu.py"
+    src.write_text("from facelab.raster.lanes import div4\n")
+    lanes = PACKAGE / "raster" / "lanes.py"
+    assert _kernel_imports(src) == {lanes.resolve()} or _kernel_imports(src) == {lanes}
+    code = "\n".join(line for line in lanes.read_text().splitlines()
+                     if line.startswith("@"))  # its decorators alone
+    assert _COMPILED.search(code)
+
+
 _CHILD = r"""
 import torch
 from facelab.raster import rasterize
