@@ -1,6 +1,6 @@
 """Four IEEE divisions as one vector division, for the rasterizer's per-pixel barycentrics.
 
-Reference definition 4 (:mod:`facelab.raster.reference`) divides three or four numbers per
+Reference definition 4 (:mod:`facelab.raster.reference`) divides three (linear) or ten numbers per
 covered pixel: ``b_k = w_k / total`` (k = 0, 1, 2) and, perspective-correct, ``q_k = b_k / z_k``
 then ``q_k / Q`` and ``1 / Q``. Compiled by Numba as written, each is a scalar ``divss`` /
 ``divsd`` (LLVM does not merge them: it cannot, without fast-math, replace them by a
@@ -9,9 +9,12 @@ reciprocal, and its SLP vectoriser leaves them apart). :func:`div4` issues the f
 quotient as the scalar division (no fast-math flags, so LLVM may not approximate it), so
 results are bit for bit those of the scalar formula, including inf / NaN on a zero divisor —
 the NumPy error model the kernels are compiled with. One vector division costs about what one
-scalar division does, so definition 4 takes one (linear) or three (perspective) divisions per
-pixel instead of three or ten. Measured on the teaching model at 512², 1 thread, interleaved
-with the peers as in ``benchmarks/bench_raster_peers.py`` (see ``benchmarks/README.md``).
+scalar division does, so perspective-correct definition 4 takes three divisions per covered
+pixel instead of ten (:func:`facelab.raster.cpu.barycentrics_and_depth`; teaching model at
+512², 1 thread: 1.69 -> 1.56 ms in a hot loop, 1.03-1.04x interleaved with the peers). The
+linear case keeps its three scalar divisions: one vector division measured no faster there
+(the pixel loop is not bound by division throughput), and neither did it pay in the gradient
+of ``interpolate`` (5.4 -> 5.8 ms: the lane shuffles sit on the scatter's dependency chain).
 
 Run as plain Python (``NUMBA_DISABLE_JIT=1``, or a ``register_jitable`` helper called from
 Python) :func:`div4` is the four scalar divisions.
