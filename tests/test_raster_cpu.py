@@ -269,8 +269,11 @@ def test_interpolate_forward_backward_match_reference(dtype, pc):
     assert gv2 is None and np.array_equal(ga2, ga)
 
 
-def test_undecorated_kernel_is_the_compiled_one():
-    """The plain-Python kernel (debuggable) computes what its njit twin computes."""
+@pytest.mark.parametrize("pc", [False, True])
+def test_undecorated_kernel_is_the_compiled_one(pc):
+    """The plain-Python kernel (debuggable) computes what its njit twin computes (with pc,
+    ``lanes.div4`` runs as four Python divisions in one and as one vector division in the
+    other)."""
     rng = np.random.default_rng(2)
     verts, faces = random_mesh(rng, 1, 8, 6, 6, 7)
     xs, ys = cpu._pixel_centres(7, verts.dtype), cpu._pixel_centres(6, verts.dtype)
@@ -283,7 +286,7 @@ def test_undecorated_kernel_is_the_compiled_one():
         ranges = np.empty((1, verts.shape[1], 4), np.int32)
         assert cpu.vertex_pixel_ranges(verts, 6, 7, np.inf, ranges) == 0
         nonfinite = np.empty(2, np.int64)
-        fn(verts, faces, ranges, xs, ys, verts.dtype.type(-np.inf), False, False, one, 2, 0, zb,
+        fn(verts, faces, ranges, xs, ys, verts.dtype.type(-np.inf), False, pc, one, 2, 0, zb,
            fi, bary, depth, nonfinite)
         assert not nonfinite.any()
         out.append((fi, bary, depth))
