@@ -269,11 +269,12 @@ def test_interpolate_forward_backward_match_reference(dtype, pc):
     assert gv2 is None and np.array_equal(ga2, ga)
 
 
+@pytest.mark.parametrize("run", [0, 16])
 @pytest.mark.parametrize("pc", [False, True])
-def test_undecorated_kernel_is_the_compiled_one(pc):
+def test_undecorated_kernel_is_the_compiled_one(pc, run):
     """The plain-Python kernel (debuggable) computes what its njit twin computes (with pc,
     ``lanes.div4`` runs as four Python divisions in one and as one vector division in the
-    other)."""
+    other; with run, so does ``lanes.row_run``'s row test: a Python loop, one vector test)."""
     rng = np.random.default_rng(2)
     verts, faces = random_mesh(rng, 1, 8, 6, 6, 7)
     xs, ys = cpu._pixel_centres(7, verts.dtype), cpu._pixel_centres(6, verts.dtype)
@@ -286,7 +287,7 @@ def test_undecorated_kernel_is_the_compiled_one(pc):
         ranges = np.empty((1, verts.shape[1], 4), np.int32)
         assert cpu.vertex_pixel_ranges(verts, 6, 7, np.inf, ranges) == 0
         nonfinite = np.empty(2, np.int64)
-        fn(verts, faces, ranges, xs, ys, verts.dtype.type(-np.inf), False, pc, one, 2, 0, zb,
+        fn(verts, faces, ranges, xs, ys, verts.dtype.type(-np.inf), False, pc, one, 2, 0, run, zb,
            fi, bary, depth, nonfinite)
         assert not nonfinite.any()
         out.append((fi, bary, depth))
@@ -377,13 +378,14 @@ def _span_cases(rng, size, scale=1.0):
 @pytest.mark.parametrize("scale", [1.0, 3e6, 4e8])
 @pytest.mark.parametrize("pc", [False, True])
 def test_row_spans_are_exact(monkeypatch, dtype, scale, pc):
-    """Scanning each row from its analytic span (every triangle, SPAN_MIN_WIDTH = 0) gives
-    the reference's fragments bit for bit, and the box scan's (spans off)."""
+    """Scanning each row from its analytic span (every triangle, SPAN_MIN_WIDTH = 0, no vector
+    row tests) gives the reference's fragments bit for bit, and the box scan's (spans off)."""
     rng = np.random.default_rng(int(scale) % 1000 + pc)
     size = 48
     verts, faces = _span_cases(rng, size, scale)
     verts = verts.astype(dtype)
     monkeypatch.setattr(cpu, "SPAN_MIN_WIDTH", 0)
+    monkeypatch.setattr(cpu, "RUN_MAX_WIDTH", 0)  # spans for every box, no vector row tests
     ref, got = _both(verts, faces, size, size, pc)
     got = [a.copy() for a in got]
     _assert_same(ref, got)
@@ -417,6 +419,7 @@ def test_row_span_certificate_catches_wrong_estimates(monkeypatch):
     monkeypatch.setattr(cpu, "_variant",
                         lambda kernel, n, threads=None: cpu._SERIAL.get(kernel, kernel))
     monkeypatch.setattr(cpu, "SPAN_MIN_WIDTH", 0)
+    monkeypatch.setattr(cpu, "RUN_MAX_WIDTH", 0)
     ref, got = _both(verts, faces, size, size)
     _assert_same(ref, got)
     assert calls["all"] > 100 and calls["fail"] > 0
