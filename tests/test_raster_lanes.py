@@ -9,7 +9,7 @@ import pytest
 from numba import njit
 
 from facelab.raster import cpu
-from facelab.raster.lanes import RUN_LANES, RUN_MAX_COLUMN, div4, row_run
+from facelab.raster.lanes import RUN_LANES, RUN_MAX_COLUMN, div4, row_bary, row_run
 
 
 @njit(error_model="numpy")
@@ -314,3 +314,37 @@ def test_row_runs_are_taken(monkeypatch):
     ref, got = _both(verts, faces, 30, 30)
     _assert_same(ref, got)
     assert calls["rows"] > 50
+
+
+@njit(error_model="numpy")
+def _row_bary_many(j0, ox, dy, c, g, z, pc, one, out):
+    for k in range(j0.shape[0]):
+        row_bary(out[k], j0[k], ox[k, 0], dy[k, 0], c[k, 0], g[k, 0], ox[k, 1], dy[k, 1],
+                 c[k, 1], g[k, 1], ox[k, 2], dy[k, 2], c[k, 2], g[k, 2], z[k, 0], z[k, 1],
+                 z[k, 2], pc, one)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pc", [False, True])
+def test_row_bary_vector_equals_scalar_definition_4(dtype, pc):
+    """Every lane of the vector barycentrics is the scalar kernel's g * r edge values through
+    barycentrics_and_depth, bit for bit, including zero totals (inf/NaN), zero and negative
+    depths, and NaN row parts."""
+    rng = np.random.default_rng(17 + pc)
+    N = 400
+    ox, dy, c, m, _ = (a.reshape(N, 3) for a in _edge_values(rng, 3 * N, dtype))
+    g = m
+    z = rng.choice([0.0, -1.0, 0.5, 1.0, 3.0, 1e-30], (N, 3)).astype(dtype)
+    z *= rng.uniform(0.5, 2.0, (N, 3)).astype(dtype)
+    j0 = rng.integers(-5, 40, N)
+    one = dtype(1)
+    got = np.empty((N, 4, RUN_LANES), dtype)
+    _row_bary_many(j0, ox, dy, c, g, z, pc, one, got)
+    want = np.empty_like(got)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        for k in range(N):
+            row_bary(want[k], j0[k], ox[k, 0], dy[k, 0], c[k, 0], g[k, 0], ox[k, 1], dy[k, 1],
+                     c[k, 1], g[k, 1], ox[k, 2], dy[k, 2], c[k, 2], g[k, 2], z[k, 0],
+                     z[k, 1], z[k, 2], pc, one)  # the plain-Python scalar loop
+    np.testing.assert_array_equal(got, want)  # NaN where NaN
+    assert np.isfinite(got).mean() > 0.5 and not np.isfinite(got).all()

@@ -29,7 +29,13 @@ from numba.extending import register_jitable
 from facelab._threads import parallel_threads
 from facelab.numba_cache import serial_twin
 from facelab.raster.buffers import _outputs, _ranges, _zbuffer
-from facelab.raster.lanes import RUN_LANES, RUN_MAX_COLUMN, barycentrics_and_depth, row_run
+from facelab.raster.lanes import (
+    RUN_LANES,
+    RUN_MAX_COLUMN,
+    barycentrics_and_depth,
+    row_bary,
+    row_run,
+)
 from facelab.raster.spans import _edge_k, _edge_side, _passes, _span_bound
 
 __all__ = [
@@ -149,6 +155,7 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
     rows = -(-H // n_bands)
     zero = one - one
     run_w = min(run_max, RUN_LANES)  # boxes up to this wide: one vector row test (docstring)
+    scratch = np.empty((B * n_bands, 4, RUN_LANES), dtype=xs.dtype)  # a task's own rows
     bad_faces = 0
     for task in prange(B * n_bands):
         nonfinite[task] = 0
@@ -158,6 +165,7 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
         if r_lo > r_hi:
             continue
         bu = np.uintp(b)
+        lanes = scratch[task]  # (4, RUN_LANES): one row's b0, b1, b2, depth in vector lanes
         vb, rb, zb, fi, ba, de = verts[bu], ranges[bu], zbuffer[bu], face_index[bu], bary[bu], \
             depth[bu]  # this item's (V, 3), (V, 4), (H, W), (H, W), (H, W, 3), (H, W)
         for i in range(r_lo, r_hi + 1):  # one array at a time: memset-like loops (512²: 0.13
@@ -244,24 +252,25 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
                     c2 = (py - oy2) * dx2
                     first, last, bits = row_run(j0, j1 - j0 + 1, ox0, dy0, c0, m0, t0, ox1, dy1,
                                                 c1, m1, t1, ox2, dy2, c2, m2, t2)
-                    for j in range(j0 + first, j0 + last + 1):  # no helper: passing the
+                    if last < first:
+                        continue
+                    row_bary(lanes, j0, ox0, dy0, c0, g0, ox1, dy1, c1, g1, ox2, dy2, c2, g2, z0,
+                             z1, z2, perspective_correct, one)  # all lanes, vector divisions
+                    for j in range(j0 + first, j0 + last + 1):  # inline: a helper taking the
                         if not (bits >> (j - j0)) & 1:  # arrays costs refcounts (8 %); never
                             continue  # taken (the covered run is contiguous), exact regardless
-                        uj = np.uintp(j)
-                        r0 = (xs[uj] - ox0) * dy0 - c0
-                        r1 = (xs[uj] - ox1) * dy1 - c1
-                        r2 = (xs[uj] - ox2) * dy2 - c2
-                        b0, b1, b2, d = barycentrics_and_depth(g0 * r0, g1 * r1, g2 * r2, z0, z1,
-                                                               z2, perspective_correct, one)
+                        uj, lane = np.uintp(j), np.uintp(j - j0)
+                        d = lanes[3, lane]
                         key = np.float32(d)
                         if key < zb[ui, uj]:
                             zb[ui, uj] = key
                             fi[ui, uj] = f
-                            ba[ui, uj, 0] = b0
-                            ba[ui, uj, 1] = b1
-                            ba[ui, uj, 2] = b2
+                            ba[ui, uj, 0] = lanes[0, lane]
+                            ba[ui, uj, 1] = lanes[1, lane]
+                            ba[ui, uj, 2] = lanes[2, lane]
                             de[ui, uj] = d
-                            if not np.isfinite(b0 + b1 + b2 + d):  # NaN/Inf in any of them
+                            if not np.isfinite(lanes[0, lane] + lanes[1, lane] + lanes[2, lane]
+                                               + d):  # NaN/Inf in any of them
                                 nonfinite[task] += 1
                 continue
             # wide box: scan each row from its analytic span (docstring)

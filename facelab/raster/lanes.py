@@ -167,3 +167,94 @@ def _row_run_compiled(j0, n, ox0, dy0, c0, m0, t0, ox1, dy1, c1, m1, t1, ox2, dy
     def impl(j0, n, ox0, dy0, c0, m0, t0, ox1, dy1, c1, m1, t1, ox2, dy2, c2, m2, t2):
         return _row_run(j0, n, ox0, dy0, c0, m0, t0, ox1, dy1, c1, m1, t1, ox2, dy2, c2, m2, t2)
     return impl
+
+
+def row_bary(out, j0, ox0, dy0, c0, g0, ox1, dy1, c1, g1, ox2, dy2, c2, g2, z0, z1, z2,
+             perspective_correct, one):
+    """Barycentrics and depth of the pixels ``j0 .. j0 + RUN_LANES - 1`` of one row of a
+    triangle, into ``out`` (4, RUN_LANES) in the working dtype: b0, b1, b2, depth.
+
+    Edge k's value is ``g * ((px - ox) * dy - c)`` at ``px = k + 0.5`` (what the kernel's
+    scanning loops compute, ``g * r``), then :func:`barycentrics_and_depth`: compiled, every
+    lane runs the same IEEE operations in the same order as one scalar pixel does (vector
+    divisions included), so each lane holds the scalar result bit for bit. Lanes whose pixel
+    is not covered hold values nobody reads.
+    """
+    real = type(ox0)
+    half = real(0.5)
+    for lane in range(RUN_LANES):
+        px = real(j0 + lane) + half
+        out[:, lane] = barycentrics_and_depth(
+            g0 * ((px - ox0) * dy0 - c0), g1 * ((px - ox1) * dy1 - c1),
+            g2 * ((px - ox2) * dy2 - c2), z0, z1, z2, perspective_correct, one)
+
+
+@intrinsic
+def _row_bary(typingctx, out, j0, ox0, dy0, c0, g0, ox1, dy1, c1, g1, ox2, dy2, c2, g2, z0, z1,
+              z2, perspective_correct, one):
+    """``row_bary`` as RUN_LANES-wide LLVM vector operations (IEEE, no fast-math flags)."""
+    args = (out, j0, ox0, dy0, c0, g0, ox1, dy1, c1, g1, ox2, dy2, c2, g2, z0, z1, z2,
+            perspective_correct, one)
+    floats = (*args[2:17], one)
+    if (not isinstance(out, types.Array) or out.ndim != 2 or out.layout != "C"
+            or not isinstance(j0, types.Integer) or not isinstance(ox0, types.Float)
+            or out.dtype != ox0 or any(t != ox0 for t in floats)
+            or perspective_correct != types.boolean):
+        return None
+    sig = types.void(*args)
+
+    def codegen(context, builder, signature, values):
+        i32 = ir.IntType(32)
+        elem = context.get_value_type(ox0)
+        real = ir.VectorType(elem, RUN_LANES)
+        splat_mask = ir.Constant(ir.VectorType(i32, RUN_LANES), [0] * RUN_LANES)
+
+        def splat(x):
+            v = builder.insert_element(ir.Constant(real, ir.Undefined), x, ir.Constant(i32, 0))
+            return builder.shuffle_vector(v, ir.Constant(real, ir.Undefined), splat_mask)
+
+        first = context.cast(builder, values[1], signature.args[1], types.int64)
+        ints = ir.VectorType(ir.IntType(64), RUN_LANES)
+        first_v = builder.shuffle_vector(
+            builder.insert_element(ir.Constant(ints, ir.Undefined), first, ir.Constant(i32, 0)),
+            ir.Constant(ints, ir.Undefined), splat_mask)
+        px = builder.fadd(builder.sitofp(builder.add(first_v, ir.Constant(
+            ints, list(range(RUN_LANES)))), real), ir.Constant(real, [0.5] * RUN_LANES))
+        w = []
+        for k in range(3):
+            ox, dy, c, g = (splat(v) for v in values[2 + 4 * k:6 + 4 * k])
+            w.append(builder.fmul(g, builder.fsub(builder.fmul(builder.fsub(px, ox), dy), c)))
+        z = [splat(v) for v in values[14:17]]
+        total = builder.fadd(builder.fadd(w[0], w[1]), w[2])
+        b = [builder.fdiv(wk, total) for wk in w]
+        data = context.make_array(signature.args[0])(context, builder, values[0]).data
+        base = builder.bitcast(data, real.as_pointer())
+        align = 4 if ox0 == types.float32 else 8
+
+        def store(rows):
+            for k, row in enumerate(rows):
+                builder.store(row, builder.gep(base, [ir.Constant(i32, k)]), align=align)
+
+        with builder.if_else(values[17]) as (perspective, linear):
+            with perspective:
+                q = [builder.fdiv(b[k], z[k]) for k in range(3)]
+                qs = builder.fadd(builder.fadd(q[0], q[1]), q[2])
+                store([*(builder.fdiv(q[k], qs) for k in range(3)),
+                       builder.fdiv(splat(values[18]), qs)])
+            with linear:
+                store([*b, builder.fadd(builder.fadd(builder.fmul(b[0], z[0]),
+                                                     builder.fmul(b[1], z[1])),
+                                        builder.fmul(b[2], z[2]))])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@overload(row_bary)
+def _row_bary_compiled(out, j0, ox0, dy0, c0, g0, ox1, dy1, c1, g1, ox2, dy2, c2, g2, z0, z1, z2,
+                       perspective_correct, one):
+    def impl(out, j0, ox0, dy0, c0, g0, ox1, dy1, c1, g1, ox2, dy2, c2, g2, z0, z1, z2,
+             perspective_correct, one):
+        _row_bary(out, j0, ox0, dy0, c0, g0, ox1, dy1, c1, g1, ox2, dy2, c2, g2, z0, z1, z2,
+                  perspective_correct, one)
+    return impl
