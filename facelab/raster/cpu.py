@@ -141,13 +141,14 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
     along a row *as rounded* (p.x - o.x, the product with dy and the subtraction are each
     monotone), so each inside test holds on a half-line of j and the row's covered pixels are
     one contiguous run (teaching model at 512²: 198k box pixels for 88k covered).
-    Boxes ``span_min`` + 1 to ``run_max`` pixels wide (at most ``lanes.RUN_LANES``) test
-    each row in one vector evaluation of the three edge tests over all its pixels
-    (:func:`facelab.raster.lanes.row_run`: the same IEEE operations per lane, so the same
-    outcomes), then write the covered ones with no further test and no loop exit to predict
-    per pixel: teaching model at 512², 1.2x faster. Wider boxes scan each row only from its
-    analytic span (:mod:`facelab.raster.spans`: float64 edge crossings, kept only when the
-    bounding edge's exact test fails just outside, so bit-identical): teaching head, 1.2x.
+    Boxes ``span_min`` + 1 to ``run_max`` pixels wide (at most ``lanes.RUN_LANES``) test a row
+    in one vector evaluation (:func:`~facelab.raster.lanes.row_run`) and compute definition 4
+    for all its pixels in vector lanes (:func:`~facelab.raster.lanes.row_bary`), the same IEEE
+    operations per lane as here per pixel, then write the covered ones: 1.27x faster on the
+    teaching model at 512² (1.35 -> 1.06 ms hot, linear; 1.66 -> 1.15 ms perspective). Wider
+    boxes scan each row only from its analytic span (:mod:`facelab.raster.spans`: float64 edge
+    crossings, kept only when the bounding edge's exact test fails just outside, so
+    bit-identical): teaching head, 1.2x.
     """
     B, F = verts.shape[0], faces.shape[0]
     H, W = face_index.shape[1], face_index.shape[2]
@@ -165,7 +166,7 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
         if r_lo > r_hi:
             continue
         bu = np.uintp(b)
-        lanes = scratch[task]  # (4, RUN_LANES): one row's b0, b1, b2, depth in vector lanes
+        lb = scratch[task]  # (4, RUN_LANES): one row's b0, b1, b2, depth in vector lanes
         vb, rb, zb, fi, ba, de = verts[bu], ranges[bu], zbuffer[bu], face_index[bu], bary[bu], \
             depth[bu]  # this item's (V, 3), (V, 4), (H, W), (H, W), (H, W, 3), (H, W)
         for i in range(r_lo, r_hi + 1):  # one array at a time: memset-like loops (512²: 0.13
@@ -245,32 +246,28 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
                 continue
             if j1 - j0 < run_w and j1 < RUN_MAX_COLUMN:  # one vector test per row
                 for i in range(i0, i1 + 1):
-                    ui = np.uintp(i)
-                    py = ys[ui]
-                    c0 = (py - oy0) * dx0
-                    c1 = (py - oy1) * dx1
-                    c2 = (py - oy2) * dx2
+                    ui, py = np.uintp(i), ys[np.uintp(i)]
+                    c0, c1, c2 = (py - oy0) * dx0, (py - oy1) * dx1, (py - oy2) * dx2
                     first, last, bits = row_run(j0, j1 - j0 + 1, ox0, dy0, c0, m0, t0, ox1, dy1,
                                                 c1, m1, t1, ox2, dy2, c2, m2, t2)
                     if last < first:
                         continue
-                    row_bary(lanes, j0, ox0, dy0, c0, g0, ox1, dy1, c1, g1, ox2, dy2, c2, g2, z0,
+                    row_bary(lb, j0, ox0, dy0, c0, g0, ox1, dy1, c1, g1, ox2, dy2, c2, g2, z0,
                              z1, z2, perspective_correct, one)  # all lanes, vector divisions
                     for j in range(j0 + first, j0 + last + 1):  # inline: a helper taking the
                         if not (bits >> (j - j0)) & 1:  # arrays costs refcounts (8 %); never
                             continue  # taken (the covered run is contiguous), exact regardless
                         uj, lane = np.uintp(j), np.uintp(j - j0)
-                        d = lanes[3, lane]
+                        b0, b1, b2, d = lb[0, lane], lb[1, lane], lb[2, lane], lb[3, lane]
                         key = np.float32(d)
                         if key < zb[ui, uj]:
                             zb[ui, uj] = key
                             fi[ui, uj] = f
-                            ba[ui, uj, 0] = lanes[0, lane]
-                            ba[ui, uj, 1] = lanes[1, lane]
-                            ba[ui, uj, 2] = lanes[2, lane]
+                            ba[ui, uj, 0] = b0
+                            ba[ui, uj, 1] = b1
+                            ba[ui, uj, 2] = b2
                             de[ui, uj] = d
-                            if not np.isfinite(lanes[0, lane] + lanes[1, lane] + lanes[2, lane]
-                                               + d):  # NaN/Inf in any of them
+                            if not np.isfinite(b0 + b1 + b2 + d):  # NaN/Inf in any of them
                                 nonfinite[task] += 1
                 continue
             # wide box: scan each row from its analytic span (docstring)
@@ -508,9 +505,7 @@ def _launch_plan(B: int, V: int, height: int, width: int, threads: int | None = 
 
 
 #: Bounding boxes ``SPAN_MIN_WIDTH`` + 1 to this many pixels wide (at most ``lanes.RUN_LANES``)
-#: test each row's pixels in one vector evaluation (``lanes.row_run``) and
-#: write the covered ones with no further test; 0 turns this off. Teaching model at 512²,
-#: 1 thread: 1.33 -> 1.10 ms (version 1), 2.26 -> 1.93 ms (version 2) in a hot loop.
+#: take the vector row path (``_rasterize_bands_py``, ``lanes.row_run``/``row_bary``); 0: off.
 RUN_MAX_WIDTH = RUN_LANES
 #: Bounding boxes at least this many pixels wider than one column scan each row from an
 #: analytic span (``_rasterize_bands_py``); narrower ones scan the box (set-up not worth it).

@@ -1,23 +1,30 @@
-"""Four IEEE divisions as one vector division, for the rasterizer's per-pixel barycentrics.
+"""The rasterizer's per-pixel arithmetic in vector lanes, bit for bit the scalar arithmetic.
 
-Reference definition 4 (:mod:`facelab.raster.reference`) divides three (linear) or ten numbers per
-covered pixel: ``b_k = w_k / total`` (k = 0, 1, 2) and, perspective-correct, ``q_k = b_k / z_k``
-then ``q_k / Q`` and ``1 / Q``. Compiled by Numba as written, each is a scalar ``divss`` /
-``divsd`` (LLVM does not merge them: it cannot, without fast-math, replace them by a
-reciprocal, and its SLP vectoriser leaves them apart). :func:`div4` issues the four as one
-``fdiv <4 x float>`` (``<4 x double>``): every lane is the same correctly rounded IEEE
-quotient as the scalar division (no fast-math flags, so LLVM may not approximate it), so
-results are bit for bit those of the scalar formula, including inf / NaN on a zero divisor —
-the NumPy error model the kernels are compiled with. One vector division costs about what one
-scalar division does, so perspective-correct definition 4 takes three divisions per covered
-pixel instead of ten (:func:`facelab.raster.cpu.barycentrics_and_depth`; teaching model at
-512², 1 thread: 1.69 -> 1.56 ms in a hot loop, 1.03-1.04x interleaved with the peers). The
-linear case keeps its three scalar divisions: one vector division measured no faster there
-(the pixel loop is not bound by division throughput), and neither did it pay in the gradient
-of ``interpolate`` (5.4 -> 5.8 ms: the lane shuffles sit on the scatter's dependency chain).
+Everything here evaluates the reference's definitions (:mod:`facelab.raster.reference`:
+1-3 the edge functions and the top-left inside test, 4 barycentrics and depth) with LLVM
+vector instructions built in Numba intrinsics: each lane runs the same IEEE operations in the
+same order as the scalar code of :func:`facelab.raster.cpu.rasterize_bands` does for one
+pixel, with no fast-math flags (LLVM may neither reassociate, contract into FMAs nor replace a
+division by a reciprocal), so every lane holds the scalar result bit for bit, inf and NaN
+included (the NumPy error model the kernels are compiled with). Numba does not vectorise this
+itself: its SLP vectoriser leaves the three divisions of a pixel apart, and a row's few
+pixels (about 3 per triangle row on the teaching model at 512²) are too few for its loop
+vectoriser, which also cannot prove the output arrays distinct.
 
-Run as plain Python (``NUMBA_DISABLE_JIT=1``, or a ``register_jitable`` helper called from
-Python) :func:`div4` is the four scalar divisions.
+* :func:`div4`: four divisions as one ``fdiv <4 x T>``; perspective-correct definition 4
+  (:func:`barycentrics_and_depth`) takes three instead of ten per pixel.
+* :func:`row_run`: the inside test of 16 consecutive pixels of a row as one bit mask.
+* :func:`row_bary`: definition 4 for those 16 pixels at once, into a (4, 16) scratch.
+
+The last two make the rasterizer's vector row path (boxes 5-16 pixels wide): teaching model
+at 512², 1 thread, hot loop 1.35 -> 1.06 ms linear, 1.66 -> 1.15 ms perspective; interleaved
+with the peers (``benchmarks/bench_raster_peers.py``) 1.12x [1.04, 1.24] and 1.29x
+[1.17, 1.40]. Tried and not kept: :func:`div4` on the linear path (no faster: three scalar
+divisions overlap) and in the gradient of ``interpolate`` (5.4 -> 5.8 ms).
+
+Each function is also a plain Python function (the scalar loop it replaces), which is what
+runs under ``NUMBA_DISABLE_JIT=1`` or when the kernel's ``py_func`` is called; compiled, an
+``@overload`` routes it to the intrinsic.
 """
 
 from __future__ import annotations
