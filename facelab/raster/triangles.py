@@ -65,12 +65,13 @@ LOWEST_BIT = np.array([0, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0], dtype=np
 
 # Rows of the per-chunk buffers (each CHUNK long, indexed row * CHUNK + k, k the face in
 # the chunk; separate arrays where one loop writes and another reads, so that LLVM sees no
-# overlap). corners: x, y, depth of corner 0, 1, 2. ints (int32): the mask, the box
-# (i0, i1, j0, j1, band rows clipped). reals: the edge set-up (origin x, y, direction x, y,
-# sign g of edge 0, then 1, then 2) and the orientation s. pixels (int32): candidate c's flat
-# index i * W + j (-1 outside). frags: candidate c's b0, b1, b2, depth in rows 4c..4c+3.
-I_MASK, I_BOX = 0, 1
-N_INTS = I_BOX + 4
+# overlap). corners: x, y, depth of corner 0, 1, 2. ints (int32): the mask, the box (i0, i1,
+# j0, j1; band rows clipped), the pixel count of a kept small box (else 0). reals: the edge
+# set-up (origin x, y, direction x, y, sign g of edge 0, then 1, then 2) and the orientation
+# s. pixels (int32): candidate c's flat index i * W + j (-1 outside). frags: candidate c's
+# b0, b1, b2, depth in rows 4c..4c+3.
+I_MASK, I_BOX, I_CANDIDATES = 0, 1, 5
+N_INTS = I_CANDIDATES + 1
 R_EDGE, R_SIGN = 0, 15
 N_REALS = R_SIGN + 1
 
@@ -160,8 +161,10 @@ def _triangle_pass_py(corners, n, r_lo, r_hi, width, near, cull, pc, one, ints, 
         ox0, oy0, dx0, dy0, g0, t0 = _edge_setup(x1, y1, x2, y2, s, one)
         ox1, oy1, dx1, dy1, g1, t1 = _edge_setup(x2, y2, x0, y0, s, one)
         ox2, oy2, dx2, dy2, g2, t2 = _edge_setup(x0, y0, x1, y1, s, one)
-        small = (j1 - j0 + one) * (i1 - i0 + one) <= n_max
+        n_box = (j1 - j0 + one) * (i1 - i0 + one)
+        small = n_box <= n_max
         mask = (np.int32(SMALL) if small else np.int32(GENERAL)) if keep else np.int32(0)
+        ints[I_CANDIDATES * CHUNK + k] = np.int32(n_box) if keep & small else np.int32(0)
         mask |= (np.int32(TOP_LEFT) if t0 else np.int32(0)) \
             | (np.int32(TOP_LEFT << 1) if t1 else np.int32(0)) \
             | (np.int32(TOP_LEFT << 2) if t2 else np.int32(0))
@@ -186,7 +189,10 @@ def _triangle_pass_py(corners, n, r_lo, r_hi, width, near, cull, pc, one, ints, 
         reals[(R_EDGE + 13) * CHUNK + k] = dy2
         reals[(R_EDGE + 14) * CHUNK + k] = g2
         reals[R_SIGN * CHUNK + k] = s
-    for c in range(CANDIDATES):  # row-major in the box
+    most = 0  # the most candidates of a kept face: 1 at 120², 0 (skip) at 512²
+    for k in range(n):
+        most = max(most, ints[I_CANDIDATES * CHUNK + k])
+    for c in range(most):  # row-major in the box
         cf = cast_like(one, c)
         pc_row, fc_row = np.uintp(c * CHUNK), np.uintp(4 * c * CHUNK)  # unsigned: LLVM then
         for k in range(n):  # sees a plain stride (no wrap-around select), vectorises
@@ -227,22 +233,6 @@ def _triangle_pass_py(corners, n, r_lo, r_hi, width, near, cull, pc, one, ints, 
             frags[fc_row + np.uintp(CHUNK) + uk] = b1
             frags[fc_row + np.uintp(2 * CHUNK) + uk] = b2
             frags[fc_row + np.uintp(3 * CHUNK) + uk] = d
-
-
-@register_jitable
-def _box(ints, k):
-    """The stored box of face k of the chunk: i0, i1 (band rows clipped), j0, j1."""
-    e = np.uintp(I_BOX * CHUNK) + k
-    return ints[e], ints[e + np.uintp(CHUNK)], ints[e + np.uintp(2 * CHUNK)], \
-        ints[e + np.uintp(3 * CHUNK)]
-
-
-@register_jitable
-def _edge(reals, edge, k):
-    """The stored set-up of edge 0, 1 or 2 of face k of the chunk: ox, oy, dx, dy, g."""
-    e = np.uintp((R_EDGE + 5 * edge) * CHUNK) + k
-    return reals[e], reals[e + np.uintp(CHUNK)], reals[e + np.uintp(2 * CHUNK)], \
-        reals[e + np.uintp(3 * CHUNK)], reals[e + np.uintp(4 * CHUNK)]
 
 
 def _compact_py(ints, n, events):
