@@ -282,8 +282,8 @@ def test_undecorated_kernel_is_the_compiled_one():
                            np.empty((1, 6, 7), verts.dtype))
         assert cpu.bad_vertices(verts, np.inf) == 0
         nonfinite = np.empty(2, np.int64)
-        fn(verts, faces, xs, ys, verts.dtype.type(-np.inf), False, False, one, 2, 0, zb, fi, bary,
-           depth, nonfinite)
+        fn(verts, faces, xs, ys, verts.dtype.type(-np.inf), False, False, one, 2, 0, 4, zb, fi,
+           bary, depth, nonfinite)
         assert not nonfinite.any()
         out.append((fi, bary, depth))
     for a, b in zip(out[0], out[1], strict=True):

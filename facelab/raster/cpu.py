@@ -77,7 +77,8 @@ def _bad_vertices_py(verts, limit):
 
 
 def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_correct, one,
-                        n_bands, span_min, zbuffer, face_index, bary, depth, nonfinite):
+                        n_bands, span_min, small_max, zbuffer, face_index, bary, depth,
+                        nonfinite):
     """One pass: depth test, and where a triangle wins, its barycentrics and depth.
 
     One task per (batch item, band of rows); a task owns its rows of all four buffers
@@ -93,9 +94,9 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
     counter misses (through NumPy or ``.data``), which would otherwise read out of bounds.
 
     The triangles come CHUNK at a time from :mod:`facelab.raster.triangles`: a vectorised
-    pass decides which to skip, sets up their edges and resolves the boxes of at most 4
-    pixels (38k face grid at 224²: all; 0.72 -> 0.40 ms); this loop writes those fragments
-    and scans the larger boxes (``GENERAL``) with the stored set-up.
+    pass decides which to skip and resolves the boxes of at most ``small_max`` (<= 4) pixels
+    (38k face grid at 224²: all; serial kernel 0.72 -> 0.42 ms); this loop writes those
+    fragments where they win and scans the larger boxes (``GENERAL``).
     Array indices are unsigned (``np.uintp``): a signed index taken from data costs Numba a
     wrap-around test for negative values on every access (faces, pixel loops).
     A row is left at its first uncovered pixel after a covered one (exact): each edge value is
@@ -148,7 +149,8 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
                 base, after = after, min(F, after + CHUNK)
                 bad_faces += gather_corners(vflat, fflat, base, after - base, corners)
                 triangle_pass(corners, after - base, r_lo, r_hi, W, near, cull_backfaces,
-                              perspective_correct, one, ints, reals, pixels, frags)
+                              perspective_correct, one, small_max, ints, reals, pixels,
+                              frags)
                 n_ev, ev = compact(ints, after - base, events), 0
                 continue
             k = np.uintp(events[ev])
@@ -466,6 +468,9 @@ def _launch_plan(B: int, V: int, height: int, width: int, threads: int | None = 
 #: Bounding boxes at least this many pixels wider than one column scan each row from an
 #: analytic span (``_rasterize_bands_py``); narrower ones scan the box (set-up not worth it).
 SPAN_MIN_WIDTH = 4
+#: Boxes of at most this many pixels (<= ``triangles.CANDIDATES``) are resolved by the
+#: vectorised triangle pass; 0 sends every kept face through the scan (tests compare both).
+SMALL_BOX_PIXELS = CANDIDATES
 
 def rasterize_numba_counts(verts: np.ndarray, faces: np.ndarray, height: int, width: int,
                            perspective_correct: bool, cull_backfaces: bool, near: float,
@@ -493,8 +498,8 @@ def rasterize_numba_counts(verts: np.ndarray, faces: np.ndarray, height: int, wi
     nonfinite = np.empty(B * n_bands, dtype=np.int64)
     bad_faces = _variant(rasterize_bands, B * n_bands, raster_threads)(
         verts, faces, xs, ys, dtype.type(near), cull_backfaces, perspective_correct, one, n_bands,
-        SPAN_MIN_WIDTH, _zbuffer((B, height, width)), face_index, bary, depth,
-        nonfinite)
+        SPAN_MIN_WIDTH, SMALL_BOX_PIXELS, _zbuffer((B, height, width)), face_index, bary,
+        depth, nonfinite)
     return face_index, bary, depth, 0, int(nonfinite.sum()), int(bad_faces)
 
 

@@ -135,16 +135,18 @@ def _inside(px, py, ox, oy, dx, dy, m, t):
     return r, (m * r > 0) | ((r == 0) & t)
 
 
-def _triangle_pass_py(corners, n, r_lo, r_hi, width, near, cull, pc, one, ints, reals,
-                      pixels, frags):
+def _triangle_pass_py(corners, n, r_lo, r_hi, width, near, cull, pc, one, small_max, ints,
+                      reals, pixels, frags):
     """The vectorised pass over faces 0..n-1 of a chunk (module docstring); rows r_lo..r_hi
-    (the task's band) are the only ones a box may cover. Two loops, each vectorised: the
-    verdict and set-up of every face, then candidate c of every small box, for c = 0..3."""
+    (the task's band) are the only ones a box may cover; boxes of at most ``small_max``
+    (<= CANDIDATES) pixels are resolved here, the rest are GENERAL (0: every kept face, the
+    tests' way of comparing both paths). Two loops, each vectorised: the verdict and set-up
+    of every face, then candidate c of every small box, for c = 0..3."""
     half = one / (one + one)
     zero = one - one
     w_hi = cast_like(one, width)
     lo_row, hi_row = cast_like(one, r_lo), cast_like(one, r_hi)
-    n_max = cast_like(one, CANDIDATES)
+    n_max = cast_like(one, min(small_max, CANDIDATES))
     for k in range(n):
         x0, y0, z0 = corners[k], corners[CHUNK + k], corners[2 * CHUNK + k]
         x1, y1, z1 = corners[3 * CHUNK + k], corners[4 * CHUNK + k], corners[5 * CHUNK + k]
