@@ -11,35 +11,50 @@ triangles are handled CHUNK at a time, in three loops:
    gathers with 64-bit indices measured no faster than scalar loads here, and they halve the
    vector width). A face indexing outside [0, V) counts and gets vertex 0 three times (area
    0: culled; the caller raises anyway).
-2. :func:`triangle_pass` (vectorised by LLVM, 16 float32 or 8 float64 lanes: straight-line,
-   selects instead of branches, unit-stride loads and stores, compiled with ``noalias``
-   arguments so no run-time overlap checks are needed): per face the pixel box (in the working
-   dtype; exact after the clamps, see below), the verdict (empty box, behind the near plane,
-   zero area, back face when culling), the edge set-up of reference definition 1 and, for
-   boxes of at most ``CANDIDATES`` pixels (1x1 to 1x4 and 2x2: every triangle of the face
-   grid at 224²), the inside test at each candidate pixel and its barycentrics and depth
-   (reference definition 4, only where inside, ``barycentrics_and_depth`` as in the kernel).
-   Per face one int32 *mask*: bits 0-3 the covered candidates, bit 4 (``GENERAL``) a kept
-   face with a larger box (the kernel scans it with the edge set-up stored here), bits 5-7
-   the top-left flags of its three edges.
-3. :func:`compact` (scalar, branch-free): the ids of faces with a non-zero mask, in
-   increasing order.
+2. :func:`triangle_pass` (two loops, each vectorised by LLVM, 16 float32 or 8 float64
+   lanes: straight-line code, selects instead of branches, unit-stride loads and stores,
+   unsigned indices, compiled with ``noalias`` arguments so that no run-time overlap checks
+   are needed): first per face the pixel box (in the working dtype; exact after the clamps,
+   see below), the verdict (empty box, behind the near plane, zero area, back face when
+   culling) and the edge set-up of reference definition 1; then, for c = 0..3, candidate
+   pixel c of every box of at most ``CANDIDATES`` pixels (1x1 to 1x4, 2x2: every triangle
+   of the face grid at 224²): the inside test and, where inside, the barycentrics and depth
+   (reference definition 4, ``barycentrics_and_depth`` as in the scan). The candidate loops
+   run only up to the chunk's largest small box (one at 120², none when no box is small).
+   Per face one int32 *mask*: bits 0-3 the covered candidates, ``GENERAL`` a kept face with
+   a larger box (the kernel scans it), ``SMALL`` a kept face with a small box, then the
+   top-left flags of its three edges.
+3. :func:`compact` (scalar, branch-free): the faces with a covered candidate or GENERAL, in
+   increasing id.
 
 The kernel then walks the compacted faces in increasing id, writing each covered candidate
 where it wins the depth test (strict ``<`` on the float32 key: ties keep the smaller id, as
-before) and scanning the box of each GENERAL face. Every value is computed by the same
-expression on the same operands as the scalar kernel computed it (LLVM neither reassociates
-nor contracts without fast-math), so the outputs are bit-identical; tests compare them with
-the reference and with forced general paths.
+before) and scanning the box of each GENERAL face (its edges set up again from the chunk's
+corners: faster there than loading the stored set-up). Every value is computed by the same
+expression on the same operands as in the scan (LLVM neither reassociates nor contracts
+without fast-math), so the outputs are bit-identical; tests compare them with the reference
+and with the scan of every box (``cpu.SMALL_BOX_PIXELS = 0``).
 
 The box in the working dtype: ``_pixel_range`` computes ``ceil(lo - 0.5)`` in float64. In
 float32, ``x - 0.5`` is exact for 0 <= x < 2^23; for negative x any rounding stays below
 zero, where the clamps give 0 (first) and -1 (last) either way; for x >= 2^23 every result
 is clamped to the image (sizes < 2^23). So the clamped ends are the float64 ones.
 
-Measured (38k grid at 224², one thread, thread CPU time, serial kernel): 0.72 ms before,
-0.40 ms with this pass; per triangle about 3.2 ns gathering, 3 ns for the vectorised pass,
-0.5 ns compacting, and 4 ns per written fragment.
+Measured (38k grid at 224², one thread): serial kernel 0.72 -> 0.42 ms thread CPU time in a
+tight loop, about 3.2 ns per triangle gathering, 3 ns in the vectorised loops, 0.5 ns
+compacting and 4 ns per written fragment. ``benchmarks/bench_raster_peers.py --threads 1
+--rounds 30 --shuffle --sim3dr DIR`` (load 1.2-1.6, 2 shared cores), Sim3DR time / kernel
+time, median [p10, p90], before -> after: 224² 1.53 [1.40, 1.66] -> 2.49 [2.18, 2.81]
+(0.81 -> 0.48 ms); 120² 1.31 -> 2.60; batch 16 at 224² 1.54 -> 2.67 per frame; the "bfm"
+model at 224² 1.47 -> 2.46; the teaching model and head at 512² (boxes of 36-56 pixels, all
+scanned) unchanged (2.29 -> 2.30, 2.82 -> 2.84).
+
+Not paid: AVX-512 gathers inside the vectorised loop (64-bit indices halve the lanes: 0.27 vs
+0.22 ms for gather + pass); corners stored face by face (cheaper gather, 0.076 ms, but the
+stride-9 loads cost more: 0.26 ms in all); barycentrics for every candidate with one
+compaction entry per covered candidate (0.49 vs 0.40 ms: the compaction cost more than the
+scan it saved); the GENERAL scan loading the set-up the pass stored (teaching 512² 1.74 vs
+1.59 ms with the set-up recomputed).
 """
 
 from __future__ import annotations
