@@ -489,6 +489,7 @@ def rasterize_numba_counts(verts: np.ndarray, faces: np.ndarray, height: int, wi
     dtype = verts.dtype
     one = dtype.type(1)
     B = verts.shape[0]
+    faces = np.ascontiguousarray(faces)  # the kernel reads it flat (no copy when it is)
     face_index, bary, depth = _outputs(B, height, width, dtype)
     vertex_threads, raster_threads, n_bands = _launch_plan(B, verts.shape[1], height, width)
     bad = _variant(bad_vertices, B, vertex_threads)(verts, float(coord_limit))
