@@ -280,11 +280,10 @@ def test_undecorated_kernel_is_the_compiled_one():
         zb = np.empty((1, 6, 7), np.float32)  # cleared by the kernel
         fi, bary, depth = (np.empty((1, 6, 7), np.int64), np.empty((1, 6, 7, 3), verts.dtype),
                            np.empty((1, 6, 7), verts.dtype))
-        ranges = np.empty((1, verts.shape[1], 4), np.int32)
-        assert cpu.vertex_pixel_ranges(verts, 6, 7, np.inf, ranges) == 0
+        assert cpu.bad_vertices(verts, np.inf) == 0
         nonfinite = np.empty(2, np.int64)
-        fn(verts, faces, ranges, xs, ys, verts.dtype.type(-np.inf), False, False, one, 2, 0, zb,
-           fi, bary, depth, nonfinite)
+        fn(verts, faces, xs, ys, verts.dtype.type(-np.inf), False, False, one, 2, 0, 4, zb, fi,
+           bary, depth, nonfinite)
         assert not nonfinite.any()
         out.append((fi, bary, depth))
     for a, b in zip(out[0], out[1], strict=True):
