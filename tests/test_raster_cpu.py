@@ -416,3 +416,24 @@ def test_row_span_certificate_catches_wrong_estimates(monkeypatch):
     ref, got = _both(verts, faces, size, size)
     _assert_same(ref, got)
     assert calls["all"] > 100 and calls["fail"] > 0
+
+
+def test_the_ops_import_and_rasterize_as_plain_python_under_numba_disable_jit():
+    """``NUMBA_DISABLE_JIT=1`` (stepping through a kernel in a debugger) runs the ``_name_py``
+    functions as Python: every op package imports, and rasterize equals the reference."""
+    code = textwrap.dedent("""
+        import torch, facelab as fl
+        import facelab.normals.cpu, facelab.shading.cpu, facelab.shaded_photometric.cpu
+        import facelab.texture.cpu, facelab.vertex_losses.cpu
+        from facelab.raster.reference import rasterize_reference
+        verts = torch.tensor([[[10., 10., 1.], [100., 20., 2.], [30., 90., 3.], [60., 60., .5]]])
+        faces = torch.tensor([[0, 1, 2], [1, 2, 3]])
+        frag = fl.rasterize(verts, faces, 24, 24)
+        ref = rasterize_reference(verts.numpy(), faces.numpy(), 24, 24)
+        assert (frag.face_index.numpy() == ref[0]).all() and (frag.face_index >= 0).any()
+        print("OK")
+    """)
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-2000:]

@@ -412,7 +412,7 @@ interpolate_backward = njit(cache=True, parallel=True)(_interpolate_backward_py)
 # since a parallel launch on Numba's workqueue layer costs ~40 µs (facelab._threads). They
 # use NumPy's error model, as parallel=True does, so a degenerate triangle gives inf/NaN
 # (which the public functions turn into a ValueError) in both, never a ZeroDivisionError.
-_SERIAL = {k: serial_twin(k.py_func, error_model="numpy") for k in (
+_SERIAL = {k: serial_twin(getattr(k, "py_func", k), error_model="numpy") for k in (
     bad_vertices, rasterize_bands, interpolate_forward, pixel_barycentrics,
     interpolate_backward)}
 
