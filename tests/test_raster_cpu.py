@@ -284,10 +284,9 @@ def test_undecorated_kernel_is_the_compiled_one(pc, run):
         zb = np.empty((1, 6, 7), np.float32)  # cleared by the kernel
         fi, bary, depth = (np.empty((1, 6, 7), np.int64), np.empty((1, 6, 7, 3), verts.dtype),
                            np.empty((1, 6, 7), verts.dtype))
-        ranges = np.empty((1, verts.shape[1], 4), np.int32)
-        assert cpu.vertex_pixel_ranges(verts, 6, 7, np.inf, ranges) == 0
+        assert cpu.bad_vertices(verts, np.inf) == 0
         nonfinite = np.empty(2, np.int64)
-        fn(verts, faces, ranges, xs, ys, verts.dtype.type(-np.inf), False, pc, one, 2, 0, run, zb,
+        fn(verts, faces, xs, ys, verts.dtype.type(-np.inf), False, pc, one, 2, 0, 4, run, zb,
            fi, bary, depth, nonfinite)
         assert not nonfinite.any()
         out.append((fi, bary, depth))
@@ -423,3 +422,24 @@ def test_row_span_certificate_catches_wrong_estimates(monkeypatch):
     ref, got = _both(verts, faces, size, size)
     _assert_same(ref, got)
     assert calls["all"] > 100 and calls["fail"] > 0
+
+
+def test_the_ops_import_and_rasterize_as_plain_python_under_numba_disable_jit():
+    """``NUMBA_DISABLE_JIT=1`` (stepping through a kernel in a debugger) runs the ``_name_py``
+    functions as Python: every op package imports, and rasterize equals the reference."""
+    code = textwrap.dedent("""
+        import torch, facelab as fl
+        import facelab.normals.cpu, facelab.shading.cpu, facelab.shaded_photometric.cpu
+        import facelab.texture.cpu, facelab.vertex_losses.cpu
+        from facelab.raster.reference import rasterize_reference
+        verts = torch.tensor([[[10., 10., 1.], [100., 20., 2.], [30., 90., 3.], [60., 60., .5]]])
+        faces = torch.tensor([[0, 1, 2], [1, 2, 3]])
+        frag = fl.rasterize(verts, faces, 24, 24)
+        ref = rasterize_reference(verts.numpy(), faces.numpy(), 24, 24)
+        assert (frag.face_index.numpy() == ref[0]).all() and (frag.face_index >= 0).any()
+        print("OK")
+    """)
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-2000:]

@@ -9,7 +9,7 @@ import pytest
 from numba import njit
 
 from facelab.raster import cpu
-from facelab.raster.lanes import RUN_LANES, RUN_MAX_COLUMN, div4, row_bary, row_run
+from facelab.raster.lanes import RUN_LANES, RUN_MAX_COLUMN, bary_depth4, div4, row_bary, row_run
 
 
 @njit(error_model="numpy")
@@ -72,14 +72,14 @@ def test_barycentrics_and_depth_python_equals_compiled(dtype):
     @njit(error_model="numpy")
     def compiled(w, z, pc, out):
         for k in range(w.shape[0]):
-            out[k] = cpu.barycentrics_and_depth(w[k, 0], w[k, 1], w[k, 2], z[k, 0], z[k, 1],
+            out[k] = bary_depth4(w[k, 0], w[k, 1], w[k, 2], z[k, 0], z[k, 1],
                                                 z[k, 2], pc, one)
 
     for pc in (False, True):
         out = np.empty((64, 4), dtype)
         compiled(w, z, pc, out)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-            py = np.array([cpu.barycentrics_and_depth(*w[k], *z[k], pc, one)
+            py = np.array([bary_depth4(*w[k], *z[k], pc, one)
                            for k in range(64)], dtype=dtype)
         np.testing.assert_array_equal(out, py)
         assert not np.isfinite(out[0]).all()
@@ -95,12 +95,10 @@ def test_the_rasterizer_divides_in_vector_lanes():
     kernel = cpu._SERIAL[cpu.rasterize_bands]
     fresh = njit(error_model="numpy")(kernel.py_func)  # cached code cannot be inspected
     xs = cpu._pixel_centres(7, verts.dtype)
-    ranges = np.empty((1, 8, 4), np.int32)
-    cpu.vertex_pixel_ranges(verts, 6, 7, np.inf, ranges)
-    fresh(verts, faces, ranges, xs, xs[:6], np.float32(0), False, True, np.float32(1), 1, 4, 16,
-          np.empty((1, 6, 7), np.float32), np.empty((1, 6, 7), np.int64),
-          np.empty((1, 6, 7, 3), np.float32), np.empty((1, 6, 7), np.float32),
-          np.empty(1, np.int64))
+    fresh(verts, np.ascontiguousarray(faces, dtype=np.int64), xs, xs[:6], np.float32(0), False,
+          True, np.float32(1), 1, 4, 4, 16, np.empty((1, 6, 7), np.float32),
+          np.empty((1, 6, 7), np.int64), np.empty((1, 6, 7, 3), np.float32),
+          np.empty((1, 6, 7), np.float32), np.empty(1, np.int64))
     asm = "\n".join(fresh.inspect_asm().values())
     assert re.search(r"\bv?divps\b", asm)
 

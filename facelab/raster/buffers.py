@@ -1,5 +1,5 @@
-"""The rasterizer's reusable arrays, per Python thread: the scratch z-buffer, the per-vertex
-pixel ranges and a small pool of output sets (:func:`facelab.raster.cpu.rasterize_numba_counts`).
+"""The rasterizer's reusable arrays, per Python thread: the scratch z-buffer and a small pool
+of output sets (:func:`facelab.raster.cpu.rasterize_numba_counts`).
 
 Fresh multi-megabyte arrays on every call cost page faults (1,760 per call at 512²); reusing
 them is safe because scratch contents are undefined between calls (the kernels clear what they
@@ -24,15 +24,6 @@ def _zbuffer(shape: tuple) -> np.ndarray:
     buf = getattr(_scratch, "zbuffer", None)
     if buf is None or buf.shape != shape:
         buf = _scratch.zbuffer = np.empty(shape, dtype=np.float32)
-    return buf
-
-
-def _ranges(shape: tuple) -> np.ndarray:
-    """A (B, V, 4) int32 scratch for the per-vertex pixel ranges (reused: at 38k vertices a
-    fresh 450 kB array is an mmap, i.e. ~110 page faults, on every call)."""
-    buf = getattr(_scratch, "ranges", None)
-    if buf is None or buf.shape != shape:
-        buf = _scratch.ranges = np.empty(shape, dtype=np.int32)
     return buf
 
 

@@ -28,15 +28,21 @@ from numba.extending import register_jitable
 
 from facelab._threads import parallel_threads
 from facelab.numba_cache import serial_twin
-from facelab.raster.buffers import _outputs, _ranges, _zbuffer
-from facelab.raster.lanes import (
-    RUN_LANES,
-    RUN_MAX_COLUMN,
-    barycentrics_and_depth,
-    row_bary,
-    row_run,
-)
+from facelab.raster.buffers import _outputs, _zbuffer
+from facelab.raster.edges import _edge_setup, barycentrics_and_depth, edge_function
+from facelab.raster.lanes import RUN_LANES, RUN_MAX_COLUMN, bary_depth4, row_bary, row_run
 from facelab.raster.spans import _edge_k, _edge_side, _passes, _span_bound
+from facelab.raster.triangles import (
+    CANDIDATES,
+    CHUNK,
+    GENERAL,
+    LOWEST_BIT,
+    N_INTS,
+    N_REALS,
+    compact,
+    gather_corners,
+    triangle_pass,
+)
 
 __all__ = [
     "rasterize_numba",
@@ -47,79 +53,33 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------------- helpers
-@register_jitable
-def edge_function(ax, ay, bx, by, px, py):
-    """E(a, b, p), evaluated from the (y, x)-smaller endpoint (reference definition 1)."""
-    if ay > by or (ay == by and ax > bx):
-        return -((px - bx) * (ay - by) - (py - by) * (ax - bx))
-    return (px - ax) * (by - ay) - (py - ay) * (bx - ax)
-
-
-@register_jitable
-def _edge_setup(ax, ay, bx, by, s, one):
-    """Per-edge constants: origin, direction, sign of the evaluation, top-left flag.
-
-    E(a, b, p) == sign * ((p.x - ox) * dy - (p.y - oy) * dx) exactly as edge_function does.
-    """
-    if ay > by or (ay == by and ax > bx):
-        ox, oy, dx, dy, sign = bx, by, ax - bx, ay - by, -one
-    else:
-        ox, oy, dx, dy, sign = ax, ay, bx - ax, by - ay, one
-    tdx = s * (bx - ax)
-    tdy = s * (by - ay)
-    top_left = tdy > 0 or (tdy == 0 and tdx < 0)
-    return ox, oy, dx, dy, sign, top_left
-
-
-@register_jitable
-def _pixel_range(lo, hi, size):
-    """Indices k with centre k + 0.5 in [lo, hi], clamped to [0, size - 1] (may be empty)."""
-    first = min(max(np.ceil(np.float64(lo) - 0.5), 0.0), float(size))  # clamp before int():
-    last = max(min(np.floor(np.float64(hi) - 0.5), size - 1.0), -1.0)  # no overflow
-    return int(first), int(last)
+_U_CHUNK = np.uintp(CHUNK)  # unsigned: no wrap-around tests
 
 
 # --------------------------------------------------------------------------------- rasterize
-def _vertex_pixel_ranges_py(verts, height, width, limit, ranges):
-    """Per vertex, the ends of ``_pixel_range`` for a bounding box starting/ending there:
-    ranges[b, v] = (first column, last column, first row, last row) (B, V, 4) int32.
-    Returns how many vertices have a coordinate that is NaN, Inf or beyond ``limit`` in
-    magnitude (their ranges are meaningless: the caller raises before rasterizing).
-
-    ceil/floor and the clamps are monotone, so a triangle's pixel range is the min of its
-    vertices' firsts and the max of their lasts — exactly ``_pixel_range`` of its bounding
-    box — computed once per vertex instead of once per triangle corner.
-    Branch-free over flat views of each item (a bad vertex counts and gets the ranges of
-    (0, 0)), which LLVM vectorises: 13 µs instead of 65 µs for 19k vertices; at batch 1 this
-    pass runs before the row bands split the work, so it is serial time on every thread count.
+def _bad_vertices_py(verts, limit):
+    """How many vertices have a coordinate that is NaN, Inf or beyond ``limit`` in magnitude
+    (the caller raises before rasterizing). Branch-free over a flat view of each item, which
+    LLVM vectorises; at batch 1 this pass runs before the row bands split the work, so it is
+    serial time on every thread count.
     """
     B, V = verts.shape[0], verts.shape[1]
-    w_hi, h_hi = np.float64(width), np.float64(height)
     bad = 0
     for task in prange(B):
         flat = verts[task].reshape(-1)  # (3 V,) x, y, depth
-        out = ranges[task].reshape(-1)  # (4 V,)
         n_bad = 0
         for v in range(V):
-            x = np.float64(flat[3 * v])
-            y = np.float64(flat[3 * v + 1])
-            z = np.float64(flat[3 * v + 2])
-            ok = (abs(x) <= limit) & (abs(y) <= limit) & (abs(z) <= limit)  # NaN: False
+            ok = (abs(np.float64(flat[3 * v])) <= limit) \
+                & (abs(np.float64(flat[3 * v + 1])) <= limit) \
+                & (abs(np.float64(flat[3 * v + 2])) <= limit)  # NaN: False
             n_bad += np.int64(not ok)
-            x = (x if ok else 0.0) - 0.5
-            y = (y if ok else 0.0) - 0.5
-            out[4 * v] = np.int32(min(max(np.ceil(x), 0.0), w_hi))
-            out[4 * v + 1] = np.int32(max(min(np.floor(x), w_hi - 1.0), -1.0))
-            out[4 * v + 2] = np.int32(min(max(np.ceil(y), 0.0), h_hi))
-            out[4 * v + 3] = np.int32(max(min(np.floor(y), h_hi - 1.0), -1.0))
         bad += n_bad
     return bad
 
 
-def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
-                        perspective_correct, one, n_bands, span_min, run_max, zbuffer, face_index,
-                        bary, depth, nonfinite):
+def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_correct, one,
+                        n_bands, span_min, small_max, run_max, zbuffer, face_index, bary,
+                        depth, nonfinite):
     """One pass: depth test, and where a triangle wins, its barycentrics and depth.
 
     One task per (batch item, band of rows); a task owns its rows of all four buffers
@@ -134,6 +94,10 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
     and, unlike a validation cached per faces tensor, also sees edits that torch's version
     counter misses (through NumPy or ``.data``), which would otherwise read out of bounds.
 
+    The triangles come CHUNK at a time from :mod:`facelab.raster.triangles`: a vectorised
+    pass decides which to skip and resolves the boxes of at most ``small_max`` (<= 4) pixels
+    (38k face grid at 224²: all; serial kernel 0.72 -> 0.42 ms); this loop writes those
+    fragments where they win and scans the larger boxes (``GENERAL``).
     Array indices are unsigned (``np.uintp``): a signed index taken from data costs Numba a
     wrap-around test for negative values on every access (faces, pixel loops).
     A row is left at its first uncovered pixel after a covered one (exact): each edge value is
@@ -144,15 +108,15 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
     Boxes ``span_min`` + 1 to ``run_max`` pixels wide (at most ``lanes.RUN_LANES``) test a row
     in one vector evaluation (:func:`~facelab.raster.lanes.row_run`) and compute definition 4
     for all its pixels in vector lanes (:func:`~facelab.raster.lanes.row_bary`), the same IEEE
-    operations per lane as here per pixel, then write the covered ones: 1.27x faster on the
-    teaching model at 512² (1.35 -> 1.06 ms hot, linear; 1.66 -> 1.15 ms perspective). Wider
+    operations per lane as here per pixel, then write the covered ones: 1.3x faster on the
+    teaching model at 512² (1.27 -> 0.98 ms hot, linear; 1.57 -> 1.04 ms perspective). Wider
     boxes scan each row only from its analytic span (:mod:`facelab.raster.spans`: float64 edge
     crossings, kept only when the bounding edge's exact test fails just outside, so
-    bit-identical): teaching head, 1.2x.
+    bit-identical): teaching head, 1.2x. The scans' definition 4 divides in vector lanes too
+    (``lanes.bary_depth4``: 3 instead of 10 divisions per pixel, perspective-correct).
     """
     B, F = verts.shape[0], faces.shape[0]
     H, W = face_index.shape[1], face_index.shape[2]
-    nv = np.uintp(verts.shape[1])
     rows = -(-H // n_bands)
     zero = one - one
     run_w = min(run_max, RUN_LANES)  # boxes up to this wide: one vector row test (docstring)
@@ -167,8 +131,8 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
             continue
         bu = np.uintp(b)
         lb = scratch[task]  # (4, RUN_LANES): one row's b0, b1, b2, depth in vector lanes
-        vb, rb, zb, fi, ba, de = verts[bu], ranges[bu], zbuffer[bu], face_index[bu], bary[bu], \
-            depth[bu]  # this item's (V, 3), (V, 4), (H, W), (H, W), (H, W, 3), (H, W)
+        vb, zb, fi, ba, de = verts[bu], zbuffer[bu], face_index[bu], bary[bu], depth[bu]
+        # this item's (V, 3), (H, W), (H, W), (H, W, 3), (H, W)
         for i in range(r_lo, r_hi + 1):  # one array at a time: memset-like loops (512²: 0.13
             ui = np.uintp(i)  # ms instead of 0.20 for all four in one loop; NumPy fill: 0.13)
             for j in range(W):
@@ -180,28 +144,61 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
                     ba[ui, np.uintp(j), np.uintp(c)] = zero
             for j in range(W):
                 de[ui, np.uintp(j)] = zero
-        for f in range(F):  # increasing ids: strict < keeps the smaller id on ties
-            v0, v1, v2 = np.uintp(faces[f, 0]), np.uintp(faces[f, 1]), np.uintp(faces[f, 2])
-            if v0 >= nv or v1 >= nv or v2 >= nv:  # negative ones wrap around: caught too
-                bad_faces += 1
+        if vb.shape[0] == 0:
+            bad_faces += F  # every index is outside [0, 0)
+            continue
+        corners, events = np.empty(9 * CHUNK, vb.dtype), np.empty(CHUNK, np.int64)
+        ints, reals = np.empty(N_INTS * CHUNK, np.int32), np.empty(N_REALS * CHUNK, vb.dtype)
+        pixels = np.empty(CANDIDATES * CHUNK, np.int32)
+        frags = np.empty(4 * CANDIDATES * CHUNK, vb.dtype)
+        vflat, fflat = vb.reshape(-1), faces.reshape(-1)
+        zf, ff, bf, df = zb.reshape(-1), fi.reshape(-1), ba.reshape(-1), de.reshape(-1)
+        base = after = n_ev = ev = 0
+        while ev < n_ev or after < F:  # one compacted face per turn, in increasing id
+            if ev == n_ev:  # the next chunk: gather, vectorised pass, compaction
+                base, after = after, min(F, after + CHUNK)
+                bad_faces += gather_corners(vflat, fflat, base, after - base, corners)
+                triangle_pass(corners, after - base, r_lo, r_hi, W, near, cull_backfaces,
+                              perspective_correct, one, small_max, ints, reals, pixels,
+                              frags)
+                n_ev, ev = compact(ints, after - base, events), 0
                 continue
-            # _pixel_range of the bounding box, from the per-vertex ends (ranges)
-            i0 = max(min(rb[v0, 2], min(rb[v1, 2], rb[v2, 2])), r_lo)
-            i1 = min(max(rb[v0, 3], max(rb[v1, 3], rb[v2, 3])), r_hi)
-            if i0 > i1:
-                continue  # no pixel-centre row of this band in the bounding box
-            j0 = min(rb[v0, 0], min(rb[v1, 0], rb[v2, 0]))
-            j1 = max(rb[v0, 1], max(rb[v1, 1], rb[v2, 1]))
-            if j0 > j1:
-                continue  # no pixel centre in the clipped bounding box (most tiny triangles)
-            x0, x1, x2 = vb[v0, 0], vb[v1, 0], vb[v2, 0]
-            y0, y1, y2 = vb[v0, 1], vb[v1, 1], vb[v2, 1]
-            z0, z1, z2 = vb[v0, 2], vb[v1, 2], vb[v2, 2]
-            if min(z0, min(z1, z2)) <= near:
+            k = np.uintp(events[ev])
+            ev += 1
+            f = base + np.int64(k)
+            mask = ints[k]  # I_MASK = 0
+            if not mask & GENERAL:  # a small box: its covered candidates, bits 0-3
+                cand = mask & 15
+                while cand:
+                    c = np.uintp(LOWEST_BIT[cand])
+                    cand &= cand - 1
+                    p = np.uintp(pixels[c * _U_CHUNK + k])  # i * W + j
+                    q = c * np.uintp(4 * CHUNK) + k  # b0, b1, b2, depth: rows 4c..4c+3
+                    d = frags[q + np.uintp(3 * CHUNK)]
+                    key = np.float32(d)
+                    if key < zf[p]:
+                        b0, b1 = frags[q], frags[q + _U_CHUNK]
+                        b2 = frags[q + np.uintp(2 * CHUNK)]
+                        zf[p] = key
+                        ff[p] = f
+                        bf[np.uintp(3) * p] = b0
+                        bf[np.uintp(3) * p + np.uintp(1)] = b1
+                        bf[np.uintp(3) * p + np.uintp(2)] = b2
+                        df[p] = d
+                        if not np.isfinite(b0 + b1 + b2 + d):  # NaN/Inf in any of them
+                            nonfinite[task] += 1
                 continue
+            # a larger box (GENERAL), scanned below: its edges set up again from the corners
+            # (measured faster than loading the set-up the pass stored: teaching model at
+            # 512², 1.59 vs 1.74 ms)
+            x0, y0, z0 = corners[k], corners[k + _U_CHUNK], corners[k + np.uintp(2 * CHUNK)]
+            x1, y1 = corners[k + np.uintp(3 * CHUNK)], corners[k + np.uintp(4 * CHUNK)]
+            z1 = corners[k + np.uintp(5 * CHUNK)]
+            x2, y2 = corners[k + np.uintp(6 * CHUNK)], corners[k + np.uintp(7 * CHUNK)]
+            z2 = corners[k + np.uintp(8 * CHUNK)]
+            i0, i1 = ints[k + _U_CHUNK], ints[k + np.uintp(2 * CHUNK)]  # I_BOX = 1
+            j0, j1 = ints[k + np.uintp(3 * CHUNK)], ints[k + np.uintp(4 * CHUNK)]
             area = edge_function(x1, y1, x2, y2, x0, y0)
-            if area == 0 or (cull_backfaces and area < 0):
-                continue
             s = one if area > 0 else -one
             ox0, oy0, dx0, dy0, g0, t0 = _edge_setup(x1, y1, x2, y2, s, one)
             ox1, oy1, dx1, dy1, g1, t1 = _edge_setup(x2, y2, x0, y0, s, one)
@@ -231,7 +228,7 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
                         seen = True
                         # g * r is edge_function(...) bit for bit (same products, exact negation),
                         # so these are the values the reference's resolve step computes
-                        b0, b1, b2, d = barycentrics_and_depth(g0 * r0, g1 * r1, g2 * r2, z0, z1,
+                        b0, b1, b2, d = bary_depth4(g0 * r0, g1 * r1, g2 * r2, z0, z1,
                                                                z2, perspective_correct, one)
                         key = np.float32(d)
                         if key < zb[ui, uj]:
@@ -313,7 +310,7 @@ def _rasterize_bands_py(verts, faces, ranges, xs, ys, near, cull_backfaces,
                     seen = True
                     # g * r is edge_function(...) bit for bit (same products, exact negation),
                     # so these are the values the reference's resolve step computes
-                    b0, b1, b2, d = barycentrics_and_depth(g0 * r0, g1 * r1, g2 * r2, z0, z1,
+                    b0, b1, b2, d = bary_depth4(g0 * r0, g1 * r1, g2 * r2, z0, z1,
                                                            z2, perspective_correct, one)
                     key = np.float32(d)
                     if key < zb[ui, uj]:
@@ -442,7 +439,7 @@ def _interpolate_backward_py(grad_out, attrs, face_index, bary, faces, verts, xs
                                v0, v1)
 
 
-vertex_pixel_ranges = njit(cache=True, parallel=True)(_vertex_pixel_ranges_py)
+bad_vertices = njit(cache=True, parallel=True)(_bad_vertices_py)
 rasterize_bands = njit(cache=True, parallel=True)(_rasterize_bands_py)
 interpolate_forward = njit(cache=True, parallel=True)(_interpolate_forward_py)
 pixel_barycentrics = njit(cache=True, parallel=True)(_pixel_barycentrics_py)
@@ -451,8 +448,8 @@ interpolate_backward = njit(cache=True, parallel=True)(_interpolate_backward_py)
 # since a parallel launch on Numba's workqueue layer costs ~40 µs (facelab._threads). They
 # use NumPy's error model, as parallel=True does, so a degenerate triangle gives inf/NaN
 # (which the public functions turn into a ValueError) in both, never a ZeroDivisionError.
-_SERIAL = {k: serial_twin(k.py_func, error_model="numpy") for k in (
-    vertex_pixel_ranges, rasterize_bands, interpolate_forward, pixel_barycentrics,
+_SERIAL = {k: serial_twin(getattr(k, "py_func", k), error_model="numpy") for k in (
+    bad_vertices, rasterize_bands, interpolate_forward, pixel_barycentrics,
     interpolate_backward)}
 
 
@@ -488,7 +485,7 @@ def _band_count(batch: int, threads: int | None = None) -> int:
 #: run_all.py at 6cd824d with this bound at 10,000): 2 threads 0.71 ms vs 1 thread 0.51 ms at
 #: 120², 1.04 vs 1.01 ms at 224²; so one image runs serial below 32,768 pixels (181²).
 PARALLEL_MIN_PIXELS = 32_768
-#: The vertex pass (``vertex_pixel_ranges``, ~0.7 ns per vertex since it vectorises) runs one
+#: The vertex pass (``bad_vertices``, ~0.5 ns per vertex since it vectorises) runs one
 #: task per item in parallel only from this many vertices in the call (B x V): below it a
 #: ~45 µs launch costs more than the whole pass. At batch 1 it is always serial.
 PARALLEL_MIN_VERTICES = 1 << 17
@@ -504,12 +501,15 @@ def _launch_plan(B: int, V: int, height: int, width: int, threads: int | None = 
     return vertex_threads, raster_threads, _band_count(B, raster_threads)
 
 
-#: Bounding boxes ``SPAN_MIN_WIDTH`` + 1 to this many pixels wide (at most ``lanes.RUN_LANES``)
-#: take the vector row path (``_rasterize_bands_py``, ``lanes.row_run``/``row_bary``); 0: off.
-RUN_MAX_WIDTH = RUN_LANES
 #: Bounding boxes at least this many pixels wider than one column scan each row from an
 #: analytic span (``_rasterize_bands_py``); narrower ones scan the box (set-up not worth it).
 SPAN_MIN_WIDTH = 4
+#: Boxes of at most this many pixels (<= ``triangles.CANDIDATES``) are resolved by the
+#: vectorised triangle pass; 0 sends every kept face through the scan (tests compare both).
+SMALL_BOX_PIXELS = CANDIDATES
+#: Bounding boxes ``SPAN_MIN_WIDTH`` + 1 to this many pixels wide (at most ``lanes.RUN_LANES``)
+#: take the vector row path (``_rasterize_bands_py``, ``lanes.row_run``/``row_bary``); 0: off.
+RUN_MAX_WIDTH = RUN_LANES
 
 def rasterize_numba_counts(verts: np.ndarray, faces: np.ndarray, height: int, width: int,
                            perspective_correct: bool, cull_backfaces: bool, near: float,
@@ -522,25 +522,24 @@ def rasterize_numba_counts(verts: np.ndarray, faces: np.ndarray, height: int, wi
     > 0 when some pixel may hold a non-finite barycentric or depth (the caller checks the
     outputs); bad_faces > 0 when a face indexes a vertex outside [0, V) (those faces were
     skipped: the caller raises).
-    The vertex pass does this in the loop that snaps pixel ranges, and the rasterizer counts
-    non-finite winners as it writes them, so no extra pass over the data is needed.
+    The vertex pass counts bad vertices (one vectorised pass) and the rasterizer counts
+    non-finite winners as it writes them, so no extra pass over the outputs is needed.
     """
     dtype = verts.dtype
     one = dtype.type(1)
     B = verts.shape[0]
-    ranges = _ranges((B, verts.shape[1], 4))
+    faces = np.ascontiguousarray(faces)  # the kernel reads it flat (no copy when it is)
     face_index, bary, depth = _outputs(B, height, width, dtype)
     vertex_threads, raster_threads, n_bands = _launch_plan(B, verts.shape[1], height, width)
-    bad = _variant(vertex_pixel_ranges, B, vertex_threads)(verts, height, width,
-                                                           float(coord_limit), ranges)
+    bad = _variant(bad_vertices, B, vertex_threads)(verts, float(coord_limit))
     if bad:
         return face_index, bary, depth, int(bad), 0, 0
     xs, ys = _pixel_centres(width, dtype), _pixel_centres(height, dtype)
     nonfinite = np.empty(B * n_bands, dtype=np.int64)
     bad_faces = _variant(rasterize_bands, B * n_bands, raster_threads)(
-        verts, faces, ranges, xs, ys, dtype.type(near), cull_backfaces, perspective_correct, one,
-        n_bands, SPAN_MIN_WIDTH, RUN_MAX_WIDTH, _zbuffer((B, height, width)), face_index, bary,
-        depth, nonfinite)
+        verts, faces, xs, ys, dtype.type(near), cull_backfaces, perspective_correct, one, n_bands,
+        SPAN_MIN_WIDTH, SMALL_BOX_PIXELS, RUN_MAX_WIDTH, _zbuffer((B, height, width)), face_index,
+        bary, depth, nonfinite)
     return face_index, bary, depth, 0, int(nonfinite.sum()), int(bad_faces)
 
 

@@ -12,7 +12,7 @@ pixels (about 3 per triangle row on the teaching model at 512²) are too few for
 vectoriser, which also cannot prove the output arrays distinct.
 
 * :func:`div4`: four divisions as one ``fdiv <4 x T>``; perspective-correct definition 4
-  (:func:`barycentrics_and_depth`) takes three instead of ten per pixel.
+  (:func:`bary_depth4`) takes three instead of ten per pixel.
 * :func:`row_run`: the inside test of 16 consecutive pixels of a row as one bit mask.
 * :func:`row_bary`: definition 4 for those 16 pixels at once, into a (4, 16) scratch.
 
@@ -73,10 +73,12 @@ def _div4_compiled(a0, a1, a2, a3, d0, d1, d2, d3):
 
 
 @register_jitable
-def barycentrics_and_depth(w0, w1, w2, z0, z1, z2, perspective_correct, one):
-    """Reference definition 4; ``one`` is 1 in the working dtype. Perspective-correct, the ten
-    divisions go in the lanes of three vector divisions (:func:`facelab.raster.lanes.div4`:
-    the same IEEE quotients bit for bit; teaching model 512², 1 thread: 1.69 -> 1.56 ms)."""
+def bary_depth4(w0, w1, w2, z0, z1, z2, perspective_correct, one):
+    """:func:`facelab.raster.edges.barycentrics_and_depth` (reference definition 4) with its
+    perspective-correct ten divisions in the lanes of three vector divisions (:func:`div4`: the
+    same IEEE quotients bit for bit; teaching model 512², 1 thread: 1.69 -> 1.56 ms). For the
+    kernel's scanning loops; the vectorised triangle pass keeps the scalar one, as vector
+    instructions in a loop stop LLVM's loop vectoriser."""
     total = w0 + w1 + w2
     if not perspective_correct:  # three scalar divisions: as fast here as one vector division
         b0 = w0 / total
@@ -182,7 +184,7 @@ def row_bary(out, j0, ox0, dy0, c0, g0, ox1, dy1, c1, g1, ox2, dy2, c2, g2, z0, 
     triangle, into ``out`` (4, RUN_LANES) in the working dtype: b0, b1, b2, depth.
 
     Edge k's value is ``g * ((px - ox) * dy - c)`` at ``px = k + 0.5`` (what the kernel's
-    scanning loops compute, ``g * r``), then :func:`barycentrics_and_depth`: compiled, every
+    scanning loops compute, ``g * r``), then definition 4 (:func:`bary_depth4`): compiled, every
     lane runs the same IEEE operations in the same order as one scalar pixel does (vector
     divisions included), so each lane holds the scalar result bit for bit. Lanes whose pixel
     is not covered hold values nobody reads.
@@ -191,7 +193,7 @@ def row_bary(out, j0, ox0, dy0, c0, g0, ox1, dy1, c1, g1, ox2, dy2, c2, g2, z0, 
     half = real(0.5)
     for lane in range(RUN_LANES):
         px = real(j0 + lane) + half
-        out[:, lane] = barycentrics_and_depth(
+        out[:, lane] = bary_depth4(
             g0 * ((px - ox0) * dy0 - c0), g1 * ((px - ox1) * dy1 - c1),
             g2 * ((px - ox2) * dy2 - c2), z0, z1, z2, perspective_correct, one)
 
