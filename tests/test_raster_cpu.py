@@ -100,6 +100,7 @@ def test_batch_sizes(B):
 def test_row_bands_match_exactly_with_ties(monkeypatch):
     """With fewer items than threads, each item's rows are split into bands (one task each)."""
     monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)  # 24 x 24 would run serial
+    monkeypatch.setattr(cpu, "BAND_MIN_PIXELS", 0)
     rng = np.random.default_rng(11)
     verts, faces = random_mesh(rng, 1, 400, 5000, 24, 24)
     verts[..., 2] = np.round(verts[..., 2])  # many equal depths: tie-breaking by id matters
@@ -120,20 +121,24 @@ def test_any_band_count_matches_reference(monkeypatch, n_bands, H):
     verts, faces = random_mesh(rng, 2, 60, 300, H, 11)
     monkeypatch.setattr(cpu, "_band_count", lambda batch, threads=None: n_bands)
     monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)  # the parallel kernel, if 2+ threads
+    monkeypatch.setattr(cpu, "BAND_MIN_PIXELS", 0)
     _assert_same(*_both(verts, faces, H, 11))
 
 
 def test_launch_plan():
-    """Small calls run the serial twins (a parallel launch costs more than it saves); batch 1
-    on 2 threads splits rows into 2 bands from ``PARALLEL_MIN_PIXELS``; a batch feeds the
-    threads with items; the vertex pass goes parallel only for many vertices in a batch."""
-    big = int(np.ceil(np.sqrt(cpu.PARALLEL_MIN_PIXELS)))
+    """Small calls run the serial twins (a parallel launch costs more than it saves); one image
+    runs serially below ``BAND_MIN_PIXELS`` and from there on 2 threads splits its rows into 2
+    bands; a batch feeds the threads with items; the vertex pass goes parallel only for many
+    vertices in a batch."""
+    band = int(np.ceil(np.sqrt(cpu.BAND_MIN_PIXELS)))
     assert cpu._launch_plan(1, 19044, 64, 64, threads=2) == (1, 1, 1)
-    assert cpu._launch_plan(1, 19044, big, big, threads=2) == (1, 2, 2)
+    assert cpu._launch_plan(1, 19044, 512, 512, threads=2) == (1, 1, 1)
+    assert cpu._launch_plan(1, 19044, band, band, threads=2) == (1, 2, 2)
     assert cpu._launch_plan(1, 19044, 224, 224, threads=1) == (1, 1, 1)
     assert cpu._launch_plan(16, 19044, 224, 224, threads=2) == (2, 2, 1)
     assert cpu._launch_plan(2, 100, 224, 224, threads=2) == (1, 2, 1)
-    assert cpu._launch_plan(2, 100, 224, 224, threads=4) == (1, 4, 2)
+    assert cpu._launch_plan(2, 100, 224, 224, threads=4) == (1, 4, 1)
+    assert cpu._launch_plan(2, 100, band, band, threads=4) == (1, 4, 2)
     assert cpu._launch_plan(4, 10, 32, 32, threads=2) == (1, 1, 1)  # 4 x 32² < the minimum
 
 
@@ -170,6 +175,7 @@ def test_bands_bit_identical_to_serial(monkeypatch, n_bands, pc):
     ref = rasterize_reference(verts, faces, size, size, pc, False, near)
     monkeypatch.setattr(cpu, "_band_count", lambda batch, threads=None: n_bands)
     monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)
+    monkeypatch.setattr(cpu, "BAND_MIN_PIXELS", 0)
     old = numba.get_num_threads()
     try:
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
@@ -195,6 +201,7 @@ def test_bad_vertices_rejected_on_the_band_path(monkeypatch, bad):
     rng = np.random.default_rng(4)
     verts, faces = random_mesh(rng, 1, 200, 400, 120, 120)
     monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)
+    monkeypatch.setattr(cpu, "BAND_MIN_PIXELS", 0)
     for k in range(3):
         v = verts.copy()
         v[0, 17, k] = bad

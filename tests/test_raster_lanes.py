@@ -122,6 +122,7 @@ def test_non_finite_barycentrics_match_reference(monkeypatch, dtype, n_bands):
     ref = rasterize_reference(verts, faces, size, size, True, False, -np.inf)
     monkeypatch.setattr(cpu, "_band_count", lambda batch, threads=None: n_bands)
     monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)
+    monkeypatch.setattr(cpu, "BAND_MIN_PIXELS", 0)
     old = numba.get_num_threads()
     try:
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
@@ -274,6 +275,7 @@ def test_row_runs_on_bands_bit_identical_to_serial(monkeypatch, n_bands, pc):
     _force_runs(monkeypatch)
     monkeypatch.setattr(cpu, "_band_count", lambda batch, threads=None: n_bands)
     monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)
+    monkeypatch.setattr(cpu, "BAND_MIN_PIXELS", 0)
     old = numba.get_num_threads()
     try:
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))

@@ -95,6 +95,7 @@ def test_row_bands_on_two_threads(monkeypatch, n_bands):
     ref = rasterize_reference(verts, faces, size, size, False, False, None)
     monkeypatch.setattr(cpu, "_band_count", lambda batch, threads=None: n_bands)
     monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)
+    monkeypatch.setattr(cpu, "BAND_MIN_PIXELS", 0)
     old = numba.get_num_threads()
     try:
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))

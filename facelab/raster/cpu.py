@@ -465,26 +465,26 @@ def _variant(kernel, n_tasks: int, threads: int | None = None):
 # --------------------------------------------------------------------------------- drivers
 @functools.lru_cache(maxsize=16)
 def _pixel_centres(n: int, dtype) -> np.ndarray:
-    """(n,) centres k + 0.5 in ``dtype``; cached (the kernels only read them), since making
-    two of them cost ~5 us of a call's ~13 us fixed overhead."""
+    """(n,) centres k + 0.5 in ``dtype``, cached: the kernels only read them (~5 us a call)."""
     return np.arange(n, dtype=dtype) + dtype.type(0.5)
 
 
 def _band_count(batch: int, threads: int | None = None) -> int:
-    """Row bands per batch item: enough tasks to feed every thread, 1 when the batch does.
-    threads: ``parallel_threads()`` when None."""
+    """Row bands per item: enough tasks for every thread (``parallel_threads()`` if None)."""
     threads = parallel_threads() if threads is None else threads
     return 1 if batch >= threads else -(-threads // batch)
 
 
-#: A parallel launch of the rasterizer pays only from about this many pixels in the call
-#: (B x H x W); below it the serial twin runs whatever the thread count. Per-band thread CPU
-#: times (face grids of 722-37.5k triangles at 32²-512², 2 bands, batch 1) plus the ~45 µs a
-#: workqueue launch costs predict 2 threads 0.28-0.87x of 1 thread at 32², 0.47-1.10x at 64²,
-#: 1.04-1.31x at 120² and 1.43-1.56x at 224². Measured instead (benchmarks/RESULTS.md, idle,
-#: run_all.py at 6cd824d with this bound at 10,000): 2 threads 0.71 ms vs 1 thread 0.51 ms at
-#: 120², 1.04 vs 1.01 ms at 224²; so one image runs serial below 32,768 pixels (181²).
+#: A parallel launch of the rasterizer (~45 µs on workqueue) pays only from about this many
+#: pixels in the call (B x H x W); below it the serial twin runs whatever the thread count.
 PARALLEL_MIN_PIXELS = 32_768
+#: Rows are split into bands (fewer items than threads) only from this many pixels per image:
+#: each band redoes the triangle pass, and two tasks of one workqueue launch do not run at full
+#: speed side by side here (2 threads ÷ 1 at batch 1: 0.67 at 224², load 1.6; sharing the pass,
+#: branch bands2, 0.53-0.84 at 224²-512², load 0.7). The layer is the cause: a vectorised
+#: loop takes 1.6-3.2x one task's time as two workqueue tasks, 1.03-1.08x on omp, 1.0x as
+#: two processes. So images up to 1024² run serially.
+BAND_MIN_PIXELS = 1 << 20
 #: The vertex pass (``bad_vertices``, ~0.5 ns per vertex since it vectorises) runs one
 #: task per item in parallel only from this many vertices in the call (B x V): below it a
 #: ~45 µs launch costs more than the whole pass. At batch 1 it is always serial.
@@ -494,10 +494,12 @@ PARALLEL_MIN_VERTICES = 1 << 17
 def _launch_plan(B: int, V: int, height: int, width: int, threads: int | None = None):
     """``(vertex_threads, raster_threads, n_bands)`` for one ``rasterize_numba_counts`` call:
     the thread counts handed to ``_variant`` (1 picks the serial twin) and the row bands per
-    item. threads: ``parallel_threads()`` when None."""
+    item (1 below ``BAND_MIN_PIXELS`` per image). threads: ``parallel_threads()`` when None."""
     threads = parallel_threads() if threads is None else threads
     vertex_threads = threads if B > 1 and B * V >= PARALLEL_MIN_VERTICES else 1
     raster_threads = threads if B * height * width >= PARALLEL_MIN_PIXELS else 1
+    if height * width < BAND_MIN_PIXELS:  # no row bands: only the items feed the threads
+        return vertex_threads, raster_threads if B > 1 else 1, 1
     return vertex_threads, raster_threads, _band_count(B, raster_threads)
 
 
