@@ -10,6 +10,7 @@ import textwrap
 import numba
 import numpy as np
 import pytest
+from raster_bands import forced_bands
 from test_raster_reference import fan_mesh, grid_mesh, random_mesh, sphere_mesh, to_screen
 
 from facelab.raster import cpu
@@ -119,10 +120,8 @@ def test_any_band_count_matches_reference(monkeypatch, n_bands, H):
     """Uneven and empty bands (more bands than rows) give the reference's fragments."""
     rng = np.random.default_rng(H)
     verts, faces = random_mesh(rng, 2, 60, 300, H, 11)
-    monkeypatch.setattr(cpu, "_band_count", lambda batch, threads=None: n_bands)
-    monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)  # the parallel kernel, if 2+ threads
-    monkeypatch.setattr(cpu, "BAND_MIN_PIXELS", 0)
-    _assert_same(*_both(verts, faces, H, 11))
+    with forced_bands(monkeypatch, n_bands, threads=None):  # parallel if 2+ threads
+        _assert_same(*_both(verts, faces, H, 11))
 
 
 def test_launch_plan():
@@ -173,12 +172,7 @@ def test_bands_bit_identical_to_serial(monkeypatch, n_bands, pc):
     verts, faces = _band_stress_mesh(rng, size)
     near = 0.0 if pc else None
     ref = rasterize_reference(verts, faces, size, size, pc, False, near)
-    monkeypatch.setattr(cpu, "_band_count", lambda batch, threads=None: n_bands)
-    monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)
-    monkeypatch.setattr(cpu, "BAND_MIN_PIXELS", 0)
-    old = numba.get_num_threads()
-    try:
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    with forced_bands(monkeypatch, n_bands):
         assert cpu._launch_plan(1, verts.shape[1], size, size)[1:] == (
             numba.get_num_threads(), n_bands)
         banded = [a.copy() for a in cpu.rasterize_numba(verts, faces, size, size, pc, False,
@@ -186,8 +180,6 @@ def test_bands_bit_identical_to_serial(monkeypatch, n_bands, pc):
         numba.set_num_threads(1)
         serial = cpu.rasterize_numba(verts, faces, size, size, pc, False,
                                      resolve_near(near, pc))
-    finally:
-        numba.set_num_threads(old)
     _assert_same(ref, banded)
     _assert_same(ref, serial)
     covered = banded[0] >= 0

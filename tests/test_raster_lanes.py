@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 from numba import njit
+from raster_bands import forced_bands
 
 from facelab.raster import cpu
 from facelab.raster.lanes import RUN_LANES, RUN_MAX_COLUMN, bary_depth4, div4, row_bary, row_run
@@ -109,8 +110,6 @@ def test_non_finite_barycentrics_match_reference(monkeypatch, dtype, n_bands):
     """Perspective-correct with no near plane: vertices at depth 0 and on both sides of it
     give inf / NaN lanes in the vector divisions; the kernel writes the reference's values
     (NaN where it has NaN), counts them, and the row bands (2 threads) agree bit for bit."""
-    import numba
-
     from facelab.raster.reference import rasterize_reference
 
     rng = np.random.default_rng(11 + n_bands)
@@ -120,15 +119,8 @@ def test_non_finite_barycentrics_match_reference(monkeypatch, dtype, n_bands):
     verts = np.concatenate([xy, z], 1)[None].astype(dtype)
     faces = np.arange(90).reshape(-1, 3)
     ref = rasterize_reference(verts, faces, size, size, True, False, -np.inf)
-    monkeypatch.setattr(cpu, "_band_count", lambda batch, threads=None: n_bands)
-    monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)
-    monkeypatch.setattr(cpu, "BAND_MIN_PIXELS", 0)
-    old = numba.get_num_threads()
-    try:
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    with forced_bands(monkeypatch, n_bands):
         got = cpu.rasterize_numba_counts(verts, faces, size, size, True, False, -np.inf)
-    finally:
-        numba.set_num_threads(old)
     for a, b in zip(got[:3], ref, strict=True):
         np.testing.assert_array_equal(a, b)  # NaN where the reference has NaN
     assert not (np.isfinite(ref[1]).all() and np.isfinite(ref[2]).all())  # not vacuous
@@ -273,19 +265,12 @@ def test_row_runs_on_bands_bit_identical_to_serial(monkeypatch, n_bands, pc):
     near = 0.0 if pc else None
     ref = rasterize_reference(verts, faces, size, size, pc, False, near)
     _force_runs(monkeypatch)
-    monkeypatch.setattr(cpu, "_band_count", lambda batch, threads=None: n_bands)
-    monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)
-    monkeypatch.setattr(cpu, "BAND_MIN_PIXELS", 0)
-    old = numba.get_num_threads()
-    try:
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    with forced_bands(monkeypatch, n_bands):
         banded = [a.copy() for a in cpu.rasterize_numba(verts, faces, size, size, pc, False,
                                                          resolve_near(near, pc))]
         numba.set_num_threads(1)
         serial = cpu.rasterize_numba(verts, faces, size, size, pc, False,
                                      resolve_near(near, pc))
-    finally:
-        numba.set_num_threads(old)
     _assert_same(ref, banded)
     _assert_same(ref, serial)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pytest
+from raster_bands import forced_bands
 from test_raster_cpu import _assert_same
 
 from facelab.raster import cpu, triangles
@@ -93,17 +94,10 @@ def test_row_bands_on_two_threads(monkeypatch, n_bands):
     size = 29  # bands of 15/14, 10/10/9, 8/8/8/5 rows
     verts, faces = _small_box_mesh(rng, size)
     ref = rasterize_reference(verts, faces, size, size, False, False, None)
-    monkeypatch.setattr(cpu, "_band_count", lambda batch, threads=None: n_bands)
-    monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)
-    monkeypatch.setattr(cpu, "BAND_MIN_PIXELS", 0)
-    old = numba.get_num_threads()
-    try:
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    with forced_bands(monkeypatch, n_bands):
         banded = _run(verts, faces, size)
         numba.set_num_threads(1)
         serial = _run(verts, faces, size)
-    finally:
-        numba.set_num_threads(old)
     _assert_same(ref, banded)
     _assert_same(ref, serial)
 

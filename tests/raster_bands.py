@@ -1,0 +1,27 @@
+"""Test helper: force the CPU rasterizer's row bands on (imported by the raster tests)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numba
+
+from facelab.raster import cpu
+
+
+@contextlib.contextmanager
+def forced_bands(monkeypatch, n_bands: int, threads: int | None = 2):
+    """Within the block every item's rows split into ``n_bands`` bands, the parallel kernel
+    runs whatever the size (``PARALLEL_MIN_PIXELS``, ``BAND_MIN_PIXELS`` = 0), on up to
+    ``threads`` Numba threads (None: as they are); the thread count is restored on exit (a
+    test may set 1 inside to compare with the serial twin)."""
+    monkeypatch.setattr(cpu, "_band_count", lambda batch, threads=None: n_bands)
+    monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)
+    monkeypatch.setattr(cpu, "BAND_MIN_PIXELS", 0)
+    old = numba.get_num_threads()
+    try:
+        if threads is not None:
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        yield
+    finally:
+        numba.set_num_threads(old)
