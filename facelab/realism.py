@@ -19,9 +19,12 @@ least half the mirror inconsistency away from every possible landmark definition
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
+from facelab._checks import check_int, check_shape
 from facelab.face_params import FaceParams
 from facelab.formation import PICTURE_ANTIALIAS, default_camera, form, render
 from facelab.lighting import sh_from_direction
@@ -64,6 +67,8 @@ def render_picture(model, params: FaceParams, camera, background, size: int = SI
 def mirror_consistency(detect, picture: np.ndarray, landmarks: np.ndarray, iod: float):
     """NME (68,) between ``landmarks`` (68, 2), the detection of ``picture``, and the detection
     of the mirrored picture mapped back; None when the mirrored picture has no face."""
+    check_shape(picture, "H W 3", name="picture")
+    check_shape(landmarks, "68 2", name="landmarks")
     mirrored = detect(np.ascontiguousarray(picture[:, ::-1]))
     if mirrored is None:
         return None
@@ -76,6 +81,8 @@ def realism_study(model, n: int = 24, seed: int = 0, id_scale: float = 1.0,
                   mirror: bool = True, size: int = SIZE) -> dict:
     """Render ``n`` random heads of ``model`` and compare MediaPipe's landmarks with the model's.
 
+    n: renders (>= 1); seed: the generator's seed (>= 0); size: the renders' width and height
+        in pixels (>= 64).
     id_scale: identity coefficients ~ N(0, id_scale^2) (1: the model's population, 0: the
         mean head). mirror: also measure the detector's mirror consistency (twice the
         detections).
@@ -84,6 +91,13 @@ def realism_study(model, n: int = 24, seed: int = 0, id_scale: float = 1.0,
     points, "mirror" (n,) mirror-consistency NME (NaN when not measured)}. Needs the
     ``facelab[landmarks]`` extra (MediaPipe).
     """
+    n = check_int(n, name="n", minimum=1)
+    seed = check_int(seed, name="seed", minimum=0)
+    size = check_int(size, name="size", minimum=64)
+    if isinstance(id_scale, bool) or not isinstance(id_scale, (int, float)):
+        raise TypeError(f"id_scale: expected a number, got {type(id_scale).__name__}")
+    if not math.isfinite(id_scale) or id_scale < 0:
+        raise ValueError(f"id_scale: expected a finite number >= 0, got {id_scale}")
     from facelab.landmarks import detect
 
     rng = np.random.default_rng(seed)

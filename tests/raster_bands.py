@@ -25,3 +25,19 @@ def forced_bands(monkeypatch, n_bands: int, threads: int | None = 2):
         yield
     finally:
         numba.set_num_threads(old)
+
+
+def banded_and_serial(monkeypatch, verts, faces, size: int, pc: bool, near, n_bands: int):
+    """Rasterize batch-1 ``verts`` (1, V, 3) at size² twice: forced into ``n_bands`` row bands
+    on 2 threads (checking the launch plan says so), then on the serial twin. Returns
+    ``(banded, serial)``, each ``(face_index, bary, depth)``; ``near`` as for the reference."""
+    from facelab.raster.reference import resolve_near
+
+    with forced_bands(monkeypatch, n_bands):
+        assert cpu._launch_plan(1, verts.shape[1], size, size)[1:] == (
+            numba.get_num_threads(), n_bands)
+        banded = [a.copy() for a in cpu.rasterize_numba(verts, faces, size, size, pc, False,
+                                                         resolve_near(near, pc))]
+        numba.set_num_threads(1)
+        serial = cpu.rasterize_numba(verts, faces, size, size, pc, False, resolve_near(near, pc))
+    return banded, serial

@@ -10,7 +10,7 @@ import textwrap
 import numba
 import numpy as np
 import pytest
-from raster_bands import forced_bands
+from raster_bands import banded_and_serial, forced_bands
 from test_raster_reference import fan_mesh, grid_mesh, random_mesh, sphere_mesh, to_screen
 
 from facelab.raster import cpu
@@ -172,14 +172,7 @@ def test_bands_bit_identical_to_serial(monkeypatch, n_bands, pc):
     verts, faces = _band_stress_mesh(rng, size)
     near = 0.0 if pc else None
     ref = rasterize_reference(verts, faces, size, size, pc, False, near)
-    with forced_bands(monkeypatch, n_bands):
-        assert cpu._launch_plan(1, verts.shape[1], size, size)[1:] == (
-            numba.get_num_threads(), n_bands)
-        banded = [a.copy() for a in cpu.rasterize_numba(verts, faces, size, size, pc, False,
-                                                         resolve_near(near, pc))]
-        numba.set_num_threads(1)
-        serial = cpu.rasterize_numba(verts, faces, size, size, pc, False,
-                                     resolve_near(near, pc))
+    banded, serial = banded_and_serial(monkeypatch, verts, faces, size, pc, near, n_bands)
     _assert_same(ref, banded)
     _assert_same(ref, serial)
     covered = banded[0] >= 0

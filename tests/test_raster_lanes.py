@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 from numba import njit
-from raster_bands import forced_bands
+from raster_bands import banded_and_serial, forced_bands
 
 from facelab.raster import cpu
 from facelab.raster.lanes import RUN_LANES, RUN_MAX_COLUMN, bary_depth4, div4, row_bary, row_run
@@ -254,10 +254,9 @@ def test_row_runs_on_bands_bit_identical_to_serial(monkeypatch, n_bands, pc):
     """Batch 1 on 2 threads, every box up to 16 px wide tested in vector lanes: the banded
     kernel, its serial twin and the reference agree bit for bit (ties, band-crossing,
     degenerate, off-screen and behind-camera triangles)."""
-    import numba
     from test_raster_cpu import _assert_same, _band_stress_mesh
 
-    from facelab.raster.reference import rasterize_reference, resolve_near
+    from facelab.raster.reference import rasterize_reference
 
     rng = np.random.default_rng(40 + n_bands)
     size = 37
@@ -265,12 +264,7 @@ def test_row_runs_on_bands_bit_identical_to_serial(monkeypatch, n_bands, pc):
     near = 0.0 if pc else None
     ref = rasterize_reference(verts, faces, size, size, pc, False, near)
     _force_runs(monkeypatch)
-    with forced_bands(monkeypatch, n_bands):
-        banded = [a.copy() for a in cpu.rasterize_numba(verts, faces, size, size, pc, False,
-                                                         resolve_near(near, pc))]
-        numba.set_num_threads(1)
-        serial = cpu.rasterize_numba(verts, faces, size, size, pc, False,
-                                     resolve_near(near, pc))
+    banded, serial = banded_and_serial(monkeypatch, verts, faces, size, pc, near, n_bands)
     _assert_same(ref, banded)
     _assert_same(ref, serial)
 

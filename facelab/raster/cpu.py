@@ -228,8 +228,8 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
                         seen = True
                         # g * r is edge_function(...) bit for bit (same products, exact negation),
                         # so these are the values the reference's resolve step computes
-                        b0, b1, b2, d = bary_depth4(g0 * r0, g1 * r1, g2 * r2, z0, z1,
-                                                               z2, perspective_correct, one)
+                        b0, b1, b2, d = bary_depth4(g0 * r0, g1 * r1, g2 * r2, z0, z1, z2,
+                                                    perspective_correct, one)
                         key = np.float32(d)
                         if key < zb[ui, uj]:
                             zb[ui, uj] = key
@@ -310,8 +310,8 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
                     seen = True
                     # g * r is edge_function(...) bit for bit (same products, exact negation),
                     # so these are the values the reference's resolve step computes
-                    b0, b1, b2, d = bary_depth4(g0 * r0, g1 * r1, g2 * r2, z0, z1,
-                                                           z2, perspective_correct, one)
+                    b0, b1, b2, d = bary_depth4(g0 * r0, g1 * r1, g2 * r2, z0, z1, z2,
+                                                perspective_correct, one)
                     key = np.float32(d)
                     if key < zb[ui, uj]:
                         zb[ui, uj] = key
