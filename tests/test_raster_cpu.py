@@ -100,17 +100,11 @@ def test_batch_sizes(B):
 
 def test_row_bands_match_exactly_with_ties(monkeypatch):
     """With fewer items than threads, each item's rows are split into bands (one task each)."""
-    monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)  # 24 x 24 would run serial
-    monkeypatch.setattr(cpu, "BAND_MIN_PIXELS", 0)
     rng = np.random.default_rng(11)
     verts, faces = random_mesh(rng, 1, 400, 5000, 24, 24)
     verts[..., 2] = np.round(verts[..., 2])  # many equal depths: tie-breaking by id matters
-    old = numba.get_num_threads()
-    try:
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    with forced_bands(monkeypatch, 2):  # 24 x 24 would run serial
         ref, got = _both(verts, faces, 24, 24)
-    finally:
-        numba.set_num_threads(old)
     _assert_same(ref, got)
 
 
@@ -126,19 +120,25 @@ def test_any_band_count_matches_reference(monkeypatch, n_bands, H):
 
 def test_launch_plan():
     """Small calls run the serial twins (a parallel launch costs more than it saves); one image
-    runs serially below ``BAND_MIN_PIXELS`` and from there on 2 threads splits its rows into 2
-    bands; a batch feeds the threads with items; the vertex pass goes parallel only for many
-    vertices in a batch."""
+    on 2+ threads is split by faces between the caller and helper threads (up to
+    ``MAX_SPLIT_HELPERS``) once the mesh has ``SPLIT_MIN_FACES`` faces, else it runs serially
+    below ``BAND_MIN_PIXELS`` and in row bands above; a batch feeds the threads with items;
+    the vertex pass goes parallel only for many vertices in a batch."""
     band = int(np.ceil(np.sqrt(cpu.BAND_MIN_PIXELS)))
-    assert cpu._launch_plan(1, 19044, 64, 64, threads=2) == (1, 1, 1)
-    assert cpu._launch_plan(1, 19044, 512, 512, threads=2) == (1, 1, 1)
-    assert cpu._launch_plan(1, 19044, band, band, threads=2) == (1, 2, 2)
-    assert cpu._launch_plan(1, 19044, 224, 224, threads=1) == (1, 1, 1)
-    assert cpu._launch_plan(16, 19044, 224, 224, threads=2) == (2, 2, 1)
-    assert cpu._launch_plan(2, 100, 224, 224, threads=2) == (1, 2, 1)
-    assert cpu._launch_plan(2, 100, 224, 224, threads=4) == (1, 4, 1)
-    assert cpu._launch_plan(2, 100, band, band, threads=4) == (1, 4, 2)
-    assert cpu._launch_plan(4, 10, 32, 32, threads=2) == (1, 1, 1)  # 4 x 32² < the minimum
+    big, small = 37538, cpu.SPLIT_MIN_FACES - 1
+    assert cpu._launch_plan(1, 19044, big, 64, 64, threads=2) == (1, 1, 1, 0)  # < 181²
+    assert cpu._launch_plan(1, 19044, big, 224, 224, threads=2) == (1, 1, 1, 1)
+    assert cpu._launch_plan(1, 19044, big, 512, 512, threads=8) == (1, 1, 1, 3)
+    assert cpu._launch_plan(1, 19044, big, band, band, threads=2) == (1, 1, 1, 1)
+    assert cpu._launch_plan(1, 19044, small, 512, 512, threads=2) == (1, 1, 1, 0)
+    assert cpu._launch_plan(1, 19044, small, band, band, threads=2) == (1, 2, 2, 0)
+    assert cpu._launch_plan(1, 0, big, 224, 224, threads=2) == (1, 1, 1, 0)  # no vertices
+    assert cpu._launch_plan(1, 19044, big, 224, 224, threads=1) == (1, 1, 1, 0)
+    assert cpu._launch_plan(16, 19044, big, 224, 224, threads=2) == (2, 2, 1, 0)
+    assert cpu._launch_plan(2, 100, big, 224, 224, threads=2) == (1, 2, 1, 0)
+    assert cpu._launch_plan(2, 100, big, 224, 224, threads=4) == (1, 4, 1, 0)
+    assert cpu._launch_plan(2, 100, big, band, band, threads=4) == (1, 4, 2, 0)
+    assert cpu._launch_plan(4, 10, big, 32, 32, threads=2) == (1, 1, 1, 0)  # 4 x 32² < min
 
 
 def _band_stress_mesh(rng, size):
@@ -279,7 +279,7 @@ def test_undecorated_kernel_is_the_compiled_one(pc, run):
         assert cpu.bad_vertices(verts, np.inf) == 0
         nonfinite = np.empty(2, np.int64)
         fn(verts, faces, xs, ys, verts.dtype.type(-np.inf), False, pc, one, 2, 0, 4, run, zb,
-           fi, bary, depth, nonfinite)
+           fi, bary, depth, nonfinite, cpu._NO_CTL, -1)
         assert not nonfinite.any()
         out.append((fi, bary, depth))
     for a, b in zip(out[0], out[1], strict=True):

@@ -99,7 +99,8 @@ def test_the_rasterizer_divides_in_vector_lanes():
     fresh(verts, np.ascontiguousarray(faces, dtype=np.int64), xs, xs[:6], np.float32(0), False,
           True, np.float32(1), 1, 4, 4, 16, np.empty((1, 6, 7), np.float32),
           np.empty((1, 6, 7), np.int64), np.empty((1, 6, 7, 3), np.float32),
-          np.empty((1, 6, 7), np.float32), np.empty(1, np.int64))
+          np.empty((1, 6, 7), np.float32), np.empty(1, np.int64), cpu._NO_CTL,
+          -1)
     asm = "\n".join(fresh.inspect_asm().values())
     assert re.search(r"\bv?divps\b", asm)
 

@@ -178,7 +178,8 @@ def test_plain_python_kernel_gives_the_compiled_results(monkeypatch):
     nonfinite = np.empty(1, np.int64)
     bad = cpu._rasterize_bands_py(verts, faces, xs, xs, verts.dtype.type(-np.inf), False, False,
                                   verts.dtype.type(1), 1, 4, 4, cpu.RUN_MAX_WIDTH,
-                                  np.empty((1, size, size), np.float32), *out, nonfinite)
+                                  np.empty((1, size, size), np.float32), *out, nonfinite,
+                                  cpu._NO_CTL, -1)
     assert bad == 0 and nonfinite[0] == 0
     _assert_same(expected, out)
     assert (out[0] >= 0).mean() > 0.3

@@ -23,12 +23,15 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from numba import config as numba_config
 from numba import njit, prange
 from numba.extending import register_jitable
 
 from facelab._threads import parallel_threads
 from facelab.numba_cache import serial_twin
 from facelab.raster.buffers import _outputs, _zbuffer
+from facelab.raster.claims import claim_back, claim_front
+from facelab.raster.helpers import rasterize_split
 from facelab.raster.edges import _edge_setup, barycentrics_and_depth, edge_function
 from facelab.raster.lanes import RUN_LANES, RUN_MAX_COLUMN, bary_depth4, row_bary, row_run
 from facelab.raster.spans import _edge_k, _edge_side, _passes, _span_bound
@@ -79,7 +82,7 @@ def _bad_vertices_py(verts, limit):
 
 def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_correct, one,
                         n_bands, span_min, small_max, run_max, zbuffer, face_index, bary,
-                        depth, nonfinite):
+                        depth, nonfinite, ctl, slot):
     """One pass: depth test, and where a triangle wins, its barycentrics and depth.
 
     One task per (batch item, band of rows); a task owns its rows of all four buffers
@@ -93,6 +96,11 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
     triangles are skipped; the caller raises): the check is one unsigned compare per index
     and, unlike a validation cached per faces tensor, also sees edits that torch's version
     counter misses (through NumPy or ``.data``), which would otherwise read out of bounds.
+    ``slot`` -1: the chunks in order (``ctl`` unused). Otherwise (batch 1, one band, serial
+    twin; :mod:`facelab.raster.helpers`) chunks are claimed from the counter ``ctl[0]``
+    (:mod:`facelab.raster.claims`), still in increasing id: slot 0 is the caller, writing the
+    outputs; a helper (slot >= 1) writes its own buffers, clears only its z-buffer, on its
+    first claim, and stores how many chunks it claimed in ``ctl[2 slot]``.
 
     The triangles come CHUNK at a time from :mod:`facelab.raster.triangles`: a vectorised
     pass decides which to skip and resolves the boxes of at most ``small_max`` (<= 4) pixels
@@ -133,7 +141,8 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
         lb = scratch[task]  # (4, RUN_LANES): one row's b0, b1, b2, depth in vector lanes
         vb, zb, fi, ba, de = verts[bu], zbuffer[bu], face_index[bu], bary[bu], depth[bu]
         # this item's (V, 3), (H, W), (H, W), (H, W, 3), (H, W)
-        for i in range(r_lo, r_hi + 1):  # one array at a time: memset-like loops (512²: 0.13
+        clear_to = r_hi + 1 if slot <= 0 else r_lo  # a helper: its z-buffer only (below)
+        for i in range(r_lo, clear_to):  # one array at a time: memset-like loops (512²: 0.13
             ui = np.uintp(i)  # ms instead of 0.20 for all four in one loop; NumPy fill: 0.13)
             for j in range(W):
                 zb[ui, np.uintp(j)] = np.inf
@@ -153,10 +162,20 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
         frags = np.empty(4 * CANDIDATES * CHUNK, vb.dtype)
         vflat, fflat = vb.reshape(-1), faces.reshape(-1)
         zf, ff, bf, df = zb.reshape(-1), fi.reshape(-1), ba.reshape(-1), de.reshape(-1)
-        base = after = n_ev = ev = 0
-        while ev < n_ev or after < F:  # one compacted face per turn, in increasing id
+        base = after = n_ev = ev = claimed = 0
+        while True:  # one compacted face per turn, in increasing id
             if ev == n_ev:  # the next chunk: gather, vectorised pass, compaction
-                base, after = after, min(F, after + CHUNK)
+                if slot < 0:
+                    base = after
+                else:  # the split (docstring): the caller from the front, helpers from the back
+                    c = claim_front(ctl) if slot == 0 else claim_back(ctl)
+                    base = F if c < 0 else c * CHUNK
+                if base >= F:
+                    break
+                if slot > 0 and claimed == 0:  # a helper's first chunk: clear its z-buffer
+                    zf[:] = np.inf  # (its other buffers are read only where it wrote)
+                claimed += 1
+                after = min(F, base + CHUNK)
                 bad_faces += gather_corners(vflat, fflat, base, after - base, corners)
                 triangle_pass(corners, after - base, r_lo, r_hi, W, near, cull_backfaces,
                               perspective_correct, one, small_max, ints, reals, pixels,
@@ -176,7 +195,7 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
                     q = c * np.uintp(4 * CHUNK) + k  # b0, b1, b2, depth: rows 4c..4c+3
                     d = frags[q + np.uintp(3 * CHUNK)]
                     key = np.float32(d)
-                    if key < zf[p]:
+                    if key < zf[p] or (key == zf[p] and f < ff[p]):  # (key, id) order
                         b0, b1 = frags[q], frags[q + _U_CHUNK]
                         b2 = frags[q + np.uintp(2 * CHUNK)]
                         zf[p] = key
@@ -231,7 +250,7 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
                         b0, b1, b2, d = bary_depth4(g0 * r0, g1 * r1, g2 * r2, z0, z1, z2,
                                                     perspective_correct, one)
                         key = np.float32(d)
-                        if key < zb[ui, uj]:
+                        if key < zb[ui, uj] or (key == zb[ui, uj] and f < fi[ui, uj]):
                             zb[ui, uj] = key
                             fi[ui, uj] = f
                             ba[ui, uj, 0] = b0
@@ -257,7 +276,7 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
                         uj, lane = np.uintp(j), np.uintp(j - j0)
                         b0, b1, b2, d = lb[0, lane], lb[1, lane], lb[2, lane], lb[3, lane]
                         key = np.float32(d)
-                        if key < zb[ui, uj]:
+                        if key < zb[ui, uj] or (key == zb[ui, uj] and f < fi[ui, uj]):
                             zb[ui, uj] = key
                             fi[ui, uj] = f
                             ba[ui, uj, 0] = b0
@@ -313,7 +332,7 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
                     b0, b1, b2, d = bary_depth4(g0 * r0, g1 * r1, g2 * r2, z0, z1, z2,
                                                 perspective_correct, one)
                     key = np.float32(d)
-                    if key < zb[ui, uj]:
+                    if key < zb[ui, uj] or (key == zb[ui, uj] and f < fi[ui, uj]):
                         zb[ui, uj] = key
                         fi[ui, uj] = f
                         ba[ui, uj, 0] = b0
@@ -322,6 +341,8 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
                         de[ui, uj] = d
                         if not np.isfinite(b0 + b1 + b2 + d):  # NaN/Inf in any of them
                             nonfinite[task] += 1
+        if slot > 0:
+            ctl[2 * slot] = claimed  # read by the caller after the helper's release store
     return bad_faces
 
 
@@ -448,9 +469,13 @@ interpolate_backward = njit(cache=True, parallel=True)(_interpolate_backward_py)
 # since a parallel launch on Numba's workqueue layer costs ~40 µs (facelab._threads). They
 # use NumPy's error model, as parallel=True does, so a degenerate triangle gives inf/NaN
 # (which the public functions turn into a ValueError) in both, never a ZeroDivisionError.
-_SERIAL = {k: serial_twin(getattr(k, "py_func", k), error_model="numpy") for k in (
+# Compiled without the GIL: the face split's helper threads run the rasterizer's at once.
+_SERIAL = {k: serial_twin(getattr(k, "py_func", k), error_model="numpy", nogil=True) for k in (
     bad_vertices, rasterize_bands, interpolate_forward, pixel_barycentrics,
     interpolate_backward)}
+
+
+_NO_CTL = np.zeros(0, dtype=np.int64)  # slot -1: the chunks in order, no counter
 
 
 def _variant(kernel, n_tasks: int, threads: int | None = None):
@@ -491,16 +516,30 @@ BAND_MIN_PIXELS = 1 << 20
 PARALLEL_MIN_VERTICES = 1 << 17
 
 
-def _launch_plan(B: int, V: int, height: int, width: int, threads: int | None = None):
-    """``(vertex_threads, raster_threads, n_bands)`` for one ``rasterize_numba_counts`` call:
-    the thread counts handed to ``_variant`` (1 picks the serial twin) and the row bands per
-    item (1 below ``BAND_MIN_PIXELS`` per image). threads: ``parallel_threads()`` when None."""
+#: At batch 1 on several threads, meshes of at least this many faces (and images of at least
+#: ``PARALLEL_MIN_PIXELS``) are split by faces between the caller and up to
+#: ``MAX_SPLIT_HELPERS`` helper threads (:mod:`facelab.raster.helpers`): each helper costs a
+#: full-image merge, so a few pay on any mesh facelab rasterizes.
+SPLIT_MIN_FACES = 8 * CHUNK
+MAX_SPLIT_HELPERS = 3
+
+
+def _launch_plan(B: int, V: int, F: int, height: int, width: int,
+                 threads: int | None = None):
+    """``(vertex_threads, raster_threads, n_bands, split_helpers)`` for one
+    ``rasterize_numba_counts`` call: the thread counts handed to ``_variant`` (1 picks the
+    serial twin), the row bands per item (1 below ``BAND_MIN_PIXELS`` per image), and the
+    helper threads of a face split at batch 1 (0: none; then the other three apply).
+    threads: ``parallel_threads()`` when None."""
     threads = parallel_threads() if threads is None else threads
     vertex_threads = threads if B > 1 and B * V >= PARALLEL_MIN_VERTICES else 1
     raster_threads = threads if B * height * width >= PARALLEL_MIN_PIXELS else 1
+    if (B == 1 and raster_threads > 1 and F >= SPLIT_MIN_FACES and V > 0
+            and not numba_config.DISABLE_JIT):  # helpers would run plain Python
+        return 1, 1, 1, min(raster_threads - 1, MAX_SPLIT_HELPERS)
     if height * width < BAND_MIN_PIXELS:  # no row bands: only the items feed the threads
-        return vertex_threads, raster_threads if B > 1 else 1, 1
-    return vertex_threads, raster_threads, _band_count(B, raster_threads)
+        return vertex_threads, raster_threads if B > 1 else 1, 1, 0
+    return vertex_threads, raster_threads, _band_count(B, raster_threads), 0
 
 
 #: Bounding boxes at least this many pixels wider than one column scan each row from an
@@ -532,16 +571,21 @@ def rasterize_numba_counts(verts: np.ndarray, faces: np.ndarray, height: int, wi
     B = verts.shape[0]
     faces = np.ascontiguousarray(faces)  # the kernel reads it flat (no copy when it is)
     face_index, bary, depth = _outputs(B, height, width, dtype)
-    vertex_threads, raster_threads, n_bands = _launch_plan(B, verts.shape[1], height, width)
+    vertex_threads, raster_threads, n_bands, split_helpers = _launch_plan(
+        B, verts.shape[1], faces.shape[0], height, width)
     bad = _variant(bad_vertices, B, vertex_threads)(verts, float(coord_limit))
     if bad:
         return face_index, bary, depth, int(bad), 0, 0
     xs, ys = _pixel_centres(width, dtype), _pixel_centres(height, dtype)
     nonfinite = np.empty(B * n_bands, dtype=np.int64)
-    bad_faces = _variant(rasterize_bands, B * n_bands, raster_threads)(
-        verts, faces, xs, ys, dtype.type(near), cull_backfaces, perspective_correct, one, n_bands,
-        SPAN_MIN_WIDTH, SMALL_BOX_PIXELS, RUN_MAX_WIDTH, _zbuffer((B, height, width)), face_index,
-        bary, depth, nonfinite)
+    args = (verts, faces, xs, ys, dtype.type(near), cull_backfaces, perspective_correct, one,
+            n_bands, SPAN_MIN_WIDTH, SMALL_BOX_PIXELS, RUN_MAX_WIDTH,
+            _zbuffer((B, height, width)), face_index, bary, depth, nonfinite)
+    if split_helpers:  # batch 1 on the caller and helper threads (facelab.raster.helpers)
+        bad_faces, nonfinite_writes = rasterize_split(_SERIAL[rasterize_bands], args,
+                                                      split_helpers)
+        return face_index, bary, depth, 0, nonfinite_writes, bad_faces
+    bad_faces = _variant(rasterize_bands, B * n_bands, raster_threads)(*args, _NO_CTL, -1)
     return face_index, bary, depth, 0, int(nonfinite.sum()), int(bad_faces)
 
 

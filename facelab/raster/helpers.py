@@ -1,0 +1,168 @@
+"""One image rasterized by the calling thread and facelab's helper threads (a face split).
+
+At batch 1 on several threads, :func:`facelab.raster.cpu.rasterize_numba_counts` runs
+:func:`rasterize_split`: the caller and ``n`` helper threads each call the rasterizer's serial
+kernel (compiled without the GIL), claiming chunks of ``triangles.CHUNK`` faces from one
+counter (:mod:`facelab.raster.claims`), so each walks its chunks in increasing id into buffers
+of its own: the caller into the outputs, a helper into scratch buffers (only its z-buffer is
+cleared). The caller then merges each helper's buffers into the outputs, keeping per pixel the
+smaller ``(depth key, face id)``, which is exactly the sequential winner
+(:func:`facelab.raster.claims.merge_private`). So the results are bit-identical to one thread.
+
+Why not a parallel (``prange``) launch of row bands on Numba's thread pool: every band redoes
+the triangle pass (the per-triangle work is most of the time at 224²), and on the ``workqueue``
+layer facelab uses (``facelab._threads``) the caller sleeps while the pool's two workers are
+woken: a vectorised loop took 0.49 ms as two tasks against 0.25 ms as one on this machine, as
+if run one after the other (``omp``, whose caller runs a task and whose workers spin: 0.19 ms
+for both). Here the caller works from the first moment, a helper joins when it gets a core,
+chunks go to whoever is free (a helper that never runs, e.g. on a machine loaded by another
+process, costs the call nothing: the caller closes the job and claims every chunk), and the
+caller waits only for a chunk a helper already claimed. Helpers sleep on a condition variable
+between calls, so nothing spins against torch; the caller spins briefly (``claims.close``)
+only while a helper finishes a chunk it is running.
+
+The helpers are daemon threads started on first use, one set per process (a forked child
+starts its own). Calls from two Python threads at once do not share them: a call that finds
+the helpers busy runs alone, serially.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from facelab.raster import claims
+from facelab.raster.triangles import CHUNK
+
+__all__: list[str] = []
+
+_NO_CTL = np.zeros(0, dtype=np.int64)
+
+#: Spins of the caller's wait for a helper's running chunk before it blocks (about 0.1-0.3 ms).
+CLOSE_SPINS = 5_000
+
+
+class _Helpers:
+    """The helper threads and their scratch buffers (one instance per process)."""
+
+    def __init__(self):
+        self.pid = None
+
+    def _reset(self):
+        self.pid = os.getpid()
+        self.cond = threading.Condition()
+        self.busy = threading.Lock()  # held by the call using the helpers
+        self.threads: list[threading.Thread] = []
+        self.job = None
+        self.serial = 0
+        self.scratch: dict = {}
+
+    def acquire(self, n: int) -> bool:
+        """Reserve the helpers for one call (False when another thread's call holds them)."""
+        if self.pid != os.getpid():
+            self._reset()
+        if not self.busy.acquire(blocking=False):
+            return False
+        while len(self.threads) < n:
+            h = len(self.threads) + 1
+            thread = threading.Thread(target=self._loop, args=(h,), daemon=True,
+                                      name=f"facelab-raster-{h}")
+            thread.start()
+            self.threads.append(thread)
+        return True
+
+    def buffers(self, h: int, args: tuple) -> tuple:
+        """Helper ``h``'s private (zbuffer, face_index, bary, depth, nonfinite), shaped like
+        the call's (contents undefined)."""
+        zbuffer, face_index, bary, depth = args[12:16]
+        key = (face_index.shape, bary.dtype.str)
+        kept = self.scratch.get(h)  # one shape per helper
+        if kept is None or kept[0] != key:
+            kept = self.scratch[h] = (key, (np.empty_like(zbuffer), np.empty_like(face_index),
+                                            np.empty_like(bary), np.empty_like(depth),
+                                            np.zeros(1, np.int64)))
+        return kept[1]
+
+    def submit(self, job) -> None:
+        with self.cond:
+            self.job = job
+            self.serial += 1
+            self.cond.notify_all()
+
+    def _loop(self, h: int):
+        seen = 0
+        while True:
+            with self.cond:
+                while self.serial == seen:
+                    self.cond.wait()
+                seen, job = self.serial, self.job
+            if job is None or h > job[3]:
+                continue
+            kernel, args, ctl, n, results = job
+            job = None
+            if not claims.join(ctl, h):  # the caller finished first: nothing to do
+                results[h] = None
+                kernel = args = ctl = results = None
+                continue
+            try:
+                zb, fi, ba, de, nonfinite = self.buffers(h, args)
+                results[h] = (kernel(*args[:12], zb, fi, ba, de, nonfinite, ctl, h),
+                              int(nonfinite[0]), (zb, fi, ba, de))
+            except BaseException as exc:  # re-raised by the caller
+                results[h] = exc
+            finally:
+                claims.finish(ctl, h)
+                event = results["events"][h]
+                kernel = args = ctl = results = None  # nothing of the call kept past it
+                event.set()
+
+    def release(self):
+        with self.cond:
+            self.job = None
+        self.busy.release()
+
+
+_HELPERS = _Helpers()
+
+
+def rasterize_split(kernel, args: tuple, n: int) -> tuple[int, int]:
+    """Run ``kernel`` (the rasterizer's serial kernel) on the caller and ``n`` helpers.
+
+    args: the kernel's arguments up to ``nonfinite`` (batch 1, one band; the caller's buffers
+    are the outputs). Returns ``(bad_faces, nonfinite_writes)`` summed over the threads that
+    worked; the outputs hold the merged result. Falls back to the caller alone when the
+    helpers are busy with another thread's call.
+    """
+    if not _HELPERS.acquire(n):
+        return int(kernel(*args, _NO_CTL, -1)), int(args[16].sum())
+    try:
+        ctl = np.zeros(claims.ctl_size(n), dtype=np.int64)
+        ctl[0] = claims.pack_chunks(-(-args[1].shape[0] // CHUNK))
+        results = {"events": {h: threading.Event() for h in range(1, n + 1)}}
+        _HELPERS.submit((kernel, args, ctl, n, results))
+        bad_faces = nonfinite = 0
+        try:
+            bad_faces = int(kernel(*args, ctl, 0))
+            nonfinite = int(args[16].sum())
+        finally:  # even when interrupted: a joined helper is writing into its buffers
+            for h in range(1, n + 1):
+                state = claims.close(ctl, h, CLOSE_SPINS)
+                if state == -1:
+                    results["events"][h].wait()
+                    state = 1
+                if state == 0:
+                    continue
+                out = results.get(h)
+                if isinstance(out, BaseException):
+                    raise out
+                if out is None or ctl[2 * h] == 0:
+                    continue  # joined after the last chunk was claimed: wrote nothing
+                helper_bad, helper_nonfinite, (zb, fi, ba, de) = out
+                bad_faces += int(helper_bad)
+                nonfinite += helper_nonfinite
+                claims.merge_private(args[12], args[13], args[14], args[15], zb, fi, ba, de)
+    finally:
+        _HELPERS.release()
+    return bad_faces, nonfinite
