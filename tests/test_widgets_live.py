@@ -65,6 +65,61 @@ def test_convergence_throttle_limits_redraws():
     assert len(plot.history) == 200
 
 
+def _capture_messages(widget) -> list[dict]:
+    """The update messages ``widget`` sends to the front end (a kernel-less DummyComm sends
+    nothing, so it gets a stand-in kernel and its send is recorded)."""
+    sent = []
+    widget.comm.kernel = object()
+    widget.comm.send = lambda data=None, metadata=None, buffers=None: sent.append(data)
+    return sent
+
+
+def test_convergence_marks_live_frames_in_the_frame_message():
+    """A frame drawn while a loop runs carries LIVE_CLASS, sent in the same widget message as
+    the frame (the browser test counts live frames by it); the empty axes and the final frame
+    after a loop do not, and a second loop on the same plot is marked again."""
+    from facelab.widgets.convergence import LIVE_CLASS
+
+    assert LIVE_CLASS == "facelab-live"  # the class tests/browser looks for
+    plot = ConvergencePlot(["a"], interactive=True, min_interval=1e-6, max_overhead=1e6)
+    widget = plot.plot_widget
+    assert LIVE_CLASS not in widget._dom_classes  # the empty axes
+    for loop in range(2):
+        sent = _capture_messages(widget)
+        plot.min_interval = 1e-6
+        for s in range(4):  # step 0 starts the clock; steps 1-3 redraw
+            plot.on_step(10 * loop + s, {"a": 1.0 / (s + 1)})
+            assert (LIVE_CLASS in widget._dom_classes) == (s > 0)
+        assert len(sent) == 3 and all(m["buffer_paths"] == [["value"]] for m in sent)
+        assert LIVE_CLASS in sent[0]["state"]["_dom_classes"]  # with the first live frame
+        assert all("_dom_classes" not in m["state"] for m in sent[1:])  # unchanged: not resent
+        plot.min_interval = 3600.0
+        plot.on_step(10 * loop + 4, {"a": 0.1})  # not drawn: the final frame differs
+        plot.on_end()
+        final = sent[-1]
+        assert len(sent) == 4 and final["buffer_paths"] == [["value"]]
+        assert LIVE_CLASS not in final["state"]["_dom_classes"]  # unmarked, same message
+        assert LIVE_CLASS not in widget._dom_classes
+    assert plot.redraws == 8  # 3 live + 1 final, per loop
+    plot.log_toggle.value = not plot.log_toggle.value  # a redraw between loops: not live
+    assert plot.redraws == 9 and LIVE_CLASS not in widget._dom_classes
+
+
+def test_convergence_drawn_only_at_the_end_shows_no_live_frame():
+    """A loop the throttle never lets draw (here a one-hour interval) shows only the final
+    frame, which is not marked live: the browser test's live-frame check fails on it."""
+    from facelab.widgets.convergence import LIVE_CLASS
+
+    plot = ConvergencePlot(interactive=True, min_interval=3600.0)
+    sent = _capture_messages(plot.plot_widget)
+    for s in range(50):
+        plot.on_step(s, {"l": 1.0 / (s + 1)})
+    plot.on_end()
+    assert plot.redraws == 1 and len(sent) == 1 and sent[0]["buffer_paths"] == [["value"]]
+    assert "_dom_classes" not in sent[0]["state"]
+    assert LIVE_CLASS not in plot.plot_widget._dom_classes
+
+
 def test_convergence_static_fallback(tmp_path):
     plot = ConvergencePlot(interactive=False, show_image=True)
     assert plot.widget is None

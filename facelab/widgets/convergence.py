@@ -19,6 +19,12 @@ Terms reported at only some steps (validation errors, terms logged every k steps
 as markers — a line through NaN gaps would be invisible — and terms never reported are left
 out; the legend sits outside the axes. When a loop ends inside Jupyter, the final static
 figure is displayed below the loop's cell, so saved notebooks and HTML exports show it.
+
+Each frame tells whether it was drawn while a loop ran: the plot's image carries the CSS class
+``facelab-live`` (:data:`LIVE_CLASS`) on a frame drawn during a loop and not on the final frame
+drawn after it (nor on the empty axes or a redraw after a log-scale toggle between loops). The
+frame and its class travel in one widget message, so a page never shows one with the other's
+mark; a style, or a test checking that the curves move while a loop runs, can tell them apart.
 """
 
 from __future__ import annotations
@@ -32,7 +38,10 @@ import numpy as np
 from facelab.progress import History
 from facelab.widgets import static
 
-__all__ = ["ConvergencePlot", "in_notebook"]
+__all__ = ["LIVE_CLASS", "ConvergencePlot", "in_notebook"]
+
+#: CSS class of the plot image while it shows a frame drawn during a loop (module docstring).
+LIVE_CLASS = "facelab-live"
 
 
 def in_notebook() -> bool:
@@ -271,7 +280,12 @@ class ConvergencePlot:
         self._update_axes(self._ax, self._lines)
         self._canvas.draw()
         rgba = np.asarray(self._canvas.buffer_rgba())  # (h, w, 4) uint8
-        self.plot_widget.value = static.png_bytes(rgba[..., :3])
+        with self.plot_widget.hold_sync():  # the frame and its live mark: one message
+            self.plot_widget.value = static.png_bytes(rgba[..., :3])
+            if self._running:  # add/remove_class send nothing when the mark is unchanged
+                self.plot_widget.add_class(LIVE_CLASS)
+            else:
+                self.plot_widget.remove_class(LIVE_CLASS)
         if self.show_image and self._image_dirty:
             self.image_widget.value = static.jpeg_bytes(self.image)
             self._image_dirty = False
