@@ -75,9 +75,9 @@ def test_every_split_point_merges_to_the_sequential_result(stress, dtype, pc):
         bad = kernel(*args, *mine, ctl, 0)
         ctl[0] = (n << 32) | k
         bad += kernel(*args, *theirs, ctl, 1)
-        assert ctl[2] == n - k  # the helper's claimed chunks
-        if ctl[2]:
-            claims.merge_private(*mine[:4], *theirs[:4])
+        assert ctl[claims.state_index(1) + 1] == n - k  # the helper's claimed chunks
+        if n - k:
+            claims.merge_private(*mine[:4], *theirs[:4], 0, size * size)
         _assert_same(ref, mine[1:4])
         assert bad == 0
 
@@ -99,9 +99,11 @@ def test_a_helper_alone_in_decreasing_order_is_exact(stress):
     assert np.all(theirs[0][~covered] == np.inf)
 
 
-def test_merge_matches_a_numpy_lexicographic_minimum():
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_merge_matches_a_numpy_lexicographic_minimum(dtype):
     """``merge_private`` against NumPy: the smaller (key, id) wins, +inf keys were never
-    written (their ids are garbage), partial and whole blocks and a ragged tail."""
+    written (their ids are garbage), ties go to the smaller id; mixed, taken and skipped
+    blocks and a ragged tail, float32 and float64 values."""
     rng = np.random.default_rng(3)
     n = 5 * claims.MERGE_BLOCK + 7
     z0 = rng.integers(0, 4, n).astype(np.float32)
@@ -110,18 +112,19 @@ def test_merge_matches_a_numpy_lexicographic_minimum():
     z1[rng.random(n) < 0.2] = np.inf
     z1[:claims.MERGE_BLOCK] = -1.0  # a whole block taken
     z1[claims.MERGE_BLOCK:2 * claims.MERGE_BLOCK] = np.inf  # a whole block skipped
+    z0[claims.MERGE_BLOCK:2 * claims.MERGE_BLOCK] = 1.0
     f0, f1 = rng.integers(0, 50, n), rng.integers(0, 50, n)
     f0[z0 == np.inf], f1[z1 == np.inf] = -1, -7  # garbage where unwritten
-    b0, b1 = rng.random((n, 3)), rng.random((n, 3))
-    d0, d1 = rng.random(n), rng.random(n)
+    b0, b1 = rng.random((n, 3)).astype(dtype), rng.random((n, 3)).astype(dtype)
+    d0, d1 = rng.random(n).astype(dtype), rng.random(n).astype(dtype)
     take = (z1 < z0) | ((z1 == z0) & (z1 < np.inf) & (f1 < f0))
     want = [np.where(take, z1, z0), np.where(take, f1, f0), np.where(take[:, None], b1, b0),
             np.where(take, d1, d0)]
     got = [z0.copy(), f0.copy(), b0.copy(), d0.copy()]
-    claims.merge_private(*(a[None] for a in got), *(a[None] for a in (z1, f1, b1, d1)))
+    claims.merge_private(*(a[None] for a in got), *(a[None] for a in (z1, f1, b1, d1)), 0, n)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
-    assert 0 < take.sum() < n
+    assert 0 < take.sum() < n and ((z1 == z0) & (z1 < np.inf)).sum() > 10  # ties
 
 
 def test_claims_from_both_ends_never_overlap():
@@ -158,15 +161,24 @@ def test_claims_from_both_ends_never_overlap():
         assert np.all(np.diff(outs[1][:counts[1]]) < 0)  # a helper: decreasing
 
 
-def test_join_and_close_admit_exactly_one():
-    """A helper joins only if the caller has not closed, and the caller then waits for it."""
+def test_hand_over_states():
+    """A helper joins only if the caller has not closed; the caller waits for its chunks; the
+    helper waits for GO before merging and gives up after its spins (the caller merges)."""
+    S = claims.state_index(1)
     ctl = _ctl(0, 4)
     assert claims.close(ctl, 1, 10) == 0 and not claims.join(ctl, 1)  # closed first
     ctl = _ctl(0, 4)
     assert claims.join(ctl, 1)
-    assert claims.close(ctl, 1, 10) == -1  # joined, still running: the caller must block
-    claims.finish(ctl, 1)
-    assert claims.close(ctl, 1, 10) == 1
+    assert claims.close(ctl, 1, 10) == -1  # joined, still drawing: the caller must block
+    assert not claims.drawn(ctl, 1, 10)  # no GO yet: the helper gives up
+    assert claims.close(ctl, 1, 10) == claims.DRAWN
+    assert not claims.wait_finished(ctl, 1, 10)
+    claims.finish(ctl, 1, 0)
+    assert claims.wait_finished(ctl, 1, 10) and ctl[S] == claims.FINISHED and ctl[S + 3] == 0
+    ctl = _ctl(0, 4, n_helpers=2)
+    assert claims.join(ctl, 2) and ctl[claims.state_index(2)] == claims.JOINED
+    claims.go(ctl, 2)
+    assert claims.drawn(ctl, 2, 10) and ctl[claims.state_index(1)] == claims.IDLE
 
 
 def _caller_waits_for(monkeypatch, n_helpers, kernel=None):
@@ -178,7 +190,8 @@ def _caller_waits_for(monkeypatch, n_helpers, kernel=None):
         ctl, slot = args[-2], args[-1]
         if slot == 0:
             deadline = time.monotonic() + 60
-            while any(ctl[2 * h - 1] == claims.IDLE for h in range(1, n_helpers + 1)):
+            while any(ctl[claims.state_index(h)] == claims.IDLE
+                      for h in range(1, n_helpers + 1)):
                 assert time.monotonic() < deadline, "no helper joined within 60 s"
                 time.sleep(0.0005)
         return kernel(*args)
@@ -246,6 +259,37 @@ def test_a_helper_that_never_joins_costs_nothing(monkeypatch, stress):
     with forced_split(monkeypatch):
         _assert_same(ref, cpu.rasterize_numba(verts, faces, 37, 37, False, False, -np.inf))
     assert not merged
+
+
+def test_unbalanced_splits_back_off(monkeypatch, stress):
+    """A split in which a thread got less than its fair share of the chunks (here the helper
+    never joins, as when another process has the other core) sends the next calls to the
+    caller alone, 4 then 8 (doubling); a balanced split ends the backoff."""
+    verts, faces = stress
+    splits = []
+    real = helpers.rasterize_split
+
+    def spy(*a):
+        splits.append(1)
+        return real(*a)
+
+    ref = rasterize_reference(verts, faces, 37, 37)
+    with forced_split(monkeypatch):
+        monkeypatch.setattr(helpers, "BACKOFF_FIRST", 4)
+        monkeypatch.setattr(helpers, "BACKOFF_MAX", 8)
+        monkeypatch.setattr(cpu, "rasterize_split", spy)
+        monkeypatch.setattr(claims, "join", lambda ctl, h: False)
+        pattern = []
+        for _ in range(1 + 4 + 1 + 8 + 1):
+            n = len(splits)
+            _assert_same(ref, cpu.rasterize_numba(verts, faces, 37, 37, False, False, -np.inf))
+            pattern.append(len(splits) - n)
+        assert pattern == [1] + [0] * 4 + [1] + [0] * 8 + [1]
+        monkeypatch.undo()
+    with forced_split(monkeypatch):
+        monkeypatch.setattr(helpers, "BACKOFF_FIRST", 4)
+        helpers._record(True)
+        assert helpers._HELPERS.backoff == 0 and helpers.split_pays()
 
 
 def test_a_helper_error_reaches_the_caller(monkeypatch, stress):

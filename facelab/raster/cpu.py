@@ -31,7 +31,7 @@ from facelab._threads import parallel_threads
 from facelab.numba_cache import serial_twin
 from facelab.raster.buffers import _outputs, _zbuffer
 from facelab.raster.claims import claim_back, claim_front
-from facelab.raster.helpers import rasterize_split
+from facelab.raster.helpers import rasterize_split, split_pays
 from facelab.raster.edges import _edge_setup, barycentrics_and_depth, edge_function
 from facelab.raster.lanes import RUN_LANES, RUN_MAX_COLUMN, bary_depth4, row_bary, row_run
 from facelab.raster.spans import _edge_k, _edge_side, _passes, _span_bound
@@ -100,7 +100,10 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
     twin; :mod:`facelab.raster.helpers`) chunks are claimed from the counter ``ctl[0]``
     (:mod:`facelab.raster.claims`), still in increasing id: slot 0 is the caller, writing the
     outputs; a helper (slot >= 1) writes its own buffers, clears only its z-buffer, on its
-    first claim, and stores how many chunks it claimed in ``ctl[2 slot]``.
+    first claim, and stores how many chunks it claimed in ``ctl[4 slot - 2]`` (tried: the
+    caller clearing only its z-buffer and the merge filling the uncovered pixels, in parallel
+    with the helper: 2 threads ÷ 1 fell from 1.07 to 0.93 on the 38k grid at 224², where
+    every merge block is mixed, and was no faster at 512²).
 
     The triangles come CHUNK at a time from :mod:`facelab.raster.triangles`: a vectorised
     pass decides which to skip and resolves the boxes of at most ``small_max`` (<= 4) pixels
@@ -141,9 +144,10 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
         lb = scratch[task]  # (4, RUN_LANES): one row's b0, b1, b2, depth in vector lanes
         vb, zb, fi, ba, de = verts[bu], zbuffer[bu], face_index[bu], bary[bu], depth[bu]
         # this item's (V, 3), (H, W), (H, W), (H, W, 3), (H, W)
-        clear_to = r_hi + 1 if slot <= 0 else r_lo  # a helper: its z-buffer only (below)
-        for i in range(r_lo, clear_to):  # one array at a time: memset-like loops (512²: 0.13
+        for i in range(r_lo, r_hi + 1):  # one array at a time: memset-like loops (512²: 0.13
             ui = np.uintp(i)  # ms instead of 0.20 for all four in one loop; NumPy fill: 0.13)
+            if slot > 0:
+                break  # a helper: its z-buffer only, on its first claim (below)
             for j in range(W):
                 zb[ui, np.uintp(j)] = np.inf
             for j in range(W):
@@ -342,7 +346,7 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
                         if not np.isfinite(b0 + b1 + b2 + d):  # NaN/Inf in any of them
                             nonfinite[task] += 1
         if slot > 0:
-            ctl[2 * slot] = claimed  # read by the caller after the helper's release store
+            ctl[4 * slot - 2] = claimed  # read by the caller after the helper's release
     return bad_faces
 
 
@@ -581,7 +585,7 @@ def rasterize_numba_counts(verts: np.ndarray, faces: np.ndarray, height: int, wi
     args = (verts, faces, xs, ys, dtype.type(near), cull_backfaces, perspective_correct, one,
             n_bands, SPAN_MIN_WIDTH, SMALL_BOX_PIXELS, RUN_MAX_WIDTH,
             _zbuffer((B, height, width)), face_index, bary, depth, nonfinite)
-    if split_helpers:  # batch 1 on the caller and helper threads (facelab.raster.helpers)
+    if split_helpers and split_pays():  # batch 1 on the caller and helper threads
         bad_faces, nonfinite_writes = rasterize_split(_SERIAL[rasterize_bands], args,
                                                       split_helpers)
         return face_index, bary, depth, 0, nonfinite_writes, bad_faces
