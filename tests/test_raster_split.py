@@ -77,7 +77,7 @@ def test_every_split_point_merges_to_the_sequential_result(stress, dtype, pc):
         bad += kernel(*args, *theirs, ctl, 1)
         assert ctl[claims.state_index(1) + 1] == n - k  # the helper's claimed chunks
         if n - k:
-            claims.merge_private(*mine[:4], *theirs[:4], 0, size * size)
+            claims.merge_private(*mine[:4], *theirs[:4], 0, size * size, False)
         _assert_same(ref, mine[1:4])
         assert bad == 0
 
@@ -121,8 +121,9 @@ def test_merge_matches_a_numpy_lexicographic_minimum(dtype):
     want = [np.where(take, z1, z0), np.where(take, f1, f0), np.where(take[:, None], b1, b0),
             np.where(take, d1, d0)]
     got = [z0.copy(), f0.copy(), b0.copy(), d0.copy()]
-    claims.merge_private(*(a[None] for a in got), *(a[None] for a in (z1, f1, b1, d1)), 0, n)
-    for g, w in zip(got, want):
+    claims.merge_private(*(a[None] for a in got), *(a[None] for a in (z1, f1, b1, d1)), 0, n,
+                         True)
+    for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
     assert 0 < take.sum() < n and ((z1 == z0) & (z1 < np.inf)).sum() > 10  # ties
 
@@ -147,7 +148,7 @@ def test_claims_from_both_ends_never_overlap():
         ctl, outs = _ctl(0, n), [np.full(n, -1), np.full(n, -1)]
         counts = [0, 0]
 
-        def run(i):
+        def run(i, ctl=ctl, outs=outs, counts=counts):
             counts[i] = claim_all(ctl, i == 1, outs[i])
 
         threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]

@@ -37,7 +37,6 @@ from __future__ import annotations
 import platform
 
 import numpy as np
-
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
@@ -250,10 +249,12 @@ wait_finished = njit(cache=True, nogil=True)(_wait_finished_py)
 
 
 # ------------------------------------------------------------------------- merge
-def _merge_private_py(zbuffer, face_index, bary, depth, zb1, fi1, ba1, depth1, start, stop):
+def _merge_private_py(zbuffer, face_index, bary, depth, zb1, fi1, ba1, depth1, start, stop,
+                      keep_keys):
     """Merge one helper's buffers into the caller's, keeping each pixel's sequential winner.
 
-    All (1, H, W[, 3]); pixels ``start`` to ``stop`` (flat indices) are merged. The helper's
+    All (1, H, W[, 3]); pixels ``start`` to ``stop`` (flat indices) are merged, and the
+    caller's z-buffer too if ``keep_keys`` (needed for a further helper's merge). The helper's
     ``zb1`` was cleared to +inf, and its other buffers are read only where it wrote. A
     sequential pass keeps, per pixel, the first face (smallest id) with the smallest float32
     depth key (strict ``<`` in increasing id); each thread kept that winner among its own
@@ -299,9 +300,10 @@ def _merge_private_py(zbuffer, face_index, bary, depth, zb1, fi1, ba1, depth1, s
             continue
         if count == m:  # the helper won the whole block: copies
             for q in range(m):
-                p = s0 + np.uintp(q)
-                zi[p] = zj[p]
-                ff[p] = fg[p]
+                ff[s0 + np.uintp(q)] = fg[s0 + np.uintp(q)]
+            if keep_keys:
+                for q in range(m):
+                    zi[s0 + np.uintp(q)] = zj[s0 + np.uintp(q)]
             for u in range(ur * s0, ur * (s0 + m)):
                 di[np.uintp(u)] = dj[np.uintp(u)]
             for u in range(u3r * s0, u3r * (s0 + m)):
@@ -309,10 +311,13 @@ def _merge_private_py(zbuffer, face_index, bary, depth, zb1, fi1, ba1, depth1, s
             continue
         for q in range(m):  # mixed: blend with masks of all ones / all zeros
             p = s0 + np.uintp(q)
-            k = -take[np.uintp(q)]
-            zi[p] = (zj[p] & k) | (zi[p] & ~k)
-            k64 = np.int64(k)
+            k64 = np.int64(-take[np.uintp(q)])
             ff[p] = (fg[p] & k64) | (ff[p] & ~k64)
+        if keep_keys:
+            for q in range(m):
+                p = s0 + np.uintp(q)
+                k = -take[np.uintp(q)]
+                zi[p] = (zj[p] & k) | (zi[p] & ~k)
         for q in range(m):
             for c in range(u3r):
                 mask[u3r * np.uintp(q) + np.uintp(c)] = -take[np.uintp(q)]

@@ -31,8 +31,8 @@ from facelab._threads import parallel_threads
 from facelab.numba_cache import serial_twin
 from facelab.raster.buffers import _outputs, _zbuffer
 from facelab.raster.claims import claim_back, claim_front
-from facelab.raster.helpers import rasterize_split, split_pays
 from facelab.raster.edges import _edge_setup, barycentrics_and_depth, edge_function
+from facelab.raster.helpers import rasterize_split, split_pays
 from facelab.raster.lanes import RUN_LANES, RUN_MAX_COLUMN, bary_depth4, row_bary, row_run
 from facelab.raster.spans import _edge_k, _edge_side, _passes, _span_bound
 from facelab.raster.triangles import (

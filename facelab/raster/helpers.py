@@ -96,8 +96,8 @@ class _Helpers:
         if kept is None or kept[0] != key:
             # written once in full: pages never touched map the shared zero page, and reading
             # them in the merge measured 4x slower, every call (teaching model 512²: 1.7 ms)
-            kept = self.scratch[h] = (key, tuple(np.full_like(a, 0) for a in (
-                zbuffer, face_index, bary, depth)) + (np.zeros(1, np.int64),))
+            kept = self.scratch[h] = (key, (*(np.full_like(a, 0) for a in (
+                zbuffer, face_index, bary, depth)), np.zeros(1, np.int64)))
         return kept[1]
 
     def submit(self, job) -> None:
@@ -126,7 +126,8 @@ class _Helpers:
                 bad = kernel(*args[:12], *bufs, ctl, h)
                 results[h] = (bad, int(bufs[4][0]), bufs[:4])
                 if n == 1 and ctl[claims.state_index(h) + 1] and claims.drawn(ctl, h, GO_SPINS):
-                    claims.merge_private(*args[12:16], *bufs[:4], _upper(args), args[13].size)
+                    claims.merge_private(*args[12:16], *bufs[:4], _upper(args), args[13].size,
+                                         False)
                     merged = 1
             except BaseException as exc:  # re-raised by the caller
                 results[h] = exc
@@ -164,6 +165,21 @@ def _record(balanced: bool) -> None:
         _HELPERS.skip = _HELPERS.backoff
 
 
+def _wait(event: threading.Event) -> None:
+    """Wait for a helper's event even through KeyboardInterrupt (re-raised afterwards): the
+    helper writes into its buffers and, merging, into the outputs, which must not be handed
+    out again while it does."""
+    interrupted = None
+    while True:
+        try:
+            event.wait()
+            break
+        except BaseException as exc:
+            interrupted = exc
+    if interrupted is not None:
+        raise interrupted
+
+
 def _upper(args: tuple) -> int:
     """First pixel of the part of the image a single helper merges (a block boundary)."""
     size = args[13].size
@@ -198,11 +214,11 @@ def rasterize_split(kernel, args: tuple, n: int) -> tuple[int, int]:
             for h in range(1, n + 1):
                 state = claims.close(ctl, h, CLOSE_SPINS)
                 if state == -1:
-                    events[h].wait()
+                    _wait(events[h])
                     state = claims.FINISHED
                 out = results.get(h)
                 if isinstance(out, BaseException):
-                    events[h].wait()
+                    _wait(events[h])
                     raise out
                 if state == 0 or ctl[claims.state_index(h) + 1] == 0:
                     continue  # never joined, or joined after the last claim
@@ -212,14 +228,15 @@ def rasterize_split(kernel, args: tuple, n: int) -> tuple[int, int]:
                 if n == 1:  # the helper merges the upper part unless it gave up waiting
                     claims.go(ctl, h)
                     upper = _upper(args)
-                    claims.merge_private(*args[12:16], *bufs, 0, upper)
+                    claims.merge_private(*args[12:16], *bufs, 0, upper, False)
                     if not claims.wait_finished(ctl, h, CLOSE_SPINS):
-                        events[h].wait()
+                        _wait(events[h])
                     if not ctl[claims.state_index(h) + 3]:
-                        claims.merge_private(*args[12:16], *bufs, upper, args[13].size)
+                        claims.merge_private(*args[12:16], *bufs, upper, args[13].size,
+                                             False)
                 else:
-                    events[h].wait()
-                    claims.merge_private(*args[12:16], *bufs, 0, args[13].size)
+                    _wait(events[h])
+                    claims.merge_private(*args[12:16], *bufs, 0, args[13].size, True)
         fair = FAIR_SHARE * n_chunks / (n + 1)
         _record(caller_chunks >= fair and all(
             ctl[claims.state_index(h) + 1] >= fair for h in range(1, n + 1)))
