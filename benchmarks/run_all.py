@@ -64,8 +64,8 @@ def _ms(row) -> str:
 def raster_table(rows: list[dict]) -> list[str]:
     lines = ["| workload | threads | facelab kernel ms | facelab API ms | Sim3DR ms | bbox-c ms "
              "| Open3D ms | Sim3DR ÷ kernel | Sim3DR ÷ API | bbox-c ÷ kernel | bbox-c ÷ API "
-             "| Open3D ÷ API | check | load |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| Open3D ÷ API | kernel: 1 thread ÷ this | check | load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     groups: dict = {}
     for r in rows:
         groups.setdefault((r["workload"], r["threads"]), {})[r["impl"]] = r
@@ -77,7 +77,9 @@ def raster_table(rows: list[dict]) -> list[str]:
             f"{_ms(c) if c else '—'} | {_ms(o) if o else '—'} | "
             f"{_r(s['ratio']) if s else '—'} | {_r(s['ratio_api']) if s else '—'} | "
             f"{_r(c['ratio']) if c else '—'} | {_r(c['ratio_api']) if c else '—'} | "
-            f"{_r(o['ratio_api']) if o else '—'} | {k['check']} | {k['load']:.1f} |")
+            f"{_r(o['ratio_api']) if o else '—'} | "
+            f"{_r(k['speedup_vs_1_thread']) if 'speedup_vs_1_thread' in k else '—'} | "
+            f"{k['check']} | {k['load']:.1f} |")
     return lines
 
 

@@ -70,8 +70,9 @@ def _one_pass(model, batch: int, dtype: torch.dtype, size: int = 64) -> None:
 
 def _raster_launch_plans(model, dtype: torch.dtype) -> None:
     """The rasterizer's launch plans (:func:`facelab.raster.cpu._launch_plan`) that
-    :func:`_one_pass`'s small images do not reach: row bands of one large image, a batch
-    split over the threads, and the parallel vertex pass of a batch of many vertices."""
+    :func:`_one_pass`'s small images do not reach: one large image split by faces between
+    the caller and a helper thread (the merge), a batch split over the threads, and the
+    parallel vertex pass of a batch of many vertices."""
     from facelab.raster.cpu import PARALLEL_MIN_PIXELS, PARALLEL_MIN_VERTICES
 
     side = math.isqrt(PARALLEL_MIN_PIXELS) + 1  # a parallel launch from one image on

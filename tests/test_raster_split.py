@@ -337,3 +337,20 @@ def test_a_forked_child_starts_its_own_helpers(monkeypatch, stress):
         with ctx.Pool(1) as pool:
             got = pool.apply(cpu.rasterize_numba, (verts, faces, 37, 37, False, False, -np.inf))
     _assert_same(ref, got)
+
+
+def test_split_outputs_are_recycled_once_dropped(monkeypatch, stress):
+    """After a split call nothing of it is held by the helpers (they drop the call's arrays
+    before announcing they finished), so the output pool hands the arrays out again once the
+    caller dropped them, and never while the caller holds them."""
+    verts, faces = stress
+    with forced_split(monkeypatch):
+        merged = _caller_waits_for(monkeypatch, 1)
+        first = cpu.rasterize_numba(verts, faces, 37, 37, False, False, -np.inf)
+        held = cpu.rasterize_numba(verts, faces, 37, 37, False, False, -np.inf)
+        assert all(a is not b for a, b in zip(first, held, strict=True))
+        ids = [id(a) for a in held]
+        del held
+        again = cpu.rasterize_numba(verts, faces, 37, 37, False, False, -np.inf)
+        assert [id(a) for a in again] == ids
+    assert len(merged) >= 3  # every call merged a helper's part

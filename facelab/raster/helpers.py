@@ -131,10 +131,11 @@ class _Helpers:
                     merged = 1
             except BaseException as exc:  # re-raised by the caller
                 results[h] = exc
-            finally:
+            finally:  # drop the call's arrays first (the output pool reuses unreferenced
+                event = results["events"][h]  # ones), then announce: little Python (GIL)
+                kernel = args = results = bufs = None  # runs here after the caller resumed
                 claims.finish(ctl, h, merged)
-                event = results["events"][h]
-                kernel = args = ctl = results = bufs = None  # nothing of the call kept past it
+                ctl = None
                 event.set()
 
     def release(self):
