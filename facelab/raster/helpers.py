@@ -113,7 +113,8 @@ class _Helpers:
                 while self.serial == seen:
                     self.cond.wait()
                 seen, job = self.serial, self.job
-            if job is None or h > job[3]:
+            if job is None or h > job[3]:  # not needed: keep nothing of the call
+                job = None
                 continue
             kernel, args, ctl, n, results = job
             job = None
