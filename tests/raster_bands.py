@@ -50,12 +50,9 @@ def forced_split(monkeypatch, threads: int = 2):
     """Within the block batch 1 runs the face split (``facelab.raster.helpers``) whatever the
     image and mesh size, on the caller and ``threads - 1`` helper threads (``threads`` need
     not exist as cores: the split is exact whoever claims what), on every call (no backoff)."""
-    from facelab.raster import helpers
-
     monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)
     monkeypatch.setattr(cpu, "SPLIT_MIN_FACES", 0)
     monkeypatch.setattr(cpu, "parallel_threads", lambda: threads)
-    monkeypatch.setattr(helpers, "BACKOFF_FIRST", 0)  # every call splits (see the backoff test)
-    monkeypatch.setattr(helpers, "BACKOFF_MAX", 0)
-    monkeypatch.setattr(helpers._HELPERS, "skip", 0)
+    monkeypatch.setattr(cpu, "split_pays", lambda kind: True)  # every call (see the policy
+    monkeypatch.setattr(cpu, "record_time", lambda kind, split, seconds: None)  # test)
     yield

@@ -262,35 +262,57 @@ def test_a_helper_that_never_joins_costs_nothing(monkeypatch, stress):
     assert not merged
 
 
-def test_unbalanced_splits_back_off(monkeypatch, stress):
-    """A split in which a thread got less than its fair share of the chunks (here the helper
-    never joins, as when another process has the other core) sends the next calls to the
-    caller alone, 4 then 8 (doubling); a balanced split ends the backoff."""
-    verts, faces = stress
-    splits = []
-    real = helpers.rasterize_split
+def test_splits_are_kept_only_while_they_pay(monkeypatch):
+    """The policy per kind of call: its first two calls and one in ``REFRESH`` run alone (the
+    serial time); a split that takes more than ``PAYS`` of the serial time sends the next
+    calls to the caller alone, 4 then 8 (doubling, capped); a split that pays ends the
+    backoff; kinds are independent and the least recent are forgotten."""
+    monkeypatch.setattr(helpers._HELPERS, "kinds", {})
+    monkeypatch.setattr(helpers, "BACKOFF_FIRST", 4)
+    monkeypatch.setattr(helpers, "BACKOFF_MAX", 8)
 
-    def spy(*a):
+    def run(kind, split_time, serial_time, calls):
+        pattern = []
+        for _ in range(calls):
+            split = helpers.split_pays(kind)
+            helpers.record_time(kind, split, split_time if split else serial_time)
+            pattern.append(int(split))
+        return pattern
+
+    slow = (224, 224, 37538, "<f4")
+    assert run(slow, 1.2, 1.0, 2 + 1 + 4 + 1 + 8 + 1 + 8 + 1) == (
+        [0, 0, 1] + [0] * 4 + [1] + [0] * 8 + [1] + [0] * 8 + [1])  # capped at 8
+    assert helpers._HELPERS.kinds[slow].serial == pytest.approx(1.0)
+    fast = (512, 512, 9000, "<f4")
+    assert run(fast, 0.7, 1.0, 2 * helpers.REFRESH) == (
+        [0, 0] + [1] * (helpers.REFRESH - 2) + [0] + [1] * (helpers.REFRESH - 1))
+    after = run(slow, 0.9, 1.0, 12)  # the backoff left (one refresh call in it), then pays
+    assert after[:8] == [0] * 8 and after[-3:] == [1, 1, 1]
+    for k in range(helpers._KINDS):
+        helpers.record_time(("other", k), False, 1.0)
+    assert fast not in helpers._HELPERS.kinds and not helpers.split_pays(fast)
+
+
+def test_the_policy_runs_alone_where_a_split_does_not_pay(monkeypatch, stress):
+    """End to end: with splits made slow (a helper that joins late), the calls of that kind
+    settle on the caller alone; results are exact either way."""
+    verts, faces = stress
+    monkeypatch.setattr(helpers._HELPERS, "kinds", {})
+    ref = rasterize_reference(verts, faces, 37, 37)
+    splits, real = [], helpers.rasterize_split
+
+    def slow_split(*a):
         splits.append(1)
+        time.sleep(0.01)  # much slower than the caller alone
         return real(*a)
 
-    ref = rasterize_reference(verts, faces, 37, 37)
-    with forced_split(monkeypatch):
-        monkeypatch.setattr(helpers, "BACKOFF_FIRST", 4)
-        monkeypatch.setattr(helpers, "BACKOFF_MAX", 8)
-        monkeypatch.setattr(cpu, "rasterize_split", spy)
-        monkeypatch.setattr(claims, "join", lambda ctl, h: False)
-        pattern = []
-        for _ in range(1 + 4 + 1 + 8 + 1):
-            n = len(splits)
-            _assert_same(ref, cpu.rasterize_numba(verts, faces, 37, 37, False, False, -np.inf))
-            pattern.append(len(splits) - n)
-        assert pattern == [1] + [0] * 4 + [1] + [0] * 8 + [1]
-        monkeypatch.undo()
-    with forced_split(monkeypatch):
-        monkeypatch.setattr(helpers, "BACKOFF_FIRST", 4)
-        helpers._record(True)
-        assert helpers._HELPERS.backoff == 0 and helpers.split_pays()
+    monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)
+    monkeypatch.setattr(cpu, "SPLIT_MIN_FACES", 0)
+    monkeypatch.setattr(cpu, "parallel_threads", lambda: 2)
+    monkeypatch.setattr(cpu, "rasterize_split", slow_split)
+    for _ in range(40):
+        _assert_same(ref, cpu.rasterize_numba(verts, faces, 37, 37, False, False, -np.inf))
+    assert 1 <= len(splits) <= 4  # splits at calls 3, 8, 17 and 34 (backoff 4, 8, 16)
 
 
 def test_a_helper_error_reaches_the_caller(monkeypatch, stress):

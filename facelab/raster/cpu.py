@@ -21,6 +21,7 @@ Parallelism (``parallel=True``) is race-free by construction:
 from __future__ import annotations
 
 import functools
+import time
 
 import numpy as np
 from numba import config as numba_config
@@ -32,7 +33,7 @@ from facelab.numba_cache import serial_twin
 from facelab.raster.buffers import _outputs, _zbuffer
 from facelab.raster.claims import claim_back, claim_front
 from facelab.raster.edges import _edge_setup, barycentrics_and_depth, edge_function
-from facelab.raster.helpers import rasterize_split, split_pays
+from facelab.raster.helpers import rasterize_split, record_time, split_pays
 from facelab.raster.lanes import RUN_LANES, RUN_MAX_COLUMN, bary_depth4, row_bary, row_run
 from facelab.raster.spans import _edge_k, _edge_side, _passes, _span_bound
 from facelab.raster.triangles import (
@@ -585,11 +586,16 @@ def rasterize_numba_counts(verts: np.ndarray, faces: np.ndarray, height: int, wi
     args = (verts, faces, xs, ys, dtype.type(near), cull_backfaces, perspective_correct, one,
             n_bands, SPAN_MIN_WIDTH, SMALL_BOX_PIXELS, RUN_MAX_WIDTH,
             _zbuffer((B, height, width)), face_index, bary, depth, nonfinite)
-    if split_helpers and split_pays():  # batch 1 on the caller and helper threads
-        bad_faces, nonfinite_writes = rasterize_split(_SERIAL[rasterize_bands], args,
-                                                      split_helpers)
-        return face_index, bary, depth, 0, nonfinite_writes, bad_faces
+    if split_helpers:  # batch 1 on the caller and helper threads while that pays
+        kind, t0 = (height, width, faces.shape[0], dtype.str), time.perf_counter()
+        if split_pays(kind):
+            bad_faces, nonfinite_writes = rasterize_split(_SERIAL[rasterize_bands], args,
+                                                          split_helpers)
+            record_time(kind, True, time.perf_counter() - t0)
+            return face_index, bary, depth, 0, nonfinite_writes, bad_faces
     bad_faces = _variant(rasterize_bands, B * n_bands, raster_threads)(*args, _NO_CTL, -1)
+    if split_helpers:
+        record_time(kind, False, time.perf_counter() - t0)
     return face_index, bary, depth, 0, int(nonfinite.sum()), int(bad_faces)
 
 

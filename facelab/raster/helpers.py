@@ -48,12 +48,33 @@ CLOSE_SPINS = 5_000
 GO_SPINS = 5_000
 
 
-#: After a split in which some thread got less than this share of its fair part of the chunks
-#: (a helper that joined late or a caller that was descheduled: another process had the
-#: core), the next calls run on the caller alone, first ``BACKOFF_FIRST`` of them, doubling
-#: on each further unbalanced split up to ``BACKOFF_MAX``; a balanced split resets it.
-FAIR_SHARE = 0.5
+#: A split is kept up only while it pays: the split calls of one kind (image size, face count,
+#: dtype) must take at most ``PAYS`` of the time the caller alone took (an average of its
+#: recent serial calls). Otherwise the next calls of that kind run on the caller alone, first
+#: ``BACKOFF_FIRST`` of them, doubling on each further split that did not pay up to
+#: ``BACKOFF_MAX`` (those calls refresh the serial time); one that pays ends the backoff. A
+#: kind's first two calls run alone, for the serial time, and then one in ``REFRESH``. Why:
+#: the helper shares its core
+#: with whatever else runs there (another process, or torch's or another library's OpenMP
+#: workers spinning after their work): with one busy process beside it, splits ran at
+#: 0.63-0.77x one thread's speed; interleaved with torch and Open3D calls, 0.77-0.91x.
+PAYS = 0.95
 BACKOFF_FIRST, BACKOFF_MAX = 4, 256
+REFRESH = 32
+_KINDS = 16  # call kinds remembered (least recent dropped)
+
+
+class _Kind:
+    """What the policy knows of one kind of call."""
+
+    __slots__ = ("serial", "n_serial", "calls", "skip", "backoff")
+
+    def __init__(self):
+        self.serial = None  # seconds: running average of the caller-alone calls
+        self.n_serial = 0  # caller-alone calls recorded
+        self.calls = 0  # calls asked about
+        self.skip = 0  # calls left to run on the caller alone
+        self.backoff = 0  # the next backoff length (0: none pending)
 
 
 class _Helpers:
@@ -61,8 +82,7 @@ class _Helpers:
 
     def __init__(self):
         self.pid = None
-        self.skip = 0  # calls left to run on the caller alone
-        self.backoff = 0  # the next backoff length (0: none pending)
+        self.kinds: dict = {}  # call kind -> _Kind (split_pays / record_time)
 
     def _reset(self):
         self.pid = os.getpid()
@@ -148,23 +168,36 @@ class _Helpers:
 _HELPERS = _Helpers()
 
 
-def split_pays() -> bool:
-    """Whether the next batch-1 call should split (False while backing off, see
-    ``FAIR_SHARE``: on a machine whose other core is busy, a split costs the merge and the
-    waits for a descheduled thread but gains nothing: 0.63-0.77x one thread's speed measured
-    with one busy process beside it before the backoff)."""
-    if _HELPERS.skip > 0:
-        _HELPERS.skip -= 1
+def split_pays(kind) -> bool:
+    """Whether the next batch-1 call of this ``kind`` (a hashable: image size, faces, dtype)
+    should split (see ``PAYS``)."""
+    st = _HELPERS.kinds.get(kind)
+    if st is None:
+        return False
+    st.calls += 1
+    if st.n_serial < 2 or st.calls % REFRESH == 0:
+        return False  # the serial time: two first calls (the first pays page faults), and
+    if st.skip > 0:  # one in REFRESH later, so that it follows the machine's speed
+        st.skip -= 1
         return False
     return True
 
 
-def _record(balanced: bool) -> None:
-    if balanced:
-        _HELPERS.backoff = 0
+def record_time(kind, split: bool, seconds: float) -> None:
+    """Record a batch-1 call of ``kind``: ``split`` or not, and how long it took."""
+    kinds = _HELPERS.kinds
+    st = kinds.pop(kind, None) or _Kind()
+    kinds[kind] = st  # most recent last
+    while len(kinds) > _KINDS:
+        kinds.pop(next(iter(kinds)))
+    if not split:
+        st.n_serial += 1
+        st.serial = seconds if st.n_serial <= 2 else 0.75 * st.serial + 0.25 * seconds
+    elif seconds <= PAYS * st.serial:
+        st.backoff = 0
     else:
-        _HELPERS.backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, 2 * _HELPERS.backoff))
-        _HELPERS.skip = _HELPERS.backoff
+        st.backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, 2 * st.backoff))
+        st.skip = st.backoff
 
 
 def _wait(event: threading.Event) -> None:
@@ -207,11 +240,9 @@ def rasterize_split(kernel, args: tuple, n: int) -> tuple[int, int]:
         results = {"events": events}
         _HELPERS.submit((kernel, args, ctl, n, results))
         bad_faces = nonfinite = 0
-        n_chunks = ctl[0] >> 32
         try:
             bad_faces = int(kernel(*args, ctl, 0))
             nonfinite = int(args[16][0])
-            caller_chunks = ctl[0] & claims.LOW  # the front: every chunk the caller claimed
         finally:  # even when interrupted: a joined helper is writing into its buffers
             for h in range(1, n + 1):
                 state = claims.close(ctl, h, CLOSE_SPINS)
@@ -239,9 +270,6 @@ def rasterize_split(kernel, args: tuple, n: int) -> tuple[int, int]:
                 else:
                     _wait(events[h])
                     claims.merge_private(*args[12:16], *bufs, 0, args[13].size, True)
-        fair = FAIR_SHARE * n_chunks / (n + 1)
-        _record(caller_chunks >= fair and all(
-            ctl[claims.state_index(h) + 1] >= fair for h in range(1, n + 1)))
     finally:
         _HELPERS.release()
     return bad_faces, nonfinite
