@@ -53,6 +53,7 @@ def forced_split(monkeypatch, threads: int = 2):
     monkeypatch.setattr(cpu, "PARALLEL_MIN_PIXELS", 0)
     monkeypatch.setattr(cpu, "SPLIT_MIN_FACES", 0)
     monkeypatch.setattr(cpu, "parallel_threads", lambda: threads)
+    monkeypatch.setattr(cpu, "MAX_SPLIT_HELPERS", 3)
     monkeypatch.setattr(cpu, "split_pays", lambda kind: True)  # every call (see the policy
     monkeypatch.setattr(cpu, "record_time", lambda kind, split, seconds: None)  # test)
     yield

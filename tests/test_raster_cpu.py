@@ -121,14 +121,14 @@ def test_any_band_count_matches_reference(monkeypatch, n_bands, H):
 def test_launch_plan():
     """Small calls run the serial twins (a parallel launch costs more than it saves); one image
     on 2+ threads is split by faces between the caller and helper threads (up to
-    ``MAX_SPLIT_HELPERS``) once the mesh has ``SPLIT_MIN_FACES`` faces, else it runs serially
+    ``MAX_SPLIT_HELPERS``, 1) once the mesh has ``SPLIT_MIN_FACES`` faces, else it runs serially
     below ``BAND_MIN_PIXELS`` and in row bands above; a batch feeds the threads with items;
     the vertex pass goes parallel only for many vertices in a batch."""
     band = int(np.ceil(np.sqrt(cpu.BAND_MIN_PIXELS)))
     big, small = 37538, cpu.SPLIT_MIN_FACES - 1
     assert cpu._launch_plan(1, 19044, big, 64, 64, threads=2) == (1, 1, 1, 0)  # < 181²
     assert cpu._launch_plan(1, 19044, big, 224, 224, threads=2) == (1, 1, 1, 1)
-    assert cpu._launch_plan(1, 19044, big, 512, 512, threads=8) == (1, 1, 1, 3)
+    assert cpu._launch_plan(1, 19044, big, 512, 512, threads=8) == (1, 1, 1, 1)
     assert cpu._launch_plan(1, 19044, big, band, band, threads=2) == (1, 1, 1, 1)
     assert cpu._launch_plan(1, 19044, small, 512, 512, threads=2) == (1, 1, 1, 0)
     assert cpu._launch_plan(1, 19044, small, band, band, threads=2) == (1, 2, 2, 0)

@@ -7,15 +7,16 @@ are ``register_jitable`` so they are plain functions in Python and inlined when 
 Arithmetic stays in the dtype of ``screen_verts`` (float32 or float64): constants such as
 ``one`` are passed in that dtype, because a Python literal would promote float32 to float64.
 
-Parallelism (``parallel=True``) is race-free by construction:
-* ``rasterize_bands``: one task per (batch item, band of rows); it owns those rows of the
-  outputs and walks all triangles in increasing id (strict ``<`` on the float32 depth key),
-  writing barycentrics and depth where a triangle wins the depth test (one pass, no
-  resolve), so the winner is exactly the reference's.
-* ``pixel_barycentrics`` / ``interpolate_forward``: one task per (batch item, row), each
-  writing only its own row.
-* ``interpolate_backward``: one task per batch item (gradients of different items never
-  share memory; pixels of one item scatter into shared vertices, so they stay sequential).
+Parallelism is race-free by construction:
+* ``rasterize_bands`` (``parallel=True``): one task per (batch item, band of rows); it owns
+  those rows of the outputs and walks all triangles in increasing id (strict ``<`` on the
+  float32 depth key, ties to the smaller id), writing barycentrics and depth where a
+  triangle wins the depth test (one pass, no resolve), so the winner is exactly the
+  reference's.
+* One image on 2+ threads (batch 1): the serial kernel on the caller and helper threads,
+  each over chunks of faces into buffers of its own, merged by (depth key, face id)
+  (:mod:`facelab.raster.helpers`, :mod:`facelab.raster.claims`): the same winners.
+* The interpolation kernels (:mod:`facelab.raster.interp_cpu`): one task per row or item.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ import time
 import numpy as np
 from numba import config as numba_config
 from numba import njit, prange
-from numba.extending import register_jitable
 
 from facelab._threads import parallel_threads
 from facelab.numba_cache import serial_twin
 from facelab.raster.buffers import _outputs, _zbuffer
 from facelab.raster.claims import claim_back, claim_front
-from facelab.raster.edges import _edge_setup, barycentrics_and_depth, edge_function
+from facelab.raster.edges import _edge_setup, edge_function
 from facelab.raster.helpers import rasterize_split, record_time, split_pays
+from facelab.raster.interp_cpu import interpolate_backward, interpolate_forward, pixel_barycentrics
 from facelab.raster.lanes import RUN_LANES, RUN_MAX_COLUMN, bary_depth4, row_bary, row_run
 from facelab.raster.spans import _edge_k, _edge_side, _passes, _span_bound
 from facelab.raster.triangles import (
@@ -351,125 +352,8 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
     return bad_faces
 
 
-# --------------------------------------------------------------------------------- interpolate
-def _interpolate_forward_py(attrs, face_index, bary, faces, out):
-    """out[b, i, j] = (b0 a0 + b1 a1) + b2 a2; 0 where empty. out: (B, H, W, C)."""
-    B, H, W = face_index.shape
-    C = attrs.shape[2]
-    for task in prange(B * H):
-        b = task // H
-        i = task - b * H
-        for j in range(W):
-            f = face_index[b, i, j]
-            if f < 0:
-                for c in range(C):
-                    out[b, i, j, c] = 0
-                continue
-            v0, v1, v2 = faces[f, 0], faces[f, 1], faces[f, 2]
-            b0, b1, b2 = bary[b, i, j, 0], bary[b, i, j, 1], bary[b, i, j, 2]
-            for c in range(C):
-                out[b, i, j, c] = (b0 * attrs[b, v0, c] + b1 * attrs[b, v1, c]) \
-                    + b2 * attrs[b, v2, c]
-
-
-def _pixel_barycentrics_py(verts, face_index, faces, xs, ys, perspective_correct, one, bary):
-    """Barycentrics of each pixel centre in its given triangle, no inside test (B, H, W, 3)."""
-    B, H, W = face_index.shape
-    for task in prange(B * H):
-        b = task // H
-        i = task - b * H
-        py = ys[i]
-        for j in range(W):
-            f = face_index[b, i, j]
-            if f < 0:
-                bary[b, i, j, 0] = 0
-                bary[b, i, j, 1] = 0
-                bary[b, i, j, 2] = 0
-                continue
-            px = xs[j]
-            v0, v1, v2 = faces[f, 0], faces[f, 1], faces[f, 2]
-            x0, y0, z0 = verts[b, v0, 0], verts[b, v0, 1], verts[b, v0, 2]
-            x1, y1, z1 = verts[b, v1, 0], verts[b, v1, 1], verts[b, v1, 2]
-            x2, y2, z2 = verts[b, v2, 0], verts[b, v2, 1], verts[b, v2, 2]
-            w0 = edge_function(x1, y1, x2, y2, px, py)
-            w1 = edge_function(x2, y2, x0, y0, px, py)
-            w2 = edge_function(x0, y0, x1, y1, px, py)
-            b0, b1, b2, _ = barycentrics_and_depth(w0, w1, w2, z0, z1, z2,
-                                                   perspective_correct, one)
-            bary[b, i, j, 0] = b0
-            bary[b, i, j, 1] = b1
-            bary[b, i, j, 2] = b2
-
-
-@register_jitable
-def _edge_backward(gw, ax, ay, bx, by, px, py, grad_verts, b, va, vb):
-    """dL/da, dL/db (x, y) from dL/dE for E(a, b, p)."""
-    grad_verts[b, va, 0] += gw * (py - by)
-    grad_verts[b, va, 1] += gw * (bx - px)
-    grad_verts[b, vb, 0] += gw * (ay - py)
-    grad_verts[b, vb, 1] += gw * (px - ax)
-
-
-def _interpolate_backward_py(grad_out, attrs, face_index, bary, faces, verts, xs, ys,
-                             perspective_correct, need_attrs, need_verts, grad_attrs,
-                             grad_verts):
-    """Scatter dL/dattrs (B, V, C) and dL/dverts (B, V, 3) (see the reference's docstring)."""
-    B, H, W = face_index.shape
-    C = attrs.shape[2]
-    for b in prange(B):
-        for i in range(H):
-            py = ys[i]
-            for j in range(W):
-                f = face_index[b, i, j]
-                if f < 0:
-                    continue
-                v0, v1, v2 = faces[f, 0], faces[f, 1], faces[f, 2]
-                if need_attrs:
-                    for c in range(C):
-                        g = grad_out[b, i, j, c]
-                        grad_attrs[b, v0, c] += bary[b, i, j, 0] * g
-                        grad_attrs[b, v1, c] += bary[b, i, j, 1] * g
-                        grad_attrs[b, v2, c] += bary[b, i, j, 2] * g
-                if not need_verts:
-                    continue
-                gb0 = gb1 = gb2 = grad_out[b, i, j, 0] * 0
-                for c in range(C):
-                    g = grad_out[b, i, j, c]
-                    gb0 += attrs[b, v0, c] * g
-                    gb1 += attrs[b, v1, c] * g
-                    gb2 += attrs[b, v2, c] * g
-                px = xs[j]
-                x0, y0, z0 = verts[b, v0, 0], verts[b, v0, 1], verts[b, v0, 2]
-                x1, y1, z1 = verts[b, v1, 0], verts[b, v1, 1], verts[b, v1, 2]
-                x2, y2, z2 = verts[b, v2, 0], verts[b, v2, 1], verts[b, v2, 2]
-                w0 = edge_function(x1, y1, x2, y2, px, py)
-                w1 = edge_function(x2, y2, x0, y0, px, py)
-                w2 = edge_function(x0, y0, x1, y1, px, py)
-                total = w0 + w1 + w2
-                s0, s1, s2 = w0 / total, w1 / total, w2 / total
-                if perspective_correct:
-                    q0, q1, q2 = s0 / z0, s1 / z1, s2 / z2
-                    q = q0 + q1 + q2
-                    dot = (gb0 * q0 + gb1 * q1 + gb2 * q2) / q
-                    gq0, gq1, gq2 = (gb0 - dot) / q, (gb1 - dot) / q, (gb2 - dot) / q
-                    grad_verts[b, v0, 2] -= gq0 * q0 / z0
-                    grad_verts[b, v1, 2] -= gq1 * q1 / z1
-                    grad_verts[b, v2, 2] -= gq2 * q2 / z2
-                    gb0, gb1, gb2 = gq0 / z0, gq1 / z1, gq2 / z2
-                dot = gb0 * s0 + gb1 * s1 + gb2 * s2
-                _edge_backward((gb0 - dot) / total, x1, y1, x2, y2, px, py, grad_verts, b,
-                               v1, v2)
-                _edge_backward((gb1 - dot) / total, x2, y2, x0, y0, px, py, grad_verts, b,
-                               v2, v0)
-                _edge_backward((gb2 - dot) / total, x0, y0, x1, y1, px, py, grad_verts, b,
-                               v0, v1)
-
-
 bad_vertices = njit(cache=True, parallel=True)(_bad_vertices_py)
 rasterize_bands = njit(cache=True, parallel=True)(_rasterize_bands_py)
-interpolate_forward = njit(cache=True, parallel=True)(_interpolate_forward_py)
-pixel_barycentrics = njit(cache=True, parallel=True)(_pixel_barycentrics_py)
-interpolate_backward = njit(cache=True, parallel=True)(_interpolate_backward_py)
 # Serial twins (prange runs as range): used when one task or one thread would run anyway,
 # since a parallel launch on Numba's workqueue layer costs ~40 µs (facelab._threads). They
 # use NumPy's error model, as parallel=True does, so a degenerate triangle gives inf/NaN
@@ -508,12 +392,12 @@ def _band_count(batch: int, threads: int | None = None) -> int:
 #: A parallel launch of the rasterizer (~45 µs on workqueue) pays only from about this many
 #: pixels in the call (B x H x W); below it the serial twin runs whatever the thread count.
 PARALLEL_MIN_PIXELS = 32_768
-#: Rows are split into bands (fewer items than threads) only from this many pixels per image:
-#: each band redoes the triangle pass, and two tasks of one workqueue launch do not run at full
-#: speed side by side here (2 threads ÷ 1 at batch 1: 0.67 at 224², load 1.6; sharing the pass,
-#: branch bands2, 0.53-0.84 at 224²-512², load 0.7). The layer is the cause: a vectorised
-#: loop takes 1.6-3.2x one task's time as two workqueue tasks, 1.03-1.08x on omp, 1.0x as
-#: two processes. So images up to 1024² run serially.
+#: Rows are split into bands (fewer items than threads, when the face split below does not
+#: apply) only from this many pixels per image: each band redoes the triangle pass, and two
+#: tasks of one workqueue launch do not run side by side here: the pool's workers are woken
+#: while the caller sleeps (a vectorised loop: 0.49 ms as two tasks against 0.25 ms as one;
+#: 2 threads ÷ 1 at batch 1 was 0.67 at 224² in bands; omp, whose caller works and whose
+#: workers spin: 1.0x; two processes: 1.0x). So images up to 1024² run serially there.
 BAND_MIN_PIXELS = 1 << 20
 #: The vertex pass (``bad_vertices``, ~0.5 ns per vertex since it vectorises) runs one
 #: task per item in parallel only from this many vertices in the call (B x V): below it a
@@ -523,10 +407,11 @@ PARALLEL_MIN_VERTICES = 1 << 17
 
 #: At batch 1 on several threads, meshes of at least this many faces (and images of at least
 #: ``PARALLEL_MIN_PIXELS``) are split by faces between the caller and up to
-#: ``MAX_SPLIT_HELPERS`` helper threads (:mod:`facelab.raster.helpers`): each helper costs a
-#: full-image merge, so a few pay on any mesh facelab rasterizes.
+#: ``MAX_SPLIT_HELPERS`` helper threads (:mod:`facelab.raster.helpers`), while that pays. One
+#: helper: the only count measured here (2 cores); it shares the merge with the caller, while
+#: further helpers' buffers are merged by the caller alone (exact, tested, not measured).
 SPLIT_MIN_FACES = 8 * CHUNK
-MAX_SPLIT_HELPERS = 3
+MAX_SPLIT_HELPERS = 1
 
 
 def _launch_plan(B: int, V: int, F: int, height: int, width: int,

@@ -67,7 +67,7 @@ _KINDS = 16  # call kinds remembered (least recent dropped)
 class _Kind:
     """What the policy knows of one kind of call."""
 
-    __slots__ = ("serial", "n_serial", "calls", "skip", "backoff")
+    __slots__ = ("backoff", "calls", "n_serial", "serial", "skip")
 
     def __init__(self):
         self.serial = None  # seconds: running average of the caller-alone calls
