@@ -74,6 +74,9 @@ def _raster_launch_plans(model, dtype: torch.dtype) -> None:
     the caller and a helper thread (the merge), a batch split over the threads, and the
     parallel vertex pass of a batch of many vertices."""
     from facelab.raster.cpu import PARALLEL_MIN_PIXELS, PARALLEL_MIN_VERTICES
+    from facelab.raster.helpers import compile_hand_over
+
+    compile_hand_over(torch.empty(0, dtype=dtype).numpy().dtype.type)
 
     side = math.isqrt(PARALLEL_MIN_PIXELS) + 1  # a parallel launch from one image on
     camera, translation = default_camera(1, side, side, dtype=dtype)

@@ -23,7 +23,7 @@ model = load_model("synthetic", resolution="teaching", version=1)
 for threads in (1, 2):                      # other sizes and batches than the warm-up's
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     _one_pass(model, 1, torch.float32, size=48)
-    _one_pass(model, 1, torch.float32, size=190)  # one image split into row bands
+    _one_pass(model, 1, torch.float32, size=190)  # one image: split by faces on 2 threads
     _one_pass(model, 3, torch.float32, size=200)
     big = torch.randn(48, model.num_vertices, 3) * 20 + 60  # a batch with a parallel vertex pass
     big[..., 2] = 900.0

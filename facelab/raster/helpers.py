@@ -200,6 +200,23 @@ def record_time(kind, split: bool, seconds: float) -> None:
         st.skip = st.backoff
 
 
+def compile_hand_over(dtype) -> None:
+    """Run every compiled step of a split once on tiny arrays of ``dtype`` (numpy float type),
+    so that ``python -m facelab.warmup`` caches them: whether a real split reaches them
+    depends on which thread gets a core first."""
+    ctl = np.zeros(claims.ctl_size(1), dtype=np.int64)
+    ctl[0] = claims.pack_chunks(1)
+    claims.join(ctl, 1)
+    claims.drawn(ctl, 1, 0)
+    claims.go(ctl, 1)
+    claims.close(ctl, 1, 0)
+    claims.finish(ctl, 1, 0)
+    claims.wait_finished(ctl, 1, 0)
+    one = (np.full((1, 1, 1), np.inf, np.float32), np.full((1, 1, 1), -1, np.int64),
+           np.zeros((1, 1, 1, 3), dtype), np.zeros((1, 1, 1), dtype))
+    claims.merge_private(*one, *(a.copy() for a in one), 0, 1, True)
+
+
 def _wait(event: threading.Event) -> None:
     """Wait for a helper's event even through KeyboardInterrupt (re-raised afterwards): the
     helper writes into its buffers and, merging, into the outputs, which must not be handed
