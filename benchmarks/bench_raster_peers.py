@@ -36,16 +36,22 @@ where an edge passes exactly through a pixel centre, which the top-left rule dec
 
 ``--clock thread`` (1 thread only) times each call by the calling thread's CPU time.
 
+``--busy K`` runs K busy-loop processes meanwhile: a loaded machine, reproducibly (the 2-thread
+face split must then fall back to the caller alone rather than slow down).
+
 Usage: python benchmarks/bench_raster_peers.py [--threads 1 2] [--rounds 25] [--json out]
-       [--only WORKLOAD] [--sim3dr DIR] [--clock wall|thread] [--shuffle]
+       [--only WORKLOAD] [--sim3dr DIR] [--clock wall|thread] [--shuffle] [--busy K]
+       [--no-open3d]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -187,7 +193,8 @@ def _batch(v, size, n):
 
 
 def run(thread_counts: list, rounds: int, only: str | None = None,
-        sim3dr: str | None = None, clock: str = "wall", shuffle: bool = False) -> list[dict]:
+        sim3dr: str | None = None, clock: str = "wall", shuffle: bool = False,
+        open3d: bool = True) -> list[dict]:
     """Every workload; per round every implementation at every thread count, alternating."""
     bbox = c_baseline()
     sim = sim3dr_peer(sim3dr) if sim3dr else None
@@ -217,7 +224,7 @@ def run(thread_counts: list, rounds: int, only: str | None = None,
                 v1 = verts_t[:1].contiguous()
                 fns[("api-b1", threads)] = use(lambda vt=v1, ft=faces_t, s=size: fl.rasterize(
                     vt, ft, s, s))
-            peer = open3d_peer(sv, faces32, size, threads) if batch == 1 else None
+            peer = open3d_peer(sv, faces32, size, threads) if batch == 1 and open3d else None
             if peer is not None:
                 fns[("open3d", threads)] = peer
         zbuf = np.empty((size, size), np.float32)
@@ -287,6 +294,18 @@ def run(thread_counts: list, rounds: int, only: str | None = None,
     return rows
 
 
+@contextlib.contextmanager
+def busy_processes(k: int):
+    """``k`` child processes spinning in a Python loop for the duration (killed on exit)."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(k)]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -303,10 +322,19 @@ def main(argv=None):
                          "(timing.interleaved); in the fixed order ``api`` always runs right "
                          "after the peers, which fill the caches, and ``kernel`` right after "
                          "``api``: at 224² that alone makes ``api`` look ~0.3 ms slower")
+    ap.add_argument("--no-open3d", action="store_true",
+                    help="leave Open3D out (the slowest peer; for thread-count comparisons)")
+    ap.add_argument("--busy", type=int, default=0, metavar="K",
+                    help="run K busy-loop processes meanwhile (a loaded machine, reproducibly: "
+                         "K = 1 leaves one of two cores to the benchmark)")
     args = ap.parse_args(argv)
     if args.clock == "thread" and args.threads != [1]:
         ap.error("--clock thread: only with --threads 1 (other threads' time is not counted)")
-    rows = run(args.threads, args.rounds, args.only, args.sim3dr, args.clock, args.shuffle)
+    with busy_processes(args.busy):
+        rows = run(args.threads, args.rounds, args.only, args.sim3dr, args.clock, args.shuffle,
+                   not args.no_open3d)
+    for r in rows:
+        r["busy"] = args.busy
     for r in rows:
         m, lo, hi = r["ratio"]
         extra = ""

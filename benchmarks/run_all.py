@@ -64,8 +64,8 @@ def _ms(row) -> str:
 def raster_table(rows: list[dict]) -> list[str]:
     lines = ["| workload | threads | facelab kernel ms | facelab API ms | Sim3DR ms | bbox-c ms "
              "| Open3D ms | Sim3DR ÷ kernel | Sim3DR ÷ API | bbox-c ÷ kernel | bbox-c ÷ API "
-             "| Open3D ÷ API | kernel: 1 thread ÷ this | check | load |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| Open3D ÷ API | check | load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     groups: dict = {}
     for r in rows:
         groups.setdefault((r["workload"], r["threads"]), {})[r["impl"]] = r
@@ -77,9 +77,24 @@ def raster_table(rows: list[dict]) -> list[str]:
             f"{_ms(c) if c else '—'} | {_ms(o) if o else '—'} | "
             f"{_r(s['ratio']) if s else '—'} | {_r(s['ratio_api']) if s else '—'} | "
             f"{_r(c['ratio']) if c else '—'} | {_r(c['ratio_api']) if c else '—'} | "
-            f"{_r(o['ratio_api']) if o else '—'} | "
-            f"{_r(k['speedup_vs_1_thread']) if 'speedup_vs_1_thread' in k else '—'} | "
-            f"{k['check']} | {k['load']:.1f} |")
+            f"{_r(o['ratio_api']) if o else '—'} | {k['check']} | {k['load']:.1f} |")
+    return lines
+
+
+def raster_threads_table(rows: list[dict]) -> list[str]:
+    """One image on 2 threads against 1, the same process, paired per round."""
+    lines = ["| workload | busy processes | kernel 1 thread ms | kernel 2 threads ms "
+             "| 1 thread ÷ 2 threads (kernel) | API 1 thread ÷ 2 threads | check | load |",
+             "|---|---|---|---|---|---|---|---|"]
+    groups: dict = {}
+    for r in rows:
+        if r["batch"] == 1 and r["impl"] in ("kernel", "api"):
+            groups.setdefault((r["workload"], r["busy"]), {})[(r["impl"], r["threads"])] = r
+    for (workload, busy), g in groups.items():
+        k1, k2, a2 = g[("kernel", 1)], g[("kernel", 2)], g[("api", 2)]
+        lines.append(f"| {workload} | {busy} | {_ms(k1)} | {_ms(k2)} | "
+                     f"{_r(k2['speedup_vs_1_thread'])} | {_r(a2['speedup_vs_1_thread'])} | "
+                     f"{k2['check']} | {k2['load']:.1f} |")
     return lines
 
 
@@ -174,6 +189,10 @@ def main(argv=None):
                              ["--threads", threads, *rounds, "--shuffle", *sim3dr])
         shaded += _json_rows("bench_shaded_loss.py", ["--threads", threads, *rounds])
         texture += _json_rows("bench_texture.py", ["--threads", threads, *rounds])
+    split = []  # one image on 2 threads vs 1 in the same process, idle and beside 1 busy one
+    for busy in ("0", "1"):
+        split += _json_rows("bench_raster_peers.py", ["--threads", "1", "2", *rounds,
+                                                      "--shuffle", "--no-open3d", "--busy", busy])
     threads_rows = _json_rows("bench_threads.py", ["--calls", "20" if args.quick else "25"])
     explorer = _json_rows("bench_explorer.py", ["--threads", "1", *rounds])
     fit = _json_rows("bench_fit.py", [*rounds, "--first", rounds[1]])
@@ -196,6 +215,10 @@ def main(argv=None):
         "## Rasterize (1 item, float32; Sim3DR = 3DDFA_V2's kernel built from its source when "
         "`--sim3dr` is given; bbox-c = serial bounding-box C rasterizer, the Sim3DR-class "
         "baseline)", "", *raster_table(raster), "",
+        "## Rasterize one image on 2 threads vs 1 (the face split between the caller and a "
+        "helper thread, kept only while it pays; same process, paired per round; busy "
+        "processes: spinning Python loops run meanwhile, one of the 2 cores taken)", "",
+        *raster_threads_table(split), "",
         "## SH shading + photometric loss, forward + backward (fused op vs the NumPy "
         "reference, the two separate compiled ops and plain torch)", "",
         *shaded_table(shaded), "",
