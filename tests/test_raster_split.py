@@ -265,8 +265,9 @@ def test_a_helper_that_never_joins_costs_nothing(monkeypatch, stress):
 def test_splits_are_kept_only_while_they_pay(monkeypatch):
     """The policy per kind of call: its first two calls and one in ``REFRESH`` run alone (the
     serial time); a split that takes more than ``PAYS`` of the serial time sends the next
-    calls to the caller alone, 4 then 8 (doubling, capped); a split that pays ends the
-    backoff; kinds are independent and the least recent are forgotten."""
+    calls to the caller alone, 4 then 8 (doubling, capped), judged on the splits' running
+    average; a split that pays ends the backoff; kinds are independent and the least recent
+    are forgotten."""
     monkeypatch.setattr(helpers._HELPERS, "kinds", {})
     monkeypatch.setattr(helpers, "BACKOFF_FIRST", 4)
     monkeypatch.setattr(helpers, "BACKOFF_MAX", 8)
@@ -288,6 +289,12 @@ def test_splits_are_kept_only_while_they_pay(monkeypatch):
         [0, 0] + [1] * (helpers.REFRESH - 2) + [0] + [1] * (helpers.REFRESH - 1))
     after = run(slow, 0.9, 1.0, 12)  # the backoff left (one refresh call in it), then pays
     assert after[:8] == [0] * 8 and after[-3:] == [1, 1, 1]
+    noisy = (256, 256, 9000, "<f4")  # one slow split among fast ones decides nothing
+    helpers.record_time(noisy, False, 1.0)
+    helpers.record_time(noisy, False, 1.0)
+    for t in (0.8, 0.8, 1.2, 0.8, 1.1):
+        assert helpers.split_pays(noisy)
+        helpers.record_time(noisy, True, t)
     for k in range(helpers._KINDS):
         helpers.record_time(("other", k), False, 1.0)
     assert fast not in helpers._HELPERS.kinds and not helpers.split_pays(fast)

@@ -49,8 +49,9 @@ GO_SPINS = 5_000
 
 
 #: A split is kept up only while it pays: the split calls of one kind (image size, face count,
-#: dtype) must take at most ``PAYS`` of the time the caller alone took (an average of its
-#: recent serial calls). Otherwise the next calls of that kind run on the caller alone, first
+#: dtype) must take at most ``PAYS`` of the time the caller alone took (running averages of
+#: each, the splits' restarting after every backoff, so one slow call does not decide).
+#: Otherwise the next calls of that kind run on the caller alone, first
 #: ``BACKOFF_FIRST`` of them, doubling on each further split that did not pay up to
 #: ``BACKOFF_MAX`` (those calls refresh the serial time); one that pays ends the backoff. A
 #: kind's first two calls run alone, for the serial time, and then one in ``REFRESH``. Why:
@@ -67,10 +68,11 @@ _KINDS = 16  # call kinds remembered (least recent dropped)
 class _Kind:
     """What the policy knows of one kind of call."""
 
-    __slots__ = ("backoff", "calls", "n_serial", "serial", "skip")
+    __slots__ = ("backoff", "calls", "n_serial", "serial", "skip", "split")
 
     def __init__(self):
         self.serial = None  # seconds: running average of the caller-alone calls
+        self.split = None  # seconds: running average of the splits since the last backoff
         self.n_serial = 0  # caller-alone calls recorded
         self.calls = 0  # calls asked about
         self.skip = 0  # calls left to run on the caller alone
@@ -193,11 +195,14 @@ def record_time(kind, split: bool, seconds: float) -> None:
     if not split:
         st.n_serial += 1
         st.serial = seconds if st.n_serial <= 2 else 0.75 * st.serial + 0.25 * seconds
-    elif seconds <= PAYS * st.serial:
+        return
+    st.split = seconds if st.split is None else 0.75 * st.split + 0.25 * seconds
+    if st.split <= PAYS * st.serial:
         st.backoff = 0
     else:
         st.backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, 2 * st.backoff))
         st.skip = st.backoff
+        st.split = None  # the next split starts a new average
 
 
 def compile_hand_over(dtype) -> None:
