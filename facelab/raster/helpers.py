@@ -1,13 +1,16 @@
 """One image rasterized by the calling thread and facelab's helper threads (a face split).
 
 At batch 1 on several threads, :func:`facelab.raster.cpu.rasterize_numba_counts` runs
-:func:`rasterize_split`: the caller and ``n`` helper threads each call the rasterizer's serial
-kernel (compiled without the GIL), claiming chunks of ``triangles.CHUNK`` faces from one
-counter (:mod:`facelab.raster.claims`), so each walks its chunks in increasing id into buffers
-of its own: the caller into the outputs, a helper into scratch buffers (only its z-buffer is
-cleared). The caller then merges each helper's buffers into the outputs, keeping per pixel the
-smaller ``(depth key, face id)``, which is exactly the sequential winner
-(:func:`facelab.raster.claims.merge_private`). So the results are bit-identical to one thread.
+:func:`rasterize_split` while that pays (``PAYS``): the caller and ``n`` helper threads each
+call the rasterizer's serial kernel (compiled without the GIL) over chunks of
+``triangles.CHUNK`` faces claimed from one shared range (:mod:`facelab.raster.claims`: the
+caller from the front, helpers from the back, so each thread's faces are contiguous), into
+buffers of its own: the caller into the outputs, a helper into scratch buffers (only its
+z-buffer is cleared). The helpers' buffers are then merged into the outputs, keeping per pixel
+the smaller ``(depth key, face id)``, which is exactly the sequential winner
+(:func:`facelab.raster.claims.merge_private`; with one helper, the helper merges the upper
+half of the image while the caller merges the lower). So the results are bit-identical to one
+thread.
 
 Why not a parallel (``prange``) launch of row bands on Numba's thread pool: every band redoes
 the triangle pass (the per-triangle work is most of the time at 224²), and on the ``workqueue``
@@ -51,11 +54,10 @@ GO_SPINS = 5_000
 #: A split is kept up only while it pays: the split calls of one kind (image size, face count,
 #: dtype) must take at most ``PAYS`` of the time the caller alone took (running averages of
 #: each, the splits' restarting after every backoff, so one slow call does not decide).
-#: Otherwise the next calls of that kind run on the caller alone, first
-#: ``BACKOFF_FIRST`` of them, doubling on each further split that did not pay up to
-#: ``BACKOFF_MAX`` (those calls refresh the serial time); one that pays ends the backoff. A
-#: kind's first two calls run alone, for the serial time, and then one in ``REFRESH``. Why:
-#: the helper shares its core
+#: Otherwise the next calls of that kind run on the caller alone, first ``BACKOFF_FIRST`` of
+#: them, doubling on each further split that did not pay up to ``BACKOFF_MAX`` (those calls
+#: refresh the serial time); one that pays ends the backoff. A kind's first two calls run
+#: alone, for the serial time, and then one in ``REFRESH``. Why: the helper shares its core
 #: with whatever else runs there (another process, or torch's or another library's OpenMP
 #: workers spinning after their work): with one busy process beside it, splits ran at
 #: 0.63-0.77x one thread's speed; interleaved with torch and Open3D calls, 0.77-0.91x.
