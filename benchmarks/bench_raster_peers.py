@@ -41,7 +41,7 @@ face split must then fall back to the caller alone rather than slow down).
 
 Usage: python benchmarks/bench_raster_peers.py [--threads 1 2] [--rounds 25] [--json out]
        [--only WORKLOAD] [--sim3dr DIR] [--clock wall|thread] [--shuffle] [--busy K]
-       [--no-open3d]
+       [--no-open3d] [--always-split]
 """
 
 from __future__ import annotations
@@ -324,12 +324,17 @@ def main(argv=None):
                          "``api``: at 224² that alone makes ``api`` look ~0.3 ms slower")
     ap.add_argument("--no-open3d", action="store_true",
                     help="leave Open3D out (the slowest peer; for thread-count comparisons)")
+    ap.add_argument("--always-split", action="store_true",
+                    help="split every batch-1 call on 2+ threads (facelab.raster.helpers), "
+                         "without the policy that keeps a split only while it pays")
     ap.add_argument("--busy", type=int, default=0, metavar="K",
                     help="run K busy-loop processes meanwhile (a loaded machine, reproducibly: "
                          "K = 1 leaves one of two cores to the benchmark)")
     args = ap.parse_args(argv)
     if args.clock == "thread" and args.threads != [1]:
         ap.error("--clock thread: only with --threads 1 (other threads' time is not counted)")
+    if args.always_split:
+        cpu.split_pays = lambda kind: True
     with busy_processes(args.busy):
         rows = run(args.threads, args.rounds, args.only, args.sim3dr, args.clock, args.shuffle,
                    not args.no_open3d)

@@ -295,6 +295,8 @@ def test_splits_are_kept_only_while_they_pay(monkeypatch):
     for t in (0.8, 0.8, 1.2, 0.8, 1.1):
         assert helpers.split_pays(noisy)
         helpers.record_time(noisy, True, t)
+    helpers.record_time(("new", 1), True, 1.0)  # a split with no serial time yet: noted only
+    assert helpers._HELPERS.kinds[("new", 1)].split is None
     for k in range(helpers._KINDS):
         helpers.record_time(("other", k), False, 1.0)
     assert fast not in helpers._HELPERS.kinds and not helpers.split_pays(fast)

@@ -198,6 +198,8 @@ def record_time(kind, split: bool, seconds: float) -> None:
         st.n_serial += 1
         st.serial = seconds if st.n_serial <= 2 else 0.75 * st.serial + 0.25 * seconds
         return
+    if st.serial is None:  # nothing to compare with yet (a split forced from outside)
+        return
     st.split = seconds if st.split is None else 0.75 * st.split + 0.25 * seconds
     if st.split <= PAYS * st.serial:
         st.backoff = 0
