@@ -2,10 +2,11 @@
 
 At batch 1 on two or more threads, the caller and facelab's helper threads rasterize one
 image together (:func:`facelab.raster.helpers.rasterize_split`): each claims chunks of
-``triangles.CHUNK`` faces from one counter, in increasing order, into buffers of its own (the
-caller into the outputs), and the caller then merges the helpers' buffers into the outputs
-(:func:`merge_private`). Each thread's chunks are contiguous; since a helper claims them in
-decreasing order, the depth test compares ``(key, face id)`` (the sequential winner's order).
+``triangles.CHUNK`` faces from one shared range, the caller from the front and the helpers
+from the back, into buffers of its own (the caller into the outputs), and the helpers'
+buffers are then merged into the outputs (:func:`merge_private`). Each thread's chunks are
+contiguous; since a helper claims them in decreasing order, the depth test compares
+``(key, face id)`` (the sequential winner's order).
 A control array ``ctl`` (int64) holds::
 
     ctl[0]          the unclaimed chunks [front, back): back << 32 | front; the caller claims
