@@ -385,3 +385,24 @@ def test_split_outputs_are_recycled_once_dropped(monkeypatch, stress):
         again = cpu.rasterize_numba(verts, faces, 37, 37, False, False, -np.inf)
         assert [id(a) for a in again] == ids
     assert len(merged) >= 3  # every call merged a helper's part
+
+
+def test_helpers_keep_two_buffer_sets(monkeypatch):
+    """A helper keeps its buffers for the two most recent shapes (alternating sizes allocate
+    nothing), and they are written in full when made (never-touched pages read slowly)."""
+    monkeypatch.setattr(helpers._HELPERS, "scratch", {})
+
+    def args(size, dtype):
+        return (None,) * 12 + (np.empty((1, size, size), np.float32),
+                               np.empty((1, size, size), np.int64),
+                               np.empty((1, size, size, 3), dtype),
+                               np.empty((1, size, size), dtype))
+
+    a = helpers._HELPERS.buffers(1, args(8, np.float32))
+    b = helpers._HELPERS.buffers(1, args(9, np.float32))
+    assert helpers._HELPERS.buffers(1, args(8, np.float32)) is a
+    assert helpers._HELPERS.buffers(1, args(9, np.float32)) is b
+    assert not np.any(a[1]) and a[2].dtype == np.float32 and a[0].shape == (1, 8, 8)
+    helpers._HELPERS.buffers(1, args(8, np.float64))  # a third set: the least recent goes
+    assert helpers._HELPERS.buffers(1, args(9, np.float32)) is b
+    assert helpers._HELPERS.buffers(1, args(8, np.float32)) is not a

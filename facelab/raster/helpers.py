@@ -43,6 +43,9 @@ __all__: list[str] = []
 
 _NO_CTL = np.zeros(0, dtype=np.int64)
 
+#: Buffer sets a helper keeps (one per image shape and dtype; alternating two sizes, e.g. a
+#: picture and its supersampled render, reallocates nothing).
+SCRATCH_SETS = 2
 #: Spins of the caller's wait for a helper's running chunk (or its share of the merge) before
 #: it blocks on the helper's event (about 0.1-0.3 ms).
 CLOSE_SPINS = 5_000
@@ -116,13 +119,17 @@ class _Helpers:
         the call's (contents undefined)."""
         zbuffer, face_index, bary, depth = args[12:16]
         key = (face_index.shape, bary.dtype.str)
-        kept = self.scratch.get(h)  # one shape per helper
-        if kept is None or kept[0] != key:
+        kept = self.scratch.setdefault(h, {})  # this helper's sets, least recent first
+        bufs = kept.pop(key, None)
+        if bufs is None:
             # written once in full: pages never touched map the shared zero page, and reading
             # them in the merge measured 4x slower, every call (teaching model 512²: 1.7 ms)
-            kept = self.scratch[h] = (key, (*(np.full_like(a, 0) for a in (
-                zbuffer, face_index, bary, depth)), np.zeros(1, np.int64)))
-        return kept[1]
+            bufs = (*(np.full_like(a, 0) for a in (zbuffer, face_index, bary, depth)),
+                    np.zeros(1, np.int64))
+        kept[key] = bufs
+        while len(kept) > SCRATCH_SETS:
+            kept.pop(next(iter(kept)))
+        return bufs
 
     def submit(self, job) -> None:
         with self.cond:
