@@ -174,8 +174,8 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
                 if slot < 0:
                     base = after
                 else:  # the split (docstring): the caller from the front, helpers from the back
-                    c = claim_front(ctl) if slot == 0 else claim_back(ctl)
-                    base = F if c < 0 else c * CHUNK
+                    chunk = claim_front(ctl) if slot == 0 else claim_back(ctl)
+                    base = F if chunk < 0 else chunk * CHUNK
                 if base >= F:
                     break
                 if slot > 0 and claimed == 0:  # a helper's first chunk: clear its z-buffer
