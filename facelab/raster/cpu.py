@@ -491,9 +491,11 @@ def rasterize_numba(verts: np.ndarray, faces: np.ndarray, height: int, width: in
     verts: (B, V, 3) float32/float64 C-contiguous; faces: (F, 3) int64; near: resolved
     (``reference.resolve_near``). Returns ``(face_index, bary, depth)`` NumPy arrays, new or
     recycled from an earlier call that nobody refers to any more (``_outputs``).
-    One pass over the triangles (no resolve pass); with fewer batch items than threads each
-    item's rows are split into bands, one task each, which all walk the triangle list and
-    skip those outside their rows: race-free and exactly the sequential winner.
+    One pass over the triangles (no resolve pass). On several threads a batch is spread by
+    item; one image is split by faces between the caller and a helper thread while that pays
+    (:mod:`facelab.raster.helpers`), and otherwise large images of a small batch by rows
+    (bands, one task each, which all walk the triangle list and skip those outside their
+    rows): each race-free and exactly the sequential winner.
     """
     *out, _, _, bad_faces = rasterize_numba_counts(verts, faces, height, width,
                                                    perspective_correct, cull_backfaces, near)
