@@ -264,9 +264,9 @@ def _merge_private_py(zbuffer, face_index, bary, depth, zb1, fi1, ba1, depth1, s
     between written keys.
 
     Blocks of ``MERGE_BLOCK`` pixels: one vectorised test each; a block the helper did not win
-    is skipped, one it won whole is copied, a mixed one blended
-    with bit masks over int32 views (branch-free: the pattern of winners is irregular;
-    teaching model at 512² with 60k of 262k pixels taken, 0.45 ms with a branch per pixel).
+    is skipped, one it won whole is copied, a mixed one blended with bit masks over int32
+    views (branch-free: the pattern of winners is irregular; teaching model at 512² with 60k
+    of 262k pixels taken, 0.45 ms with a branch per pixel).
     """
     zf, ff = zbuffer.reshape(-1), face_index.reshape(-1)
     zg, fg = zb1.reshape(-1), fi1.reshape(-1)
