@@ -20,8 +20,9 @@ if run one after the other (``omp``, whose caller runs a task and whose workers 
 for both). Here the caller works from the first moment, a helper joins when it gets a core,
 chunks go to whoever is free (a helper that never runs, e.g. on a machine loaded by another
 process, costs the call nothing: the caller closes the job and claims every chunk), and the
-caller waits only for a chunk a helper already claimed. Helpers sleep on a condition variable
-between calls, so nothing spins against torch; the caller spins briefly (``claims.close``)
+caller waits only for a chunk a helper already claimed. Each helper sleeps on a condition
+variable of its own between calls (woken only by a call that needs it), so nothing spins
+against torch; the caller spins briefly (``claims.close``)
 only while a helper finishes a chunk it is running.
 
 The helpers are daemon threads started on first use, one set per process (a forked child
@@ -93,11 +94,13 @@ class _Helpers:
 
     def _reset(self):
         self.pid = os.getpid()
-        self.cond = threading.Condition()
         self.busy = threading.Lock()  # held by the call using the helpers
         self.threads: list[threading.Thread] = []
-        self.job = None
-        self.serial = 0
+        # per helper h: its condition, its job and the job's number (a helper a call does not
+        # need is never woken, so it never holds that call's arrays)
+        self.conds: dict[int, threading.Condition] = {}
+        self.jobs: dict[int, tuple | None] = {}
+        self.serials: dict[int, int] = {}
         self.scratch: dict = {}
 
     def acquire(self, n: int) -> bool:
@@ -108,6 +111,7 @@ class _Helpers:
             return False
         while len(self.threads) < n:
             h = len(self.threads) + 1
+            self.conds[h], self.jobs[h], self.serials[h] = threading.Condition(), None, 0
             thread = threading.Thread(target=self._loop, args=(h,), daemon=True,
                                       name=f"facelab-raster-{h}")
             thread.start()
@@ -131,21 +135,23 @@ class _Helpers:
             kept.pop(next(iter(kept)))
         return bufs
 
-    def submit(self, job) -> None:
-        with self.cond:
-            self.job = job
-            self.serial += 1
-            self.cond.notify_all()
+    def submit(self, job, n: int) -> None:
+        """Hand ``job`` to helpers 1 to ``n``."""
+        for h in range(1, n + 1):
+            with self.conds[h]:
+                self.jobs[h] = job
+                self.serials[h] += 1
+                self.conds[h].notify()
 
     def _loop(self, h: int):
         seen = 0
         while True:
-            with self.cond:
-                while self.serial == seen:
-                    self.cond.wait()
-                seen, job = self.serial, self.job
-            if job is None or h > job[3]:  # not needed: keep nothing of the call
-                job = None
+            cond = self.conds[h]
+            with cond:
+                while self.serials[h] == seen:
+                    cond.wait()
+                seen, job = self.serials[h], self.jobs[h]
+            if job is None:  # withdrawn: the call is over
                 continue
             kernel, args, ctl, n, results = job
             job = None
@@ -171,8 +177,9 @@ class _Helpers:
                 event.set()
 
     def release(self):
-        with self.cond:
-            self.job = None
+        for h, cond in self.conds.items():
+            with cond:
+                self.jobs[h] = None
         self.busy.release()
 
 
@@ -271,7 +278,7 @@ def rasterize_split(kernel, args: tuple, n: int) -> tuple[int, int]:
         ctl[0] = claims.pack_chunks(-(-args[1].shape[0] // CHUNK))
         events = {h: threading.Event() for h in range(1, n + 1)}
         results = {"events": events}
-        _HELPERS.submit((kernel, args, ctl, n, results))
+        _HELPERS.submit((kernel, args, ctl, n, results), n)
         bad_faces = nonfinite = 0
         try:
             bad_faces = int(kernel(*args, ctl, 0))
