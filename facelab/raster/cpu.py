@@ -99,10 +99,12 @@ def _rasterize_bands_py(verts, faces, xs, ys, near, cull_backfaces, perspective_
     and, unlike a validation cached per faces tensor, also sees edits that torch's version
     counter misses (through NumPy or ``.data``), which would otherwise read out of bounds.
     ``slot`` -1: the chunks in order (``ctl`` unused). Otherwise (batch 1, one band, serial
-    twin; :mod:`facelab.raster.helpers`) chunks are claimed from the counter ``ctl[0]``
-    (:mod:`facelab.raster.claims`), still in increasing id: slot 0 is the caller, writing the
-    outputs; a helper (slot >= 1) writes its own buffers, clears only its z-buffer, on its
-    first claim, and stores how many chunks it claimed in ``ctl[4 slot - 2]`` (tried: the
+    twin; :mod:`facelab.raster.helpers`) chunks are claimed from the shared range ``ctl[0]``
+    (:mod:`facelab.raster.claims`): slot 0 is the caller, claiming from the front (increasing
+    ids) and writing the outputs; a helper claims from the back (decreasing: the depth test
+    orders (key, id), so the winner does not depend on the order), writes its own buffers,
+    clears only its z-buffer, on its first claim, and stores how many chunks it claimed in
+    ``ctl[4 slot - 2]`` (tried: the
     caller clearing only its z-buffer and the merge filling the uncovered pixels, in parallel
     with the helper: 2 threads ÷ 1 fell from 1.07 to 0.93 on the 38k grid at 224², where
     every merge block is mixed, and was no faster at 512²).
