@@ -46,6 +46,8 @@ from numba.extending import intrinsic, overload, register_jitable
 __all__: list[str] = []
 
 IDLE, JOINED, CLOSED, DRAWN, FINISHED = 0, 1, 2, 3, 4
+#: The control array of a call that claims nothing (the kernel's slot -1: chunks in order).
+NO_CTL = np.zeros(0, dtype=np.int64)
 #: Pixels per block of :func:`merge_private` (a block none of whose pixels a helper won is
 #: skipped after one vectorised test).
 MERGE_BLOCK = 32

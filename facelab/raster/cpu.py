@@ -31,6 +31,7 @@ from numba import njit, prange
 from facelab._threads import parallel_threads
 from facelab.numba_cache import serial_twin
 from facelab.raster.buffers import _outputs, _zbuffer
+from facelab.raster.claims import NO_CTL as _NO_CTL
 from facelab.raster.claims import claim_back, claim_front
 from facelab.raster.edges import _edge_setup, edge_function
 from facelab.raster.helpers import rasterize_split, record_time, split_pays
@@ -366,7 +367,6 @@ _SERIAL = {k: serial_twin(getattr(k, "py_func", k), error_model="numpy", nogil=T
     interpolate_backward)}
 
 
-_NO_CTL = np.zeros(0, dtype=np.int64)  # slot -1: the chunks in order, no counter
 
 
 def _variant(kernel, n_tasks: int, threads: int | None = None):

@@ -42,7 +42,6 @@ from facelab.raster.triangles import CHUNK
 
 __all__: list[str] = []
 
-_NO_CTL = np.zeros(0, dtype=np.int64)
 
 #: Buffer sets a helper keeps (one per image shape and dtype; alternating two sizes, e.g. a
 #: picture and its supersampled render, reallocates nothing).
@@ -272,7 +271,7 @@ def rasterize_split(kernel, args: tuple, n: int) -> tuple[int, int]:
     the helpers are busy with another thread's call.
     """
     if not _HELPERS.acquire(n):
-        return int(kernel(*args, _NO_CTL, -1)), int(args[16].sum())
+        return int(kernel(*args, claims.NO_CTL, -1)), int(args[16].sum())
     try:
         ctl = np.zeros(claims.ctl_size(n), dtype=np.int64)
         ctl[0] = claims.pack_chunks(-(-args[1].shape[0] // CHUNK))
